@@ -1,0 +1,3 @@
+from looplint.cli import main
+
+raise SystemExit(main())
