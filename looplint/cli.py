@@ -1,0 +1,465 @@
+"""The command line: ``looplint [check] PATH...``, ``looplint rule CODE``, ``looplint rules``, and the
+optional ``looplint server`` (extra ``lsp``) and ``looplint confirm`` (extra ``runtime``).
+
+The flow of ``check``: settings per path (``looplint.config``) -> files (``looplint.files``) -> diagnostics
+per file (``looplint.notebook.lint_any``: Python or notebook, in worker processes when there are many) ->
+select / ignore / per-file-ignores -> sorted -> one writer of ``looplint.report``.
+
+``main(argv)`` returns the exit status and never lets a traceback out: 0 clean, 1 findings, 2 a usage,
+configuration or internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections import Counter
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple
+
+import looplint
+from looplint.config import ConfigError, Resolver, Selection, Settings, normalize_selectors
+from looplint.diagnostics import Diagnostic
+from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+ISSUES_URL = "https://github.com/looplint/looplint/issues"
+DEBUG_ENV = "LOOPLINT_DEBUG"
+FORMAT_ENV = "LOOPLINT_OUTPUT_FORMAT"
+OUTPUT_FORMATS = ("concise", "full", "json", "json-lines", "github", "sarif")
+PARALLEL_THRESHOLD = 16  # fewer files than this are linted in this process
+
+# Subcommands provided by optional parts: (module with ``main(argv)``, extra, its third-party imports).
+OPTIONAL_COMMANDS = {
+    "server": ("looplint.server", "lsp", ("pygls", "lsprotocol")),
+    "confirm": ("looplint.runtime.confirm", "runtime", ("torch",)),
+}
+SUBCOMMANDS = ("check", "rule", "rules") + tuple(OPTIONAL_COMMANDS)
+
+CHECK_EPILOG = f"""\
+commands:
+  looplint [check] PATH...   lint files and directories (the default command)
+  looplint rule CODE         print a rule's documentation (--all: every rule)
+  looplint rules             list the rules: code, name, summary
+  looplint server            language server over stdio (pip install 'looplint[lsp]')
+  looplint confirm PATH...   run fixtures and confirm findings dynamically (pip install 'looplint[runtime]')
+  (to lint a directory named like a command, write `looplint check rules`)
+
+files:
+  Directories are searched for *.py, *.pyi and *.ipynb, skipping hidden directories, virtualenvs,
+  __pycache__ and the configured `exclude` (default .git, venv, .venv, build, dist, node_modules, ...)
+  and `extend-exclude` globs. Files named on the command line are always linted unless --force-exclude.
+  A path that does not exist is reported as an LL000 finding naming it (like ruff's E902): the other
+  paths are still linted and the exit status is 1.
+
+configuration:
+  [tool.looplint] in pyproject.toml, or looplint.toml; the closest file to each path wins. Keys: select,
+  ignore, extend-select, per-file-ignores, exclude, extend-exclude. Options given here override it.
+
+exit status:
+  0  no findings (or --exit-zero)
+  1  findings (including LL000: a file that cannot be read, decoded or parsed)
+  2  usage or configuration error, or an internal error (set {DEBUG_ENV}=1 or pass --debug for the traceback)
+"""
+
+
+class UsageError(Exception):
+    """A mistake on the command line: exit status 2 with the message."""
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"looplint: error: {message}\n")
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"looplint: warning: {message}\n")
+
+
+# ---------------------------------------------------------------------------------------------- parsers
+
+
+def _check_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Find the bugs that make a PyTorch training loop train wrongly.",
+        epilog=CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="files or directories to lint (default: .); - reads stdin")
+    parser.add_argument(
+        "--output-format",
+        metavar="FORMAT",
+        default=None,
+        help=f"{' | '.join(OUTPUT_FORMATS)} (default: concise; env {FORMAT_ENV})",
+    )
+    parser.add_argument("-o", "--output-file", metavar="PATH", help="write the report to PATH instead of stdout")
+    parser.add_argument("--select", action="append", metavar="CODES", help="comma-separated codes or prefixes to enable (replaces the configured selection); ALL enables every rule")
+    parser.add_argument("--extend-select", action="append", metavar="CODES", help="codes or prefixes to enable in addition")
+    parser.add_argument("--ignore", action="append", metavar="CODES", help="codes or prefixes to disable")
+    parser.add_argument("--config", metavar="PATH", help="use this configuration file for every path (pyproject.toml or looplint.toml)")
+    parser.add_argument("--isolated", action="store_true", help="ignore every configuration file")
+    parser.add_argument("--stdin-filename", metavar="PATH", help="the name of the file read from stdin (config and per-file-ignores apply to it)")
+    parser.add_argument("--force-exclude", action="store_true", help="apply the excludes to paths named on the command line too")
+    parser.add_argument("--statistics", action="store_true", help="print the number of findings per rule instead of the findings")
+    parser.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print the findings only, no summary line")
+    parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="worker processes (default: the number of CPUs)")
+    parser.add_argument("--debug", action="store_true", help=f"show tracebacks of internal errors (also env {DEBUG_ENV}=1)")
+    parser.add_argument("--version", action="version", version=f"looplint {looplint.__version__}")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _rule_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="looplint rule", description="Print the documentation of a rule.")
+    parser.add_argument("code", nargs="?", metavar="CODE", help="a rule code, e.g. LL101")
+    parser.add_argument("--all", action="store_true", help="print the documentation of every rule")
+    parser.add_argument("--output-format", choices=("text", "json"), default="text")
+    return parser
+
+
+def _rules_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="looplint rules", description="List the rules: code, name, summary.")
+    parser.add_argument("--output-format", choices=("text", "json"), default="text")
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    try:
+        return _dispatch(args)
+    except SystemExit as e:  # argparse: --help, --version, usage errors
+        code = e.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
+    except (UsageError, ConfigError) as e:
+        _error(str(e))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:  # e.g. `looplint . | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_ERROR
+    except Exception as e:  # noqa: BLE001 - the last line of defence: never a traceback
+        _internal_error(f"{type(e).__name__}: {e}", traceback.format_exc(), debug)
+        return EXIT_ERROR
+
+
+def _internal_error(summary: str, trace: str, debug: bool, where: str = "") -> None:
+    place = f" while linting {where}" if where else ""
+    _error(
+        f"internal error{place}: {summary} -- this is a bug in looplint, please report it at {ISSUES_URL}"
+        + ("" if debug else f" (rerun with {DEBUG_ENV}=1 to see the traceback)")
+    )
+    if debug:
+        sys.stderr.write(trace if trace.endswith("\n") else trace + "\n")
+
+
+def _dispatch(args: List[str]) -> int:
+    if args and args[0] in SUBCOMMANDS:
+        command, rest = args[0], args[1:]
+        if command == "check":
+            return check(rest, prog="looplint check")
+        if command == "rule":
+            return rule_command(rest)
+        if command == "rules":
+            return rules_command(rest)
+        return optional_command(command, rest)
+    return check(args, prog="looplint")
+
+
+def optional_command(command: str, argv: List[str]) -> int:
+    """Runs ``looplint server`` / ``looplint confirm``, whose code and dependencies are optional."""
+    module_name, extra, dependencies = OPTIONAL_COMMANDS[command]
+    install = f"pip install 'looplint[{extra}]'"
+    try:
+        module = importlib.import_module(module_name)
+        entry = getattr(module, "main", None)
+        if entry is None:
+            raise UsageError(f"`looplint {command}` is not available in this installation; install it with: {install}")
+        result = entry(argv)
+    except ModuleNotFoundError as e:
+        missing = (e.name or "").split(".")[0]
+        if missing in dependencies:
+            raise UsageError(f"`looplint {command}` needs `{missing}`, which is not installed; install it with: {install}") from None
+        if e.name and module_name.startswith(e.name):
+            raise UsageError(f"`looplint {command}` is not available in this installation; install it with: {install}") from None
+        raise
+    return int(result or 0)
+
+
+# ---------------------------------------------------------------------------------------------- check
+
+
+def _split_codes(values: Optional[List[str]]) -> List[str]:
+    return [c for v in values or () for c in v.split(",") if c.strip()]
+
+
+def _cli_selection(ns: argparse.Namespace) -> Selection:
+    try:
+        select = normalize_selectors(_split_codes(ns.select), "--select") if ns.select is not None else None
+        extend = normalize_selectors(_split_codes(ns.extend_select), "--extend-select")
+        ignore = normalize_selectors(_split_codes(ns.ignore), "--ignore")
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    return Selection(tuple(select) if select is not None else None, tuple(extend), tuple(ignore))
+
+
+def _output_format(ns: argparse.Namespace) -> str:
+    if ns.output_format is not None:
+        value, source = ns.output_format, "--output-format"
+    else:
+        value, source = os.environ.get(FORMAT_ENV) or "concise", FORMAT_ENV
+    if value not in OUTPUT_FORMATS:
+        raise UsageError(f"invalid {source} value {value!r} (choose from {', '.join(OUTPUT_FORMATS)})")
+    return value
+
+
+def _lint_task(path: str, codes: Tuple[str, ...]) -> Tuple[List[Diagnostic], Optional[Tuple[str, str]]]:
+    """Lints one file with the rules ``codes`` (runs in a worker process). Never raises: an exception is
+    returned as (summary, traceback) so that one broken file cannot stop the others."""
+    try:
+        from looplint.notebook import lint_any
+        from looplint.rule import rule_by_code
+
+        rules = [r for r in (rule_by_code(c) for c in codes) if r is not None]
+        return lint_any(path, rules), None
+    except Exception as e:  # noqa: BLE001
+        return [], (f"{type(e).__name__}: {e}", traceback.format_exc())
+
+
+def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int]):
+    jobs = jobs or os.cpu_count() or 1
+    if jobs > 1 and len(tasks) >= PARALLEL_THRESHOLD:
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+                paths, codes = zip(*tasks)
+                return list(pool.map(_lint_task, paths, codes, chunksize=4))
+        except (OSError, BrokenProcessPool, NotImplementedError):
+            pass  # no worker processes on this machine: lint here instead
+    return [_lint_task(p, c) for p, c in tasks]
+
+
+def _missing(path: str) -> Diagnostic:
+    return Diagnostic(path, 1, 1, PARSE_ERROR, "cannot read file: No such file or directory", PARSE_ERROR_NAME, 1, 1)
+
+
+def _sort_key(d: Diagnostic, shown: Dict[str, str]):
+    return (shown[d.path], d.cell or 0, d.line, d.column, d.code, d.message)
+
+
+def check(argv: List[str], prog: str = "looplint") -> int:
+    ns = _check_parser(prog).parse_args(argv)
+    debug = ns.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    fmt = _output_format(ns)
+    cli = _cli_selection(ns)
+    resolver = Resolver(config=ns.config, isolated=ns.isolated)
+
+    from looplint import report
+
+    context = report.ReportContext()
+    diagnostics: List[Diagnostic] = []
+    failures = 0
+    use_stdin = ns.paths == ["-"] or (ns.stdin_filename is not None and not ns.paths)
+    if "-" in ns.paths and not use_stdin:
+        raise UsageError("`-` (stdin) cannot be combined with other paths")
+    if ns.stdin_filename is not None and ns.paths and not use_stdin:
+        _warn("ignoring the paths given: --stdin-filename lints stdin")
+        use_stdin = True
+
+    if use_stdin:
+        diagnostics = _lint_stdin(ns, resolver, cli, context)
+    else:
+        from looplint.files import discover
+
+        found = discover(ns.paths or ["."], resolver.for_path, force_exclude=ns.force_exclude)
+        tasks = []
+        wanted: Dict[str, List[str]] = {}
+        for path in found.files:
+            codes = resolver.for_path(path).enabled_codes(path, cli)
+            wanted[path] = codes
+            tasks.append((path, tuple(c for c in codes if c != PARSE_ERROR)))
+        for path in found.missing:
+            if PARSE_ERROR in resolver.for_path(path).enabled_codes(path, cli):
+                diagnostics.append(_missing(path))
+        for (path, _), (found_here, error) in zip(tasks, _run_tasks(tasks, ns.jobs)):
+            if error is not None:
+                failures += 1
+                _internal_error(error[0], error[1], debug, where=path)
+                continue
+            allowed = set(wanted[path])
+            diagnostics.extend(d for d in found_here if d.code in allowed)
+
+    shown = {d.path: context.display_path(d.path) for d in diagnostics}
+    diagnostics.sort(key=lambda d: _sort_key(d, shown))
+
+    out, close = _open_output(ns.output_file)
+    try:
+        if ns.statistics:
+            _write_statistics(diagnostics, out, fmt)
+        else:
+            report.FORMATS[fmt](diagnostics, out, context)
+            if fmt in report.HUMAN_FORMATS and not ns.quiet:
+                _write_summary(diagnostics, out)
+    finally:
+        if close:
+            out.close()
+        else:
+            out.flush()
+
+    if failures:
+        return EXIT_ERROR
+    if diagnostics and not ns.exit_zero:
+        return EXIT_FINDINGS
+    return EXIT_CLEAN
+
+
+def _open_output(path: Optional[str]) -> Tuple[TextIO, bool]:
+    if path is None:
+        return sys.stdout, False
+    try:
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        return open(path, "w", encoding="utf-8"), True
+    except OSError as e:
+        raise UsageError(f"cannot write --output-file {path}: {e.strerror or e}") from None
+
+
+def _read_stdin() -> bytes:
+    stream = sys.stdin
+    if stream is None:
+        return b""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        return buffer.read()
+    return stream.read().encode("utf-8")
+
+
+def _lint_stdin(ns: argparse.Namespace, resolver: Resolver, cli: Selection, context) -> List[Diagnostic]:
+    from looplint.engine import decode
+    from looplint.notebook import is_notebook, lint_text
+    from looplint.rule import rule_by_code
+
+    name = ns.stdin_filename or "-"
+    settings: Settings = resolver.for_path(name if ns.stdin_filename else os.getcwd())
+    if ns.force_exclude and ns.stdin_filename and settings.is_excluded(name):
+        _read_stdin()
+        return []
+    codes = settings.enabled_codes(name, cli)
+    data = _read_stdin()
+    try:
+        text = data.decode("utf-8-sig") if is_notebook(name) else decode(data)
+    except (UnicodeDecodeError, SyntaxError, LookupError) as e:
+        found = [Diagnostic(name, 1, 1, PARSE_ERROR, f"cannot decode stdin: {e}", PARSE_ERROR_NAME, 1, 1)]
+    else:
+        context.texts[name] = text
+        rules = [r for r in (rule_by_code(c) for c in codes if c != PARSE_ERROR) if r is not None]
+        found = lint_text(text, name, rules)
+    return [d for d in found if d.code in codes]
+
+
+def _write_summary(diagnostics: Sequence[Diagnostic], out: TextIO) -> None:
+    n = len(diagnostics)
+    if n:
+        out.write(f"Found {n} error{'s' if n != 1 else ''}.\n")
+    else:
+        out.write("All checks passed!\n")
+
+
+def _write_statistics(diagnostics: Sequence[Diagnostic], out: TextIO, fmt: str) -> None:
+    counts = Counter(d.code for d in diagnostics)
+    names = {d.code: d.name for d in diagnostics}
+    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    if fmt in ("json", "json-lines"):
+        import json
+
+        json.dump([{"code": c, "name": names[c], "count": n} for c, n in rows], out, indent=2)
+        out.write("\n")
+        return
+    if not rows:
+        return
+    width = max(len(str(n)) for _, n in rows)
+    code_width = max(len(c) for c, _ in rows)
+    for code, n in rows:
+        out.write(f"{n:>{width}}\t{code:<{code_width}}\t{names[code]}\n")
+
+
+# ---------------------------------------------------------------------------------------------- rule docs
+
+
+def _rule_doc_text(code: str) -> Tuple[str, str, str]:
+    """(name, documentation, summary) for a code, ``LL000`` included; UsageError if unknown."""
+    from looplint.report.sarif import PARSE_ERROR_DOC
+    from looplint.rule import rule_by_code
+
+    code = code.strip().upper()
+    if code == PARSE_ERROR:
+        return PARSE_ERROR_NAME, PARSE_ERROR_DOC, "File cannot be read, decoded or parsed."
+    rule = rule_by_code(code)
+    if rule is None:
+        raise UsageError(f"unknown rule code `{code}` (run `looplint rules` for the list)")
+    return rule.name, rule.documentation(), rule.summary()
+
+
+def rule_command(argv: List[str]) -> int:
+    parser = _rule_parser()
+    ns = parser.parse_args(argv)
+    from looplint.rule import all_rules
+
+    if ns.all == bool(ns.code):
+        parser.error("give either a rule CODE or --all")
+    codes = [r.code for r in all_rules()] if ns.all else [ns.code.strip().upper()]
+    docs = [(c,) + _rule_doc_text(c) for c in codes]
+    if ns.output_format == "json":
+        import json
+
+        from looplint.diagnostics import DOCS_URL
+
+        items = [
+            {"code": c, "name": n, "summary": s, "explanation": d, "url": DOCS_URL.format(code=c.lower())}
+            for c, n, d, s in docs
+        ]
+        json.dump(items if ns.all else items[0], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_CLEAN
+    sys.stdout.write("\n".join(f"# {n} ({c})\n\n{d.rstrip()}\n" for c, n, d, _ in docs))
+    return EXIT_CLEAN
+
+
+def rules_command(argv: List[str]) -> int:
+    ns = _rules_parser().parse_args(argv)
+    from looplint.rule import all_rules
+
+    rules = all_rules()
+    if ns.output_format == "json":
+        import json
+
+        json.dump([{"code": r.code, "name": r.name, "summary": r.summary()} for r in rules], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_CLEAN
+    if rules:
+        name_width = max(len(r.name) for r in rules)
+        for r in rules:
+            sys.stdout.write(f"{r.code}  {r.name:<{name_width}}  {r.summary()}\n")
+    return EXIT_CLEAN

@@ -1,0 +1,300 @@
+"""Configuration: ``[tool.looplint]`` in ``pyproject.toml``, or top-level keys in ``looplint.toml`` /
+``.looplint.toml``, resolved the way ruff resolves its configuration.
+
+* The closest configuration file to a linted path wins (searching upward from the path); files are never
+  merged. A ``pyproject.toml`` without a ``[tool.looplint]`` table does not count. In one directory
+  ``.looplint.toml`` beats ``looplint.toml`` beats ``pyproject.toml``.
+* ``--config PATH`` forces one file for every path; ``--isolated`` ignores every file.
+* Globs (``exclude``, ``extend-exclude``, ``per-file-ignores``) resolve relative to the file's directory.
+* Rule selection is layered like ruff's: the configuration file is one layer, the command line another on top
+  of it. A layer with ``select`` starts afresh; ``extend-select`` adds; ``ignore`` removes. Within a layer the
+  most specific selector wins (``LL101`` beats ``LL1`` beats ``LL`` beats ``ALL``); on a tie ``ignore`` wins.
+* ``LL000`` (a file that cannot be read or parsed) is always reported unless ``LL000`` itself is ignored.
+
+Every mistake in a configuration file (bad TOML, an unknown key, a wrong type, an unknown rule code) raises
+``ConfigError`` naming the key or code and the file; the command line turns it into exit status 2.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python < 3.11 only
+    import tomli as tomllib
+
+from looplint.rule import PARSE_ERROR, all_rules
+
+CONFIG_FILES = (".looplint.toml", "looplint.toml", "pyproject.toml")
+
+KNOWN_KEYS = ("select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude")
+
+# Directories and files never worth linting (ruff's list, plus ``build``); ``exclude`` replaces it,
+# ``extend-exclude`` adds to it. Hidden directories, virtualenvs and ``__pycache__`` are always skipped.
+DEFAULT_EXCLUDE = (
+    ".bzr", ".direnv", ".eggs", ".git", ".git-rewrite", ".hg", ".ipynb_checkpoints", ".mypy_cache", ".nox",
+    ".pants.d", ".pyenv", ".pytest_cache", ".pytype", ".ruff_cache", ".svn", ".tox", ".venv", ".vscode",
+    "__pypackages__", "_build", "buck-out", "build", "dist", "node_modules", "site-packages", "venv",
+)
+
+
+class ConfigError(Exception):
+    """A problem with the configuration or the rule selection; the message names the key/code and file."""
+
+
+def known_codes() -> List[str]:
+    """Every code a selector may name: the registered rules plus ``LL000``."""
+    return [PARSE_ERROR] + [r.code for r in all_rules()]
+
+
+def _specificity(selector: str) -> int:
+    return 0 if selector == "ALL" else len(selector)
+
+
+def _matches(selector: str, code: str) -> bool:
+    return selector == "ALL" or code.startswith(selector)
+
+
+def normalize_selectors(values: Iterable[str], where: str) -> List[str]:
+    """Upper-cases and validates rule selectors (``ALL``, ``LL``, a code prefix or a full code)."""
+    codes = known_codes()
+    out = []
+    for raw in values:
+        sel = raw.strip().upper()
+        if not sel:
+            continue
+        if sel != "ALL" and not any(c.startswith(sel) for c in codes):
+            hint = difflib.get_close_matches(sel, [c for c in codes if c != PARSE_ERROR], n=1, cutoff=0.8)
+            extra = f" (did you mean `{hint[0]}`?)" if hint else ""
+            raise ConfigError(f"unknown rule selector `{raw.strip()}` in {where}{extra}")
+        out.append(sel)
+    return out
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One layer of rule selection (a configuration file, or the command line)."""
+
+    select: Optional[Tuple[str, ...]] = None
+    extend_select: Tuple[str, ...] = ()
+    ignore: Tuple[str, ...] = ()
+
+    def apply(self, enabled: set, codes: Sequence[str]) -> set:
+        base = set() if self.select is not None else set(enabled)
+        selectors = list(self.select or ()) + list(self.extend_select)
+        out = set()
+        for code in codes:
+            if code == PARSE_ERROR:
+                keep = (code in enabled or self.select is not None) and PARSE_ERROR not in self.ignore
+                if keep:
+                    out.add(code)
+                continue
+            best_sel = max((_specificity(s) for s in selectors if _matches(s, code)), default=-1)
+            best_ign = max((_specificity(s) for s in self.ignore if _matches(s, code)), default=-1)
+            if best_sel > best_ign:
+                out.add(code)
+            elif best_ign < 0 and code in base:
+                out.add(code)
+        return out
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A glob from a configuration file, matched like ruff: against the basename and the absolute path."""
+
+    glob: str
+    root: str
+    negated: bool = False
+
+    @classmethod
+    def parse(cls, glob: str, root: str) -> "Pattern":
+        negated = glob.startswith("!")
+        body = glob[1:] if negated else glob
+        body = body.rstrip("/\\") or body
+        return cls(body, root, negated)
+
+    @property
+    def absolute(self) -> str:
+        glob = os.path.expanduser(self.glob)
+        joined = glob if os.path.isabs(glob) else os.path.join(self.root, glob)
+        return _posix(os.path.normpath(joined))
+
+    def matches(self, path: str) -> bool:
+        absolute = _posix(os.path.abspath(path))
+        hit = fnmatch.fnmatchcase(os.path.basename(absolute), self.glob) or fnmatch.fnmatchcase(absolute, self.absolute)
+        return hit != self.negated
+
+
+def _posix(path: str) -> str:
+    return path.replace(os.sep, "/") if os.sep != "/" else path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings for the paths one configuration file governs."""
+
+    path: Optional[str] = None  # the configuration file, None for the defaults
+    root: str = field(default_factory=os.getcwd)  # globs resolve relative to this directory
+    selection: Selection = Selection()
+    per_file_ignores: Tuple[Tuple[Pattern, Tuple[str, ...]], ...] = ()
+    exclude: Tuple[Pattern, ...] = ()
+    extend_exclude: Tuple[Pattern, ...] = ()
+
+    def is_excluded(self, path: str) -> bool:
+        return any(p.matches(path) for p in self.exclude + self.extend_exclude)
+
+    def enabled_codes(self, path: str, cli: Selection = Selection()) -> List[str]:
+        """The codes to report for ``path``: default ``ALL``, then this file's layer, the command line's,
+        then the file's per-file-ignores."""
+        codes = known_codes()
+        enabled = set(codes)
+        for layer in (self.selection, cli):
+            enabled = layer.apply(enabled, codes)
+        for pattern, selectors in self.per_file_ignores:
+            if pattern.matches(path):
+                enabled = Selection(ignore=selectors).apply(enabled, codes)
+        return [c for c in codes if c in enabled]
+
+
+def default_settings(root: Optional[str] = None) -> Settings:
+    root = os.path.abspath(root or os.getcwd())
+    return Settings(None, root, exclude=tuple(Pattern.parse(g, root) for g in DEFAULT_EXCLUDE))
+
+
+def _read_toml(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"cannot parse {path}: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"cannot parse {path}: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration file {path}: {e.strerror or e}") from None
+
+
+def _table(path: str, data: dict) -> Optional[dict]:
+    """The looplint table of a file: ``[tool.looplint]`` of a pyproject.toml, the whole of any other file."""
+    if os.path.basename(path) != "pyproject.toml":
+        return data
+    tool = data.get("tool")
+    if not isinstance(tool, dict) or "looplint" not in tool:
+        return None
+    table = tool["looplint"]
+    if not isinstance(table, dict):
+        raise ConfigError(f"`tool.looplint` in {path} must be a table")
+    return table
+
+
+def _string_list(value: object, key: str, where: str) -> List[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"`{key}` in {where} must be a list of strings, got {_describe(value)}")
+    return list(value)
+
+
+def _describe(value: object) -> str:
+    names = {str: "a string", int: "an integer", float: "a float", bool: "a boolean", dict: "a table", list: "a list"}
+    return names.get(type(value), type(value).__name__)
+
+
+def parse_settings(path: str, table: dict) -> Settings:
+    """Validates one looplint table and turns it into ``Settings`` (globs relative to the file's directory)."""
+    path = os.path.abspath(path)
+    root = os.path.dirname(path)
+    where = path
+    for key in table:
+        if key not in KNOWN_KEYS:
+            hint = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+            extra = f" (did you mean `{hint[0]}`?)" if hint else ""
+            raise ConfigError(
+                f"unknown key `{key}` in {where}{extra}; known keys: {', '.join(KNOWN_KEYS)}"
+            )
+    select = None
+    if "select" in table:
+        select = tuple(normalize_selectors(_string_list(table["select"], "select", where), f"`select` of {where}"))
+    extend = tuple(
+        normalize_selectors(_string_list(table.get("extend-select", []), "extend-select", where), f"`extend-select` of {where}")
+    )
+    ignore = tuple(normalize_selectors(_string_list(table.get("ignore", []), "ignore", where), f"`ignore` of {where}"))
+    pfi = table.get("per-file-ignores", {})
+    if not isinstance(pfi, dict):
+        raise ConfigError(f"`per-file-ignores` in {where} must be a table of glob = [codes], got {_describe(pfi)}")
+    per_file = []
+    for glob, codes in pfi.items():
+        key = f"per-file-ignores.\"{glob}\""
+        selectors = normalize_selectors(_string_list(codes, key, where), f"`{key}` of {where}")
+        per_file.append((Pattern.parse(glob, root), tuple(selectors)))
+    if "exclude" in table:
+        exclude = tuple(Pattern.parse(g, root) for g in _string_list(table["exclude"], "exclude", where))
+    else:
+        exclude = tuple(Pattern.parse(g, root) for g in DEFAULT_EXCLUDE)
+    extend_exclude = tuple(Pattern.parse(g, root) for g in _string_list(table.get("extend-exclude", []), "extend-exclude", where))
+    return Settings(path, root, Selection(select, extend, ignore), tuple(per_file), exclude, extend_exclude)
+
+
+def load_file(path: str) -> Settings:
+    """Settings from one configuration file (used for ``--config``; a pyproject.toml without
+    ``[tool.looplint]`` gives the defaults rooted at its directory)."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"configuration file {path} does not exist")
+    table = _table(path, _read_toml(path))
+    if table is None:
+        return default_settings(os.path.dirname(os.path.abspath(path)))
+    return parse_settings(path, table)
+
+
+class Resolver:
+    """Finds the settings governing each path: the closest configuration file, searched upward."""
+
+    def __init__(self, config: Optional[str] = None, isolated: bool = False):
+        self._forced: Optional[Settings] = None
+        if isolated:
+            self._forced = default_settings()
+        elif config is not None:
+            self._forced = load_file(config)
+        self._by_dir: Dict[str, Optional[Settings]] = {}
+        self._default = default_settings()
+
+    def for_path(self, path: str) -> Settings:
+        if self._forced is not None:
+            return self._forced
+        path = os.path.abspath(path)
+        start = path if os.path.isdir(path) else os.path.dirname(path)
+        found = self._closest(start)
+        return found if found is not None else self._default
+
+    def _closest(self, directory: str) -> Optional[Settings]:
+        seen = []
+        current = directory
+        result: Optional[Settings] = None
+        while True:
+            if current in self._by_dir:
+                result = self._by_dir[current]
+                break
+            seen.append(current)
+            here = self._in_directory(current)
+            if here is not None:
+                result = here
+                break
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+        for d in seen:
+            self._by_dir[d] = result
+        return result
+
+    @staticmethod
+    def _in_directory(directory: str) -> Optional[Settings]:
+        for name in CONFIG_FILES:
+            candidate = os.path.join(directory, name)
+            if os.path.isfile(candidate):
+                table = _table(candidate, _read_toml(candidate))
+                if table is not None:
+                    return parse_settings(candidate, table)
+        return None

@@ -1,0 +1,78 @@
+"""Output formats: one module per format, each with ``write(diagnostics, out, context)``.
+
+``FORMATS`` maps the names accepted by ``--output-format`` to the writers. Writers receive the diagnostics
+already sorted and filtered; they never decide exit codes or print summaries (the command line does).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, TextIO
+
+from looplint.diagnostics import Diagnostic
+from looplint.report import concise, full, github, json, json_lines, sarif
+
+Writer = Callable[[Sequence[Diagnostic], TextIO, "ReportContext"], None]
+
+FORMATS: Dict[str, Writer] = {
+    "concise": concise.write,
+    "full": full.write,
+    "json": json.write,
+    "json-lines": json_lines.write,
+    "github": github.write,
+    "sarif": sarif.write,
+}
+
+# Formats meant for people: the command line adds ruff's summary line ("Found 3 errors.") after them.
+HUMAN_FORMATS = ("concise", "full")
+
+
+@dataclass
+class ReportContext:
+    """What writers may need beyond the diagnostics: where paths are relative to, and the source text."""
+
+    cwd: str = field(default_factory=os.getcwd)
+    # Text that is not on disk (stdin), by diagnostic path.
+    texts: Dict[str, str] = field(default_factory=dict)
+    _cache: Dict[str, Optional[List[str]]] = field(default_factory=dict)
+
+    def display_path(self, path: str) -> str:
+        """The path relative to the working directory when it lies below it, else absolute (like ruff)."""
+        if path == "-":
+            return path
+        absolute = os.path.abspath(path)
+        try:
+            rel = os.path.relpath(absolute, self.cwd)
+        except ValueError:  # another drive on Windows
+            return absolute
+        return absolute if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+    def absolute_path(self, path: str) -> str:
+        return path if path == "-" else os.path.abspath(path)
+
+    def source_lines(self, diagnostic: Diagnostic) -> Optional[List[str]]:
+        """The lines the diagnostic's rows refer to: the file's, or its notebook cell's; None if unknown."""
+        key = f"{diagnostic.path}\0{diagnostic.cell}"
+        if key not in self._cache:
+            self._cache[key] = self._load(diagnostic.path, diagnostic.cell)
+        return self._cache[key]
+
+    def _load(self, path: str, cell: Optional[int]) -> Optional[List[str]]:
+        from looplint import notebook
+        from looplint.engine import decode
+
+        text = self.texts.get(path)
+        if text is None:
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+                text = data.decode("utf-8-sig") if notebook.is_notebook(path) else decode(data)
+            except (OSError, UnicodeDecodeError, SyntaxError, LookupError):
+                return None
+        if cell is None:
+            return text.splitlines()
+        try:
+            found = notebook.parse_notebook(text).cell(cell)
+        except notebook.NotebookError:
+            return None
+        return list(found.lines) if found is not None else None
