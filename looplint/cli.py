@@ -363,7 +363,7 @@ def _lint_stdin(ns: argparse.Namespace, resolver: Resolver, cli: Selection, cont
 
     name = ns.stdin_filename or "-"
     settings: Settings = resolver.for_path(name if ns.stdin_filename else os.getcwd())
-    if ns.force_exclude and ns.stdin_filename and settings.is_excluded(name):
+    if ns.force_exclude and ns.stdin_filename and settings.is_excluded_with_parents(name):
         _read_stdin()
         return []
     codes = settings.enabled_codes(name, cli)

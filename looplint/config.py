@@ -148,6 +148,18 @@ class Settings:
     def is_excluded(self, path: str) -> bool:
         return any(p.matches(path) for p in self.exclude + self.extend_exclude)
 
+    def is_excluded_with_parents(self, path: str) -> bool:
+        """``--force-exclude``: the path or one of its folders below the configuration's root is excluded."""
+        current = os.path.abspath(path)
+        while current != self.root:
+            if self.is_excluded(current):
+                return True
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+        return False
+
     def enabled_codes(self, path: str, cli: Selection = Selection()) -> List[str]:
         """The codes to report for ``path``: default ``ALL``, then this file's layer, the command line's,
         then the file's per-file-ignores."""

@@ -56,7 +56,7 @@ def discover(
         if not os.path.exists(root):
             missing.append(root)
             continue
-        if force_exclude and settings_for(root).is_excluded(root):
+        if force_exclude and settings_for(root).is_excluded_with_parents(root):
             continue
         if not os.path.isdir(root):
             found.add(os.path.normpath(root))
