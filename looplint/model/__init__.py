@@ -1,11 +1,117 @@
-"""The training-loop model of one file (placeholder until the model lands)."""
+"""The training-loop model of one file, built once and queried by every rule.
+
+    scopes  -> imports, functions, classes, assignments           (scopes.py)
+    roles   -> what each name is: optimizer, scheduler, module...  (roles.py)
+    events  -> per function, the calls that matter, with control  (events.py)
+    loops   -> batch / epoch / step / micro-step loops            (loops.py)
+    flow    -> gradient state per optimizer over all paths        (flow.py)
+"""
 from __future__ import annotations
+
+import re
+from typing import Dict, Iterator, List, Optional, Set, Tuple
+
+import libcst as cst
+
+from looplint.model import events as ev
+from looplint.model.events import Block, Branch, Event, EventBuilder, Loop, code
+from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, Interpreter, OptState
+from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, classify_all, walk
+from looplint.model.roles import OPTIMIZER, Frame, Role, Roles
+from looplint.model.scopes import Function, Scopes
+
+__all__ = [
+    "FileModel", "build_model", "Event", "Loop", "Role", "OptState", "Function",
+    "NONE", "FRESH", "USED", "STALE", "UNKNOWN", "BATCH", "EPOCH", "STEP", "MICRO", "OTHER", "IMPLICIT",
+]
+
+# A function without a loop of its own is one iteration of a loop we cannot see when its name says so.
+PER_STEP_NAME = re.compile(
+    r"^_*(train|training|run|update|optimi[sz]e|learn|fit)(_?(step|batch|iter|iteration|one_step|on_batch|"
+    r"parameters|params|model|network|networks|generator|discriminator|g|d))?$|_step$|^step$", re.I)
+GRADIENT_KINDS = (ev.STEP, ev.ZERO, ev.BACKWARD, ev.GRAD_CLEAR)
 
 
 class FileModel:
-    def __init__(self, module):
+    def __init__(self, module: cst.Module):
         self.module = module
+        self.scopes = Scopes(module)
+        self.roles = Roles(self.scopes)
+        self.builder = EventBuilder(self.scopes, self.roles.ctor_kind)
+        for fn in self.scopes.functions:
+            self.builder.body(fn)
+        classify_all(self.builder, self.roles, self.scopes.functions)
+        self.branch_info: Dict[str, Tuple[frozenset, bool]] = {}
+        self._called: Set[Function] = set()
+        for fn in self.scopes.functions:
+            for item in walk(self.builder.body(fn), self.builder, depth=3):
+                if isinstance(item, Branch) and item.key is not None:
+                    self.branch_info[item.key] = (item.names, item.volatile)
+                elif isinstance(item, Event):
+                    if item.kind == ev.CALL and item.callee is not fn:
+                        self._called.add(item.callee)
+                    if isinstance(item.closure, Function):
+                        self._called.add(item.closure)
+        self._facts: Optional[Facts] = None
+
+    # -- the gradient flow, computed on first use ----------------------------------------------------------
+    @property
+    def facts(self) -> Facts:
+        if self._facts is None:
+            facts = Facts()
+            for fn in self.roots():
+                facts.roots.append(fn)
+                Interpreter(self, facts).run_root(fn, cyclic=self.is_per_step(fn))
+            self._facts = facts
+        return self._facts
+
+    def roots(self) -> List[Function]:
+        """Functions nobody in this module calls (plus the module body) that touch gradients."""
+        out = []
+        for fn in self.scopes.functions:
+            if fn in self._called and not fn.is_module:
+                continue
+            if any(isinstance(i, Event) and i.kind in GRADIENT_KINDS for i in self.walk(fn)):
+                out.append(fn)
+        return out
+
+    def is_per_step(self, fn: Function) -> bool:
+        if fn.is_module or not PER_STEP_NAME.search(fn.name):
+            return False
+        items = list(self.walk(fn))
+        return not any(isinstance(i, Loop) for i in items) and any(
+            isinstance(i, Event) and i.kind == ev.STEP for i in items)
+
+    # -- queries for rules --------------------------------------------------------------------------------------
+    def walk(self, fn_or_block) -> Iterator[object]:
+        block = self.builder.body(fn_or_block) if isinstance(fn_or_block, Function) else fn_or_block
+        return walk(block, self.builder)
+
+    def optimizer_events(self, kind: str) -> Iterator[Tuple[Event, Role, Set[OptState]]]:
+        """(event, optimizer, states on arrival) for every event of ``kind`` that acted on an optimizer."""
+        for (event, role), states in self.facts.incoming.items():
+            if event.kind == kind or (kind == ev.ZERO and event.kind == ev.GRAD_CLEAR):
+                yield event, role, states
+
+    def loop_stacks(self, event: Event) -> Set[Tuple[Loop, ...]]:
+        return self.facts.loops.get(event, set())
+
+    def in_real_loop(self, event: Event) -> bool:
+        return any(any(l.kind != IMPLICIT for l in stack) for stack in self.loop_stacks(event))
+
+    def loop_items(self, loop: Loop) -> Iterator[object]:
+        return walk(loop.body, self.builder)
+
+    def statements_after(self, loop: Loop) -> list:
+        """The statements that follow ``loop`` in its block."""
+        return self.builder.after.get(loop.node, [])
+
+    def steps_of(self, role: Role) -> List[Event]:
+        return [e for e, roles in self.facts.acted_on.items() if e.kind == ev.STEP and role in roles]
+
+    def source(self, node: cst.CSTNode) -> str:
+        return " ".join(code(node).split())
 
 
-def build_model(module) -> FileModel:
+def build_model(module: cst.Module) -> FileModel:
     return FileModel(module)

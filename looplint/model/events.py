@@ -1,0 +1,465 @@
+"""Events with their control flow: the skeleton of a function that matters to training.
+
+Each function body becomes a tree of ``Block``s holding ``Event``s (calls that may touch gradients,
+optimizers or schedulers, in evaluation order) and the control structures around them (``Branch``,
+``Loop``, ``Try``, ``Jump``). Events are syntactic here: whether ``x.step()`` steps an optimizer is decided
+when the flow analysis resolves ``x`` in its calling context (see ``roles.Frame``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Set, Union
+
+import libcst as cst
+
+from looplint.model.scopes import Function, Scopes, dotted, has_call, last_name, names_in
+
+# Event kinds
+ZERO = "zero_grad"  # X.zero_grad()
+GRAD_CLEAR = "grad_clear"  # p.grad = None / p.grad.zero_()
+BACKWARD = "backward"
+STEP = "step"  # X.step(...)
+UNSCALE = "unscale"
+SCALER_UPDATE = "scaler_update"
+CLIP = "clip"
+MODE = "mode"  # X.train() / X.eval()
+CONSTRUCT = "construct"  # an optimizer / scheduler / module constructor call
+MANUAL_UPDATE = "manual_update"  # w -= lr * w.grad, p.data.add_(p.grad, ...)
+CALL = "call"  # a call to a function or method of this module
+OPAQUE = "opaque"  # any other call that receives names (may touch what it receives)
+
+CLIP_FUNCS = frozenset({"clip_grad_norm_", "clip_grad_value_", "clip_grad_norm", "clip_gradients", "clip_grad"})
+HARMLESS_FUNCS = frozenset(
+    """print len float int str bool repr format isinstance issubclass hasattr getattr setattr range enumerate
+    zip sorted reversed min max sum abs round list tuple dict set frozenset iter next type id hash any all
+    map filter super vars open tqdm trange log info debug warning warn error exception critical add_scalar
+    add_scalars add_image add_histogram append extend insert write set_description set_postfix update_meters
+    item detach cpu numpy tolist to cuda size dim view reshape mean sum float half contiguous clone
+    save load state_dict load_state_dict parameters named_parameters children modules named_modules
+    register_buffer apply flush close barrier synchronize set_epoch no_grad enable_grad inference_mode
+    autocast record_function scale scale_loss toggle_optimizer untoggle_optimizer log_dict""".split()
+)
+
+
+@dataclass(eq=False)
+class Event:
+    kind: str
+    node: cst.CSTNode  # where a finding about this event is reported
+    target: Optional[cst.BaseExpression] = None  # receiver (optimizer, module, scaler, loss ...)
+    call: Optional[cst.Call] = None
+    callee: Optional[Function] = None  # CALL: the resolved function
+    bound_self: bool = False  # CALL through ``self.``
+    closure: Optional[Union[Function, "Block"]] = None  # STEP(closure): what the closure runs
+    closure_unknown: bool = False
+    param_loop_module: Optional[cst.BaseExpression] = None  # GRAD_CLEAR inside ``for p in M.parameters()``
+    assigned: Optional[cst.BaseExpression] = None  # CONSTRUCT: the target it is assigned to
+    scaled: bool = False  # BACKWARD of ``scaler.scale(loss)``
+    wrapper: bool = False  # BACKWARD through accelerator/fabric/engine/manual_backward(loss)
+    dist: bool = False  # dist_autograd.backward
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return f"<Event {self.kind} {cst.Module([]).code_for_node(self.node)[:40]!r}>"
+
+
+@dataclass(eq=False)
+class Block:
+    items: List["Item"] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Branch:
+    """if/elif/else (``key`` is the normalised test; None for try-handlers and match cases)."""
+
+    node: cst.CSTNode
+    key: Optional[str]
+    names: frozenset
+    volatile: bool  # the test calls something: never assume it has the same value twice
+    arms: List[Block]  # [then, else] for an if; else always present (maybe empty)
+    polarity: bool = True  # False when the source test was ``not key``
+
+
+@dataclass(eq=False)
+class Loop:
+    node: cst.CSTNode
+    body: Block
+    orelse: Block
+    infinite: bool  # while True
+    iter_expr: Optional[cst.BaseExpression]
+    target_names: frozenset
+    assigned: frozenset = frozenset()  # names assigned anywhere in the body (loop-variant)
+    kind: str = "other"  # set by loops.classify: batch | epoch | step | micro | other | implicit
+
+
+@dataclass(eq=False)
+class Try:
+    node: cst.CSTNode
+    body: Block
+    handlers: List[Block]
+    orelse: Block
+    final: Block
+
+
+@dataclass(eq=False)
+class Jump:
+    kind: str  # break | continue | return | raise
+    node: cst.CSTNode
+
+
+Item = Union[Event, Branch, Loop, Try, Jump, Block]
+
+_EMPTY = cst.Module([])
+
+
+def code(node: cst.CSTNode) -> str:
+    return _EMPTY.code_for_node(node)
+
+
+class EventBuilder:
+    """Builds (and caches) the event tree of every function of a module."""
+
+    def __init__(self, scopes: Scopes, ctor_kind):
+        self.s = scopes
+        self.ctor_kind = ctor_kind
+        self._cache: Dict[Function, Block] = {}
+        self.loops: List[Loop] = []
+        # the statements that follow a loop in its block (what runs after the loop ends)
+        self.after: Dict[cst.CSTNode, list] = {}
+
+    def body(self, fn: Function) -> Block:
+        b = self._cache.get(fn)
+        if b is None:
+            node = fn.node
+            stmts = node.body if isinstance(node, cst.Module) else node.body.body
+            b = _Build(self, fn).block(stmts)
+            self._cache[fn] = b
+        return b
+
+
+class _Build:
+    def __init__(self, owner: EventBuilder, fn: Function):
+        self.o = owner
+        self.s = owner.s
+        self.fn = fn
+        self.param_loops: List[tuple] = []  # (target name, module expr) of enclosing ``for p in M.parameters()``
+
+    # -- statements ---------------------------------------------------------------------------------------
+    def block(self, stmts) -> Block:
+        out = Block()
+        stmts = list(stmts)
+        for i, st in enumerate(stmts):
+            if isinstance(st, (cst.For, cst.While)):
+                self.o.after[st] = stmts[i + 1:]
+            self.stmt(st, out.items)
+        return out
+
+    def suite(self, suite) -> Block:
+        if suite is None:
+            return Block()
+        if isinstance(suite, (cst.IndentedBlock, cst.SimpleStatementSuite)):
+            return self.block(suite.body)
+        return self.suite(suite.body)
+
+    def stmt(self, st, out: List) -> None:
+        if isinstance(st, cst.SimpleStatementLine):
+            for small in st.body:
+                self.small(small, out)
+        elif isinstance(st, cst.If):
+            self.expr(st.test, out)
+            out.append(self.branch(st))
+        elif isinstance(st, cst.For):
+            self.expr(st.iter, out)
+            module = _parameters_receiver(st.iter)
+            pushed = False
+            if module is not None and isinstance(st.target, cst.Name):
+                self.param_loops.append((st.target.value, module))
+                pushed = True
+            body = self.suite(st.body)
+            if pushed:
+                self.param_loops.pop()
+            loop = Loop(st, body, self.suite(st.orelse), False, st.iter, frozenset(names_in(st.target)),
+                        frozenset(_assigned_names(st.body) | names_in(st.target)))
+            self.o.loops.append(loop)
+            out.append(loop)
+        elif isinstance(st, cst.While):
+            infinite = isinstance(st.test, cst.Name) and st.test.value == "True" or (
+                isinstance(st.test, cst.Integer) and st.test.value != "0")
+            self.expr(st.test, out)
+            body = self.suite(st.body)
+            if not infinite:
+                # the test is evaluated again before every further iteration
+                self.expr(st.test, body.items)
+            loop = Loop(st, body, self.suite(st.orelse), infinite, None, frozenset(), frozenset(_assigned_names(st.body)))
+            self.o.loops.append(loop)
+            out.append(loop)
+        elif isinstance(st, (cst.Try, cst.TryStar)):
+            out.append(Try(st, self.suite(st.body), [self.suite(h.body) for h in st.handlers],
+                           self.suite(st.orelse), self.suite(st.finalbody)))
+        elif isinstance(st, cst.With):
+            for item in st.items:
+                self.expr(item.item, out)
+            out.append(self.suite(st.body))
+        elif isinstance(st, cst.Match):
+            self.expr(st.subject, out)
+            arms = [self.suite(c.body) for c in st.cases]
+            arms.append(Block())
+            out.append(Branch(st, None, frozenset(), True, arms))
+        # FunctionDef / ClassDef: definitions only; their bodies run when called.
+
+    def branch(self, st: cst.If) -> Branch:
+        test = st.test
+        polarity = True
+        while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            test, polarity = test.expression, not polarity
+        then = self.suite(st.body)
+        if st.orelse is None:
+            other = Block()
+        elif isinstance(st.orelse, cst.If):
+            other = Block()
+            self.expr(st.orelse.test, other.items)
+            other.items.append(self.branch(st.orelse))
+        else:
+            other = self.suite(st.orelse.body)
+        return Branch(st, " ".join(code(test).split()), frozenset(names_in(test)), has_call(test), [then, other], polarity)
+
+    def small(self, small, out: List) -> None:
+        if isinstance(small, cst.Expr):
+            self.expr(small.value, out)
+        elif isinstance(small, (cst.Assign, cst.AnnAssign)):
+            if small.value is None:
+                return
+            self.expr(small.value, out)
+            targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+            for t in targets:
+                self.assign_target(t, small.value, small, out)
+                if isinstance(small.value, cst.Call) and out and out[-1].__class__ is Event and out[-1].kind == CONSTRUCT and out[-1].call is small.value:
+                    out[-1].assigned = t
+        elif isinstance(small, cst.AugAssign):
+            self.expr(small.value, out)
+            if _mentions_grad(small.value):
+                out.append(Event(MANUAL_UPDATE, small, target=small.target))
+        elif isinstance(small, cst.Return):
+            if small.value is not None:
+                self.expr(small.value, out)
+            out.append(Jump("return", small))
+        elif isinstance(small, cst.Raise):
+            if small.exc is not None:
+                self.expr(small.exc, out)
+            out.append(Jump("raise", small))
+        elif isinstance(small, cst.Break):
+            out.append(Jump("break", small))
+        elif isinstance(small, cst.Continue):
+            out.append(Jump("continue", small))
+        elif isinstance(small, cst.Del):
+            pass
+
+    def assign_target(self, t, value, node, out: List) -> None:
+        if isinstance(t, cst.Attribute) and t.attr.value == "grad":
+            out.append(Event(GRAD_CLEAR, node, target=t.value, param_loop_module=self._param_module(t.value)))
+        elif isinstance(t, cst.Attribute) and t.attr.value == "data" and _mentions_grad(value):
+            out.append(Event(MANUAL_UPDATE, node, target=t.value))
+
+    def _param_module(self, expr) -> Optional[cst.BaseExpression]:
+        if isinstance(expr, cst.Name):
+            for name, module in reversed(self.param_loops):
+                if name == expr.value:
+                    return module
+        return None
+
+    # -- expressions: calls in evaluation order -----------------------------------------------------------
+    def expr(self, e: cst.CSTNode, out: List) -> None:
+        if isinstance(e, (cst.Lambda, cst.FunctionDef)):
+            return
+        if isinstance(e, cst.Call):
+            self.expr(e.func, out)
+            for a in e.args:
+                self.expr(a.value, out)
+            self.call(e, out)
+            return
+        if isinstance(e, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+            # comprehensions run their element once per item: keep it simple, evaluate once
+            for child in e.children:
+                self.expr(child, out)
+            return
+        for child in e.children:
+            if isinstance(child, cst.BaseExpression) or isinstance(child, (cst.Arg, cst.Element, cst.DictElement,
+                                                                           cst.StarredDictElement, cst.CompFor, cst.CompIf,
+                                                                           cst.FormattedStringExpression, cst.Index,
+                                                                           cst.SubscriptElement, cst.Slice)):
+                self.expr(child, out)
+
+    def call(self, c: cst.Call, out: List) -> None:
+        func = c.func
+        method = func.attr.value if isinstance(func, cst.Attribute) else None
+        recv = func.value if isinstance(func, cst.Attribute) else None
+        q = self.s.qualify(func) or ""
+        name = method or (func.value if isinstance(func, cst.Name) else None)
+
+        if method == "zero_grad":
+            out.append(Event(ZERO, c, target=recv, call=c))
+            return
+        if method == "zero_" and isinstance(recv, cst.Attribute) and recv.attr.value in ("grad", "data"):
+            inner = recv.value if recv.attr.value == "grad" else (recv.value.value if isinstance(recv.value, cst.Attribute) and recv.value.attr.value == "grad" else None)
+            if inner is not None:
+                out.append(Event(GRAD_CLEAR, c, target=inner, param_loop_module=self._param_module(inner)))
+                return
+        if method in ("backward", "manual_backward") or q in ("torch.autograd.backward",):
+            args = [a.value for a in c.args]
+            dist = "dist_autograd" in (dotted(recv) or "") if recv is not None else False
+            if q.startswith("torch.distributed.autograd"):
+                dist = True
+            wrapper = method == "manual_backward" or (recv is not None and bool(args) and not dist and method == "backward"
+                                                      and not isinstance(recv, cst.Call))
+            scaled = isinstance(recv, cst.Call) and last_name(recv.func) == "scale"
+            out.append(Event(BACKWARD, c, target=recv, call=c, scaled=scaled, wrapper=wrapper, dist=dist))
+            return
+        if method == "step":
+            ev = Event(STEP, c, target=recv, call=c)
+            closure = _closure_arg(c)
+            if closure is not None:
+                self.closure(ev, closure)
+            out.append(ev)
+            return
+        if method == "unscale_":
+            out.append(Event(UNSCALE, c, target=recv, call=c))
+            return
+        if method == "update" and recv is not None and not c.args:
+            out.append(Event(SCALER_UPDATE, c, target=recv, call=c))
+            return
+        if name in CLIP_FUNCS:
+            out.append(Event(CLIP, c, target=recv, call=c))
+            return
+        if method in ("train", "eval") and recv is not None:
+            out.append(Event(MODE, c, target=recv, call=c))
+            return
+        if method in ("add_", "sub_", "copy_", "addcdiv_", "addcmul_") and any(_mentions_grad(a.value) for a in c.args):
+            out.append(Event(MANUAL_UPDATE, c, target=recv, call=c))
+            return
+        kind, _ = self.o.ctor_kind(c)
+        if kind in ("optimizer", "scheduler", "module", "scaler"):
+            out.append(Event(CONSTRUCT, c, call=c))
+            return
+        callee, bound_self = self.resolve_callee(c)
+        if callee is not None:
+            out.append(Event(CALL, c, call=c, callee=callee, bound_self=bound_self))
+            return
+        if name in HARMLESS_FUNCS or q.startswith(("torch.", "F.", "np.", "numpy.", "math.", "logging.", "os.", "sys.", "time.", "wandb.", "json.")):
+            return
+        if (isinstance(recv, cst.Name) and recv.value == "self") or any(_is_ref(a.value) for a in c.args) or (
+            recv is not None and _is_ref(recv) and method not in HARMLESS_FUNCS
+        ):
+            out.append(Event(OPAQUE, c, target=recv, call=c))
+
+    def resolve_callee(self, c: cst.Call):
+        func = c.func
+        if isinstance(func, cst.Name):
+            f = self.s.lookup_function(func.value, self.fn)
+            if f is not None:
+                return f, False
+            return None, False
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            cls = _class_of(self.fn)
+            if cls is not None and func.attr.value in cls.methods:
+                return cls.methods[func.attr.value], True
+        return None, False
+
+    def closure(self, ev: Event, closure: cst.BaseExpression) -> None:
+        if isinstance(closure, cst.Lambda):
+            b = Block()
+            self.expr(closure.body, b.items)
+            b.items.append(Jump("return", closure))
+            ev.closure = b
+            return
+        if isinstance(closure, cst.Call) and last_name(closure.func) == "partial" and closure.args:
+            closure = closure.args[0].value
+        if isinstance(closure, cst.Name):
+            f = self.s.lookup_function(closure.value, self.fn)
+            if f is not None:
+                ev.closure = f
+                return
+        if isinstance(closure, cst.Attribute) and isinstance(closure.value, cst.Name) and closure.value.value == "self":
+            cls = _class_of(self.fn)
+            if cls is not None and closure.attr.value in cls.methods:
+                ev.closure = cls.methods[closure.attr.value]
+                return
+        ev.closure_unknown = True
+
+
+def _class_of(fn: Function):
+    f = fn
+    while f is not None:
+        if f.cls is not None:
+            return f.cls
+        f = f.parent
+    return None
+
+
+def _is_ref(e: cst.BaseExpression) -> bool:
+    """A bare name or attribute chain (something a callee could mutate), possibly inside a literal."""
+    if isinstance(e, (cst.Name, cst.Attribute)):
+        return dotted(e) is not None and not (isinstance(e, cst.Name) and e.value in ("None", "True", "False"))
+    if isinstance(e, (cst.List, cst.Tuple, cst.Set)):
+        return any(_is_ref(el.value) for el in e.elements)
+    if isinstance(e, cst.Dict):
+        return any(isinstance(el, cst.DictElement) and _is_ref(el.value) for el in e.elements)
+    return False
+
+
+def _closure_arg(c: cst.Call) -> Optional[cst.BaseExpression]:
+    for a in c.args:
+        if a.keyword is not None and a.keyword.value == "closure":
+            return a.value
+    pos = [a.value for a in c.args if a.keyword is None and not a.star]
+    if len(pos) == 1 and isinstance(pos[0], (cst.Lambda, cst.Name, cst.Call, cst.Attribute)):
+        return pos[0]
+    return None
+
+
+def _mentions_grad(e: cst.CSTNode) -> bool:
+    class V(cst.CSTVisitor):
+        hit = False
+
+        def visit_Attribute(self, n: cst.Attribute) -> None:
+            if n.attr.value == "grad":
+                V.hit = True
+
+    v = V()
+    e.visit(v)
+    return v.hit
+
+
+def _parameters_receiver(it: cst.BaseExpression) -> Optional[cst.BaseExpression]:
+    """``M`` for ``M.parameters()`` (also inside ``list(...)``/``filter(...)``)."""
+    if isinstance(it, cst.Call):
+        if isinstance(it.func, cst.Attribute) and it.func.attr.value == "parameters":
+            return it.func.value
+        for a in it.args:
+            r = _parameters_receiver(a.value)
+            if r is not None:
+                return r
+    return None
+
+
+def _assigned_names(suite) -> Set[str]:
+    found: Set[str] = set()
+
+    class V(cst.CSTVisitor):
+        def visit_AssignTarget(self, n: cst.AssignTarget) -> None:
+            found.update(names_in(n.target))
+
+        def visit_AugAssign(self, n: cst.AugAssign) -> None:
+            found.update(names_in(n.target))
+
+        def visit_AnnAssign(self, n: cst.AnnAssign) -> None:
+            found.update(names_in(n.target))
+
+        def visit_For(self, n: cst.For) -> None:
+            found.update(names_in(n.target))
+
+        def visit_NamedExpr(self, n: cst.NamedExpr) -> None:
+            found.update(names_in(n.target))
+
+        def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
+            return False
+
+    suite.visit(V())
+    return found

@@ -1,0 +1,602 @@
+"""Gradient state (typestate) per optimizer, iterated around every loop to a fixpoint over all paths.
+
+States (DESIGN.md, "Gradient state"): NONE (nothing since zero) -> backward -> FRESH -> step -> USED;
+backward on USED -> STALE; zero_grad -> NONE. UNKNOWN after a call that receives the optimizer (or a loss
+it cannot see backward of) and cannot be resolved: no finding is drawn from it.
+
+The analysis is path-sensitive in one cheap way: every ``if`` records the value of its test on the path,
+and a later ``if`` with the same test on the same path takes the same arm. Assumptions about tests whose
+names change inside a loop are forgotten when the path goes around that loop.
+
+Calls to functions and methods of the same module are interpreted in place, with their parameters bound
+to the caller's roles, so a helper that zeroes, steps or runs backward counts where it is called.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Iterable, List, NamedTuple, Optional, Set, Tuple
+
+import libcst as cst
+
+from looplint.model import events as ev
+from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
+from looplint.model.roles import ENGINE, OPTIMIZER, SCALER, SCHEDULER, Frame, Role, Roles, covers
+from looplint.model.scopes import Function, dotted, positional_args
+
+NONE, FRESH, USED, STALE, UNKNOWN = "NONE", "FRESH", "USED", "STALE", "UNKNOWN"
+MAX_PATHS = 256
+MAX_DEPTH = 4
+
+
+class OptState(NamedTuple):
+    gs: str
+    zeroed_by: Optional[Event] = None  # NONE: the zero_grad that discarded FRESH gradients
+    carried: FrozenSet[Loop] = frozenset()  # FRESH: loops whose back edge these gradients crossed
+    noop: Optional[Event] = None  # NONE: a step that ran with no gradients in this iteration
+    doubt: bool = False  # reached through a module zero_grad that may not cover this optimizer
+    sources: FrozenSet[Event] = frozenset()  # FRESH: the backward calls whose gradients these are
+
+
+class Path(NamedTuple):
+    states: Tuple[OptState, ...]
+    assume: FrozenSet[Tuple[str, bool]]
+
+
+@dataclass
+class Outcome:
+    normal: Set[Path] = field(default_factory=set)
+    brk: Set[Path] = field(default_factory=set)
+    cont: Set[Path] = field(default_factory=set)
+    ret: Set[Path] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    frame: Frame
+    loops: Tuple[Loop, ...] = ()
+    stack: Tuple[Function, ...] = ()
+
+
+@dataclass
+class Facts:
+    """What the analysis saw, aggregated over every path and calling context."""
+
+    # (event, optimizer) -> states the optimizer was in when the event ran
+    incoming: Dict[Tuple[Event, Role], Set[OptState]] = field(default_factory=lambda: defaultdict(set))
+    # event -> the optimizer(s) it acted on (step / zero_grad) or the scheduler stepped
+    acted_on: Dict[Event, Set[Role]] = field(default_factory=lambda: defaultdict(set))
+    # event -> loop stacks (outermost first) it ran under
+    loops: Dict[Event, Set[Tuple[Loop, ...]]] = field(default_factory=lambda: defaultdict(set))
+    # event -> test keys assumed true/false on the paths that reached it
+    guards: Dict[Event, Set[FrozenSet[Tuple[str, bool]]]] = field(default_factory=lambda: defaultdict(set))
+    # step events that ran with no gradients and were followed by a backward in the same iteration
+    noop_then_backward: Set[Event] = field(default_factory=set)
+    # optimizer -> backward calls whose gradients some step of it consumed
+    fed: Dict[Role, Set[Event]] = field(default_factory=lambda: defaultdict(set))
+    # optimizers whose state became unknown somewhere
+    tainted: Set[Role] = field(default_factory=set)
+    # all optimizers seen, per root
+    optimizers: Set[Role] = field(default_factory=set)
+    # roots whose body was treated as one iteration of an unseen loop
+    implicit_roots: Set[Function] = field(default_factory=set)
+    # event -> frames it ran in (for resolving its operands in context)
+    frames: Dict[Event, Set[Frame]] = field(default_factory=lambda: defaultdict(set))
+    # every root function analysed
+    roots: List[Function] = field(default_factory=list)
+
+
+class Interpreter:
+    def __init__(self, model, facts: Facts):
+        self.m = model
+        self.roles: Roles = model.roles
+        self.facts = facts
+        self.opts: List[Role] = []
+        self.index: Dict[Role, int] = {}
+        self._effect: Dict[int, bool] = {}
+        self._backward_names: Dict[Function, Set[str]] = {}
+
+    # -- entry -----------------------------------------------------------------------------------------
+    def run_root(self, fn: Function, cyclic: bool) -> None:
+        self.opts = self._collect_optimizers(fn)
+        self.index = {r: i for i, r in enumerate(self.opts)}
+        self.facts.optimizers.update(self.opts)
+        body = self.m.builder.body(fn)
+        start = Path(tuple(OptState(NONE) for _ in self.opts), frozenset())
+        ctx = Ctx(Frame(fn), (), (fn,))
+        if cyclic:
+            loop = Loop(fn.node, body, Block(), True, None, frozenset(), frozenset({"self"}), kind="implicit")
+            self.facts.implicit_roots.add(fn)
+            self.loop(loop, {start}, ctx, implicit=True)
+        else:
+            self.block(body, {start}, ctx)
+
+    def _collect_optimizers(self, fn: Function) -> List[Role]:
+        found: List[Role] = []
+        seen: Set[int] = set()
+
+        def add(role: Optional[Role]) -> None:
+            if role is not None and role.kind == OPTIMIZER and id(role) not in seen:
+                seen.add(id(role))
+                found.append(role)
+
+        def visit(block: Block, frame: Frame, stack: Tuple[Function, ...]) -> None:
+            for item in _items(block):
+                if not isinstance(item, Event):
+                    continue
+                if item.kind in (ev.STEP, ev.ZERO, ev.UNSCALE) and item.target is not None:
+                    role = self.roles.resolve(item.target, frame)
+                    add(role)
+                    if role is not None and role.kind == SCALER and item.call is not None:
+                        pos = positional_args(item.call)
+                        if pos:
+                            add(self.roles.resolve(pos[0], frame))
+                    if isinstance(item.closure, Function) and item.closure not in stack and len(stack) < MAX_DEPTH:
+                        visit(self.m.builder.body(item.closure), frame if item.closure.parent is frame.fn else Frame(item.closure), stack + (item.closure,))
+                    elif isinstance(item.closure, Block):
+                        visit(item.closure, frame, stack)
+                elif item.kind == ev.CALL and item.callee not in stack and len(stack) < MAX_DEPTH:
+                    visit(self.m.builder.body(item.callee), self._bind(item, frame), stack + (item.callee,))
+                elif item.kind == ev.CONSTRUCT and item.assigned is not None:
+                    add(self.roles.resolve(item.assigned, frame))
+
+        visit(self.m.builder.body(fn), Frame(fn), (fn,))
+        return found
+
+    # -- control flow -------------------------------------------------------------------------------------
+    def block(self, block: Block, paths: Set[Path], ctx: Ctx) -> Outcome:
+        out = Outcome()
+        current = paths
+        for item in block.items:
+            if not current:
+                break
+            if isinstance(item, Event):
+                current = self.event(item, current, ctx, out)
+                continue
+            o = self.item(item, current, ctx)
+            out.brk |= o.brk
+            out.cont |= o.cont
+            out.ret |= o.ret
+            current = o.normal
+        out.normal = current
+        return out
+
+    def item(self, item, paths: Set[Path], ctx: Ctx) -> Outcome:
+        if isinstance(item, Block):
+            return self.block(item, paths, ctx)
+        if isinstance(item, Branch):
+            return self.branch(item, paths, ctx)
+        if isinstance(item, Loop):
+            return self.loop(item, paths, ctx)
+        if isinstance(item, Try):
+            return self.try_(item, paths, ctx)
+        if isinstance(item, Jump):
+            o = Outcome()
+            if item.kind == "break":
+                o.brk = set(paths)
+            elif item.kind == "continue":
+                o.cont = set(paths)
+            elif item.kind == "return":
+                o.ret = set(paths)
+            return o
+        return Outcome(normal=set(paths))
+
+    def branch(self, br: Branch, paths: Set[Path], ctx: Ctx) -> Outcome:
+        if not self.has_effect(br):
+            return Outcome(normal=set(paths))
+        out = Outcome()
+        if br.key is None:
+            for arm in br.arms:
+                _merge(out, self.block(arm, paths, ctx))
+            return out
+        then_value = br.polarity
+        for i, arm in enumerate(br.arms):
+            value = then_value if i == 0 else not then_value
+            selected = set()
+            for p in paths:
+                known = _assumed(p, br.key)
+                if known is None:
+                    selected.add(Path(p.states, p.assume | {(br.key, value)}))
+                elif known == value:
+                    selected.add(p)
+            if selected:
+                _merge(out, self.block(arm, self._cap(selected), ctx))
+        return out
+
+    def loop(self, loop: Loop, paths: Set[Path], ctx: Ctx, implicit: bool = False) -> Outcome:
+        inner = Ctx(ctx.frame, ctx.loops + (loop,), ctx.stack)
+        seen: Set[Path] = set()
+        todo = set(paths)
+        exits: Set[Path] = set()
+        out = Outcome()
+        variant = self._variant_keys(loop)
+        rounds = 0
+        while todo:
+            rounds += 1
+            seen |= todo
+            o = self.block(loop.body, todo, inner)
+            ends = o.normal | o.cont
+            if implicit:
+                ends |= o.ret
+            else:
+                out.ret |= o.ret
+            exits |= ends
+            out.normal |= {self._forget(p, variant, loop) for p in o.brk}
+            back = {self._back_edge(p, loop, variant) for p in ends}
+            todo = self._cap(back) - seen
+            if rounds > 50:  # the state space is finite; this only guards against surprises
+                break
+        if loop.infinite and not implicit:
+            normal_exits: Set[Path] = set()
+        else:
+            normal_exits = {self._forget(p, variant, loop) for p in exits}
+        if loop.orelse.items and normal_exits:
+            o = self.block(loop.orelse, normal_exits, ctx)
+            out.ret |= o.ret
+            out.brk |= o.brk
+            out.cont |= o.cont
+            normal_exits = o.normal
+        out.normal |= normal_exits
+        return out
+
+    def try_(self, t: Try, paths: Set[Path], ctx: Ctx) -> Outcome:
+        body = self.block(t.body, paths, ctx)
+        out = Outcome(brk=set(body.brk), cont=set(body.cont), ret=set(body.ret))
+        normal = set()
+        if t.orelse.items:
+            o = self.block(t.orelse, body.normal, ctx)
+            _merge_jumps(out, o)
+            normal |= o.normal
+        else:
+            normal |= body.normal
+        if t.handlers:
+            entry = set(paths) | body.normal
+            for h in t.handlers:
+                o = self.block(h, entry, ctx)
+                _merge_jumps(out, o)
+                normal |= o.normal
+        if t.final.items:
+            o = self.block(t.final, normal, ctx)
+            _merge_jumps(out, o)
+            normal = o.normal
+        out.normal = normal
+        return out
+
+    # -- events ---------------------------------------------------------------------------------------------
+    def event(self, e: Event, paths: Set[Path], ctx: Ctx, out: Outcome) -> Set[Path]:
+        f = self.facts
+        f.loops[e].add(ctx.loops)
+        f.frames[e].add(ctx.frame)
+        for p in paths:
+            f.guards[e].add(p.assume)
+        kind = e.kind
+        if kind == ev.CALL:
+            return self.call(e, paths, ctx)
+        if kind == ev.BACKWARD:
+            if e.dist:
+                return paths
+            return {self._apply_all(p, lambda s: _backward(s, e)) for p in paths}
+        if kind == ev.STEP:
+            return self.step(e, paths, ctx)
+        if kind == ev.ZERO:
+            role = self.roles.resolve(e.target, ctx.frame) if e.target is not None else None
+            if role is not None and role.kind == OPTIMIZER:
+                return self._zero(e, paths, [role])
+            if role is not None and role.kind == ENGINE:
+                return self._zero(e, paths, self.opts)
+            if role is not None and role.kind in (SCHEDULER, SCALER):
+                return paths
+            key = self.roles.module_key(e.target, ctx.frame) if e.target is not None else None
+            return self._zero_module(e, paths, key)
+        if kind == ev.GRAD_CLEAR:
+            key = self.roles.module_key(e.param_loop_module, ctx.frame) if e.param_loop_module is not None else None
+            return self._zero_module(e, paths, key)
+        if kind == ev.MANUAL_UPDATE:
+            return {self._apply(p, self.opts, _manual_update) for p in paths}
+        if kind == ev.OPAQUE:
+            hit = self._opaque_targets(e, ctx)
+            if hit:
+                f.tainted.update(hit)
+                return {self._apply(p, hit, lambda s: OptState(UNKNOWN)) for p in paths}
+            return paths
+        if kind == ev.CONSTRUCT and e.assigned is not None:
+            role = self.roles.resolve(e.assigned, ctx.frame)
+            if role is not None and role in self.index:
+                f.acted_on[e].add(role)
+                return {self._apply(p, [role], lambda s: OptState(NONE)) for p in paths}
+        if kind == ev.UNSCALE and e.call is not None:
+            pos = positional_args(e.call)
+            role = self.roles.resolve(pos[0], ctx.frame) if pos else None
+            if role is not None:
+                f.acted_on[e].add(role)
+                for p in paths:
+                    if role in self.index:
+                        f.incoming[(e, role)].add(p.states[self.index[role]])
+        return paths
+
+    def step(self, e: Event, paths: Set[Path], ctx: Ctx) -> Set[Path]:
+        role = self.roles.resolve(e.target, ctx.frame) if e.target is not None else None
+        if role is None:
+            return paths
+        if role.kind == SCHEDULER:
+            self.facts.acted_on[e].add(role)
+            return paths
+        if role.kind == ENGINE:
+            return self._zero(e, paths, self.opts)
+        if role.kind == SCALER:
+            pos = positional_args(e.call) if e.call is not None else []
+            opt = self.roles.resolve(pos[0], ctx.frame) if pos else None
+            if opt is None or opt.kind != OPTIMIZER:
+                return paths
+            role = opt
+        elif role.kind != OPTIMIZER:
+            return paths
+        if role not in self.index:
+            return paths
+        self.facts.acted_on[e].add(role)
+        if e.closure is not None:
+            paths = self._run_closure(e, paths, ctx)
+        elif e.closure_unknown:
+            self.facts.tainted.add(role)
+            paths = {self._apply(p, [role], lambda s: OptState(UNKNOWN)) for p in paths}
+        i = self.index[role]
+        out = set()
+        for p in paths:
+            s = p.states[i]
+            self.facts.incoming[(e, role)].add(s)
+            if s.gs == NONE:
+                new = OptState(NONE, s.zeroed_by, frozenset(), e, s.doubt)
+            else:
+                new = OptState(USED, doubt=s.doubt)
+                self.facts.fed[role].update(s.sources)
+            out.add(Path(p.states[:i] + (new,) + p.states[i + 1:], p.assume))
+        return out
+
+    def _run_closure(self, e: Event, paths: Set[Path], ctx: Ctx) -> Set[Path]:
+        c = e.closure
+        if isinstance(c, Block):
+            o = self.block(c, paths, ctx)
+            return o.normal | o.ret
+        if c in ctx.stack or len(ctx.stack) >= MAX_DEPTH:
+            return paths
+        frame = ctx.frame if c.parent is ctx.frame.fn else Frame(c)
+        o = self.block(self.m.builder.body(c), paths, Ctx(frame, ctx.loops, ctx.stack + (c,)))
+        return o.normal | o.ret
+
+    def call(self, e: Event, paths: Set[Path], ctx: Ctx) -> Set[Path]:
+        callee = e.callee
+        if callee in ctx.stack or len(ctx.stack) >= MAX_DEPTH or not self.has_effect_fn(callee):
+            return paths
+        frame = self._bind(e, ctx.frame)
+        o = self.block(self.m.builder.body(callee), paths, Ctx(frame, ctx.loops, ctx.stack + (callee,)))
+        return o.normal | o.ret
+
+    def _bind(self, e: Event, caller: Frame) -> Frame:
+        callee = e.callee
+        params = [p for p in callee.params]
+        if e.bound_self and params and params[0] == "self":
+            params = params[1:]
+        elif callee.cls is not None and params and params[0] in ("self", "cls"):
+            params = params[1:]
+        bindings = []
+        call = e.call
+        if call is not None:
+            i = 0
+            for a in call.args:
+                if a.star:
+                    break
+                if a.keyword is not None:
+                    name = a.keyword.value
+                elif i < len(params):
+                    name = params[i]
+                    i += 1
+                else:
+                    continue
+                if name in callee.params:
+                    bindings.append((name, self.roles.resolve(a.value, caller) if dotted(a.value) else None))
+        return Frame(callee, tuple(bindings))
+
+    def _opaque_targets(self, e: Event, ctx: Ctx) -> List[Role]:
+        call = e.call
+        if call is None:
+            return []
+        hit: List[Role] = []
+        refs = []
+        if e.target is not None:
+            if isinstance(e.target, cst.Name) and e.target.value == "self":
+                return [o for o in self.opts if ".self." in (o.key or "")]
+            refs.append(e.target)
+        for a in call.args:
+            refs.extend(_refs(a.value))
+        loss_like = False
+        backward_names = self._backward_receivers(ctx.frame.fn)
+        for r in refs:
+            role = self.roles.resolve(r, ctx.frame)
+            if role is not None and role.kind == OPTIMIZER and role in self.index:
+                hit.append(role)
+            d = dotted(r) or ""
+            if "loss" in d.lower().rsplit(".", 1)[-1] and d not in backward_names and r is not e.target:
+                loss_like = True
+        if loss_like:
+            return list(self.opts)
+        return hit
+
+    def _backward_receivers(self, fn: Function) -> Set[str]:
+        got = self._backward_names.get(fn)
+        if got is None:
+            got = set()
+            for item in _items(self.m.builder.body(fn)):
+                if isinstance(item, Event) and item.kind == ev.BACKWARD and item.target is not None:
+                    d = dotted(item.target)
+                    if d:
+                        got.add(d)
+                    if item.call is not None:
+                        for a in item.call.args:
+                            for r in _refs(a.value):
+                                d = dotted(r)
+                                if d:
+                                    got.add(d)
+            self._backward_names[fn] = got
+        return got
+
+    # -- transfer helpers -----------------------------------------------------------------------------------
+    def _zero_module(self, e: Event, paths: Set[Path], key: Optional[str]) -> Set[Path]:
+        certain = [o for o in self.opts if key is not None and o.modules is not None and covers(o, key)]
+        doubtful = [o for o in self.opts if covers(o, key) and o not in certain]
+        return self._zero(e, paths, certain, doubtful)
+
+    def _zero(self, e: Event, paths: Set[Path], roles: Iterable[Role], doubtful: Iterable[Role] = ()) -> Set[Path]:
+        """Clears the optimizers' gradients. For ``doubtful`` ones (a module zero_grad that may not hold
+        their parameters) the clearing is assumed, but nothing after it may accuse."""
+        roles = [r for r in roles if r in self.index]
+        doubtful = [r for r in doubtful if r in self.index]
+        self.facts.acted_on[e].update(roles)
+        self.facts.acted_on[e].update(doubtful)
+        out = set()
+        for p in paths:
+            states = list(p.states)
+            for r in roles:
+                i = self.index[r]
+                s = states[i]
+                self.facts.incoming[(e, r)].add(s)
+                states[i] = OptState(NONE, e if s.gs == FRESH and not s.doubt else None)
+            for r in doubtful:
+                i = self.index[r]
+                s = states[i]
+                self.facts.incoming[(e, r)].add(s._replace(doubt=True))
+                states[i] = OptState(NONE, doubt=True)
+            out.add(Path(tuple(states), p.assume))
+        return out
+
+    def _apply_all(self, p: Path, fn) -> Path:
+        states = []
+        for s in p.states:
+            if s.gs == NONE and s.noop is not None and not s.doubt:
+                self.facts.noop_then_backward.add(s.noop)
+            states.append(fn(s))
+        return Path(tuple(states), p.assume)
+
+    def _apply(self, p: Path, roles, fn) -> Path:
+        states = list(p.states)
+        for r in roles:
+            if r in self.index:
+                i = self.index[r]
+                states[i] = fn(states[i])
+        return Path(tuple(states), p.assume)
+
+    def _variant_keys(self, loop: Loop):
+        return loop.assigned
+
+    def _forget(self, p: Path, variant, loop: Loop) -> Path:
+        if not p.assume:
+            return p
+        keep = frozenset(a for a in p.assume if not self._is_variant(a[0], variant))
+        return Path(p.states, keep) if keep != p.assume else p
+
+    def _is_variant(self, key: str, variant) -> bool:
+        info = self.m.branch_info.get(key)
+        if info is None:
+            return True
+        names, volatile = info
+        return volatile or bool(names & variant)
+
+    def _back_edge(self, p: Path, loop: Loop, variant) -> Path:
+        states = []
+        for s in p.states:
+            if s.gs == FRESH:
+                states.append(OptState(FRESH, None, s.carried | {loop}, None, s.doubt, s.sources))
+            elif s.noop is not None:
+                states.append(OptState(s.gs, s.zeroed_by, s.carried, None, s.doubt))
+            else:
+                states.append(s)
+        return self._forget(Path(tuple(states), p.assume), variant, loop)
+
+    def _cap(self, paths: Set[Path]) -> Set[Path]:
+        if len(paths) <= MAX_PATHS:
+            return paths
+        return {Path(p.states, frozenset()) for p in paths}
+
+    # -- which items can change anything --------------------------------------------------------------------
+    def has_effect(self, item) -> bool:
+        k = id(item)
+        got = self._effect.get(k)
+        if got is None:
+            got = any(isinstance(i, (Event, Jump)) for i in _items_shallow(item))
+            self._effect[k] = got
+        return got
+
+    def has_effect_fn(self, fn: Function) -> bool:
+        return self.has_effect(self.m.builder.body(fn))
+
+
+def _backward(s: OptState, e: Event) -> OptState:
+    if s.gs == NONE:
+        return OptState(FRESH, doubt=s.doubt, sources=frozenset({e}))
+    if s.gs == FRESH:
+        return s if e in s.sources else s._replace(sources=s.sources | {e})
+    if s.gs in (USED, STALE):
+        return OptState(STALE, doubt=s.doubt)
+    return s
+
+
+def _manual_update(s: OptState) -> OptState:
+    """A hand-written update consumes gradients, of which parameters we cannot tell."""
+    if s.gs in (FRESH, STALE):
+        return OptState(USED, doubt=True)
+    return s
+
+
+def _assumed(p: Path, key: str) -> Optional[bool]:
+    for k, v in p.assume:
+        if k == key:
+            return v
+    return None
+
+
+def _merge(out: Outcome, o: Outcome) -> None:
+    out.normal |= o.normal
+    _merge_jumps(out, o)
+
+
+def _merge_jumps(out: Outcome, o: Outcome) -> None:
+    out.brk |= o.brk
+    out.cont |= o.cont
+    out.ret |= o.ret
+
+
+def _refs(e: cst.BaseExpression) -> List[cst.BaseExpression]:
+    if isinstance(e, (cst.Name, cst.Attribute)) and dotted(e) is not None:
+        return [e]
+    if isinstance(e, (cst.List, cst.Tuple, cst.Set)):
+        return [r for el in e.elements for r in _refs(el.value)]
+    if isinstance(e, cst.Dict):
+        return [r for el in e.elements if isinstance(el, cst.DictElement) for r in _refs(el.value)]
+    return []
+
+
+def _items(block: Block):
+    """Every item below a block within one function (no call expansion)."""
+    for item in block.items:
+        yield item
+        if isinstance(item, Block):
+            yield from _items(item)
+        elif isinstance(item, Branch):
+            for arm in item.arms:
+                yield from _items(arm)
+        elif isinstance(item, Loop):
+            yield from _items(item.body)
+            yield from _items(item.orelse)
+        elif isinstance(item, Try):
+            for b in (item.body, *item.handlers, item.orelse, item.final):
+                yield from _items(b)
+        elif isinstance(item, Event) and isinstance(item.closure, Block):
+            yield from _items(item.closure)
+
+
+def _items_shallow(item):
+    if isinstance(item, Block):
+        yield from _items(item)
+    elif isinstance(item, (Branch, Loop, Try)):
+        yield from _items(Block([item]))
+    else:
+        yield item

@@ -1,0 +1,142 @@
+"""Loop kinds: batch loops iterate data, epoch loops enclose batch loops, step loops count updates
+(``while True``, ``range(max_steps)``), micro-step loops split one update into several backward passes.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterator, Optional, Set
+
+import libcst as cst
+
+from looplint.model.events import CALL, Block, Branch, Event, Loop, Try, code
+from looplint.model.roles import LOADER, Frame, Roles, name_kind
+from looplint.model.scopes import Function, last_name, positional_args
+
+BATCH, EPOCH, STEP, MICRO, OTHER, IMPLICIT = "batch", "epoch", "step", "micro", "other", "implicit"
+
+ITER_WRAPPERS = frozenset({"enumerate", "tqdm", "iter", "zip", "islice", "track", "progress_bar", "ProgressBar",
+                           "tqdm_notebook", "cycle", "chain", "prefetch", "DataPrefetcher", "log_every", "MetricLogger"})
+_EPOCH = re.compile(r"epoch", re.I)
+_MICRO = re.compile(r"accum|micro|grad_acc|iter_size|sub_?iter|gradient_accumulation|n_critic|critic_iter", re.I)
+_STEP = re.compile(r"step|iter|update|num_it|max_it|total", re.I)
+_BATCH = re.compile(r"batches|num_batch|n_batch|nbatch|len\(\s*[\w.]*(loader|data)|per_epoch", re.I)
+_DATA_NAMES = re.compile(r"^(train_)?(dl|data|dataset|batches|train_data|data_iter|trainloader|train_dl|loader)$|loader|batches$", re.I)
+
+
+def walk(block: Block, builder, depth: int = 0, seen: Optional[Set[Function]] = None) -> Iterator[object]:
+    """Every item below ``block``, entering called functions of this module (bounded depth)."""
+    seen = set() if seen is None else seen
+    for item in block.items:
+        yield item
+        if isinstance(item, Block):
+            yield from walk(item, builder, depth, seen)
+        elif isinstance(item, Branch):
+            for arm in item.arms:
+                yield from walk(arm, builder, depth, seen)
+        elif isinstance(item, Loop):
+            yield from walk(item.body, builder, depth, seen)
+            yield from walk(item.orelse, builder, depth, seen)
+        elif isinstance(item, Try):
+            for b in (item.body, *item.handlers, item.orelse, item.final):
+                yield from walk(b, builder, depth, seen)
+        elif isinstance(item, Event) and item.kind == CALL and item.callee is not None and depth < 3 and item.callee not in seen:
+            seen.add(item.callee)
+            yield from walk(builder.body(item.callee), builder, depth + 1, seen)
+            seen.discard(item.callee)
+        elif isinstance(item, Event) and isinstance(item.closure, Block):
+            yield from walk(item.closure, builder, depth, seen)
+
+
+def iter_kind(expr: Optional[cst.BaseExpression], target_names, fn: Function, roles: Roles) -> str:
+    if expr is None:
+        return OTHER
+    e = expr
+    while isinstance(e, cst.Call) and last_name(e.func) in ITER_WRAPPERS:
+        args = positional_args(e)
+        if last_name(e.func) == "zip":
+            kinds = [iter_kind(a, (), fn, roles) for a in args]
+            if BATCH in kinds:
+                return BATCH
+            if STEP in kinds:
+                return STEP
+            return OTHER
+        if not args:
+            return OTHER
+        e = args[0]
+    if isinstance(e, cst.Call) and last_name(e.func) in ("range", "trange", "xrange"):
+        text = " ".join(code(a.value) for a in e.args)
+        if _EPOCH.search(text) or any(_EPOCH.search(t) for t in target_names):
+            return EPOCH
+        if _MICRO.search(text):
+            return MICRO
+        if _BATCH.search(text):
+            return BATCH
+        if _STEP.search(text) or any(t in ("step", "it", "iteration", "global_step") for t in target_names):
+            return STEP
+        return OTHER
+    if any(_EPOCH.search(t) for t in target_names):
+        return EPOCH
+    if isinstance(e, (cst.Name, cst.Attribute)):
+        role = roles.resolve(e, Frame(fn))
+        if role is not None and role.kind == LOADER:
+            return BATCH
+        name = last_name(e) or ""
+        if name_kind(name) == LOADER or _DATA_NAMES.search(name):
+            return BATCH
+    if isinstance(e, cst.Call):
+        role = roles.resolve(e, Frame(fn))
+        if role is not None and role.kind == LOADER:
+            return BATCH
+        name = last_name(e.func) or ""
+        if re.search(r"loader|batches|get_batch", name, re.I):
+            return BATCH
+    return OTHER
+
+
+def classify_all(builder, roles: Roles, functions) -> None:
+    """Sets ``Loop.kind`` for every loop of every function: first from the loop header, then an
+    unclassified or counting loop that encloses a batch loop (directly or through calls) is an epoch loop."""
+    loops = []
+    for fn in functions:
+        for loop in _all_loops(builder.body(fn)):
+            loop.kind = _kind_of(loop, fn, roles)
+            loops.append(loop)
+    for loop in loops:
+        if loop.kind in (OTHER, STEP) and not loop.infinite:
+            inner = [i.kind for i in walk(loop.body, builder) if isinstance(i, Loop)]
+            if BATCH in inner or (loop.kind == OTHER and STEP in inner):
+                loop.kind = EPOCH
+
+
+def _all_loops(block: Block) -> Iterator[Loop]:
+    for loop in _direct_loops(block):
+        yield loop
+        yield from _all_loops(loop.body)
+        yield from _all_loops(loop.orelse)
+
+
+def _kind_of(loop: Loop, fn: Function, roles: Roles) -> str:
+    if loop.infinite:
+        return STEP
+    if isinstance(loop.node, cst.While):
+        text = code(loop.node.test)
+        if _EPOCH.search(text):
+            return EPOCH
+        if _STEP.search(text) or _BATCH.search(text):
+            return STEP
+        return OTHER
+    return iter_kind(loop.iter_expr, loop.target_names, fn, roles)
+
+
+def _direct_loops(block: Block) -> Iterator[Loop]:
+    for item in block.items:
+        if isinstance(item, Loop):
+            yield item
+        elif isinstance(item, Block):
+            yield from _direct_loops(item)
+        elif isinstance(item, Branch):
+            for arm in item.arms:
+                yield from _direct_loops(arm)
+        elif isinstance(item, Try):
+            for b in (item.body, *item.handlers, item.orelse, item.final):
+                yield from _direct_loops(b)

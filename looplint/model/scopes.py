@@ -1,0 +1,323 @@
+"""Where names live: imports, module globals, classes, functions and what each local name is assigned.
+
+One pass over the module collects everything later stages look names up in. It is flow-insensitive on
+purpose: roles are decided from every assignment a name receives, and a name with conflicting evidence
+is treated as unknown.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Set, Union
+
+import libcst as cst
+
+FunctionNode = Union[cst.FunctionDef, cst.Module]
+
+
+def dotted(expr: cst.BaseExpression) -> Optional[str]:
+    """``a.b.c`` for a Name/Attribute chain, else None."""
+    parts = []
+    while isinstance(expr, cst.Attribute):
+        parts.append(expr.attr.value)
+        expr = expr.value
+    if isinstance(expr, cst.Name):
+        parts.append(expr.value)
+        return ".".join(reversed(parts))
+    return None
+
+
+def last_name(expr: cst.BaseExpression) -> Optional[str]:
+    if isinstance(expr, cst.Name):
+        return expr.value
+    if isinstance(expr, cst.Attribute):
+        return expr.attr.value
+    if isinstance(expr, cst.Call):
+        return last_name(expr.func)
+    if isinstance(expr, cst.Subscript):
+        return last_name(expr.value)
+    return None
+
+
+def names_in(node: cst.CSTNode) -> Set[str]:
+    """Every identifier read in an expression (``self`` included for ``self.x``)."""
+    found: Set[str] = set()
+
+    class V(cst.CSTVisitor):
+        def visit_Name(self, n: cst.Name) -> None:
+            found.add(n.value)
+
+        def visit_Attribute(self, n: cst.Attribute) -> bool:
+            d = dotted(n)
+            if d:
+                found.add(d)
+            n.value.visit(self)
+            return False
+
+    node.visit(V())
+    return found
+
+
+def has_call(node: cst.CSTNode) -> bool:
+    class V(cst.CSTVisitor):
+        hit = False
+
+        def visit_Call(self, n: cst.Call) -> bool:
+            V.hit = True
+            return False
+
+    v = V()
+    node.visit(v)
+    return v.hit
+
+
+def positional_args(call: cst.Call) -> List[cst.BaseExpression]:
+    return [a.value for a in call.args if a.keyword is None and not a.star]
+
+
+def keyword_arg(call: cst.Call, name: str) -> Optional[cst.BaseExpression]:
+    for a in call.args:
+        if a.keyword is not None and a.keyword.value == name:
+            return a.value
+    return None
+
+
+def arg(call: cst.Call, index: int, name: str) -> Optional[cst.BaseExpression]:
+    pos = positional_args(call)
+    if index < len(pos):
+        return pos[index]
+    return keyword_arg(call, name)
+
+
+@dataclass(eq=False)
+class ClassInfo:
+    name: str
+    node: cst.ClassDef
+    bases: List[str]
+    methods: Dict[str, "Function"] = field(default_factory=dict)
+    # self.<attr> = value, from every method (and class-level assignments)
+    attrs: Dict[str, List["Assignment"]] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class Assignment:
+    value: cst.BaseExpression
+    scope: "Function"
+    # For tuple targets: the position of the name in the tuple and the tuple's length.
+    index: Optional[int] = None
+    size: Optional[int] = None
+    node: Optional[cst.CSTNode] = None
+
+
+@dataclass(eq=False)
+class Function:
+    """A function, method or the module body, with its local bindings."""
+
+    name: str
+    node: FunctionNode
+    parent: Optional["Function"] = None
+    cls: Optional[ClassInfo] = None
+    params: List[str] = field(default_factory=list)
+    assigns: Dict[str, List[Assignment]] = field(default_factory=dict)
+    nested: Dict[str, "Function"] = field(default_factory=dict)
+    globals_: Set[str] = field(default_factory=set)
+
+    @property
+    def is_module(self) -> bool:
+        return isinstance(self.node, cst.Module)
+
+    @property
+    def qualname(self) -> str:
+        if self.is_module:
+            return "<module>"
+        prefix = self.parent.qualname + "." if self.parent and not self.parent.is_module else ""
+        if self.cls is not None:
+            prefix = self.cls.name + "."
+        return prefix + self.name
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"<Function {self.qualname}>"
+
+
+class Scopes:
+    """Imports, functions, classes and assignments of one module."""
+
+    def __init__(self, module: cst.Module):
+        self.module_node = module
+        self.imports: Dict[str, str] = {}  # local alias -> qualified name
+        self.classes: Dict[str, ClassInfo] = {}
+        self.functions: List[Function] = []
+        self.module = Function("<module>", module)
+        self.functions.append(self.module)
+        self.by_node: Dict[cst.CSTNode, Function] = {module: self.module}
+        _Collector(self).collect(module.body, self.module)
+
+    # -- lookups ---------------------------------------------------------------------------------------
+    def qualify(self, expr: cst.BaseExpression) -> Optional[str]:
+        """The import-qualified dotted name of ``expr`` (``optim.Adam`` -> ``torch.optim.Adam``)."""
+        d = dotted(expr)
+        if d is None:
+            return None
+        head, _, rest = d.partition(".")
+        if head in self.imports:
+            q = self.imports[head]
+            return q + ("." + rest if rest else "")
+        return d
+
+    def lookup_function(self, name: str, scope: Function) -> Optional[Function]:
+        s: Optional[Function] = scope
+        while s is not None:
+            if name in s.nested:
+                return s.nested[name]
+            s = s.parent
+        return None
+
+    def iter_functions(self) -> Iterator[Function]:
+        return iter(self.functions)
+
+
+class _Collector:
+    def __init__(self, scopes: Scopes):
+        self.s = scopes
+
+    def collect(self, body, fn: Function) -> None:
+        for stmt in body:
+            self.stmt(stmt, fn)
+
+    # Statements -------------------------------------------------------------------------------------
+    def stmt(self, stmt: cst.CSTNode, fn: Function) -> None:
+        if isinstance(stmt, cst.FunctionDef):
+            self.function(stmt, fn, None)
+            return
+        if isinstance(stmt, cst.ClassDef):
+            self.klass(stmt, fn)
+            return
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                self.small(small, fn)
+            return
+        # compound statements: for targets, with-as, except-as, then nested bodies
+        if isinstance(stmt, cst.For):
+            self.target(stmt.target, stmt.iter, fn, stmt, loop_target=True)
+        if isinstance(stmt, cst.With):
+            for item in stmt.items:
+                if item.asname is not None:
+                    self.target(item.asname.name, item.item, fn, stmt)
+        for child in _child_blocks(stmt):
+            self.collect(child, fn)
+
+    def small(self, small: cst.BaseSmallStatement, fn: Function) -> None:
+        if isinstance(small, cst.Import):
+            for alias in small.names:
+                full = dotted(alias.name) or ""
+                if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                    self.s.imports[alias.asname.name.value] = full
+                else:
+                    head = full.split(".")[0]
+                    self.s.imports.setdefault(head, head)
+        elif isinstance(small, cst.ImportFrom):
+            mod = dotted(small.module) if small.module is not None else ""
+            mod = "." * len(small.relative) + (mod or "")
+            if isinstance(small.names, cst.ImportStar):
+                return
+            for alias in small.names:
+                name = dotted(alias.name) or ""
+                local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
+                self.s.imports[local] = f"{mod}.{name}" if mod else name
+        elif isinstance(small, cst.Assign):
+            for t in small.targets:
+                self.target(t.target, small.value, fn, small)
+        elif isinstance(small, cst.AnnAssign) and small.value is not None:
+            self.target(small.target, small.value, fn, small)
+        elif isinstance(small, cst.Global):
+            fn.globals_.update(n.name.value for n in small.names)
+
+    def target(self, target, value, fn: Function, node, loop_target: bool = False) -> None:
+        if isinstance(target, cst.Name):
+            if not loop_target:
+                self._bind(fn, target.value, Assignment(value, fn, node=node))
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            elts = [e.value for e in target.elements]
+            for i, e in enumerate(elts):
+                if isinstance(e, cst.Name) and not loop_target:
+                    self._bind(fn, e.value, Assignment(value, fn, i, len(elts), node=node))
+                elif isinstance(e, cst.Attribute):
+                    self.target(e, cst.Name("None"), fn, node)  # attribute assigned from a tuple: unknown
+        elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name):
+            if target.value.value == "self" and fn.cls is not None:
+                fn.cls.attrs.setdefault(target.attr.value, []).append(Assignment(value, fn, node=node))
+
+    def _bind(self, fn: Function, name: str, a: Assignment) -> None:
+        scope = self.s.module if name in fn.globals_ else fn
+        scope.assigns.setdefault(name, []).append(a)
+
+    def function(self, node: cst.FunctionDef, parent: Function, cls: Optional[ClassInfo]) -> Function:
+        params = [p.name.value for p in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params)]
+        if isinstance(node.params.star_arg, cst.Param):
+            params.append(node.params.star_arg.name.value)
+        if node.params.star_kwarg is not None:
+            params.append(node.params.star_kwarg.name.value)
+        fn = Function(node.name.value, node, parent=parent, cls=cls, params=params)
+        self.s.functions.append(fn)
+        self.s.by_node[node] = fn
+        if cls is not None:
+            cls.methods[fn.name] = fn
+        else:
+            parent.nested[fn.name] = fn
+        body = node.body.body if isinstance(node.body, cst.IndentedBlock) else node.body.body
+        self.collect(body, fn)
+        return fn
+
+    def klass(self, node: cst.ClassDef, parent: Function) -> None:
+        bases = [self.s.qualify(b.value) or "" for b in node.bases]
+        info = ClassInfo(node.name.value, node, bases)
+        self.s.classes[info.name] = info
+        body = node.body.body if isinstance(node.body, cst.IndentedBlock) else node.body.body
+        for stmt in body:
+            if isinstance(stmt, cst.FunctionDef):
+                self.function(stmt, parent, info)
+            elif isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    if isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None:
+                        targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+                        for t in targets:
+                            if isinstance(t, cst.Name):
+                                info.attrs.setdefault(t.value, []).append(Assignment(small.value, parent, node=small))
+
+
+def _child_blocks(stmt: cst.CSTNode):
+    """The statement lists nested directly in a compound statement (bodies, else, handlers, ...)."""
+    out = []
+
+    def block(b):
+        if b is None:
+            return
+        if isinstance(b, (cst.IndentedBlock, cst.SimpleStatementSuite)):
+            out.append(b.body)
+        elif hasattr(b, "body"):
+            block(b.body)
+
+    if isinstance(stmt, cst.If):
+        block(stmt.body)
+        if stmt.orelse is not None:
+            if isinstance(stmt.orelse, cst.If):
+                out.append([stmt.orelse])
+            else:
+                block(stmt.orelse.body)
+    elif isinstance(stmt, (cst.For, cst.While)):
+        block(stmt.body)
+        if stmt.orelse is not None:
+            block(stmt.orelse.body)
+    elif isinstance(stmt, (cst.Try, cst.TryStar)):
+        block(stmt.body)
+        for h in stmt.handlers:
+            block(h.body)
+        if stmt.orelse is not None:
+            block(stmt.orelse.body)
+        if stmt.finalbody is not None:
+            block(stmt.finalbody.body)
+    elif isinstance(stmt, cst.With):
+        block(stmt.body)
+    elif isinstance(stmt, cst.Match):
+        for case in stmt.cases:
+            block(case.body)
+    return out

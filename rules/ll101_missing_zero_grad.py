@@ -1,0 +1,55 @@
+from looplint.model import STALE, USED
+from looplint.model.describe import call_text
+from looplint.model.events import STEP
+from looplint.rule import Finding, Rule
+
+
+class MissingZeroGrad(Rule):
+    """## What it does
+    Checks for an optimizer step that consumes gradients left over from before its previous step,
+    because no `zero_grad()` runs between the two steps on some path through the loop.
+
+    ## Why is this bad?
+    `backward()` adds into `.grad`; it never overwrites it. Without `zero_grad()` every step applies the
+    sum of all gradients since the last zeroing: the second step re-applies the first batch's gradient,
+    the hundredth step applies a hundred batches at once. Training runs without an error, but the
+    effective learning rate grows with the step count and the loss usually diverges or stalls.
+
+    The analysis follows each optimizer separately around the loop, through `if`/`else` branches,
+    nested loops and same-module helper functions, so gradient accumulation
+    (`if (i + 1) % k == 0: step(); zero_grad()`) and GANs whose optimizers are zeroed before their own
+    backward pass are not reported.
+
+    ## Example
+    ```python
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    ```
+
+    ## Use instead
+    ```python
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    ```
+
+    ## References
+    - [PyTorch: `Optimizer.zero_grad`](https://pytorch.org/docs/stable/generated/torch.optim.Optimizer.zero_grad.html)
+    - [PyTorch FAQ: zeroing out gradients](https://pytorch.org/tutorials/recipes/recipes/zeroing_out_gradients.html)
+    """
+
+    code = "LL101"
+    name = "missing-zero-grad"
+
+    def check(self, model):
+        for event, role, states in model.optimizer_events(STEP):
+            if any(s.gs in (STALE, USED) and not s.doubt for s in states):
+                yield Finding(
+                    event.node,
+                    f"`{call_text(event)}` applies gradients accumulated since before its previous step: "
+                    f"no `{role.label}.zero_grad()` runs between the two steps, so old gradients are applied again",
+                )

@@ -1,0 +1,47 @@
+from looplint.model import NONE
+from looplint.model.describe import call_text
+from looplint.model.events import STEP
+from looplint.rule import Finding, Rule
+
+
+class StepBeforeBackward(Rule):
+    """## What it does
+    Checks for an optimizer step that runs before the iteration's `backward()`: the step meets cleared
+    gradients and the backward pass comes after it.
+
+    ## Why is this bad?
+    The first step applies no gradient at all, and when `zero_grad()` sits at the top of the iteration
+    every later step applies nothing either, since the gradients computed at the end of one iteration
+    are cleared before the next step sees them. Without a `zero_grad()` in between, each step applies the
+    previous batch's gradients: updates lag one batch behind.
+
+    ## Example
+    ```python
+    for x, y in loader:
+        optimizer.zero_grad()
+        optimizer.step()
+        loss = criterion(model(x), y)
+        loss.backward()
+    ```
+
+    ## Use instead
+    ```python
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    ```
+    """
+
+    code = "LL103"
+    name = "step-before-backward"
+
+    def check(self, model):
+        for event, role, states in model.optimizer_events(STEP):
+            if states and all(s.gs == NONE and not s.doubt for s in states) and event in model.facts.noop_then_backward:
+                yield Finding(
+                    event.node,
+                    f"`{call_text(event)}` runs before this iteration's `backward()`: it finds no fresh "
+                    f"gradients, so the update it makes is empty or one batch late",
+                )

@@ -1,0 +1,68 @@
+from looplint.model import NONE
+from looplint.model.describe import call_text
+from looplint.model.events import OPAQUE, STEP
+from looplint.rule import Finding, Rule
+
+
+class StepWithoutBackward(Rule):
+    """## What it does
+    Checks for a training loop that steps an optimizer but never calls `backward()`, so no gradient
+    ever reaches the optimizer.
+
+    ## Why is this bad?
+    `optimizer.step()` skips parameters whose `.grad` is `None` (or applies zeros): the loop runs, the
+    loss is computed and logged, but the parameters never move.
+
+    ## Known problems
+    A backward pass hidden in a function of another module is invisible; looplint stays silent when a
+    call it cannot resolve receives the optimizer or the loss.
+
+    ## Example
+    ```python
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        optimizer.step()
+    ```
+
+    ## Use instead
+    ```python
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    ```
+    """
+
+    code = "LL104"
+    name = "step-without-backward"
+
+    def check(self, model):
+        facts = model.facts
+        for event, role, states in model.optimizer_events(STEP):
+            if not states or any(s.gs != NONE or s.zeroed_by is not None or s.doubt for s in states):
+                continue
+            if event in facts.noop_then_backward or role in facts.tainted or not model.in_real_loop(event):
+                continue
+            if event.closure is not None or event.closure_unknown:
+                continue
+            if self._hidden_backward(model, event):
+                continue
+            yield Finding(
+                event.node,
+                f"`{call_text(event)}` runs in a training loop that never calls `backward()`: the optimizer "
+                f"receives no gradients and the parameters never change",
+            )
+
+    @staticmethod
+    def _hidden_backward(model, event) -> bool:
+        """A call we cannot see into that mentions a loss or gradients may run backward."""
+        for stack in model.loop_stacks(event):
+            for loop in stack:
+                for item in model.loop_items(loop):
+                    if getattr(item, "kind", None) == OPAQUE and any(
+                        w in model.source(item.node).lower() for w in ("loss", "backward", "grad")
+                    ):
+                        return True
+        return False

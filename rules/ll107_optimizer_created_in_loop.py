@@ -1,0 +1,76 @@
+from looplint.model import BATCH, EPOCH, STEP
+from looplint.model.describe import call_text
+from looplint.model.events import CONSTRUCT
+from looplint.rule import Finding, Rule
+
+TRAINING_LOOPS = (EPOCH, BATCH, STEP)
+
+
+class OptimizerCreatedInLoop(Rule):
+    """## What it does
+    Checks for an optimizer constructed inside the training loop that steps it, over the parameters of
+    a model that persists across iterations.
+
+    ## Why is this bad?
+    An optimizer keeps state between steps: momentum buffers, Adam's running averages and step count,
+    a scheduler's reference to it. Building a new one every epoch (or every batch) throws that state
+    away, so momentum never builds up and Adam restarts its bias correction each time; training is
+    slower or unstable and nothing reports it.
+
+    Rebuilding is fine, and not reported, when the model is rebuilt in the same loop (one model and
+    optimizer per cross-validation fold) or when the loop is not the training loop.
+
+    ## Example
+    ```python
+    for epoch in range(epochs):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for x, y in loader:
+            ...
+            optimizer.step()
+    ```
+
+    ## Use instead
+    ```python
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for epoch in range(epochs):
+        for x, y in loader:
+            ...
+            optimizer.step()
+    ```
+    """
+
+    code = "LL107"
+    name = "optimizer-created-in-loop"
+
+    def check(self, model):
+        facts = model.facts
+        for event, roles in list(facts.acted_on.items()):
+            if event.kind != CONSTRUCT:
+                continue
+            for role in roles:
+                if role.modules is None or role.ctor is not event.call:
+                    continue
+                step_loops = {l for s in model.steps_of(role) for stack in model.loop_stacks(s) for l in stack}
+                for stack in model.loop_stacks(event):
+                    hit = [l for l in stack if l.kind in TRAINING_LOOPS and l in step_loops and not _rebuilt(role, l)]
+                    if hit:
+                        yield Finding(
+                            event.node,
+                            f"`{call_text(event)}` builds a new optimizer on every pass of the training loop: "
+                            f"its momentum/adaptive state is reset each time while the model's parameters persist",
+                        )
+                        break
+
+
+def _rebuilt(role, loop) -> bool:
+    """Whether a module whose parameters the optimizer holds is (re)assigned inside the loop."""
+    for key in role.modules:
+        if ".self." in key:
+            attr = key.split(".self.", 1)[1].split(".")[0]
+            if f"self.{attr}" in loop.assigned:
+                return True
+        else:
+            name = key.split(":", 1)[-1].split(".")[0]
+            if name in loop.assigned:
+                return True
+    return False
