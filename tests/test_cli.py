@@ -14,7 +14,7 @@ import pytest
 
 import looplint
 from looplint import cli
-from tests.conftest import BAD_COLUMN, BAD_PROGRAM, BAD_ROW, BROKEN_PROGRAM, CLEAN_PROGRAM, relative, requires_ll101
+from conftest import BAD_COLUMN, BAD_PROGRAM, BAD_ROW, BROKEN_PROGRAM, CLEAN_PROGRAM, relative, requires_ll101
 
 CONCISE = re.compile(r"^(?P<path>.+?):(?:cell (?P<cell>\d+):)?(?P<row>\d+):(?P<col>\d+): (?P<code>LL\d{3}) (?P<message>.+)$")
 
