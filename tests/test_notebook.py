@@ -1,0 +1,202 @@
+"""Notebooks: cells joined, IPython syntax masked line for line, non-Python cell magics skipped, findings
+mapped back to (cell counting all cells, row in the cell); malformed notebooks are LL000."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from looplint import notebook
+from looplint.notebook import Cell, Notebook, is_python_cell, lint_notebook_text, mask_cell, mask_line, to_python
+
+from conftest import BAD_PROGRAM, relative, requires_ll101
+
+
+def make_notebook(*cells, language="python"):
+    """cells: (kind, source) pairs; source is a str (split into a list of lines the way Jupyter stores it)."""
+    raw = []
+    for kind, source in cells:
+        cell = {"cell_type": kind, "metadata": {}, "source": source.splitlines(keepends=True)}
+        if kind == "code":
+            cell.update(outputs=[], execution_count=None)
+        raw.append(cell)
+    meta = {"language_info": {"name": language}} if language else {}
+    return json.dumps({"cells": raw, "metadata": meta, "nbformat": 4, "nbformat_minor": 5})
+
+
+# ---------------------------------------------------------------------------------------------- masking
+
+
+@pytest.mark.parametrize("line, masked", [
+    ("%matplotlib inline", "pass"),
+    ("!pip install torch", "pass"),
+    ("    !ls -la", "    pass"),
+    ("%time train()", "pass"),
+    ("%%time", "pass"),
+    ("files = !ls", "files = None"),
+    ("out, err = %sx ls", "out, err = None"),
+    ("self.x = %timeit -o f()", "self.x = None"),
+    ("torch.nn.Linear?", "pass"),
+    ("torch.optim.SGD??", "pass"),
+    ("?torch.optim", "pass"),
+    ("np.*load*?", "pass"),
+    # plain Python is left alone
+    ("x = a % b", "x = a % b"),
+    ("    % b)", "    % b)"),
+    ("if a != b:", "if a != b:"),
+    ("print('really?')", "print('really?')"),
+    ("x = 1  # why?", "x = 1  # why?"),
+    ("# %matplotlib inline", "# %matplotlib inline"),
+])
+def test_mask_line(line, masked):
+    assert mask_line(line) == masked
+
+
+def test_mask_cell_keeps_row_count_continuations_and_strings():
+    lines = [
+        "!pip install \\",
+        "    torch",
+        'doc = """',
+        "%this is text in a string",
+        '"""',
+        "%time f()",
+    ]
+    assert mask_cell(lines) == ["pass", "", 'doc = """', "%this is text in a string", '"""', "pass"]
+
+
+def test_cell_magics_decide_whether_a_cell_is_python():
+    def code(src):
+        return Cell(1, "code", tuple(src.splitlines()))
+
+    assert is_python_cell(code("x = 1"))
+    assert is_python_cell(code("%%time\nx = 1"))
+    assert is_python_cell(code("%%capture out\nx = 1"))
+    assert not is_python_cell(code("%%bash\necho hi"))
+    assert not is_python_cell(code("\n%%html\n<b>x</b>"))
+    assert not is_python_cell(code("%%writefile a.py\nx = (\n"))
+    assert not is_python_cell(Cell(1, "markdown", ("x = 1",)))
+
+
+def test_joined_rows_map_to_cells_counting_every_cell():
+    nb = notebook.parse_notebook(make_notebook(
+        ("markdown", "# Title\ntext"),
+        ("code", "a = 1\nb = 2"),
+        ("code", "%%bash\necho skipped"),
+        ("raw", "raw text"),
+        ("code", "%%time\nc = 3\n"),
+    ))
+    source, rows = to_python(nb)
+    assert source == "a = 1\nb = 2\npass\nc = 3\n"
+    assert rows == [(2, 1), (2, 2), (5, 1), (5, 2)]
+
+
+# ---------------------------------------------------------------------------------------------- lint
+
+
+def test_syntax_error_is_ll000_in_its_cell():
+    text = make_notebook(
+        ("markdown", "# Training"),
+        ("code", "import torch\n!nvidia-smi"),
+        ("code", "x = 1\nloss.backward(\n"),
+    )
+    [d] = lint_notebook_text(text, "nb.ipynb")
+    assert (d.code, d.cell, d.line) == ("LL000", 3, 2)
+    assert d.noqa_row == 2
+
+
+def test_masked_magics_do_not_cause_parse_errors():
+    text = make_notebook(
+        ("code", "%load_ext autoreload\n%autoreload 2\nimport torch"),
+        ("code", "for i in range(3):\n    !echo $i\n    res = !ls\n    loss.backward()\n"),
+        ("code", "%%bash\nthis is ( not python"),
+        ("code", "torch.optim.SGD?"),
+    )
+    assert lint_notebook_text(text, "nb.ipynb") == []
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("{", "not valid JSON"),
+    ("[]", "cells"),
+    ('{"cells": {}}', "cells"),
+    ('{"cells": [3], "nbformat": 4}', "cell 1"),
+    ('{"cells": [{"cell_type": "code", "source": 3}], "nbformat": 4}', "source"),
+    ('{"cells": [], "nbformat": 3}', "nbformat"),
+])
+def test_malformed_notebook_is_one_ll000(text, reason):
+    [d] = lint_notebook_text(text, "nb.ipynb")
+    assert d.code == "LL000" and (d.line, d.column) == (1, 1)
+    assert reason in d.message
+
+
+def test_non_python_notebooks_are_skipped():
+    text = make_notebook(("code", "loss.backward(\n"), language="R")
+    assert lint_notebook_text(text, "nb.ipynb") == []
+    assert notebook.parse_notebook(text).is_python is False
+
+
+def test_string_source_and_bom_are_accepted(tmp_path):
+    raw = {"cells": [{"cell_type": "code", "source": "x = 1\nloss.backward(\n", "metadata": {}, "outputs": []}],
+           "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "nb.ipynb"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(raw).encode())
+    [d] = notebook.lint_any(str(path))
+    assert (d.code, d.cell, d.line) == ("LL000", 1, 2)
+
+
+def test_lint_any_reports_unreadable_and_undecodable(tmp_path):
+    [missing] = notebook.lint_any(str(tmp_path / "nope.ipynb"))
+    assert missing.code == "LL000" and "cannot read" in missing.message
+    bad = tmp_path / "bad.ipynb"
+    bad.write_bytes(b'{"cells": ["\xff"]}')
+    [undecodable] = notebook.lint_any(str(bad))
+    assert undecodable.code == "LL000" and "decode" in undecodable.message
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+
+def test_cli_reports_notebook_cells_in_concise_and_json(project, run):
+    project({"nbs/train.ipynb": make_notebook(
+        ("markdown", "# notes"),
+        ("code", "import torch"),
+        ("code", "x = 1\nloss.backward(\n"),
+    )})
+    result = run(".")
+    assert result.code == 1
+    assert result.out.splitlines()[0].startswith(relative("nbs/train.ipynb") + ":cell 3:2:1: LL000 ")
+    [item] = json.loads(run("--output-format", "json", ".").out)
+    assert (item["cell"], item["location"]["row"]) == (3, 2)
+
+
+def test_cli_reads_a_notebook_from_stdin(project, run, monkeypatch):
+    import io
+    import sys
+
+    project({})
+    text = make_notebook(("code", "loss.backward(\n"))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8"))
+    result = run("-", "--stdin-filename", "nb.ipynb")
+    assert result.out.startswith("nb.ipynb:cell 1:1:1: LL000")
+
+
+def _split_bad_program():
+    lines = BAD_PROGRAM.splitlines(keepends=True)
+    # cell 1 markdown; cell 2 = setup with magics; cell 3 = the loop (its step on row 4 of the cell)
+    setup = "%matplotlib inline\n!pip list\n" + "".join(lines[:3])
+    loop = "".join(lines[3:])
+    return make_notebook(("markdown", "# Train"), ("code", setup), ("code", loop))
+
+
+@requires_ll101
+def test_ll101_in_a_notebook_is_mapped_to_its_cell(project, run):
+    project({"train.ipynb": _split_bad_program()})
+    result = run("train.ipynb")
+    assert result.code == 1
+    assert result.out.splitlines()[0].startswith("train.ipynb:cell 3:4:5: LL101 ")
+
+
+@requires_ll101
+def test_noqa_in_a_notebook_cell(project, run):
+    text = _split_bad_program().replace("opt.step()", "opt.step()  # noqa: LL101")
+    project({"train.ipynb": text})
+    assert run("train.ipynb").code == 0
