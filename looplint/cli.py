@@ -293,6 +293,8 @@ def check(argv: List[str], prog: str = "looplint") -> int:
         from looplint.files import discover
 
         found = discover(ns.paths or ["."], resolver.for_path, force_exclude=ns.force_exclude)
+        if not found.files and not found.missing:
+            _warn("no Python files found under the given paths")  # like ruff; still exit 0
         tasks = []
         wanted: Dict[str, List[str]] = {}
         for path in found.files:

@@ -84,6 +84,13 @@ def test_clean_file_exits_zero_with_ruff_summary(project, run):
     assert result == (0, "All checks passed!\n", "")
 
 
+def test_no_python_files_warns_and_exits_zero(project, run):
+    project({"notes.txt": BROKEN_PROGRAM})
+    result = run(".")
+    assert result.code == 0
+    assert "no Python files found" in result.err
+
+
 def test_check_subcommand_is_the_default_command(project, run):
     project({"broken.py": BROKEN_PROGRAM})
     assert run("check", "broken.py") == run("broken.py")
