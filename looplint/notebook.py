@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from looplint.diagnostics import Diagnostic
-from looplint.engine import decode, lint_file, lint_source
+from looplint.engine import lint_file, lint_source
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME
 
 # Cell magics whose body is still Python (ruff's list).
@@ -254,7 +254,3 @@ def lint_text(text: str, path: str, rules: Optional[Sequence[type]] = None) -> L
         return lint_notebook_text(text, path, rules)
     return lint_source(text, path, rules)
 
-
-def decode_source(data: bytes) -> str:
-    """Bytes read from stdin, decoded like a file on disk (PEP 263 cookie, BOM)."""
-    return decode(data)

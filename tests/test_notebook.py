@@ -7,7 +7,7 @@ import json
 import pytest
 
 from looplint import notebook
-from looplint.notebook import Cell, Notebook, is_python_cell, lint_notebook_text, mask_cell, mask_line, to_python
+from looplint.notebook import Cell, is_python_cell, lint_notebook_text, mask_cell, mask_line, to_python
 
 from conftest import BAD_PROGRAM, relative, requires_ll101
 
