@@ -33,7 +33,8 @@ def findings(out: str):
 
 
 def _looplint_command():
-    exe = shutil.which("looplint")
+    """The console script installed beside this interpreter (so a virtualenv tests its own install)."""
+    exe = shutil.which("looplint", path=os.path.dirname(sys.executable))
     return [exe] if exe else [sys.executable, "-m", "looplint"]
 
 
