@@ -50,7 +50,7 @@ def discover(
     paths: Sequence[str], settings_for: Callable[[str], Settings], force_exclude: bool = False
 ) -> Discovery:
     """The files to lint under ``paths``. ``settings_for(path)`` gives the settings governing a path."""
-    found = set()
+    found = {}  # absolute path -> the path as it will be shown (first spelling seen)
     missing = []
     for root in paths:
         if not os.path.exists(root):
@@ -59,7 +59,7 @@ def discover(
         if force_exclude and settings_for(root).is_excluded_with_parents(root):
             continue
         if not os.path.isdir(root):
-            found.add(os.path.normpath(root))
+            found.setdefault(os.path.abspath(root), os.path.normpath(root))
             continue
         for directory, dirnames, filenames in os.walk(root):
             kept = []
@@ -75,5 +75,5 @@ def discover(
                 if is_lintable(name):
                     path = os.path.join(directory, name)
                     if not settings.is_excluded(path):
-                        found.add(os.path.normpath(path))
-    return Discovery(sorted(found), sorted(set(missing), key=missing.index))
+                        found.setdefault(os.path.abspath(path), os.path.normpath(path))
+    return Discovery(sorted(found.values()), sorted(set(missing), key=missing.index))
