@@ -319,6 +319,8 @@ def check(argv: List[str], prog: str = "looplint") -> int:
     try:
         if ns.statistics:
             _write_statistics(diagnostics, out, fmt)
+            if diagnostics and fmt in report.HUMAN_FORMATS and not ns.quiet:
+                _write_summary(diagnostics, out)  # ruff prints the table, then its summary line
         else:
             report.FORMATS[fmt](diagnostics, out, context)
             if fmt in report.HUMAN_FORMATS and not ns.quiet:
@@ -396,7 +398,8 @@ def _write_statistics(diagnostics: Sequence[Diagnostic], out: TextIO, fmt: str) 
     if fmt in ("json", "json-lines"):
         import json
 
-        json.dump([{"code": c, "name": names[c], "count": n} for c, n in rows], out, indent=2)
+        stats = [{"code": c, "name": names[c], "count": n, "fixable": False} for c, n in rows]
+        json.dump(stats, out, indent=2)
         out.write("\n")
         return
     if not rows:

@@ -276,9 +276,11 @@ def test_statistics_counts_per_code_with_name(project, run):
     project({"a.py": BROKEN_PROGRAM, "b.py": BROKEN_PROGRAM, "c.py": CLEAN_PROGRAM})
     result = run("--statistics", ".")
     assert result.code == 1
-    assert result.out.splitlines() == ["2\tLL000\tunreadable-file"]
+    assert result.out.splitlines() == ["2\tLL000\tunreadable-file", "Found 2 errors."]
+    assert run("--statistics", "-q", ".").out == "2\tLL000\tunreadable-file\n"
     as_json = json.loads(run("--statistics", "--output-format", "json", ".").out)
-    assert as_json == [{"code": "LL000", "name": "unreadable-file", "count": 2}]
+    assert as_json == [{"code": "LL000", "name": "unreadable-file", "count": 2, "fixable": False}]
+    assert run("--statistics", "c.py") == (0, "", "")
 
 
 def test_output_file_receives_the_report(project, run, tmp_path):
@@ -402,4 +404,4 @@ def test_exit_zero_and_statistics_with_ll101(project, run):
     assert run("--exit-zero", ".").code == 0
     from looplint.rule import rule_by_code
 
-    assert run("--statistics", ".").out == f"2\tLL101\t{rule_by_code('LL101').name}\n"
+    assert run("--statistics", "-q", ".").out == f"2\tLL101\t{rule_by_code('LL101').name}\n"
