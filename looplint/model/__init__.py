@@ -47,6 +47,8 @@ class FileModel:
             for item in walk(self.builder.body(fn), self.builder, depth=3):
                 if isinstance(item, Branch) and item.key is not None:
                     self.branch_info[item.key] = (item.names, item.volatile)
+                    if item.mod is not None:
+                        self.branch_info[f"mod:{item.mod[0]}:{item.mod[1]}:{item.mod[2]}"] = (item.names, item.volatile)
                 elif isinstance(item, Event):
                     if item.kind == ev.CALL and item.callee is not fn:
                         self._called.add(item.callee)

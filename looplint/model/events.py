@@ -76,6 +76,9 @@ class Branch:
     volatile: bool  # the test calls something: never assume it has the same value twice
     arms: List[Block]  # [then, else] for an if; else always present (maybe empty)
     polarity: bool = True  # False when the source test was ``not key``
+    # A periodic test on a counter, ``(i + c) % K == d``: (counter, K, phase d - c, then-arm runs when the
+    # phase matches). Lets the flow know that the iteration after the last of a window is the first.
+    mod: Optional[tuple] = None
 
 
 @dataclass(eq=False)
@@ -88,6 +91,8 @@ class Loop:
     target_names: frozenset
     assigned: frozenset = frozenset()  # names assigned anywhere in the body (loop-variant)
     kind: str = "other"  # set by loops.classify: batch | epoch | step | micro | other | implicit
+    counters: frozenset = frozenset()  # names that advance by one per iteration (targets, ``n += 1``)
+    starts: tuple = ()  # (counter, first value) for ``enumerate(x)`` / ``range(n)`` targets
 
 
 @dataclass(eq=False)
@@ -177,7 +182,9 @@ class _Build:
             if pushed:
                 self.param_loops.pop()
             loop = Loop(st, body, self.suite(st.orelse), False, st.iter, frozenset(names_in(st.target)),
-                        frozenset(_assigned_names(st.body) | names_in(st.target)))
+                        frozenset(_assigned_names(st.body) | names_in(st.target)),
+                        counters=frozenset(names_in(st.target)) | _incremented(st.body),
+                        starts=_counter_start(st))
             self.o.loops.append(loop)
             out.append(loop)
         elif isinstance(st, cst.While):
@@ -188,7 +195,8 @@ class _Build:
             if not infinite:
                 # the test is evaluated again before every further iteration
                 self.expr(st.test, body.items)
-            loop = Loop(st, body, self.suite(st.orelse), infinite, None, frozenset(), frozenset(_assigned_names(st.body)))
+            loop = Loop(st, body, self.suite(st.orelse), infinite, None, frozenset(), frozenset(_assigned_names(st.body)),
+                        counters=_incremented(st.body))
             self.o.loops.append(loop)
             out.append(loop)
         elif isinstance(st, (cst.Try, cst.TryStar)):
@@ -219,7 +227,9 @@ class _Build:
             other.items.append(self.branch(st.orelse))
         else:
             other = self.suite(st.orelse.body)
-        return Branch(st, " ".join(code(test).split()), frozenset(names_in(test)), has_call(test), [then, other], polarity)
+        br = Branch(st, " ".join(code(test).split()), frozenset(names_in(test)), has_call(test), [then, other], polarity)
+        br.mod = _periodic(test, polarity)
+        return br
 
     def small(self, small, out: List) -> None:
         if isinstance(small, cst.Expr):
@@ -334,13 +344,22 @@ class _Build:
         if method in ("add_", "sub_", "copy_", "addcdiv_", "addcmul_") and any(_mentions_grad(a.value) for a in c.args):
             out.append(Event(MANUAL_UPDATE, c, target=recv, call=c))
             return
-        kind, _ = self.o.ctor_kind(c)
-        if kind in ("optimizer", "scheduler", "module", "scaler"):
+        kind, cls_name = self.o.ctor_kind(c)
+        if kind in ("optimizer", "scheduler", "module", "scaler") and cls_name is not None:
             out.append(Event(CONSTRUCT, c, call=c))
             return
         callee, bound_self = self.resolve_callee(c)
         if callee is not None:
             out.append(Event(CALL, c, call=c, callee=callee, bound_self=bound_self))
+            return
+        if isinstance(recv, cst.Name) and recv.value == "self" and method is not None:
+            cls = _class_of(self.fn)
+            if cls is not None and method in cls.attrs:  # calling an object held by self (a module, a loss)
+                if any(_is_ref(a.value) for a in c.args):
+                    out.append(Event(OPAQUE, c, call=c))
+                return
+            if method not in HARMLESS_FUNCS:  # an inherited method we cannot see: it may touch anything
+                out.append(Event(OPAQUE, c, target=recv, call=c))
             return
         if name in HARMLESS_FUNCS or q.startswith(("torch.", "F.", "np.", "numpy.", "math.", "logging.", "os.", "sys.", "time.", "wandb.", "json.")):
             return
@@ -360,7 +379,26 @@ class _Build:
             cls = _class_of(self.fn)
             if cls is not None and func.attr.value in cls.methods:
                 return cls.methods[func.attr.value], True
+        if isinstance(func, cst.Attribute):
+            # a method of an instance of a class of this module: ``trainer = Trainer(...); trainer.fit()``
+            cls = self._instance_class(func.value)
+            if cls is not None and func.attr.value in cls.methods:
+                return cls.methods[func.attr.value], True
         return None, False
+
+    def _instance_class(self, expr):
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name):
+            return self.s.classes.get(expr.func.value)
+        if isinstance(expr, cst.Name):
+            fn = self.fn
+            while fn is not None and expr.value not in fn.assigns:
+                fn = fn.parent
+            if fn is None:
+                return None
+            classes = {self._instance_class(a.value) if isinstance(a.value, cst.Call) else None for a in fn.assigns[expr.value]}
+            if len(classes) == 1:
+                return classes.pop()
+        return None
 
     def closure(self, ev: Event, closure: cst.BaseExpression) -> None:
         if isinstance(closure, cst.Lambda):
@@ -463,3 +501,59 @@ def _assigned_names(suite) -> Set[str]:
 
     suite.visit(V())
     return found
+
+
+def _counter_start(st: cst.For) -> tuple:
+    it, target = st.iter, st.target
+    name = None
+    if isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "enumerate":
+        if isinstance(target, cst.Tuple) and target.elements and isinstance(target.elements[0].value, cst.Name):
+            name = target.elements[0].value.value
+        args = [a.value for a in it.args]
+        start = args[1] if len(args) > 1 else cst.Integer("0")
+    elif isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "range" and isinstance(target, cst.Name):
+        name = target.value
+        args = [a.value for a in it.args]
+        start = args[0] if len(args) > 1 else cst.Integer("0")
+    else:
+        return ()
+    if name is None or not isinstance(start, cst.Integer) or int(start.value, 0) > 3:
+        return ()
+    return ((name, int(start.value, 0)),)
+
+
+def _incremented(suite) -> frozenset:
+    """Names incremented by one directly in a loop body (``step += 1``)."""
+    out = set()
+    body = suite.body if isinstance(suite, (cst.IndentedBlock, cst.SimpleStatementSuite)) else []
+    for st in body:
+        for small in (st.body if isinstance(st, cst.SimpleStatementLine) else []):
+            if isinstance(small, cst.AugAssign) and isinstance(small.operator, cst.AddAssign) and \
+                    isinstance(small.value, cst.Integer) and small.value.value == "1":
+                d = dotted(small.target)
+                if d:
+                    out.add(d)
+    return frozenset(out)
+
+
+def _periodic(test, polarity: bool):
+    """(counter, K, phase, then-arm runs when the phase matches) for ``(i + c) % K == d`` and its
+    spellings (``!=``, a bare ``(i + 1) % K`` as a truth value, ``not ...``); None otherwise."""
+    eq, d = False, 0
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+        comp = test.comparisons[0]
+        if not isinstance(comp.comparator, cst.Integer) or not isinstance(comp.operator, (cst.Equal, cst.NotEqual)):
+            return None
+        eq, d, mod = isinstance(comp.operator, cst.Equal), int(comp.comparator.value, 0), test.left
+    else:
+        mod = test  # truthy: fires when the remainder is not 0
+    if not (isinstance(mod, cst.BinaryOperation) and isinstance(mod.operator, cst.Modulo)):
+        return None
+    x, c = mod.left, 0
+    if isinstance(x, cst.BinaryOperation) and isinstance(x.operator, (cst.Add, cst.Subtract)) and isinstance(x.right, cst.Integer):
+        c = int(x.right.value, 0) * (1 if isinstance(x.operator, cst.Add) else -1)
+        x = x.left
+    v = dotted(x)
+    if v is None:
+        return None
+    return (v, " ".join(code(mod.right).split()), d - c, eq if polarity else not eq)

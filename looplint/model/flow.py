@@ -189,6 +189,8 @@ class Interpreter:
             for arm in br.arms:
                 _merge(out, self.block(arm, paths, ctx))
             return out
+        if br.mod is not None:
+            return self._periodic_branch(br, paths, ctx)
         then_value = br.polarity
         for i, arm in enumerate(br.arms):
             value = then_value if i == 0 else not then_value
@@ -203,10 +205,31 @@ class Interpreter:
                 _merge(out, self.block(arm, self._cap(selected), ctx))
         return out
 
+    def _periodic_branch(self, br: Branch, paths: Set[Path], ctx: Ctx) -> Outcome:
+        """``if (i + c) % K == d``: the path remembers which phase of the window it is in."""
+        counter, k, phase, then_on_match = br.mod
+        base = f"mod:{counter}:{k}:"
+        key = f"{base}{phase}"
+        out = Outcome()
+        for i, arm in enumerate(br.arms):
+            want = then_on_match if i == 0 else not then_on_match  # does this arm need "phase matches"?
+            selected = set()
+            for p in paths:
+                known = _phase_matches(p, base, phase)
+                if known is None:  # what the loop's start says about its first iterations
+                    known = _phase_matches(p, f"mod:{counter}:*:", phase)
+                if known is None:
+                    selected.add(Path(p.states, p.assume | {(key, want)}))
+                elif known == want:
+                    selected.add(p)
+            if selected:
+                _merge(out, self.block(arm, self._cap(selected), ctx))
+        return out
+
     def loop(self, loop: Loop, paths: Set[Path], ctx: Ctx, implicit: bool = False) -> Outcome:
         inner = Ctx(ctx.frame, ctx.loops + (loop,), ctx.stack)
         seen: Set[Path] = set()
-        todo = set(paths)
+        todo = {self._enter(p, loop) for p in paths}
         exits: Set[Path] = set()
         out = Outcome()
         variant = self._variant_keys(loop)
@@ -487,10 +510,28 @@ class Interpreter:
     def _variant_keys(self, loop: Loop):
         return loop.assigned
 
-    def _forget(self, p: Path, variant, loop: Loop) -> Path:
+    def _enter(self, p: Path, loop: Loop) -> Path:
+        """A new run of ``loop``: its targets restart, and gradients carried around an earlier run of it
+        belong to that run."""
+        states = tuple(s._replace(carried=s.carried - {loop}) if loop in s.carried else s for s in p.states)
+        assume = p.assume
+        if assume and loop.target_names:
+            assume = frozenset(a for a in assume if not (
+                (a[0].startswith("mod:") and a[0].split(":", 2)[1] in loop.target_names)
+                or (not a[0].startswith("mod:") and (self.m.branch_info.get(a[0], (frozenset(),))[0] & loop.target_names))))
+        for counter, start in loop.starts:  # ``enumerate(loader)``: the counter starts at phase 0
+            if start == 0:
+                assume = assume | {(f"mod:{counter}:*:0", True)}
+        return Path(states, assume)
+
+    def _forget(self, p: Path, variant, loop: Loop, keep_mod=frozenset()) -> Path:
+        """Drops what the path assumed about tests whose value may change in the next iteration (but
+        keeps the phase of counters that ``_back_edge`` has just advanced)."""
         if not p.assume:
             return p
-        keep = frozenset(a for a in p.assume if not self._is_variant(a[0], variant))
+        keep = frozenset(a for a in p.assume
+                         if (a[0].startswith("mod:") and a[0].split(":", 2)[1] in keep_mod)
+                         or not self._is_variant(a[0], variant))
         return Path(p.states, keep) if keep != p.assume else p
 
     def _is_variant(self, key: str, variant) -> bool:
@@ -509,7 +550,26 @@ class Interpreter:
                 states.append(OptState(s.gs, s.zeroed_by, s.carried, None, s.doubt))
             else:
                 states.append(s)
-        return self._forget(Path(tuple(states), p.assume), variant, loop)
+        assume = set()
+        for k, v in p.assume:
+            if k.startswith("mod:"):
+                rest, phase = k.rsplit(":", 1)
+                counter = rest.split(":", 2)[1]
+                if rest.endswith(":*"):
+                    # the first iteration (counter == 0) is followed by one that is not at phase 0
+                    if counter in loop.counters and phase == "0" and v:
+                        assume.add((k, False))
+                    continue
+                if counter in loop.counters:
+                    # one iteration later the counter is one phase further; after the last (-1) of a
+                    # window comes the first (0) of the next
+                    q = int(phase)
+                    nxt = 0 if q == -1 else q + 1
+                    if -3 <= nxt <= 3:
+                        assume.add((f"{rest}:{nxt}", v))
+                    continue
+            assume.add((k, v))
+        return self._forget(Path(tuple(states), frozenset(assume)), variant, loop, keep_mod=loop.counters)
 
     def _cap(self, paths: Set[Path]) -> Set[Path]:
         if len(paths) <= MAX_PATHS:
@@ -544,6 +604,21 @@ def _manual_update(s: OptState) -> OptState:
     if s.gs in (FRESH, STALE):
         return OptState(USED, doubt=True)
     return s
+
+
+def _phase_matches(p: Path, base: str, phase: int) -> Optional[bool]:
+    """Whether the counter is known to be (or not to be) at ``phase`` of its window on this path."""
+    exact = _assumed(p, f"{base}{phase}")
+    if exact is not None:
+        return exact
+    for k, v in p.assume:
+        if k.startswith(base):
+            other = int(k[len(base):])
+            # known to be at another phase: distinct offsets counted from the same end of the window
+            # differ; from opposite ends only 0 and -1 surely do (a window of one is no window)
+            if v and ((other >= 0) == (phase >= 0) or {other, phase} == {0, -1}):
+                return False
+    return None
 
 
 def _assumed(p: Path, key: str) -> Optional[bool]:
