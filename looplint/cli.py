@@ -137,9 +137,19 @@ def _rules_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------------------------- main
 
 
+def _tolerant_streams() -> None:
+    """A terminal that cannot show a character (a file name, a message) gets an escape, not a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    _tolerant_streams()
     try:
         return _dispatch(args)
     except SystemExit as e:  # argparse: --help, --version, usage errors

@@ -68,6 +68,14 @@ def test_installed_command_reads_stdin_under_the_given_name(project):
     assert item["filename"] == os.path.join(str(root), "src", "train.py")
 
 
+def test_terminal_that_cannot_show_a_name_gets_an_escape_not_a_crash(project):
+    root = project({"caf\u00e9.py": BROKEN_PROGRAM})
+    env = dict(os.environ, PYTHONIOENCODING="ascii")
+    proc = subprocess.run(_looplint_command() + ["."], cwd=root, capture_output=True, env=env, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.startswith(b"caf\\xe9.py:2:1: LL000")
+
+
 @requires_ll101
 def test_installed_command_reports_ll101(project):
     root = project({"train.py": BAD_PROGRAM})
