@@ -59,6 +59,8 @@ def parse_notebook(text: str) -> Notebook:
         data = json.loads(text)
     except ValueError as e:
         raise NotebookError(f"not valid JSON: {e}") from None
+    except RecursionError:
+        raise NotebookError("not valid JSON: nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise NotebookError("not a Jupyter notebook: no `cells` list")
     major = data.get("nbformat", 4)

@@ -121,6 +121,7 @@ def test_masked_magics_do_not_cause_parse_errors():
     ('{"cells": [3], "nbformat": 4}', "cell 1"),
     ('{"cells": [{"cell_type": "code", "source": 3}], "nbformat": 4}', "source"),
     ('{"cells": [], "nbformat": 3}', "nbformat"),
+    ("[" * 100000, "nested too deeply"),
 ])
 def test_malformed_notebook_is_one_ll000(text, reason):
     [d] = lint_notebook_text(text, "nb.ipynb")
