@@ -1,0 +1,691 @@
+"""One oracle per rule: the dynamic signature that proves the rule's bug happened in a recorded run.
+
+An oracle is a function of a ``Trace`` returning a list of ``Evidence`` (empty when the bug was not
+observed): the code, the line(s) of the program where the rule reports it, and a sentence with numbers.
+Oracles judge what the optimizers actually consumed, per optimizer, so correct programs stay clean:
+gradient accumulation with a gated step consumes several fresh backward passes (not LL101); a GAN's
+discriminator gradients from the generator's backward are cleared before the discriminator's own step.
+
+``ORACLES`` maps each code to its oracle; ``EXPLAINS_CRASH`` lists the codes whose bug is a crash.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from looplint.runtime.trace import Trace
+
+
+@dataclass(frozen=True)
+class Evidence:
+    code: str
+    line: Optional[int]
+    text: str
+    lines: Tuple[int, ...] = field(default=())  # further lines where a rule may report the same bug
+    explains_crash: bool = False
+
+    @property
+    def all_lines(self) -> Tuple[int, ...]:
+        return tuple(dict.fromkeys(([self.line] if self.line is not None else []) + list(self.lines)))
+
+
+Oracle = Callable[[Trace], List[Evidence]]
+ORACLES: Dict[str, Oracle] = {}
+EXPLAINS_CRASH = {"LL204", "LL301", "LL304"}
+
+
+def oracle(code: str) -> Callable[[Oracle], Oracle]:
+    def register(fn: Oracle) -> Oracle:
+        fn.code = code  # type: ignore[attr-defined]
+        ORACLES[code] = fn
+        return fn
+
+    return register
+
+
+def evaluate(trace: Trace, codes: Optional[Sequence[str]] = None) -> List[Evidence]:
+    """All evidence the oracles of ``codes`` (default: every oracle) find in the trace."""
+    out: List[Evidence] = []
+    for code in sorted(ORACLES):
+        if codes is None or code in codes:
+            out.extend(ORACLES[code](trace))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+def _fmt(x: Optional[float]) -> str:
+    if x is None:
+        return "None"
+    if x == 0:
+        return "0"
+    return f"{x:.3g}"
+
+
+def _lr(values: Optional[List[Optional[float]]]) -> str:
+    vals = [v for v in (values or []) if v is not None]
+    if not vals:
+        return "?"
+    return _fmt(vals[0]) if len(set(vals)) == 1 else "[" + ", ".join(_fmt(v) for v in vals) + "]"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("s") else "s")
+
+
+def _group(items: List[Tuple[Tuple, dict]]) -> Dict[Tuple, List[dict]]:
+    groups: Dict[Tuple, List[dict]] = {}
+    for key, e in items:
+        groups.setdefault(key, []).append(e)
+    return groups
+
+
+def _plain_steps(trace: Trace, opt: Optional[int] = None) -> List[dict]:
+    """Steps that took their gradients from the loop, not from a closure of their own."""
+    return [s for s in trace.steps(opt) if not s.get("closure")]
+
+
+def _after_steps_by_opt(trace: Trace) -> Dict[int, List[dict]]:
+    out: Dict[int, List[dict]] = {}
+    for s in trace.steps():
+        out.setdefault(s["opt"], []).append(s)
+    return out
+
+
+def _previous_step(steps: List[dict], event: dict) -> Optional[dict]:
+    prev = None
+    for s in steps:
+        if s["seq"] < event["seq"]:
+            prev = s
+        else:
+            break
+    return prev
+
+
+def _next_step(steps: List[dict], event: dict) -> Optional[dict]:
+    for s in steps:
+        if s["seq"] > event["seq"]:
+            return s
+    return None
+
+
+def _consumed(trace: Trace) -> set:
+    """Backward passes whose gradients some optimizer step applied (a closure's are read by its step)."""
+    out = {b["id"] for b in trace.of("backward") if b.get("closure") is not None}
+    for s in trace.steps():
+        out.update(s.get("backwards") or [])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- LL1xx
+
+@oracle("LL101")
+def missing_zero_grad(trace: Trace) -> List[Evidence]:
+    """A step applies gradients that an earlier step of the same optimizer already applied."""
+    hits = []
+    for s in trace.steps():
+        if s.get("closure") and s.get("calls", 0) > 1:
+            continue  # a re-evaluating optimizer: summed closure gradients are LL302's evidence
+        if s.get("stale"):
+            hits.append(((s["opt"], s["line"]), s))
+    out = []
+    for (opt, line), group in _group(hits).items():
+        s = group[0]
+        total = len(trace.steps(opt))
+        n = len(s["backwards"])
+        out.append(Evidence("LL101", line, (
+            f"at step {s['n']} `{s['cls']}.step()` applied gradients summed over {n} backward passes, "
+            f"{len(s['stale'])} of them already applied by an earlier step (no zero_grad in between): gradient "
+            f"norm {_fmt(s.get('norm_before'))}; {len(group)} of {total} steps re-applied old gradients"
+        )))
+    return out
+
+
+def _discards(trace: Trace, opt: int) -> List[Tuple[dict, dict]]:
+    """(zero_grad event, its record for ``opt``) for every zero_grad that cleared gradients of ``opt``."""
+    out = []
+    for z in trace.of("zero_grad"):
+        if z.get("closure") is not None:
+            continue  # inside a closure: the step re-evaluating it has read the gradients already
+        rec = (z.get("opts") or {}).get(str(opt))
+        if rec and rec.get("discarded"):
+            out.append((z, rec))
+    return out
+
+
+@oracle("LL102")
+def zero_grad_before_step(trace: Trace) -> List[Evidence]:
+    """zero_grad cleared this iteration's gradients between the backward and the step."""
+    backwards = trace.backwards()
+    hits = []
+    for opt in trace.optimizers():
+        steps = trace.steps(opt)
+        zeros = _discards(trace, opt)
+        for s in _plain_steps(trace, opt):
+            if s.get("backwards"):
+                continue
+            prev = _previous_step(steps, s)
+            for z, rec in zeros:
+                if not (prev is None or z["seq"] > prev["seq"]) or z["seq"] > s["seq"]:
+                    continue
+                applied = set(rec.get("applied") or [])
+                lost = [backwards[b] for b in rec["discarded"] if b not in applied and b in backwards]
+                lost = [b for b in lost if Trace.same_iteration(b, s) and Trace.same_iteration(z, s)]
+                if lost:
+                    hits.append(((opt, z["line"]), (z, lost[-1], s)))
+                    break
+    out = []
+    for (opt, zline), group in _group(hits).items():
+        z, b, s = group[0]
+        total = len(trace.steps(opt))
+        out.append(Evidence("LL102", zline, (
+            f"zero_grad (line {zline}) cleared the gradients of the backward at line {b['line']} before "
+            f"`{s['cls']}.step()` (line {s['line']}): the step found no gradient and moved the parameters by "
+            f"{_fmt(s.get('delta'))}; {len(group)} of {total} steps applied nothing"
+        ), lines=(s["line"],)))
+    return out
+
+
+@oracle("LL103")
+def step_before_backward(trace: Trace) -> List[Evidence]:
+    """A step found no gradients, and this iteration's backward ran after it."""
+    hits = []
+    backward_events = trace.of("backward")
+    for opt in trace.optimizers():
+        steps = trace.steps(opt)
+        for s in _plain_steps(trace, opt):
+            if s.get("backwards"):
+                continue
+            nxt = _next_step(steps, s)
+            for b in backward_events:
+                if b["seq"] < s["seq"] or not trace.reaches(b, opt):
+                    continue
+                if nxt is not None and b["seq"] > nxt["seq"]:
+                    break
+                if Trace.same_iteration(b, s):
+                    hits.append(((opt, s["line"]), (s, b)))
+                break
+    out = []
+    for (opt, line), group in _group(hits).items():
+        s, b = group[0]
+        steps = trace.steps(opt)
+        first = "the first step had no gradients" if steps and steps[0]["seq"] == s["seq"] else \
+            f"step {s['n']} had no gradients"
+        late = sum(1 for x in steps if x["seq"] > s["seq"] and x.get("backwards"))
+        tail = f"; {late} later steps applied the previous iteration's gradients" if late else \
+            f"; {len(group)} of {len(steps)} steps had none"
+        out.append(Evidence("LL103", line, (
+            f"`{s['cls']}.step()` (line {line}) ran before this iteration's backward (line {b['line']}): "
+            f"{first}{tail}"
+        )))
+    return out
+
+
+@oracle("LL104")
+def step_without_backward(trace: Trace) -> List[Evidence]:
+    """An optimizer stepped and no backward pass ever reached its parameters."""
+    out = []
+    backwards = trace.of("backward")
+    for opt, o in trace.optimizers().items():
+        steps = _plain_steps(trace, opt)
+        if not steps or any(trace.reaches(b, opt) for b in backwards):
+            continue
+        s = steps[0]
+        out.append(Evidence("LL104", s["line"], (
+            f"`{o['cls']}.step()` (line {s['line']}) ran {len(steps)} times and 0 backward passes reached its "
+            f"{o['params']} parameters ({len(backwards)} backward calls in the run): every step had no gradient"
+        )))
+    return out
+
+
+@oracle("LL105")
+def backward_without_step(trace: Trace) -> List[Evidence]:
+    """Backward passes reached an optimizer's parameters and it never stepped."""
+    if trace.status in ("truncated", "timeout", "failed"):
+        return []  # the program was stopped: a later phase might have stepped it
+    out = []
+    pending = (trace.end or {}).get("pending_step") or {}
+    for opt, o in trace.optimizers().items():
+        if trace.steps(opt) or pending.get("opt") == opt:
+            continue
+        hit = [b for b in trace.of("backward") if trace.reaches(b, opt)]
+        if not hit:
+            continue
+        lines = _group([((b["line"],), b) for b in hit])
+        line = max(lines, key=lambda k: len(lines[k]))[0]
+        out.append(Evidence("LL105", line, (
+            f"{len(hit)} backward passes (line {line}) reached the parameters of `{o['cls']}` and it stepped 0 "
+            f"times: the gradients were computed and never applied"
+        ), lines=tuple(k[0] for k in lines if k[0] != line)))
+    return out
+
+
+@oracle("LL106")
+def step_outside_batch_loop(trace: Trace) -> List[Evidence]:
+    """One step per epoch, after the data loop ended, on gradients summed over its batches."""
+    backwards = trace.backwards()
+    hits = []
+    for opt in trace.optimizers():
+        steps = trace.steps(opt)
+        for s in _plain_steps(trace, opt):
+            if trace.data_entry(s) is not None:
+                continue  # stepped inside a data loop: per batch (micro-batches summed into it are fine)
+            fresh = [backwards[b] for b in s.get("backwards") or [] if b not in set(s.get("stale") or [])
+                     and b in backwards]
+            if len(fresh) < 2:
+                continue
+            entries = {}
+            for b in fresh:
+                d = trace.data_entry(b)
+                if d is not None:
+                    entries.setdefault(tuple(d[1][:3]), set()).add(d[1][3])
+            for inst, iters in entries.items():
+                if len(iters) < 2 or Trace.inside(s, inst):
+                    continue
+                if any(Trace.inside(x, inst) for x in steps):
+                    continue  # the optimizer also steps inside that loop: a flush of leftover accumulation
+                hits.append(((opt, s["line"]), (s, len(iters), trace.iterations(inst))))
+                break
+    out = []
+    for (opt, line), group in _group(hits).items():
+        s, k, n = group[0]
+        out.append(Evidence("LL106", line, (
+            f"`{s['cls']}.step()` (line {line}) ran after the data loop ended, once per {k} batches "
+            f"(the loop drew {n}): {len(group)} steps in the run, each on gradients summed over all batches"
+        )))
+    return out
+
+
+@oracle("LL107")
+def optimizer_created_in_loop(trace: Trace) -> List[Evidence]:
+    """The same call site built optimizers over the same parameters again after one had stepped."""
+    out = []
+    groups = _group([((o["line"], o["key"], o["cls"]), o) for o in trace.of("optimizer")])
+    for (line, key, cls), group in groups.items():
+        if len(group) < 2:
+            continue
+        resets = []
+        for o in group[1:]:
+            earlier = [x for x in o.get("same_params") or [] if x.get("steps")]
+            if earlier:
+                resets.append(earlier[-1])
+        if not resets:
+            continue
+        state = max((r.get("state") or 0) for r in resets)
+        steps = max(r["steps"] for r in resets)
+        out.append(Evidence("LL107", line, (
+            f"`{cls}` was constructed {len(group)} times at line {line} over the same {group[0]['params']} "
+            f"parameters: {len(resets)} times a new one replaced an optimizer that had stepped (up to {steps} "
+            f"steps, state for {state} parameters), so its state started over"
+        )))
+    return out
+
+
+@oracle("LL108")
+def zero_grad_discards_accumulation(trace: Trace) -> List[Evidence]:
+    """zero_grad threw away gradients no step consumed, and the loop went on accumulating for a later step."""
+    consumed = _consumed(trace)
+    backwards = trace.backwards()
+    hits = []
+    for opt in trace.optimizers():
+        steps = trace.steps(opt)
+        if not steps:
+            continue
+        reaching = [b for b in trace.of("backward") if trace.reaches(b, opt)]
+        for z, rec in _discards(trace, opt):
+            lost = [backwards[b] for b in rec["discarded"] if b not in consumed and b in backwards]
+            if not lost:
+                continue
+            nxt_step = _next_step(steps, z)
+            if nxt_step is None:
+                continue
+            nxt_bw = next((b for b in reaching if b["seq"] > z["seq"]), None)
+            if nxt_bw is None or nxt_bw["seq"] > nxt_step["seq"]:
+                continue  # a step follows first: that is LL102/LL103's business
+            if not any(_same_batch_loop(trace, z, b) for b in lost):
+                continue  # cleared at an epoch boundary, not inside the loop that accumulates
+            hits.append(((opt, z["line"]), (z, len(lost), nxt_step)))
+    out = []
+    for (opt, line), group in _group(hits).items():
+        total = sum(n for _, n, _ in group)
+        z, n, s = group[0]
+        out.append(Evidence("LL108", line, (
+            f"zero_grad (line {line}) discarded the gradients of {total} backward passes that no step "
+            f"consumed ({len(group)} times), while `{s['cls']}.step()` (line {s['line']}) waited for an "
+            f"accumulation that never built up"
+        )))
+    return out
+
+
+def _same_batch_loop(trace: Trace, a: dict, b: dict) -> bool:
+    """Both events ran inside one data loop instance, or (no data loop) in one instance of a's innermost loop."""
+    da, db = trace.data_entry(a), trace.data_entry(b)
+    if da is not None and db is not None:
+        return tuple(da[1][:3]) == tuple(db[1][:3])
+    if da is not None or db is not None:
+        return False
+    pa = Trace.path(a)
+    return bool(pa) and Trace.inside(b, tuple(pa[-1][:3]))
+
+
+@oracle("LL109")
+def training_after_data_loop(trace: Trace) -> List[Evidence]:
+    """The backward ran after the data loop, on the loss of its last batch only."""
+    forwards = {e["seq"]: e for e in trace.of("forward")}
+    backward_events = trace.of("backward")
+    hits = []
+    for b in backward_events:
+        feeding = [forwards[f] for f in b.get("forwards") or [] if f in forwards]
+        if not feeding:
+            continue
+        insts = {}
+        for f in feeding:
+            d = trace.data_entry(f)
+            if d is not None:
+                insts.setdefault(tuple(d[1][:3]), set()).add(d[1][3])
+        for inst, iters in insts.items():
+            if Trace.inside(b, inst):
+                continue
+            n = trace.iterations(inst)
+            grad_iters = {trace.data_entry(f)[1][3] for f in forwards.values()
+                          if f.get("grad") and trace.data_entry(f) is not None
+                          and tuple(trace.data_entry(f)[1][:3]) == inst}
+            if n < 2 or len(grad_iters) < 2 or len(iters) != 1:
+                continue
+            if any(Trace.inside(x, inst) for x in backward_events):
+                continue
+            hits.append(((b["line"],), (b, n, max(iters) + 1)))
+    out = []
+    for (line,), group in _group(hits).items():
+        b, n, k = group[0]
+        out.append(Evidence("LL109", line, (
+            f"backward (line {line}) ran after the data loop, {len(group)} times in the run: each time the loop "
+            f"drew {n} batches and the loss came from batch {k} alone, so {n - 1} batches per pass never trained"
+        )))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- LL2xx
+
+EPOCH_SCHEDULERS = {
+    "StepLR": "step_size", "MultiStepLR": "milestones", "ExponentialLR": None, "MultiplicativeLR": None,
+    "CosineAnnealingLR": "T_max", "LinearLR": "total_iters", "ConstantLR": "total_iters",
+    "PolynomialLR": "total_iters", "CosineAnnealingWarmRestarts": "T_0",
+}
+STEP_SCHEDULERS = {"OneCycleLR": "total_steps", "CyclicLR": "total_size"}
+_STEP_WORDS = re.compile(r"len\s*\(|step|iter|batch", re.I)
+
+
+def _horizon(sched: dict) -> Tuple[Optional[str], Optional[float]]:
+    args = sched.get("args") or {}
+    name = EPOCH_SCHEDULERS.get(sched["cls"]) or STEP_SCHEDULERS.get(sched["cls"])
+    value = args.get(name) if name else None
+    if isinstance(value, list):
+        value = max(value) if value else None
+    return name, value
+
+
+def _sched_steps(trace: Trace, sched: int) -> List[dict]:
+    return [e for e in trace.of("sched_step") if e["sched"] == sched and not e.get("error")]
+
+
+def _lr_changes(events: List[dict]) -> int:
+    return sum(1 for e in events if e.get("lr_before") != e.get("lr_after"))
+
+
+def _epochs(trace: Trace, opt: Optional[int]) -> List[Tuple[tuple, List[tuple]]]:
+    """The data loop instances in which ``opt`` stepped, each with its enclosing loop path (the epoch)."""
+    seen: Dict[tuple, List[tuple]] = {}
+    for s in trace.steps(opt):
+        d = trace.data_entry(s)
+        if d is None:
+            continue
+        i, entry = d
+        seen.setdefault(tuple(entry[:3]), Trace.path(s)[:i])
+    return list(seen.items())
+
+
+@oracle("LL201")
+def epoch_scheduler_stepped_per_batch(trace: Trace) -> List[Evidence]:
+    """An epoch-sized schedule stepped in every batch: its whole horizon passes within an epoch."""
+    out = []
+    for sid, sc in trace.schedulers().items():
+        if sc["cls"] not in EPOCH_SCHEDULERS:
+            continue
+        events = [e for e in _sched_steps(trace, sid) if not e.get("args")]  # step(epoch) sets the unit itself
+        name, horizon = _horizon(sc)
+        for inst, _prefix in _epochs(trace, sc.get("opt")):
+            inside = [e for e in events if Trace.inside(e, inst)]
+            iters = trace.iterations(inst)
+            per_iter = {trace.data_entry(e)[1][3] for e in inside if trace.data_entry(e)}
+            if iters < 2 or len(per_iter) < iters:
+                continue  # not stepped in every batch (gated by an update condition, or not in the loop)
+            batches = trace.loader_len(inst) or iters
+            if horizon is not None and horizon >= batches:
+                continue  # sized in steps, or too long to tell from one epoch
+            changes = _lr_changes(inside)
+            if not changes:
+                continue
+            unit = f"{name}={horizon:g}, " if horizon is not None else ""
+            out.append(Evidence("LL201", inside[0]["line"], (
+                f"`{sc['cls']}` ({unit}sized in epochs) stepped in every batch: the learning rate changed "
+                f"{changes} times within one epoch of {batches} batches ({_lr(inside[0]['lr_before'])} -> "
+                f"{_lr(inside[-1]['lr_after'])})"
+            )))
+            break
+    return out
+
+
+def _sized_in_steps(trace: Trace, sc: dict) -> bool:
+    """The horizon argument at the constructor's line is computed from loader length or step counts."""
+    if sc["cls"] in STEP_SCHEDULERS:
+        return True
+    name, _ = _horizon(sc)
+    if not name or not sc.get("line"):
+        return False
+    try:
+        with open(trace.program, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.lineno <= sc["line"] <= (node.end_lineno or node.lineno):
+            f = node.func
+            fname = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+            if fname != sc["cls"]:
+                continue
+            for kw in node.keywords:
+                if kw.arg == name:
+                    return bool(_STEP_WORDS.search(ast.unparse(kw.value)))
+            if len(node.args) > 1:
+                return bool(_STEP_WORDS.search(ast.unparse(node.args[1])))
+    return False
+
+
+@oracle("LL202")
+def batch_scheduler_stepped_per_epoch(trace: Trace) -> List[Evidence]:
+    """A schedule sized in steps stepped once per epoch: it advances len(loader) times too slowly."""
+    out = []
+    for sid, sc in trace.schedulers().items():
+        if not _sized_in_steps(trace, sc):
+            continue
+        events = _sched_steps(trace, sid)
+        name, horizon = _horizon(sc)
+        per_epoch = []
+        for inst, prefix in _epochs(trace, sc.get("opt")):
+            iters = trace.iterations(inst)
+            if iters < 2:
+                continue
+            outside = [e for e in events if not Trace.inside(e, inst) and Trace.within(e, prefix)
+                       and e["seq"] > min(x["seq"] for x in trace.steps(sc.get("opt")) if Trace.inside(x, inst))]
+            inside = [e for e in events if Trace.inside(e, inst)]
+            if len(outside) == 1 and not inside:
+                per_epoch.append((outside[0], trace.loader_len(inst) or iters))
+        if per_epoch:
+            e, batches = per_epoch[0]
+            h = f"{name}={horizon:g}" if horizon is not None else "sized in steps"
+            out.append(Evidence("LL202", e["line"], (
+                f"`{sc['cls']}` ({h}) stepped once per epoch of {batches} batches: after {len(per_epoch)} "
+                f"epochs it had advanced {len(per_epoch)} of its steps instead of {len(per_epoch) * batches} "
+                f"(lr {_lr(e['lr_after'])})"
+            )))
+    return out
+
+
+@oracle("LL203")
+def scheduler_step_before_optimizer_step(trace: Trace) -> List[Evidence]:
+    """scheduler.step ran before the optimizer's first step of the same loop iteration (or of the run)."""
+    hits = []
+    for sid, sc in trace.schedulers().items():
+        opt = sc.get("opt")
+        steps = trace.steps(opt)
+        if not steps:
+            continue
+        for e in _sched_steps(trace, sid):
+            path = Trace.path(e)
+            for depth in range(len(path), -1, -1):
+                prefix = path[:depth]
+                mine = [s for s in steps if Trace.within(s, prefix)]
+                if mine:
+                    if e["seq"] < mine[0]["seq"]:
+                        hits.append(((sid, e["line"]), (e, mine[0], depth)))
+                    break
+    out = []
+    for (sid, line), group in _group(hits).items():
+        e, s, depth = group[0]
+        sc = trace.schedulers()[sid]
+        where = "of the run" if depth == 0 else "of its loop iteration"
+        out.append(Evidence("LL203", line, (
+            f"`{sc['cls']}.step()` (line {line}) ran before the first `{s['cls']}.step()` {where} (line "
+            f"{s['line']}), {len(group)} times: the learning rate moved from {_lr(e['lr_before'])} to "
+            f"{_lr(e['lr_after'])} before the optimizer used it"
+        )))
+    return out
+
+
+@oracle("LL204")
+def plateau_step_without_metric(trace: Trace) -> List[Evidence]:
+    out = []
+    for e in trace.of("sched_step"):
+        err = e.get("error") or {}
+        if e["cls"] == "ReduceLROnPlateau" and err.get("type") == "TypeError" and "metrics" in err.get("message", ""):
+            out.append(Evidence("LL204", e["line"], (
+                f"`ReduceLROnPlateau.step()` (line {e['line']}) raised TypeError: {err['message']}"
+            ), explains_crash=True))
+            break
+    return out
+
+
+@oracle("LL205")
+def scheduler_stepped_twice(trace: Trace) -> List[Evidence]:
+    """One scheduler stepped both inside the data loop and once more per epoch (or twice per update)."""
+    out = []
+    for sid, sc in trace.schedulers().items():
+        events = _sched_steps(trace, sid)
+        found = None
+        for inst, prefix in _epochs(trace, sc.get("opt")):
+            inside = [e for e in events if Trace.inside(e, inst)]
+            outside = [e for e in events if not Trace.inside(e, inst) and Trace.within(e, prefix)]
+            if inside and outside and {e["line"] for e in inside}.isdisjoint({e["line"] for e in outside}):
+                found = (outside[0], inside[0], len(inside), len(outside))
+                break
+        if found is None:
+            steps = trace.steps(sc.get("opt"))
+            for a, b in zip(events, events[1:]):
+                if a["line"] != b["line"] and not any(a["seq"] < s["seq"] < b["seq"] for s in steps) \
+                        and Trace.same_iteration(a, b) and steps and a["seq"] > steps[0]["seq"]:
+                    found = (b, a, 1, 1)
+                    break
+            if found is not None:
+                e, other, _, _ = found
+                out.append(Evidence("LL205", e["line"], (
+                    f"`{sc['cls']}.step()` ran at line {other['line']} and again at line {e['line']} with no "
+                    f"optimizer step between them: the schedule advances twice per update"
+                ), lines=(other["line"],)))
+                continue
+        if found is not None:
+            e, other, n_in, n_out = found
+            out.append(Evidence("LL205", e["line"], (
+                f"`{sc['cls']}.step()` ran {n_in} times in the batch loop (line {other['line']}) and {n_out} more "
+                f"per epoch (line {e['line']}): the schedule advances {n_in + n_out} times per epoch"
+            ), lines=(other["line"],)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- LL3xx
+
+def _closure_groups(trace: Trace) -> Dict[Tuple, List[dict]]:
+    return _group([((c["opt"], c.get("def_line")), c) for c in trace.of("closure_call")])
+
+
+def _closure_line(trace: Trace, calls: List[dict]) -> Optional[int]:
+    return calls[0].get("def_line") or calls[0]["line"]
+
+
+@oracle("LL301")
+def closure_missing_return(trace: Trace) -> List[Evidence]:
+    out = []
+    err = trace.error or {}
+    for (opt, _), calls in _closure_groups(trace).items():
+        none = [c for c in calls if c.get("returned") == "NoneType"]
+        if not none:
+            continue
+        line = _closure_line(trace, calls)
+        cls = trace.opt_name(opt)
+        crashed = trace.status == "crashed" and err.get("type") == "TypeError" and \
+            ((trace.end or {}).get("pending_step") or {}).get("opt") == opt
+        if crashed:
+            text = (f"the closure (line {line}) returned None and `{cls}.step()` raised TypeError converting it: "
+                    f"{err.get('message')}")
+        else:
+            text = f"the closure (line {line}) returned None on {len(none)} of {len(calls)} calls by `{cls}.step()`"
+        out.append(Evidence("LL301", line, text, explains_crash=crashed))
+    return out
+
+
+@oracle("LL302")
+def closure_missing_zero_grad(trace: Trace) -> List[Evidence]:
+    out = []
+    for (opt, _), calls in _closure_groups(trace).items():
+        summed = [c for c in calls if c.get("summed") and not c.get("zero_grads")]
+        if not summed:
+            continue
+        per_step = _group([((c["step"],), c) for c in calls])
+        k = max(len(v) for v in per_step.values())
+        line = _closure_line(trace, calls)
+        c = summed[-1]
+        out.append(Evidence("LL302", line, (
+            f"`{trace.opt_name(opt)}` re-evaluated the closure (line {line}) up to {k} times per step with no "
+            f"zero_grad: {len(summed)} evaluations added their gradients to the previous ones (gradient norm "
+            f"{_fmt(c.get('norm'))} at step {c['step']}, evaluation {c['call']})"
+        )))
+    return out
+
+
+@oracle("LL303")
+def closure_missing_backward(trace: Trace) -> List[Evidence]:
+    out = []
+    for (opt, _), calls in _closure_groups(trace).items():
+        if any(c.get("backwards") for c in calls):
+            continue
+        line = _closure_line(trace, calls)
+        out.append(Evidence("LL303", line, (
+            f"`{trace.opt_name(opt)}.step()` called the closure (line {line}) {len(calls)} times and it ran 0 "
+            f"backward passes: the optimizer never saw a fresh gradient"
+        )))
+    return out
+
+
+@oracle("LL304")
+def lbfgs_step_without_closure(trace: Trace) -> List[Evidence]:
+    err = trace.error or {}
+    pending = (trace.end or {}).get("pending_step") or {}
+    if trace.status == "crashed" and err.get("type") == "TypeError" and pending.get("cls") == "LBFGS" \
+            and not pending.get("closure"):
+        return [Evidence("LL304", pending.get("line"), (
+            f"`LBFGS.step()` (line {pending.get('line')}) was called without a closure and raised TypeError: "
+            f"{err.get('message')}"
+        ), explains_crash=True)]
+    return []
