@@ -32,6 +32,24 @@ def _error(path: str, message: str, line: int = 1, column: int = 1) -> Diagnosti
     return Diagnostic(path, line, column, PARSE_ERROR, message, PARSE_ERROR_NAME, line, column)
 
 
+def _syntax_error(path: str, source: str, e: "cst.ParserSyntaxError") -> Diagnostic:
+    """LL000 at the position Python's own parser names (libcst's positions can be a row off)."""
+    import ast
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(source)
+    except SyntaxError as se:
+        if se.lineno:
+            return _error(path, f"cannot parse file: {se.msg}", se.lineno, max(se.offset or 1, 1))
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    message = re.sub(r"^(?:parser|tokenizer) error: (?:error at \d+:\d+: )?", "", e.message)
+    return _error(path, f"cannot parse file: {message}", e.raw_line, e.raw_column + 1)
+
+
 def lint_file(path: str, rules: Optional[Sequence[type]] = None) -> List[Diagnostic]:
     try:
         with open(path, "rb") as f:
@@ -53,7 +71,7 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as e:
-        return [_error(path, f"cannot parse file: {e.message}", e.raw_line, e.raw_column + 1)]
+        return [_syntax_error(path, source, e)]
     except (RecursionError, ValueError, MemoryError) as e:  # pathological input
         return [_error(path, f"cannot parse file: {type(e).__name__}")]
     from looplint.suppress import apply_noqa

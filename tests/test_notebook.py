@@ -164,7 +164,7 @@ def test_cli_reports_notebook_cells_in_concise_and_json(project, run):
     )})
     result = run(".")
     assert result.code == 1
-    assert result.out.splitlines()[0].startswith(relative("nbs/train.ipynb") + ":cell 3:2:1: LL000 ")
+    assert result.out.splitlines()[0].startswith(relative("nbs/train.ipynb") + ":cell 3:2:14: LL000 ")
     [item] = json.loads(run("--output-format", "json", ".").out)
     assert (item["cell"], item["location"]["row"]) == (3, 2)
 
@@ -177,7 +177,7 @@ def test_cli_reads_a_notebook_from_stdin(project, run, monkeypatch):
     text = make_notebook(("code", "loss.backward(\n"))
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8"))
     result = run("-", "--stdin-filename", "nb.ipynb")
-    assert result.out.startswith("nb.ipynb:cell 1:1:1: LL000")
+    assert result.out.startswith("nb.ipynb:cell 1:1:14: LL000")
 
 
 def _split_bad_program():

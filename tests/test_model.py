@@ -1,0 +1,300 @@
+"""The training-loop model's pieces: roles, loop kinds, and the gradient typestate across branches,
+nested loops and calls. Each test states a program and what the model must conclude about it."""
+import textwrap
+
+import libcst as cst
+import pytest
+
+from looplint.model import BATCH, EPOCH, FRESH, MICRO, NONE, STALE, STEP, USED, build_model
+from looplint.model.events import STEP as STEP_EVENT
+from looplint.model.events import ZERO, Loop
+from looplint.model.roles import LOADER, MODULE, OPTIMIZER, SCALER, SCHEDULER, UNKNOWN, Frame, name_kind
+
+
+def model_of(src: str):
+    return build_model(cst.parse_module(textwrap.dedent(src)))
+
+
+def role_of(m, name: str, fn_name: str = "<module>"):
+    fn = next(f for f in m.scopes.functions if f.name == fn_name)
+    return m.roles.resolve(cst.parse_expression(name), Frame(fn))
+
+
+def step_states(m, text: str):
+    """The gradient states (by name) the optimizer is in when the step call ``text`` runs."""
+    out = set()
+    for event, role, states in m.optimizer_events(STEP_EVENT):
+        if m.source(event.node) == text:
+            out |= {s.gs for s in states}
+    return out
+
+
+def loop_kinds(m):
+    """Loop kinds in source order."""
+    return [l.kind for l in sorted(m.builder.loops, key=lambda l: m.module.code.index(m.source(l.node).split(":")[0]))]
+
+
+# -- roles ----------------------------------------------------------------------------------------------
+
+
+def test_roles_from_constructors_through_import_aliases():
+    m = model_of("""
+        import torch.optim as optim
+        from torch.optim.lr_scheduler import StepLR
+        from torch.utils.data import DataLoader
+        from torch import nn
+        net = nn.Linear(2, 1)
+        sgd_thing = optim.SGD(net.parameters(), lr=0.1)
+        sched = StepLR(sgd_thing, 10)
+        scaler = torch.amp.GradScaler("cpu")
+        data = DataLoader([])
+    """)
+    opt = role_of(m, "sgd_thing")
+    assert (opt.kind, opt.cls_name, opt.evidence) == (OPTIMIZER, "SGD", "constructor")
+    assert opt.modules == frozenset({"<module>:net"})
+    assert role_of(m, "sched").kind == SCHEDULER
+    assert role_of(m, "scaler").kind == SCALER
+    assert role_of(m, "data").kind == LOADER
+    assert role_of(m, "net").kind == MODULE
+
+
+def test_self_attribute_role_comes_from_init():
+    m = model_of("""
+        import torch
+        class Trainer:
+            def __init__(self, model):
+                self.model = model
+                self.opt_thing = torch.optim.Adam(model.parameters())
+            def step(self):
+                self.opt_thing.step()
+    """)
+    r = role_of(m, "self.opt_thing", "step")
+    assert r.kind == OPTIMIZER and r.cls_name == "Adam"
+
+
+def test_a_local_class_shadows_a_torch_name():
+    m = model_of("""
+        class SGD:
+            def step(self):
+                pass
+        opt = SGD()
+    """)
+    assert role_of(m, "opt").kind != OPTIMIZER
+
+
+def test_prepare_passes_roles_through_in_order():
+    m = model_of("""
+        import torch
+        model = torch.nn.Linear(2, 1)
+        o = torch.optim.SGD(model.parameters(), lr=0.1)
+        model, o2, loader = accelerator.prepare(model, o, loader)
+    """)
+    assert role_of(m, "o2") is role_of(m, "o")
+
+
+@pytest.mark.parametrize("name,kind", [
+    ("optimizer", OPTIMIZER), ("optimizerD", OPTIMIZER), ("g_optim", OPTIMIZER), ("opt_g", OPTIMIZER),
+    ("optD", OPTIMIZER), ("lr_scheduler", SCHEDULER), ("train_loader", LOADER), ("options", None),
+    ("opts", None), ("model", None), ("loss_scaler", None),
+])
+def test_names_are_weak_evidence(name, kind):
+    assert name_kind(name) == kind
+
+
+def test_reassignment_with_conflicting_kinds_is_unknown():
+    m = model_of("""
+        import torch
+        x = torch.optim.SGD([], lr=1)
+        x = torch.utils.data.DataLoader([])
+    """)
+    assert role_of(m, "x").kind == UNKNOWN
+
+
+# -- loops ----------------------------------------------------------------------------------------------
+
+
+def test_loop_kinds():
+    m = model_of("""
+        def train(model, loader, optimizer, epochs, accum):
+            for epoch in range(epochs):
+                for i, (x, y) in enumerate(tqdm(loader)):
+                    for micro in range(accum):
+                        pass
+            while True:
+                pass
+            for it in range(max_steps):
+                pass
+    """)
+    assert loop_kinds(m) == [EPOCH, BATCH, MICRO, STEP, STEP]
+
+
+def test_a_loop_that_calls_a_function_with_a_batch_loop_is_an_epoch_loop():
+    m = model_of("""
+        def train_one(model, loader, optimizer):
+            for x in loader:
+                pass
+        def main():
+            for e in range(n):
+                train_one(model, loader, optimizer)
+    """)
+    kinds = {m.source(l.node).split(":")[0]: l.kind for l in m.builder.loops}
+    assert kinds["for e in range(n)"] == EPOCH
+    assert kinds["for x in loader"] == BATCH
+
+
+def test_a_range_over_the_batch_size_is_not_a_batch_loop():
+    m = model_of("""
+        for task in range(meta_batch_size):
+            pass
+    """)
+    assert loop_kinds(m) != [BATCH]
+
+
+# -- gradient typestate ---------------------------------------------------------------------------------
+
+PRELUDE = """
+import torch
+model = torch.nn.Linear(2, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+"""
+
+
+def test_missing_zero_grad_makes_the_second_step_stale():
+    m = model_of(PRELUDE + """
+for x in loader:
+    model(x).sum().backward()
+    opt.step()
+""")
+    assert step_states(m, "opt.step()") == {FRESH, STALE}
+
+
+def test_accumulation_with_zero_inside_the_gate_is_never_stale():
+    m = model_of(PRELUDE + """
+for i, x in enumerate(loader):
+    model(x).sum().backward()
+    if (i + 1) % 4 == 0:
+        opt.step()
+        opt.zero_grad()
+""")
+    assert step_states(m, "opt.step()") == {FRESH}
+
+
+def test_correlated_branches_take_the_same_arm():
+    m = model_of(PRELUDE + """
+for x in loader:
+    if use_amp:
+        opt.zero_grad()
+    else:
+        model.zero_grad()
+    model(x).sum().backward()
+    if use_amp:
+        opt.step()
+    else:
+        opt.step()
+""")
+    assert step_states(m, "opt.step()") == {FRESH}
+
+
+def test_uncorrelated_branch_leaves_a_stale_path():
+    m = model_of(PRELUDE + """
+for x in loader:
+    if flag:
+        opt.zero_grad()
+    model(x).sum().backward()
+    opt.step()
+""")
+    assert STALE in step_states(m, "opt.step()")
+
+
+def test_zero_on_first_micro_batch_and_step_on_last_is_understood():
+    m = model_of(PRELUDE + """
+for epoch in range(3):
+    for i, x in enumerate(loader):
+        if i % k == 0:
+            opt.zero_grad()
+        model(x).sum().backward()
+        if (i + 1) % k == 0:
+            opt.step()
+""")
+    assert step_states(m, "opt.step()") == {FRESH}
+
+
+def test_helper_functions_are_followed_with_the_callers_optimizer():
+    m = model_of(PRELUDE + """
+def clear(o):
+    o.zero_grad()
+
+def train_one_epoch(net, loader, optimizer):
+    for x in loader:
+        clear(optimizer)
+        net(x).sum().backward()
+        optimizer.step()
+
+for epoch in range(3):
+    train_one_epoch(model, loader, opt)
+""")
+    assert step_states(m, "optimizer.step()") == {FRESH}
+
+
+def test_an_unresolvable_call_receiving_the_optimizer_makes_the_state_unknown():
+    m = model_of(PRELUDE + """
+from helpers import reset
+for x in loader:
+    reset(opt)
+    model(x).sum().backward()
+    opt.step()
+""")
+    assert STALE not in step_states(m, "opt.step()")
+    assert role_of(m, "opt") in m.facts.tainted
+
+
+def test_gan_discriminator_steps_are_clean_when_zeroed_before_their_own_backward():
+    m = model_of("""
+import torch
+netD = torch.nn.Linear(2, 1)
+netG = torch.nn.Linear(2, 2)
+optD = torch.optim.Adam(netD.parameters())
+optG = torch.optim.Adam(netG.parameters())
+for x in loader:
+    netD.zero_grad()
+    netD(x).mean().backward()
+    fake = netG(x)
+    netD(fake.detach()).mean().backward()
+    optD.step()
+    netG.zero_grad()
+    (-netD(fake).mean()).backward()
+    optG.step()
+""")
+    assert step_states(m, "optD.step()") == {FRESH}
+    assert step_states(m, "optG.step()") == {FRESH}
+
+
+def test_break_leaves_the_loop_and_continue_goes_around():
+    m = model_of(PRELUDE + """
+for x in loader:
+    opt.zero_grad()
+    loss = model(x).sum()
+    if bad(loss):
+        continue
+    loss.backward()
+    opt.step()
+    if done:
+        break
+opt.step()
+""")
+    after = [s for e, r, s in m.optimizer_events(STEP_EVENT) if e.node.func.value.value == "opt" and m.source(e.node) == "opt.step()"]
+    # the step after the loop sees the state a break or the last iteration left: used, or zeroed by a skip
+    assert {s.gs for states in after for s in states} == {FRESH, USED, NONE}
+
+
+def test_zero_grad_records_fresh_gradients_carried_around_the_batch_loop():
+    m = model_of(PRELUDE + """
+for i, x in enumerate(loader):
+    opt.zero_grad()
+    model(x).sum().backward()
+    if (i + 1) % 4 == 0:
+        opt.step()
+""")
+    zero_states = [s for e, r, states in m.optimizer_events(ZERO) for s in states]
+    carried = [s for s in zero_states if s.gs == FRESH]
+    assert carried and all(isinstance(l, Loop) and l.kind == BATCH for s in carried for l in s.carried)
