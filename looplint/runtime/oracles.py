@@ -72,7 +72,7 @@ def _lr(values: Optional[List[Optional[float]]]) -> str:
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("s") else "s")
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _group(items: List[Tuple[Tuple, dict]]) -> Dict[Tuple, List[dict]]:
@@ -317,8 +317,8 @@ def optimizer_created_in_loop(trace: Trace) -> List[Evidence]:
         steps = max(r["steps"] for r in resets)
         out.append(Evidence("LL107", line, (
             f"`{cls}` was constructed {len(group)} times at line {line} over the same {group[0]['params']} "
-            f"parameters: {len(resets)} times a new one replaced an optimizer that had stepped (up to {steps} "
-            f"steps, state for {state} parameters), so its state started over"
+            f"parameters: {len(resets)} times a new one replaced an optimizer that had stepped (up to "
+            f"{_plural(steps, 'step')}, state held for {state} parameters), so its state started over"
         )))
     return out
 
@@ -372,31 +372,26 @@ def _same_batch_loop(trace: Trace, a: dict, b: dict) -> bool:
 
 @oracle("LL109")
 def training_after_data_loop(trace: Trace) -> List[Evidence]:
-    """The backward ran after the data loop, on the loss of its last batch only."""
+    """The backward ran after the data loop on its last batch only: either the forward ran in the loop and
+    only the last batch's loss was backpropagated, or the forward itself ran after the loop on the batch the
+    loop left behind."""
     forwards = {e["seq"]: e for e in trace.of("forward")}
     backward_events = trace.of("backward")
+    ends = {(e["loader"], e["epoch"]): e for e in trace.of("loader_end")}
     hits = []
     for b in backward_events:
         feeding = [forwards[f] for f in b.get("forwards") or [] if f in forwards]
-        if not feeding:
-            continue
-        insts = {}
-        for f in feeding:
-            d = trace.data_entry(f)
-            if d is not None:
-                insts.setdefault(tuple(d[1][:3]), set()).add(d[1][3])
-        for inst, iters in insts.items():
-            if Trace.inside(b, inst):
-                continue
-            n = trace.iterations(inst)
-            grad_iters = {trace.data_entry(f)[1][3] for f in forwards.values()
-                          if f.get("grad") and trace.data_entry(f) is not None
-                          and tuple(trace.data_entry(f)[1][:3]) == inst}
-            if n < 2 or len(grad_iters) < 2 or len(iters) != 1:
-                continue
-            if any(Trace.inside(x, inst) for x in backward_events):
-                continue
-            hits.append(((b["line"],), (b, n, max(iters) + 1)))
+        found = None
+        for f in feeding:  # the forward used the batch the finished loop left behind
+            src = f.get("inputs_from")
+            end = ends.get((src[0], src[1])) if src else None
+            if end is not None and end["seq"] < f["seq"] and end["batches"] >= 2 and src[2] == end["batches"]:
+                found = (b, end["batches"], src[2])
+                break
+        if found is None:
+            found = _loss_of_last_batch(trace, b, feeding, forwards, backward_events)
+        if found is not None:
+            hits.append(((b["line"],), found))
     out = []
     for (line,), group in _group(hits).items():
         b, n, k = group[0]
@@ -405,6 +400,30 @@ def training_after_data_loop(trace: Trace) -> List[Evidence]:
             f"drew {n} batches and the loss came from batch {k} alone, so {n - 1} batches per pass never trained"
         )))
     return out
+
+
+def _loss_of_last_batch(trace: Trace, b: dict, feeding: List[dict], forwards: Dict[int, dict],
+                        backward_events: List[dict]) -> Optional[tuple]:
+    """The forward ran inside a data loop that ended before the backward, in one iteration only, while
+    every iteration ran a grad-enabled forward and none ran a backward."""
+    insts: Dict[tuple, set] = {}
+    for f in feeding:
+        d = trace.data_entry(f)
+        if d is not None:
+            insts.setdefault(tuple(d[1][:3]), set()).add(d[1][3])
+    for inst, iters in insts.items():
+        if Trace.inside(b, inst) or len(iters) != 1:
+            continue
+        n = trace.iterations(inst)
+        grad_iters = set()
+        for f in forwards.values():
+            d = trace.data_entry(f)
+            if f.get("grad") and d is not None and tuple(d[1][:3]) == inst:
+                grad_iters.add(d[1][3])
+        if n < 2 or len(grad_iters) < 2 or any(Trace.inside(x, inst) for x in backward_events):
+            continue
+        return (b, n, max(iters) + 1)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- LL2xx

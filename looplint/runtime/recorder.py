@@ -107,6 +107,11 @@ class Recorder:
         self.patches: List[Tuple[Any, str, Any]] = []
         self.handles: List[Any] = []
         self.last_batch: Optional[list] = None
+        # storage address -> [loader, epoch, index] of the latest batch of each loader (kept alive here, so
+        # that an address cannot be reused while it is registered)
+        self.batch_storage: Dict[int, list] = {}
+        self.batch_refs: Dict[int, Tuple[list, List[int]]] = {}
+        self.forward_inputs: Optional[list] = None
         self.errors = 0
         for name in ("track", "on_optimizer", "begin_backward", "end_backward", "zero_grad_begin", "zero_grad_end",
                      "step_pre", "step_post", "on_scheduler", "on_loader_iter", "on_batch", "_forward_pre",
@@ -575,7 +580,7 @@ class Recorder:
             n = None
         self.emit("loader_iter", loader=serial, epoch=info["epochs"], len=n)
 
-    def on_batch(self, it: Any, end: bool) -> None:
+    def on_batch(self, it: Any, end: bool, item: Any = None) -> None:
         tag = getattr(it, "_looplint", None)
         if tag is None:
             return
@@ -585,6 +590,15 @@ class Recorder:
             return
         tag[2] += 1
         self.last_batch = list(tag)
+        old = self.batch_refs.pop(tag[0], None)
+        if old is not None:
+            for ptr in old[1]:
+                self.batch_storage.pop(ptr, None)
+        tensors = _tensors(self.torch, item)
+        ptrs = [p for p in (_storage_ptr(t) for t in tensors) if p]
+        self.batch_refs[tag[0]] = (tensors, ptrs)
+        for ptr in ptrs:
+            self.batch_storage[ptr] = list(tag)
         self.emit("batch", loader=tag[0], epoch=tag[1], index=tag[2])
 
     # ------------------------------------------------------------------ installation
@@ -733,7 +747,7 @@ class Recorder:
                 except StopIteration:
                     rec.on_batch(self_, True)
                     raise
-                rec.on_batch(self_, False)
+                rec.on_batch(self_, False, item)
                 return item
             return __next__
 
@@ -773,6 +787,14 @@ class Recorder:
         return make
 
     def _forward_pre(self, module: Any, args: Any) -> None:
+        if self.forward_depth == 0:
+            self.forward_inputs = None
+            if self.batch_storage:
+                for t in _tensors(self.torch, args):
+                    tag = self.batch_storage.get(_storage_ptr(t))
+                    if tag is not None:
+                        self.forward_inputs = tag
+                        break
         self.forward_depth += 1
 
     def _forward_post(self, module: Any, args: Any, output: Any) -> None:
@@ -780,7 +802,8 @@ class Recorder:
         if self.forward_depth:
             return
         grad = self.torch.is_grad_enabled()
-        event = self.emit("forward", module=type(module).__name__, grad=grad, training=bool(module.training))
+        event = self.emit("forward", module=type(module).__name__, grad=grad, training=bool(module.training),
+                          inputs_from=self.forward_inputs)
         if event is not None and grad:
             t = _first_graph_tensor(self.torch, output)
             if t is not None:
@@ -863,6 +886,28 @@ def _first_graph_tensor(torch: Any, output: Any, depth: int = 0) -> Any:
             if t is not None:
                 return t
     return None
+
+
+def _tensors(torch: Any, item: Any, depth: int = 0) -> list:
+    """The tensors in a batch (nested tuples, lists and dicts), at most a few levels deep."""
+    if isinstance(item, torch.Tensor):
+        return [item]
+    if depth > 3:
+        return []
+    if isinstance(item, dict):
+        item = list(item.values())
+    out: list = []
+    if isinstance(item, (list, tuple)):
+        for x in item[:64]:
+            out.extend(_tensors(torch, x, depth + 1))
+    return out
+
+
+def _storage_ptr(t: Any) -> int:
+    try:
+        return int(t.untyped_storage().data_ptr())
+    except (RuntimeError, AttributeError, TypeError):
+        return 0
 
 
 def _jsonable(value: Any) -> Any:
