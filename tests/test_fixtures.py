@@ -102,20 +102,34 @@ def test_parse_markers_ignores_code_in_strings_and_other_comments():
 # --- diagnostics equal markers ---------------------------------------------------------------------------
 
 
+def judge(expected: Set[Marker], reported: Set[Marker], registered: Set[str]):
+    """(missing, unexpected, pending): markers of registered rules that were not reported, reports without a
+    marker, and markers of rules that are not registered yet (never silently passed)."""
+    pending = {m for m in expected if m[0] not in registered}
+    wanted = expected - pending
+    return wanted - reported, reported - wanted, pending
+
+
+def test_judge_separates_missing_unexpected_and_pending():
+    expected = {("LL101", 5), ("LL106", 9)}
+    assert judge(expected, {("LL101", 5)}, {"LL101"}) == (set(), set(), {("LL106", 9)})
+    assert judge(expected, {("LL101", 5), ("LL102", 7)}, {"LL101", "LL102", "LL106"}) == (
+        {("LL106", 9)}, {("LL102", 7)}, set())
+    assert judge(set(), {("LL000", 1)}, set()) == (set(), {("LL000", 1)}, set())
+
+
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=fixture_id)
 def test_diagnostics_match_markers(path: Path):
     registered = {rule.code for rule in all_rules()}
-    expected = markers_of(path)
-    pending = {m for m in expected if m[0] not in registered}
-    wanted = expected - pending
     reported = {(d.code, d.line) for d in lint_file(str(path))}
-    if reported != wanted:
+    missing, unexpected, pending = judge(markers_of(path), reported, registered)
+    if missing or unexpected:
         lines = path.read_text(encoding="utf-8").splitlines()
         report = [f"{fixture_id(path)}: looplint's diagnostics differ from the `# expect:` markers"]
-        if wanted - reported:
-            report.append("  expected but not reported:\n" + describe(wanted - reported, lines))
-        if reported - wanted:
-            report.append("  reported but not expected:\n" + describe(reported - wanted, lines))
+        if missing:
+            report.append("  expected but not reported:\n" + describe(missing, lines))
+        if unexpected:
+            report.append("  reported but not expected:\n" + describe(unexpected, lines))
         pytest.fail("\n".join(report), pytrace=False)
     if pending:
         reason = ", ".join(f"{code} at line {row}" for code, row in sorted(pending, key=lambda p: (p[1], p[0])))
