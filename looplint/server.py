@@ -1,0 +1,647 @@
+"""``looplint server``: a Language Server over stdio (pygls 2, extra ``lsp``).
+
+What an editor gets:
+
+* diagnostics for Python documents (``.py``, ``.pyi``, or any document whose language is ``python``) and for
+  the code cells of Jupyter notebooks synced as notebook documents: on open and save at once, on change after
+  a short pause (``DEBOUNCE_SECONDS``; a newer version cancels an older pending lint, and a lint whose
+  document changed meanwhile is never published); closing a document clears them;
+* ranges in the position encoding agreed with the client (UTF-16 code units unless the client offers
+  another), converted from looplint's code-point columns;
+* ``code`` = the rule code, ``codeDescription.href`` = the rule's documentation, ``source`` = ``looplint``;
+* hover on a finding: the rule's documentation (markdown, ruff's headings);
+* a quick fix per finding, "Suppress LLxxx with # noqa", adding ``  # noqa: LLxxx`` at the end of the
+  reported row or merging the code into the row's ``# noqa: ...`` list;
+* configuration as the command line finds it (the closest ``pyproject.toml`` / ``looplint.toml``), read
+  again when such a file changes: on ``workspace/didChangeWatchedFiles`` (registered with the client when
+  it supports that), when it is saved in the editor, and on every lint through a cheap check of the
+  modification times of the configuration files above the document. Excluded files get no diagnostics
+  (like ``--force-exclude``). A broken configuration is shown to the user once and the defaults are used.
+
+Nothing a client sends (unparsable code, a malformed message, invalid parameters) stops the server: an
+unparsable document is an ``LL000`` diagnostic, and every handler keeps its errors to itself (logged on
+stderr).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import logging
+import os
+import re
+import sys
+import threading
+import tokenize
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+from pygls.workspace.position_codec import PositionCodec
+
+import looplint
+from looplint.config import CONFIG_FILES, ConfigError, Resolver, Settings, default_settings
+from looplint.diagnostics import DOCS_URL, Diagnostic
+from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME, all_rules, rule_by_code
+from looplint.suppress import NOQA_RE
+
+SOURCE = "looplint"
+DEBOUNCE_SECONDS = 0.3
+PYTHON_SUFFIXES = (".py", ".pyi")
+NOQA_ACTION_TITLE = "Suppress {code} with # noqa"
+CONFIG_WATCH_ID = "looplint-configuration-files"
+
+logger = logging.getLogger("looplint.server")
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> List[str]:
+    """The rows of ``text`` without their line breaks, split where Python (and libcst) splits them."""
+    return _LINE_BREAK.split(text)
+
+
+# ---------------------------------------------------------------------------------------------- configuration
+
+
+def _stamp(path: str) -> Optional[Tuple[int, int, int]]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+class Configuration:
+    """The settings for each document, re-resolved when a configuration file appears, changes or goes.
+
+    A ``Resolver`` caches the settings per directory; before each use the configuration files that could
+    govern the document (every ``CONFIG_FILES`` name in its directory and above) are stat-ed and compared
+    with what was seen when the resolver was built: any difference builds a new resolver."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._resolver: Optional[Resolver] = None
+        self._stamps: Dict[str, Optional[Tuple[int, int, int]]] = {}
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._resolver = None
+            self._stamps = {}
+
+    def settings_for(self, path: str) -> Settings:
+        """Raises ``ConfigError`` for a broken configuration file."""
+        stamps = {}
+        directory = os.path.dirname(os.path.abspath(path))
+        while True:
+            for name in CONFIG_FILES:
+                candidate = os.path.join(directory, name)
+                stamps[candidate] = _stamp(candidate)
+            parent = os.path.dirname(directory)
+            if parent == directory:
+                break
+            directory = parent
+        with self._lock:
+            if self._resolver is None or any(self._stamps.get(c, s) != s for c, s in stamps.items()):
+                self._resolver = Resolver()
+                self._stamps = {}
+            self._stamps.update(stamps)
+            resolver = self._resolver
+        return resolver.for_path(path)
+
+
+# ---------------------------------------------------------------------------------------------- linting
+
+
+@dataclass(frozen=True)
+class CellText:
+    uri: str
+    version: Optional[int]
+    kind: str  # "code" or "markdown"
+    text: str
+
+
+@dataclass(frozen=True)
+class LintResult:
+    # target uri -> (its version when linted, its text, its diagnostics)
+    targets: Dict[str, Tuple[Optional[int], str, List[Diagnostic]]]
+    config_error: Optional[str] = None
+
+
+def _rules_for(configuration: Configuration, path: str) -> Tuple[Optional[List[type]], List[str], Optional[str]]:
+    """(rules to run or None when the file is excluded, enabled codes, configuration error message)."""
+    error = None
+    try:
+        settings = configuration.settings_for(path)
+    except ConfigError as e:
+        error = str(e)
+        settings = default_settings(os.path.dirname(os.path.abspath(path)))
+    if settings.is_excluded_with_parents(path):
+        return None, [], error
+    codes = settings.enabled_codes(path)
+    rules = [r for r in (rule_by_code(c) for c in codes if c != PARSE_ERROR) if r is not None]
+    return rules, codes, error
+
+
+def lint_text_document(configuration: Configuration, uri: str, version: Optional[int], text: str, path: str) -> LintResult:
+    from looplint.engine import lint_source
+
+    rules, codes, error = _rules_for(configuration, path)
+    found: List[Diagnostic] = []
+    if rules is not None:
+        found = [d for d in lint_source(text, path, rules) if d.code in codes]
+    return LintResult({uri: (version, text, found)}, error)
+
+
+def lint_notebook_cells(configuration: Configuration, path: str, cells: Sequence[CellText]) -> LintResult:
+    """The code cells joined and linted as ``looplint`` lints a ``.ipynb`` file; each finding goes to its cell."""
+    from looplint.engine import lint_source
+    from looplint.notebook import Cell, Notebook, to_python
+
+    rules, codes, error = _rules_for(configuration, path)
+    targets: Dict[str, Tuple[Optional[int], str, List[Diagnostic]]] = {
+        c.uri: (c.version, c.text, []) for c in cells if c.kind == "code"
+    }
+    if rules is None:
+        return LintResult(targets, error)
+    notebook = Notebook(tuple(Cell(i, c.kind, tuple(split_lines(c.text))) for i, c in enumerate(cells, start=1)))
+    source, rows = to_python(notebook)
+    for d in lint_source(source, path, rules):
+        if d.code not in codes or not rows:
+            continue
+        number, row = rows[min(max(d.line, 1), len(rows)) - 1]
+        offset = d.line - row
+        cell = cells[number - 1]
+        end_line = max(row, d.end_line - offset) if d.end_line else row
+        noqa_row = d.noqa_row - offset if d.noqa_row else row
+        moved = Diagnostic(d.path, row, d.column, d.code, d.message, d.name, end_line, d.end_column, number, noqa_row)
+        targets[cell.uri][2].append(moved)
+    return LintResult(targets, error)
+
+
+# ---------------------------------------------------------------------------------------------- positions
+
+
+def _units(codec: PositionCodec, line: str, column: int) -> int:
+    """Code-point column (0-based) on ``line`` -> the client's code units."""
+    return codec.client_num_units(line[: max(column, 0)])
+
+
+def to_lsp_range(d: Diagnostic, lines: Sequence[str], codec: PositionCodec) -> types.Range:
+    def position(row: int, column: int) -> types.Position:
+        row0 = max(row - 1, 0)
+        if row0 >= len(lines):  # past the end of the text (a parse error at the end of the file)
+            last = len(lines) - 1
+            return types.Position(line=max(last, 0), character=_units(codec, lines[last], len(lines[last])) if last >= 0 else 0)
+        line = lines[row0]
+        return types.Position(line=row0, character=_units(codec, line, min(column - 1, len(line))))
+
+    start = position(d.line, d.column)
+    end = position(d.end_line or d.line, d.end_column or d.column)
+    if (end.line, end.character) < (start.line, start.character):
+        end = start
+    if (end.line, end.character) == (start.line, start.character) and start.line < len(lines):
+        # a point (LL000): underline the rest of the row so that the editor shows something
+        line = lines[start.line]
+        end = types.Position(line=start.line, character=_units(codec, line, len(line.rstrip())))
+        if end.character < start.character:
+            end = start
+    return types.Range(start=start, end=end)
+
+
+def to_lsp(d: Diagnostic, lines: Sequence[str], codec: PositionCodec) -> types.Diagnostic:
+    url = d.url
+    return types.Diagnostic(
+        range=to_lsp_range(d, lines, codec),
+        message=d.message,
+        severity=types.DiagnosticSeverity.Error if d.code == PARSE_ERROR else types.DiagnosticSeverity.Warning,
+        code=d.code,
+        code_description=types.CodeDescription(href=url) if url else None,
+        source=SOURCE,
+        data={"noqa_row": (d.noqa_row or d.line) - 1},
+    )
+
+
+def _contains(rng: types.Range, pos: types.Position) -> bool:
+    return (rng.start.line, rng.start.character) <= (pos.line, pos.character) <= (rng.end.line, rng.end.character)
+
+
+def _overlaps(a: types.Range, b: types.Range) -> bool:
+    return (a.start.line, a.start.character) <= (b.end.line, b.end.character) and (
+        b.start.line, b.start.character
+    ) <= (a.end.line, a.end.character)
+
+
+# ---------------------------------------------------------------------------------------------- hover and noqa
+
+
+def rule_hover_markdown(code: str) -> Optional[str]:
+    from looplint.report.sarif import PARSE_ERROR_DOC
+
+    if code == PARSE_ERROR:
+        return f"**{PARSE_ERROR}** `{PARSE_ERROR_NAME}`\n\n{PARSE_ERROR_DOC}"
+    rule = rule_by_code(code)
+    if rule is None:
+        return None
+    url = DOCS_URL.format(code=code.lower())
+    return f"**{code}** `{rule.name}`\n\n{rule.documentation().rstrip()}\n\n[{code} documentation]({url})"
+
+
+def _comment_and_strings(text: str, row: int) -> Tuple[Optional[Tuple[int, str]], bool]:
+    """(the comment on 1-based ``row`` as (code-point column, text), whether ``row`` ends inside a string)."""
+    string_types = {tokenize.STRING} | {getattr(tokenize, n) for n in ("FSTRING_MIDDLE", "TSTRING_MIDDLE") if hasattr(tokenize, n)}
+    comment = None
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.start[0] > row:
+                break
+            if tok.type == tokenize.COMMENT and tok.start[0] == row:
+                comment = (tok.start[1], tok.string)
+            elif tok.type in string_types and tok.start[0] <= row < tok.end[0]:
+                return None, True
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        pass
+    return comment, False
+
+
+def noqa_edit(text: str, row0: int, code: str, codec: PositionCodec) -> Optional[types.TextEdit]:
+    """The edit that suppresses ``code`` on 0-based ``row0``, or None where a comment cannot go."""
+    lines = split_lines(text)
+    if not 0 <= row0 < len(lines):
+        return None
+    line = lines[row0]
+    comment, in_string = _comment_and_strings(text, row0 + 1)
+    if in_string:
+        return None
+    if comment is not None:
+        column, comment_text = comment
+        m = NOQA_RE.search(comment_text)
+        if m is not None:
+            if not m.group("codes"):
+                return None  # a bare ``# noqa`` already suppresses everything
+            existing = {c.upper() for c in re.split(r"[,\s]+", m.group("codes")) if c}
+            if code in existing:
+                return None
+            at = _units(codec, line, column + m.end("codes"))
+            return types.TextEdit(
+                range=types.Range(start=types.Position(line=row0, character=at), end=types.Position(line=row0, character=at)),
+                new_text=f", {code}",
+            )
+    content = line.rstrip()
+    if comment is None and content.endswith("\\"):
+        return None  # a comment after a line continuation is a syntax error
+    start = _units(codec, line, len(content))
+    end = _units(codec, line, len(line))
+    return types.TextEdit(
+        range=types.Range(start=types.Position(line=row0, character=start), end=types.Position(line=row0, character=end)),
+        new_text=f"  # noqa: {code}",
+    )
+
+
+# ---------------------------------------------------------------------------------------------- the server
+
+
+@dataclass
+class Published:
+    version: Optional[int]
+    items: List[Tuple[types.Diagnostic, Diagnostic]]
+
+
+class LooplintLanguageServer(LanguageServer):
+    def __init__(self, debounce: float = DEBOUNCE_SECONDS) -> None:
+        super().__init__(
+            "looplint",
+            looplint.__version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            notebook_document_sync=types.NotebookDocumentSyncOptions(
+                notebook_selector=[
+                    types.NotebookDocumentFilterWithCells(
+                        notebook="jupyter-notebook", cells=[types.NotebookCellLanguage(language="python")]
+                    )
+                ],
+                save=True,
+            ),
+        )
+        self.debounce = debounce
+        self.configuration = Configuration()
+        # One worker: lints run one at a time, off the event loop, so requests are answered meanwhile.
+        self.linter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="looplint-lint")
+        self.pending: Dict[str, asyncio.Task] = {}
+        self.published: Dict[str, Published] = {}
+        self.notebook_cells: Dict[str, List[str]] = {}  # notebook uri -> cell uris last published
+        self.shown_errors: set = set()
+
+    # -- documents -----------------------------------------------------------------------------------
+
+    def open_text_document(self, uri: str):
+        from urllib.parse import unquote
+
+        return self.workspace.text_documents.get(unquote(uri))
+
+    def open_notebook(self, uri: str):
+        from urllib.parse import unquote
+
+        return self.workspace.notebook_documents.get(unquote(uri))
+
+    def notebook_of_cell(self, cell_uri: str) -> Optional[str]:
+        for nb_uri, cells in self.notebook_cells.items():
+            if cell_uri in cells:
+                return nb_uri
+        notebook = self.workspace.get_notebook_document(cell_uri=cell_uri)
+        return notebook.uri if notebook is not None else None
+
+    def lint_path(self, uri: str, language_id: Optional[str]) -> Optional[str]:
+        """The file name to lint a text document under, or None if it is not Python."""
+        path = to_fs_path(uri) if uri.startswith("file:") else None
+        is_python = (language_id or "").lower() == "python"
+        if path is not None:
+            if path.lower().endswith(PYTHON_SUFFIXES) or (is_python and not path.lower().endswith(".ipynb")):
+                return path
+            return None
+        if is_python:  # an unsaved buffer: governed by the configuration of the workspace
+            root = self.workspace.root_path or os.getcwd()
+            return os.path.join(root, "untitled.py")
+        return None
+
+    # -- scheduling ----------------------------------------------------------------------------------
+
+    def schedule(self, uri: str, delay: float = 0.0) -> None:
+        """Lint the text document or notebook ``uri`` after ``delay`` seconds, replacing a pending lint."""
+        previous = self.pending.pop(uri, None)
+        if previous is not None:
+            previous.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - pygls always handles messages inside its loop
+            return
+        self.pending[uri] = loop.create_task(self._lint_later(uri, delay))
+
+    def cancel(self, uri: str) -> None:
+        task = self.pending.pop(uri, None)
+        if task is not None:
+            task.cancel()
+
+    def relint_all(self) -> None:
+        for uri in list(self.workspace.text_documents):
+            if self.workspace.get_notebook_document(cell_uri=uri) is None:
+                self.schedule(uri)
+        for uri in list(self.workspace.notebook_documents):
+            self.schedule(uri)
+
+    async def _lint_later(self, uri: str, delay: float) -> None:
+        task = asyncio.current_task()
+        try:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            job = self._snapshot(uri)
+            if job is None:
+                return
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self.linter, job)
+            if result is None:
+                return
+            if result.config_error and result.config_error not in self.shown_errors:
+                self.shown_errors.add(result.config_error)
+                logger.error("%s", result.config_error)
+                self.window_show_message(
+                    types.ShowMessageParams(
+                        type=types.MessageType.Error,
+                        message=f"looplint: {result.config_error} (using the default settings)",
+                    )
+                )
+            self._publish(uri, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a failed lint must not take the server down
+            logger.exception("linting %s failed", uri)
+        finally:
+            if self.pending.get(uri) is task:
+                del self.pending[uri]
+
+    def _snapshot(self, uri: str):
+        """A function computing the lint of the current version of ``uri``, run in the lint thread."""
+        notebook = self.open_notebook(uri)
+        if notebook is not None:
+            path = to_fs_path(uri) if uri.startswith("file:") else None
+            path = path or os.path.join(self.workspace.root_path or os.getcwd(), "untitled.ipynb")
+            cells = []
+            for cell in notebook.cells:
+                doc = self.open_text_document(cell.document)
+                if doc is None:
+                    continue
+                kind = "code" if cell.kind == types.NotebookCellKind.Code and (doc.language_id or "python") == "python" else "markdown"
+                cells.append(CellText(cell.document, doc.version, kind, doc.source))
+            return lambda: lint_notebook_cells(self.configuration, path, cells)
+        doc = self.open_text_document(uri)
+        if doc is None:
+            return None
+        path = self.lint_path(uri, doc.language_id)
+        if path is None:
+            return None
+        version, text = doc.version, doc.source
+        return lambda: lint_text_document(self.configuration, uri, version, text, path)
+
+    def _publish(self, uri: str, result: LintResult) -> None:
+        codec = self.workspace.position_codec
+        notebook = self.open_notebook(uri)
+        if notebook is None and uri in result.targets:  # a text document: latest version wins
+            doc = self.open_text_document(uri)
+            if doc is None or doc.version != result.targets[uri][0]:
+                return
+        elif notebook is not None:
+            current = {c.document for c in notebook.cells}
+            for cell_uri, (version, _, _) in result.targets.items():
+                doc = self.open_text_document(cell_uri)
+                if doc is None or doc.version != version:
+                    return  # a cell changed meanwhile: its own lint is pending
+            for gone in set(self.notebook_cells.get(uri, ())) - current:
+                self.clear(gone)
+            self.notebook_cells[uri] = list(result.targets)
+        else:
+            return
+        for target, (version, text, found) in result.targets.items():
+            lines = split_lines(text)
+            items = [(to_lsp(d, lines, codec), d) for d in found]
+            self.published[target] = Published(version, items)
+            self.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=target, version=version, diagnostics=[i for i, _ in items])
+            )
+
+    def clear(self, uri: str) -> None:
+        self.cancel(uri)
+        self.published.pop(uri, None)
+        self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+    # -- configuration -------------------------------------------------------------------------------
+
+    def configuration_changed(self) -> None:
+        self.configuration.invalidate()
+        self.shown_errors.clear()
+        self.relint_all()
+
+    async def watch_configuration_files(self) -> None:
+        """Asks the client to report changes of configuration files, if it can do that."""
+        caps = self.client_capabilities
+        watched = getattr(getattr(caps, "workspace", None), "did_change_watched_files", None)
+        if not getattr(watched, "dynamic_registration", False):
+            return
+        registration = types.Registration(
+            id=CONFIG_WATCH_ID,
+            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                watchers=[types.FileSystemWatcher(glob_pattern=f"**/{name}") for name in CONFIG_FILES]
+            ),
+        )
+        try:
+            await self.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
+        except Exception as e:  # noqa: BLE001 - the modification-time check still notices changes
+            logger.info("could not register for configuration file changes: %s", e)
+
+    # -- requests ------------------------------------------------------------------------------------
+
+    def findings_at(self, uri: str) -> List[Tuple[types.Diagnostic, Diagnostic]]:
+        published = self.published.get(uri)
+        return published.items if published is not None else []
+
+    def hover(self, params: types.HoverParams) -> Optional[types.Hover]:
+        hits = [lsp for lsp, _ in self.findings_at(params.text_document.uri) if _contains(lsp.range, params.position)]
+        if not hits:
+            return None
+        texts = []
+        for code in dict.fromkeys(str(h.code) for h in hits):
+            text = rule_hover_markdown(code)
+            if text:
+                texts.append(text)
+        if not texts:
+            return None
+        return types.Hover(
+            contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value="\n\n---\n\n".join(texts)),
+            range=hits[0].range,
+        )
+
+    def code_actions(self, params: types.CodeActionParams) -> Optional[List[types.CodeAction]]:
+        only = params.context.only if params.context is not None else None
+        if only and not any(types.CodeActionKind.QuickFix.value.startswith(str(getattr(k, "value", k))) for k in only):
+            return None
+        uri = params.text_document.uri
+        doc = self.open_text_document(uri)
+        published = self.published.get(uri)
+        if doc is None or published is None or published.version != doc.version:
+            return None  # the findings are being recomputed: their rows may be stale
+        codec = self.workspace.position_codec
+        actions: List[types.CodeAction] = []
+        seen = set()
+        for lsp, d in published.items:
+            if d.code == PARSE_ERROR or not _overlaps(lsp.range, params.range):
+                continue
+            row0 = (d.noqa_row or d.line) - 1
+            if (row0, d.code) in seen:
+                continue
+            seen.add((row0, d.code))
+            edit = noqa_edit(doc.source, row0, d.code, codec)
+            if edit is None:
+                continue
+            actions.append(
+                types.CodeAction(
+                    title=NOQA_ACTION_TITLE.format(code=d.code),
+                    kind=types.CodeActionKind.QuickFix,
+                    diagnostics=[lsp],
+                    edit=types.WorkspaceEdit(changes={uri: [edit]}),
+                )
+            )
+        return actions
+
+
+def create_server(debounce: float = DEBOUNCE_SECONDS) -> LooplintLanguageServer:
+    server = LooplintLanguageServer(debounce)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: LooplintLanguageServer, params: types.InitializedParams) -> None:
+        await ls.watch_configuration_files()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: LooplintLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+        if ls.notebook_of_cell(params.text_document.uri) is None:
+            ls.schedule(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: LooplintLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.schedule(ls.notebook_of_cell(uri) or uri, ls.debounce)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+    def did_save(ls: LooplintLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        if os.path.basename(to_fs_path(uri) or "") in CONFIG_FILES:
+            ls.configuration_changed()
+        elif ls.open_text_document(uri) is not None:
+            ls.schedule(ls.notebook_of_cell(uri) or uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: LooplintLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.clear(params.text_document.uri)
+
+    @server.feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
+    def notebook_did_open(ls: LooplintLanguageServer, params: types.DidOpenNotebookDocumentParams) -> None:
+        ls.schedule(params.notebook_document.uri)
+
+    @server.feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
+    def notebook_did_change(ls: LooplintLanguageServer, params: types.DidChangeNotebookDocumentParams) -> None:
+        ls.schedule(params.notebook_document.uri, ls.debounce)
+
+    @server.feature(types.NOTEBOOK_DOCUMENT_DID_SAVE)
+    def notebook_did_save(ls: LooplintLanguageServer, params: types.DidSaveNotebookDocumentParams) -> None:
+        ls.schedule(params.notebook_document.uri)
+
+    @server.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
+    def notebook_did_close(ls: LooplintLanguageServer, params: types.DidCloseNotebookDocumentParams) -> None:
+        ls.cancel(params.notebook_document.uri)
+        for cell_uri in ls.notebook_cells.pop(params.notebook_document.uri, []):
+            ls.clear(cell_uri)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def watched_files_changed(ls: LooplintLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+        if any(os.path.basename(to_fs_path(c.uri) or c.uri) in CONFIG_FILES for c in params.changes):
+            ls.configuration_changed()
+
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    def hover(ls: LooplintLanguageServer, params: types.HoverParams) -> Optional[types.Hover]:
+        try:
+            return ls.hover(params)
+        except Exception:  # noqa: BLE001
+            logger.exception("hover failed")
+            return None
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix])
+    )
+    def code_action(ls: LooplintLanguageServer, params: types.CodeActionParams) -> Optional[List[types.CodeAction]]:
+        try:
+            return ls.code_actions(params)
+        except Exception:  # noqa: BLE001
+            logger.exception("code action failed")
+            return None
+
+    return server
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="looplint server",
+        description="Run the looplint language server on stdin/stdout (for editors; see the README).",
+    )
+    parser.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default and only transport)")
+    parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level of the messages written to stderr")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ns = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(stream=sys.stderr, level=getattr(logging, ns.log_level), format="looplint server: %(levelname)s: %(message)s")
+    all_rules()  # import every rule once, here, before the lint thread uses the registry
+    server = create_server()
+    server.start_io()
+    return 0

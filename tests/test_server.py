@@ -1,0 +1,459 @@
+"""``looplint server`` end to end: pytest-lsp starts the real server (``python -m looplint server``) as a
+subprocess and drives it over stdio like an editor would, with VS Code's client capabilities.
+
+One server serves the whole module (starting one costs about a second); every test opens its own
+documents, in its own folder, so that no test sees another's state."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import attrs
+import pytest
+
+from conftest import BAD_COLUMN, BAD_PROGRAM, BAD_ROW, BROKEN_PROGRAM, CLEAN_PROGRAM, requires_ll101
+
+pytest.importorskip("pygls", reason="the `lsp` extra (pygls) is not installed")
+pytest_lsp = pytest.importorskip("pytest_lsp", reason="pytest-lsp is not installed (it is in the `test` extra)")
+
+from lsprotocol import types  # noqa: E402
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  # noqa: E402
+from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features  # noqa: E402
+from pygls.protocol import default_converter  # noqa: E402
+
+pytestmark = requires_ll101
+in_session = pytest.mark.asyncio(loop_scope="module")  # the tests that talk to the module's server
+
+SERVER = [sys.executable, "-m", "looplint", "server"]
+WAIT = 30.0  # seconds: a guard against a hung server, never a measure of speed
+EMOJI_PREFIX = 's = "\U0001F600"; '  # one astral character: 1 code point, 2 UTF-16 code units
+STEP_LINE = "    opt.step()"
+
+
+def make_client() -> LanguageClient:
+    """pytest-lsp's client, which also keeps every publishDiagnostics (uri, version, diagnostics)."""
+    client = LanguageClient(converter_factory=default_converter)
+    client.published = []  # type: ignore[attr-defined]
+    client.registrations = []  # type: ignore[attr-defined]
+
+    def register(ls: LanguageClient, params: types.RegistrationParams) -> None:
+        ls.registrations.extend(params.registrations)  # type: ignore[attr-defined]
+
+    def publish(ls: LanguageClient, params: types.PublishDiagnosticsParams) -> None:
+        ls.diagnostics[params.uri] = params.diagnostics
+        ls.published.append(params)  # type: ignore[attr-defined]
+
+    register_lsp_features(client, {
+            **DEFAULT_CLIENT_FEATURES,
+            types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS: publish,
+            types.CLIENT_REGISTER_CAPABILITY: register,
+        })
+    return client
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, client_factory=make_client), scope="module")
+async def client(lsp_client: LanguageClient):
+    # VS Code's capabilities (UTF-16 positions), with the notebook synchronisation of today's VS Code.
+    capabilities = attrs.evolve(
+        client_capabilities("visual-studio-code"),
+        notebook_document=types.NotebookDocumentClientCapabilities(
+            synchronization=types.NotebookDocumentSyncClientCapabilities()
+        ),
+    )
+    await lsp_client.initialize_session(types.InitializeParams(capabilities=capabilities, root_uri=None))
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, client_factory=make_client), scope="module")
+async def utf8_client(lsp_client: LanguageClient):
+    """A client that prefers UTF-8 positions (Neovim 0.11 offers utf-8, utf-16, utf-32 in that order)."""
+    await lsp_client.initialize_session(
+        types.InitializeParams(capabilities=client_capabilities("neovim@v0.11.0"), root_uri=None)
+    )
+    yield
+    await lsp_client.shutdown_session()
+
+
+class Editor:
+    """Open documents and their versions, for one test."""
+
+    def __init__(self, client: LanguageClient, folder: Path):
+        self.client = client
+        self.folder = folder
+        self.versions: Dict[str, int] = {}
+        self.texts: Dict[str, str] = {}
+
+    def uri(self, name: str) -> str:
+        return (self.folder / name).as_uri()
+
+    def open(self, name: str, text: str, write: bool = True) -> str:
+        path = self.folder / name
+        if write:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        uri = path.as_uri()
+        self.versions[uri], self.texts[uri] = 1, text
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text))
+        )
+        return uri
+
+    def change(self, uri: str, text: str) -> int:
+        self.versions[uri] += 1
+        self.texts[uri] = text
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=self.versions[uri]),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
+        return self.versions[uri]
+
+    def save(self, uri: str) -> None:
+        self.client.text_document_did_save(types.DidSaveTextDocumentParams(types.TextDocumentIdentifier(uri=uri)))
+
+    def close(self, uri: str) -> None:
+        self.client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri=uri)))
+
+    def publishes(self, uri: str) -> List[types.PublishDiagnosticsParams]:
+        return [p for p in self.client.published if p.uri == uri]  # type: ignore[attr-defined]
+
+    async def diagnostics(self, uri: str, version: Optional[int] = None, after: int = 0) -> List[types.Diagnostic]:
+        """The first diagnostics published for ``uri`` (at ``version``, if given) after the ``after``-th."""
+
+        async def published():
+            while True:
+                for params in self.publishes(uri)[after:]:
+                    if version is None or params.version == version:
+                        return list(params.diagnostics)
+                await asyncio.sleep(0.01)
+
+        return await asyncio.wait_for(published(), WAIT)
+
+
+@pytest.fixture
+def editor(client: LanguageClient, tmp_path: Path) -> Editor:
+    return Editor(client, tmp_path)
+
+
+def emoji_program() -> str:
+    return BAD_PROGRAM.replace(STEP_LINE, "    " + EMOJI_PREFIX + "opt.step()")
+
+
+async def send_raw(client: LanguageClient, body: bytes) -> None:
+    """Writes one message to the server as bytes, bypassing the client's serialisation."""
+    written = client.protocol.writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    if inspect.isawaitable(written):
+        await written
+
+
+def apply_edits(text: str, edits: List[types.TextEdit]) -> str:
+    """Applies single-line edits given in UTF-16 positions (enough for the noqa edits)."""
+    lines = text.split("\n")
+    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+        assert edit.range.start.line == edit.range.end.line
+        line = lines[edit.range.start.line].encode("utf-16-le")
+        start, end = 2 * edit.range.start.character, 2 * edit.range.end.character
+        lines[edit.range.start.line] = (line[:start] + edit.new_text.encode("utf-16-le") + line[end:]).decode("utf-16-le")
+    return "\n".join(lines)
+
+
+async def noqa_actions(client: LanguageClient, uri: str, diagnostic: types.Diagnostic) -> List[types.CodeAction]:
+    result = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=diagnostic.range,
+            context=types.CodeActionContext(diagnostics=[diagnostic]),
+        )
+    )
+    return [a for a in result or [] if isinstance(a, types.CodeAction)]
+
+
+# ---------------------------------------------------------------------------------------------- diagnostics
+
+
+@in_session
+async def test_open_bad_document_reports_the_finding_at_its_range(editor: Editor):
+    uri = editor.open("train.py", BAD_PROGRAM)
+    [d] = await editor.diagnostics(uri)
+    assert d.code == "LL101"
+    assert d.source == "looplint"
+    assert d.code_description is not None and d.code_description.href.endswith("#ll101")
+    assert (d.range.start.line, d.range.start.character) == (BAD_ROW - 1, BAD_COLUMN - 1)
+    assert (d.range.end.line, d.range.end.character) == (BAD_ROW - 1, BAD_COLUMN - 1 + len("opt.step()"))
+    assert "zero_grad" in d.message
+
+
+@in_session
+async def test_positions_are_utf16_after_an_astral_character(editor: Editor):
+    uri = editor.open("emoji.py", emoji_program())
+    [d] = await editor.diagnostics(uri)
+    before = len(("    " + EMOJI_PREFIX).encode("utf-16-le")) // 2  # 4 + 10 code points = 15 UTF-16 units
+    assert before == len("    " + EMOJI_PREFIX) + 1
+    assert (d.range.start.line, d.range.start.character) == (BAD_ROW - 1, before)
+    assert d.range.end.character == before + len("opt.step()")
+
+
+@in_session
+async def test_positions_follow_the_encoding_agreed_with_the_client(utf8_client: LanguageClient, tmp_path: Path):
+    editor = Editor(utf8_client, tmp_path)
+    uri = editor.open("emoji.py", emoji_program())
+    [d] = await editor.diagnostics(uri)
+    assert d.range.start.character == len(("    " + EMOJI_PREFIX).encode("utf-8"))  # the emoji is 4 bytes
+
+
+@in_session
+async def test_change_updates_and_fixed_document_clears(editor: Editor):
+    uri = editor.open("train.py", CLEAN_PROGRAM)
+    assert await editor.diagnostics(uri) == []
+    version = editor.change(uri, BAD_PROGRAM)
+    [d] = await editor.diagnostics(uri, version)
+    assert d.code == "LL101"
+    fixed = BAD_PROGRAM.replace("    loss.backward()", "    opt.zero_grad()\n    loss.backward()")
+    version = editor.change(uri, fixed)
+    assert await editor.diagnostics(uri, version) == []
+
+
+@in_session
+async def test_rapid_changes_publish_the_latest_version_only(editor: Editor):
+    uri = editor.open("train.py", CLEAN_PROGRAM)
+    await editor.diagnostics(uri)
+    seen = len(editor.publishes(uri))
+    intermediate = editor.change(uri, BAD_PROGRAM)
+    latest = editor.change(uri, emoji_program())
+    [d] = await editor.diagnostics(uri, latest, after=seen)
+    assert d.range.start.character == len(("    " + EMOJI_PREFIX).encode("utf-16-le")) // 2
+    assert intermediate not in [p.version for p in editor.publishes(uri)]  # debounced away, never published
+
+
+@in_session
+async def test_save_relints_and_close_clears(editor: Editor):
+    uri = editor.open("train.py", BAD_PROGRAM)
+    assert len(await editor.diagnostics(uri)) == 1
+    seen = len(editor.publishes(uri))
+    editor.save(uri)
+    assert len(await editor.diagnostics(uri, after=seen)) == 1
+    seen = len(editor.publishes(uri))
+    editor.close(uri)
+    assert await editor.diagnostics(uri, after=seen) == []
+
+
+@in_session
+async def test_unparsable_document_is_LL000(editor: Editor):
+    uri = editor.open("broken.py", BROKEN_PROGRAM)
+    [d] = await editor.diagnostics(uri)
+    assert d.code == "LL000"
+    assert d.severity == types.DiagnosticSeverity.Error
+    assert d.range.start.line == 1
+
+
+@in_session
+async def test_non_python_documents_are_left_alone(editor: Editor, client: LanguageClient):
+    uri = editor.folder.joinpath("notes.txt").as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(types.TextDocumentItem(uri=uri, language_id="plaintext", version=1, text=BAD_PROGRAM))
+    )
+    probe = editor.open("probe.py", CLEAN_PROGRAM)  # answered after notes.txt would have been
+    await editor.diagnostics(probe)
+    assert editor.publishes(uri) == []
+
+
+NOTEBOOK_CELLS = [
+    (types.NotebookCellKind.Code, "python", "import torch\nmodel = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"),
+    (types.NotebookCellKind.Markup, "markdown", "## Training\n"),
+    (types.NotebookCellKind.Code, "python", "%time x = 1\nfor x in torch.randn(4, 3, 2):\n    loss = model(x).sum()\n    loss.backward()\n    opt.step()\n"),
+]
+
+
+@in_session
+async def test_notebook_cells_get_their_own_diagnostics(editor: Editor, client: LanguageClient):
+    nb_uri = editor.uri("train.ipynb")
+    cell_uris = [f"vscode-notebook-cell:{editor.folder.as_posix()}/train.ipynb#cell{i}" for i in range(len(NOTEBOOK_CELLS))]
+    client.notebook_document_did_open(
+        types.DidOpenNotebookDocumentParams(
+            notebook_document=types.NotebookDocument(
+                uri=nb_uri, notebook_type="jupyter-notebook", version=1,
+                cells=[types.NotebookCell(kind=k, document=u) for (k, _, _), u in zip(NOTEBOOK_CELLS, cell_uris)],
+            ),
+            cell_text_documents=[
+                types.TextDocumentItem(uri=u, language_id=lang, version=1, text=text)
+                for (_, lang, text), u in zip(NOTEBOOK_CELLS, cell_uris)
+            ],
+        )
+    )
+    [d] = await editor.diagnostics(cell_uris[2])
+    assert d.code == "LL101"
+    assert (d.range.start.line, d.range.start.character) == (4, 4)  # row 5 of the third cell, after the magic
+    assert await editor.diagnostics(cell_uris[0]) == []
+    assert editor.publishes(cell_uris[1]) == []  # markdown
+    seen = len(editor.publishes(cell_uris[2]))
+    client.notebook_document_did_change(
+        types.DidChangeNotebookDocumentParams(
+            notebook_document=types.VersionedNotebookDocumentIdentifier(version=2, uri=nb_uri),
+            change=types.NotebookDocumentChangeEvent(
+                cells=types.NotebookDocumentCellChanges(
+                    text_content=[
+                        types.NotebookDocumentCellContentChanges(
+                            document=types.VersionedTextDocumentIdentifier(uri=cell_uris[2], version=2),
+                            changes=[
+                                types.TextDocumentContentChangePartial(
+                                    range=types.Range(types.Position(line=3, character=0), types.Position(line=3, character=0)),
+                                    text="    opt.zero_grad()\n",
+                                )
+                            ],
+                        )
+                    ]
+                )
+            ),
+        )
+    )
+    assert await editor.diagnostics(cell_uris[2], after=seen) == []
+
+
+# ---------------------------------------------------------------------------------------------- hover, code action
+
+
+@in_session
+async def test_hover_on_a_finding_shows_the_rule_documentation(editor: Editor, client: LanguageClient):
+    uri = editor.open("train.py", BAD_PROGRAM)
+    [d] = await editor.diagnostics(uri)
+    hover = await client.text_document_hover_async(
+        types.HoverParams(types.TextDocumentIdentifier(uri=uri), types.Position(line=d.range.start.line, character=d.range.start.character + 2))
+    )
+    assert hover is not None
+    assert hover.contents.kind == types.MarkupKind.Markdown
+    assert "## What it does" in hover.contents.value and "LL101" in hover.contents.value
+    assert hover.range == d.range
+    nothing = await client.text_document_hover_async(
+        types.HoverParams(types.TextDocumentIdentifier(uri=uri), types.Position(line=0, character=0))
+    )
+    assert nothing is None
+
+
+@in_session
+async def test_code_action_adds_noqa_which_silences_the_finding(editor: Editor, client: LanguageClient):
+    uri = editor.open("emoji.py", emoji_program())
+    [d] = await editor.diagnostics(uri)
+    [action] = await noqa_actions(client, uri, d)
+    assert action.title == "Suppress LL101 with # noqa"
+    assert action.kind == types.CodeActionKind.QuickFix
+    fixed = apply_edits(editor.texts[uri], action.edit.changes[uri])
+    assert fixed.split("\n")[BAD_ROW - 1] == "    " + EMOJI_PREFIX + "opt.step()  # noqa: LL101"
+    version = editor.change(uri, fixed)
+    assert await editor.diagnostics(uri, version) == []
+
+
+@in_session
+async def test_code_action_merges_into_an_existing_noqa_list(editor: Editor, client: LanguageClient):
+    text = BAD_PROGRAM.replace("    opt.step()", "    opt.step()  # noqa: E501 keep this")
+    uri = editor.open("train.py", text)
+    [d] = await editor.diagnostics(uri)
+    [action] = await noqa_actions(client, uri, d)
+    fixed = apply_edits(text, action.edit.changes[uri])
+    assert fixed.split("\n")[BAD_ROW - 1] == "    opt.step()  # noqa: E501, LL101 keep this"
+    version = editor.change(uri, fixed)
+    assert await editor.diagnostics(uri, version) == []
+
+
+# ---------------------------------------------------------------------------------------------- configuration
+
+
+def write_config(folder: Path, ignore: List[str]) -> None:
+    (folder / "pyproject.toml").write_text(f"[tool.looplint]\nignore = {json.dumps(ignore)}\n", encoding="utf-8")
+
+
+@in_session
+async def test_pyproject_ignore_silences_and_a_change_reenables(editor: Editor, client: LanguageClient):
+    write_config(editor.folder, ["LL101"])
+    uri = editor.open("pkg/train.py", BAD_PROGRAM)
+    assert await editor.diagnostics(uri) == []
+    # The server asked the editor to watch the configuration files.
+    [watch] = [r for r in client.registrations if r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES]
+    assert "**/pyproject.toml" in json.dumps(client.protocol._converter.unstructure(watch.register_options))
+    # The editor's file watcher reports the change.
+    write_config(editor.folder, [])
+    seen = len(editor.publishes(uri))
+    client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=(editor.folder / "pyproject.toml").as_uri(), type=types.FileChangeType.Changed)]
+        )
+    )
+    [d] = await editor.diagnostics(uri, after=seen)
+    assert d.code == "LL101"
+
+
+@in_session
+async def test_configuration_change_is_noticed_without_a_notification(editor: Editor):
+    uri = editor.open("train.py", BAD_PROGRAM)
+    assert len(await editor.diagnostics(uri)) == 1
+    write_config(editor.folder, ["LL1"])  # a new configuration file, no watcher event
+    seen = len(editor.publishes(uri))
+    editor.save(uri)
+    assert await editor.diagnostics(uri, after=seen) == []
+
+
+@in_session
+async def test_broken_configuration_is_shown_and_defaults_apply(editor: Editor, client: LanguageClient):
+    (editor.folder / "pyproject.toml").write_text("[tool.looplint]\nselekt = []\n", encoding="utf-8")
+    uri = editor.open("train.py", BAD_PROGRAM)
+    [d] = await editor.diagnostics(uri)
+    assert d.code == "LL101"
+    assert any("selekt" in m.message for m in client.messages)
+
+
+# ---------------------------------------------------------------------------------------------- robustness
+
+
+@in_session
+async def test_garbage_never_kills_the_server(editor: Editor, client: LanguageClient):
+    garbage = "\x00\ufffd loss.backward(((( \udcff'''\n" + "(" * 5000 + "\n\tdef\n opt.step()\n"
+    bad_uri = editor.open("garbage.py", garbage, write=False)
+    diagnostics = await editor.diagnostics(bad_uri)
+    assert {d.code for d in diagnostics} <= {"LL000"}
+    # Invalid parameters, a body that is not JSON, an unknown method, a message without a body: written raw,
+    # as a broken client would.
+    for body in (
+        b'{"jsonrpc": "2.0", "id": "raw-1", "method": "textDocument/hover", "params": {"textDocument": 42}}',
+        b'{"jsonrpc": "2.0", "id": "raw-2", "method": "textDocument/codeAction", "params": null}',
+        b"{this is not json",
+        b'{"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"textDocument": {"uri": 7}}}',
+        b'{"jsonrpc": "2.0", "method": "looplint/unknown", "params": {}}',
+        b"[]",
+    ):
+        await send_raw(client, body)
+    # Events for documents the server never saw.
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri=editor.uri("never-opened.py")))
+    )
+    # Still answering, and still linting.
+    uri = editor.open("train.py", BAD_PROGRAM)
+    [d] = await editor.diagnostics(uri)
+    hover = await client.text_document_hover_async(types.HoverParams(types.TextDocumentIdentifier(uri=uri), d.range.start))
+    assert hover is not None and "LL101" in hover.contents.value
+
+
+# ---------------------------------------------------------------------------------------------- the command
+
+
+def test_without_pygls_the_command_names_the_extra(tmp_path: Path):
+    script = "import sys; sys.modules['pygls'] = None\nfrom looplint.cli import main\nraise SystemExit(main(['server']))\n"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "looplint[lsp]" in proc.stderr and "pygls" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_importing_looplint_does_not_import_pygls():
+    script = (
+        "import sys, looplint, looplint.cli, looplint.notebook, looplint.flake8_plugin\n"
+        "looplint.cli.main(['--version'])\n"
+    )
+    check = script + "sys.stdout.write('\\n' + str(sorted(m for m in ('pygls', 'lsprotocol') if m in sys.modules)))\n"
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.splitlines()[-1] == "[]", proc.stdout + proc.stderr
