@@ -41,6 +41,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 from pygls.workspace.position_codec import PositionCodec
+from pygls.workspace.text_document import TextDocument
 
 import looplint
 from looplint.config import CONFIG_FILES, ConfigError, Resolver, Settings, default_settings
@@ -62,6 +63,25 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 def split_lines(text: str) -> List[str]:
     """The rows of ``text`` without their line breaks, split where Python (and libcst) splits them."""
     return _LINE_BREAK.split(text)
+
+
+_ROW_WITH_BREAK = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+class LspTextDocument(TextDocument):
+    """pygls's document with rows split where LSP (and Python) splits them: at ``\\n``, ``\\r\\n`` and
+    ``\\r`` only. pygls splits with ``str.splitlines``, which also breaks at a form feed, ``\\x1c``-``\\x1e``,
+    ``\\x85``, ``\\u2028`` and ``\\u2029``: an incremental change below such a character would land on the
+    wrong row."""
+
+    @property
+    def lines(self) -> Sequence[str]:
+        return tuple(_ROW_WITH_BREAK.findall(self.source))
+
+
+def _adopt(document: Optional[TextDocument]) -> None:
+    if document is not None and type(document) is TextDocument:
+        document.__class__ = LspTextDocument
 
 
 # ---------------------------------------------------------------------------------------------- configuration
@@ -564,6 +584,7 @@ def create_server(debounce: float = DEBOUNCE_SECONDS) -> LooplintLanguageServer:
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: LooplintLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+        _adopt(ls.open_text_document(params.text_document.uri))
         if ls.notebook_of_cell(params.text_document.uri) is None:
             ls.schedule(params.text_document.uri)
 
@@ -586,10 +607,15 @@ def create_server(debounce: float = DEBOUNCE_SECONDS) -> LooplintLanguageServer:
 
     @server.feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
     def notebook_did_open(ls: LooplintLanguageServer, params: types.DidOpenNotebookDocumentParams) -> None:
+        for cell in params.cell_text_documents:
+            _adopt(ls.open_text_document(cell.uri))
         ls.schedule(params.notebook_document.uri)
 
     @server.feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
     def notebook_did_change(ls: LooplintLanguageServer, params: types.DidChangeNotebookDocumentParams) -> None:
+        structure = params.change.cells.structure if params.change.cells is not None else None
+        for cell in (structure.did_open or []) if structure is not None else []:
+            _adopt(ls.open_text_document(cell.uri))
         ls.schedule(params.notebook_document.uri, ls.debounce)
 
     @server.feature(types.NOTEBOOK_DOCUMENT_DID_SAVE)

@@ -350,6 +350,25 @@ async def test_code_action_adds_noqa_which_silences_the_finding(editor: Editor, 
 
 
 @in_session
+async def test_incremental_edit_below_a_form_feed_lands_on_its_row(editor: Editor, client: LanguageClient):
+    """A form feed is not a line break in LSP (or Python): edits below it must not shift a row."""
+    text = BAD_PROGRAM.replace("import torch\n", "import torch\n\x0c\n", 1)
+    uri = editor.open("paged.py", text)
+    [d] = await editor.diagnostics(uri)
+    assert d.range.start.line == BAD_ROW  # one row below BAD_ROW - 1: the form feed's row
+    [action] = await noqa_actions(client, uri, d)
+    [edit] = action.edit.changes[uri]
+    editor.versions[uri] += 1
+    client.text_document_did_change(  # what an editor sends after applying the edit: the change alone
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=editor.versions[uri]),
+            content_changes=[types.TextDocumentContentChangePartial(range=edit.range, text=edit.new_text)],
+        )
+    )
+    assert await editor.diagnostics(uri, editor.versions[uri]) == []
+
+
+@in_session
 async def test_code_action_merges_into_an_existing_noqa_list(editor: Editor, client: LanguageClient):
     text = BAD_PROGRAM.replace("    opt.step()", "    opt.step()  # noqa: E501 keep this")
     uri = editor.open("train.py", text)
