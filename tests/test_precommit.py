@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -33,6 +34,14 @@ NETWORK_ERRORS = re.compile(
     r"ConnectTimeout|ReadTimeout|ProxyError|No matching distribution found|Could not find a version that satisfies",
 )
 PRE_COMMIT_UNEXPECTED_ERROR = 3
+
+
+def notebook(*sources: str) -> str:
+    cells = [
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": s.splitlines(True)}
+        for s in sources
+    ]
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
 
 def pre_commit(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess:
@@ -120,12 +129,16 @@ def test_try_repo_fails_on_a_finding_and_passes_a_clean_file(tmp_path):
     (user / "train.py").write_text(BAD_PROGRAM, encoding="utf-8")
     (user / "clean.py").write_text(CLEAN_PROGRAM, encoding="utf-8")
     (user / "notes.txt").write_text("opt.step()\n", encoding="utf-8")  # not a Python file: not passed
+    setup, loop = BAD_PROGRAM.split("for ", 1)
+    (user / "train.ipynb").write_text(notebook(setup, "for " + loop), encoding="utf-8")
     git("add", ".", cwd=user)
 
-    proc = pre_commit("try-repo", str(source), "looplint", "--files", "train.py", "clean.py", "notes.txt", cwd=user, home=home)
+    files = ["train.py", "clean.py", "notes.txt", "train.ipynb"]
+    proc = pre_commit("try-repo", str(source), "looplint", "--files", *files, cwd=user, home=home)
     skip_if_environment_cannot_be_built(proc, home)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"train.py:{BAD_ROW}:{BAD_COLUMN}: LL101 " in proc.stdout
+    assert f"train.ipynb:cell 2:{BAD_ROW - setup.count(chr(10))}:{BAD_COLUMN}: LL101 " in proc.stdout
     assert "clean.py" not in proc.stdout and "notes.txt" not in proc.stdout
     assert re.search(r"^looplint\.+Failed$", proc.stdout, re.M)
 
