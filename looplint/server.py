@@ -35,7 +35,8 @@ import threading
 import tokenize
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -357,13 +358,9 @@ class LooplintLanguageServer(LanguageServer):
     # -- documents -----------------------------------------------------------------------------------
 
     def open_text_document(self, uri: str):
-        from urllib.parse import unquote
-
         return self.workspace.text_documents.get(unquote(uri))
 
     def open_notebook(self, uri: str):
-        from urllib.parse import unquote
-
         return self.workspace.notebook_documents.get(unquote(uri))
 
     def notebook_of_cell(self, cell_uri: str) -> Optional[str]:
@@ -405,11 +402,12 @@ class LooplintLanguageServer(LanguageServer):
             task.cancel()
 
     def relint_all(self) -> None:
-        for uri in list(self.workspace.text_documents):
-            if self.workspace.get_notebook_document(cell_uri=uri) is None:
-                self.schedule(uri)
-        for uri in list(self.workspace.notebook_documents):
-            self.schedule(uri)
+        # The documents' own URIs, as the client spelled them (the workspace's keys are unquoted).
+        for doc in list(self.workspace.text_documents.values()):
+            if self.workspace.get_notebook_document(cell_uri=doc.uri) is None:
+                self.schedule(doc.uri)
+        for notebook in list(self.workspace.notebook_documents.values()):
+            self.schedule(notebook.uri)
 
     async def _lint_later(self, uri: str, delay: float) -> None:
         task = asyncio.current_task()

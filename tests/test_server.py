@@ -390,7 +390,8 @@ def write_config(folder: Path, ignore: List[str]) -> None:
 @in_session
 async def test_pyproject_ignore_silences_and_a_change_reenables(editor: Editor, client: LanguageClient):
     write_config(editor.folder, ["LL101"])
-    uri = editor.open("pkg/train.py", BAD_PROGRAM)
+    uri = editor.open("my pkg/train.py", BAD_PROGRAM)  # a space: the URI has %20, re-published as it was
+    assert "%20" in uri
     assert await editor.diagnostics(uri) == []
     # The server asked the editor to watch the configuration files.
     [watch] = [r for r in client.registrations if r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES]
