@@ -18,7 +18,7 @@ from looplint.diagnostics import Diagnostic
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME, Rule, all_rules
 
 # A file that mentions none of these cannot hold a training loop; it is skipped before parsing.
-TRAINING_TOKENS = re.compile(r"backward|zero_grad|\.step\b|\bstep\(|\.grad\b|closure|Optimizer|optim\b")
+TRAINING_TOKENS = re.compile(r"backward\(|\.backward\b|zero_grad|\.step\(|\bstep\(|\.grad\b|\bclosure\b|lr_scheduler|Optimizer\b")
 
 
 def decode(data: bytes) -> str:

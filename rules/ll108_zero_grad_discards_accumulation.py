@@ -1,4 +1,4 @@
-from looplint.model import EPOCH, FRESH, NONE
+from looplint.model import BATCH, FRESH, IMPLICIT, MICRO, STEP
 from looplint.model.describe import call_text
 from looplint.model.events import STEP, ZERO
 from looplint.rule import Finding, Rule
@@ -49,7 +49,10 @@ class ZeroGradDiscardsAccumulation(Rule):
             if event in feeds_step:
                 continue
             innermost = {stack[-1] for stack in model.loop_stacks(event) if stack}
-            inner = {l for l in innermost if l.kind != EPOCH}
+            # the loop whose iterations should accumulate: a data, step or micro-step loop (or a per-step
+            # function); an epoch loop's zeroing drops at most a partial window, and other loops are no
+            # accumulation at all
+            inner = {l for l in innermost if l.kind in (BATCH, STEP, MICRO, IMPLICIT)}
             # discarded gradients of a backward whose gradients this optimizer steps on other iterations
             fed = facts.fed.get(role, set())
             if any(s.gs == FRESH and not s.doubt and s.carried & inner and s.sources & fed for s in states):

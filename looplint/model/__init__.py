@@ -15,7 +15,7 @@ import libcst as cst
 
 from looplint.model import events as ev
 from looplint.model.events import Block, Branch, Event, EventBuilder, Loop, code
-from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, Interpreter, OptState
+from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, Interpreter, OptState, OverBudget, merge_facts
 from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, classify_all, walk
 from looplint.model.roles import OPTIMIZER, Frame, Role, Roles
 from looplint.model.scopes import Function, Scopes
@@ -42,6 +42,12 @@ class FileModel:
             self.builder.body(fn)
         classify_all(self.builder, self.roles, self.scopes.functions)
         self.branch_info: Dict[str, Tuple[frozenset, bool]] = {}
+        self._tests: Dict[str, int] = {}  # how many ``if``s test each key (per counter for periodic tests)
+        for fn in self.scopes.functions:
+            for item in walk(self.builder.body(fn), self.builder, depth=99):
+                if isinstance(item, Branch) and item.key is not None:
+                    k = f"mod:{item.mod[0]}" if item.mod is not None else item.key
+                    self._tests[k] = self._tests.get(k, 0) + 1
         self._called: Set[Function] = set()
         for fn in self.scopes.functions:
             for item in walk(self.builder.body(fn), self.builder, depth=3):
@@ -56,14 +62,23 @@ class FileModel:
                         self._called.add(item.closure)
         self._facts: Optional[Facts] = None
 
+    def tested_again(self, key: str) -> bool:
+        """Whether more than one ``if`` of the file tests ``key``: only then is its value worth remembering."""
+        return self._tests.get(key, 0) > 1
+
     # -- the gradient flow, computed on first use ----------------------------------------------------------
     @property
     def facts(self) -> Facts:
         if self._facts is None:
             facts = Facts()
             for fn in self.roots():
-                facts.roots.append(fn)
-                Interpreter(self, facts).run_root(fn, cyclic=self.is_per_step(fn))
+                part = Facts()
+                try:
+                    Interpreter(self, part).run_root(fn, cyclic=self.is_per_step(fn))
+                except OverBudget:
+                    continue
+                part.roots.append(fn)
+                merge_facts(facts, part)
             self._facts = facts
         return self._facts
 
@@ -73,6 +88,8 @@ class FileModel:
         for fn in self.scopes.functions:
             if fn in self._called and not fn.is_module:
                 continue
+            if fn.cls is not None and _optimizer_like(fn.cls):
+                continue  # the implementation of an optimizer (wrapper) is no training loop
             if any(isinstance(i, Event) and i.kind in GRADIENT_KINDS for i in self.walk(fn)):
                 out.append(fn)
         return out
@@ -113,6 +130,11 @@ class FileModel:
 
     def source(self, node: cst.CSTNode) -> str:
         return " ".join(code(node).split())
+
+
+def _optimizer_like(cls) -> bool:
+    bases = " ".join(cls.bases)
+    return ("step" in cls.methods and "zero_grad" in cls.methods) or "Optimizer" in bases or "LRScheduler" in bases
 
 
 def build_model(module: cst.Module) -> FileModel:

@@ -12,11 +12,14 @@ from typing import Dict, List, Optional, Set, Union
 
 import libcst as cst
 
+from looplint.model.roles import name_kind
 from looplint.model.scopes import Function, Scopes, dotted, has_call, last_name, names_in
 
 # Event kinds
 ZERO = "zero_grad"  # X.zero_grad()
 GRAD_CLEAR = "grad_clear"  # p.grad = None / p.grad.zero_()
+BIND = "bind"  # a name that may hold an optimizer is (re)assigned: a new optimizer from here on
+GRAD_WRITE = "grad_write"  # p.grad = tensor / p.grad.fill_(...): gradients set by hand
 BACKWARD = "backward"
 STEP = "step"  # X.step(...)
 UNSCALE = "unscale"
@@ -37,7 +40,8 @@ HARMLESS_FUNCS = frozenset(
     item detach cpu numpy tolist to cuda size dim view reshape mean sum float half contiguous clone
     save load state_dict load_state_dict parameters named_parameters children modules named_modules
     register_buffer apply flush close barrier synchronize set_epoch no_grad enable_grad inference_mode
-    autocast record_function scale scale_loss toggle_optimizer untoggle_optimizer log_dict""".split()
+    autocast record_function scale scale_loss toggle_optimizer untoggle_optimizer log_dict
+    prepare setup setup_optimizers setup_module prepare_model prepare_optimizer""".split()
 )
 
 
@@ -243,6 +247,11 @@ class _Build:
                 self.assign_target(t, small.value, small, out)
                 if isinstance(small.value, cst.Call) and out and out[-1].__class__ is Event and out[-1].kind == CONSTRUCT and out[-1].call is small.value:
                     out[-1].assigned = t
+                elif isinstance(small.value, cst.Call) and last_name(small.value.func) not in _SAME_OPTIMIZER:
+                    for el in (t.elements if isinstance(t, (cst.Tuple, cst.List)) else [t]):
+                        el = el.value if isinstance(el, (cst.Element, cst.StarredElement)) else el
+                        if isinstance(el, (cst.Name, cst.Attribute)) and name_kind(last_name(el)) == "optimizer":
+                            out.append(Event(BIND, small, target=el))
         elif isinstance(small, cst.AugAssign):
             self.expr(small.value, out)
             if _mentions_grad(small.value):
@@ -264,7 +273,12 @@ class _Build:
 
     def assign_target(self, t, value, node, out: List) -> None:
         if isinstance(t, cst.Attribute) and t.attr.value == "grad":
-            out.append(Event(GRAD_CLEAR, node, target=t.value, param_loop_module=self._param_module(t.value)))
+            clears = (isinstance(value, cst.Name) and value.value == "None") or (
+                isinstance(value, cst.Call) and last_name(value.func) in ("zeros_like", "zeros"))
+            out.append(Event(GRAD_CLEAR if clears else GRAD_WRITE, node, target=t.value,
+                             param_loop_module=self._param_module(t.value)))
+        elif isinstance(t, cst.Subscript) and isinstance(t.value, cst.Attribute) and t.value.attr.value == "grad":
+            out.append(Event(GRAD_WRITE, node, target=t.value.value))
         elif isinstance(t, cst.Attribute) and t.attr.value == "data" and _mentions_grad(value):
             out.append(Event(MANUAL_UPDATE, node, target=t.value))
 
@@ -312,6 +326,9 @@ class _Build:
             if inner is not None:
                 out.append(Event(GRAD_CLEAR, c, target=inner, param_loop_module=self._param_module(inner)))
                 return
+        if method in ("fill_", "copy_", "normal_", "uniform_", "set_") and isinstance(recv, cst.Attribute) and recv.attr.value == "grad":
+            out.append(Event(GRAD_WRITE, c, target=recv.value))
+            return
         if method in ("backward", "manual_backward") or q in ("torch.autograd.backward",):
             args = [a.value for a in c.args]
             dist = "dist_autograd" in (dotted(recv) or "") if recv is not None else False
@@ -420,6 +437,11 @@ class _Build:
                 ev.closure = cls.methods[closure.attr.value]
                 return
         ev.closure_unknown = True
+
+
+# Calls that hand back an optimizer that already exists (a getter, a wrapper of the same object).
+_SAME_OPTIMIZER = frozenset({"optimizers", "prepare", "initialize", "setup", "setup_optimizers", "prepare_optimizer",
+                             "get", "getattr"})
 
 
 def _class_of(fn: Function):

@@ -21,11 +21,13 @@ import libcst as cst
 
 from looplint.model import events as ev
 from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
+from looplint.model.loops import walk
 from looplint.model.roles import ENGINE, OPTIMIZER, SCALER, SCHEDULER, Frame, Role, Roles, covers
+from looplint.model.schedulers import optimizer_of
 from looplint.model.scopes import Function, dotted, positional_args
 
 NONE, FRESH, USED, STALE, UNKNOWN = "NONE", "FRESH", "USED", "STALE", "UNKNOWN"
-MAX_PATHS = 256
+MAX_PATHS = 64
 MAX_DEPTH = 4
 
 
@@ -35,12 +37,16 @@ class OptState(NamedTuple):
     carried: FrozenSet[Loop] = frozenset()  # FRESH: loops whose back edge these gradients crossed
     noop: Optional[Event] = None  # NONE: a step that ran with no gradients in this iteration
     doubt: bool = False  # reached through a module zero_grad that may not cover this optimizer
-    sources: FrozenSet[Event] = frozenset()  # FRESH: the backward calls whose gradients these are
+    sources: FrozenSet[tuple] = frozenset()  # FRESH: the (backward call, frame) pairs these gradients come from
 
 
 class Path(NamedTuple):
     states: Tuple[OptState, ...]
     assume: FrozenSet[Tuple[str, bool]]
+    # Scheduler order (LL203/LL205), kept with ``_replace``: ("pending", sched_step, opt_index, loop) a
+    # scheduler step waiting for its optimizer's step in this iteration of ``loop``; ("since", sched_step,
+    # opt_index, scheduler) a scheduler step since that optimizer last stepped; ("stepped", opt_index).
+    marks: FrozenSet[tuple] = frozenset()
 
 
 @dataclass
@@ -56,6 +62,8 @@ class Ctx:
     frame: Frame
     loops: Tuple[Loop, ...] = ()
     stack: Tuple[Function, ...] = ()
+    # enclosing ``if`` arms, outermost first: (test key, arm value, number of enclosing loops at the ``if``)
+    conds: Tuple[Tuple[Optional[str], bool, int], ...] = ()
 
 
 @dataclass
@@ -84,6 +92,50 @@ class Facts:
     frames: Dict[Event, Set[Frame]] = field(default_factory=lambda: defaultdict(set))
     # every root function analysed
     roots: List[Function] = field(default_factory=list)
+    # event -> (loop stack, enclosing ``if`` arms) of each context it ran in (control dependence)
+    contexts: Dict[Event, Set[Tuple[Tuple[Loop, ...], tuple]]] = field(default_factory=lambda: defaultdict(set))
+    # scheduler step -> optimizer steps of its optimizer that came after it in the same loop iteration
+    sched_before_step: Dict[Event, Set[Event]] = field(default_factory=lambda: defaultdict(set))
+    # scheduler step -> earlier steps of the same scheduler with no optimizer step in between
+    sched_twice: Dict[Event, Set[Event]] = field(default_factory=lambda: defaultdict(set))
+
+
+def _frame_key(br: Branch, frame: Frame) -> str:
+    """The test's text, qualified by what its names are bound to in this call: ``len(buffer) < n`` in
+    two calls of one helper with different buffers are two different tests."""
+    bound = [(n, id(r)) for n, r in frame.bindings if n in br.names]
+    return br.key if not bound else br.key + "@" + ",".join(f"{n}={i}" for n, i in sorted(bound))
+
+
+def _child_frame(callee: Function, caller: Frame, bindings) -> Frame:
+    """The frame of a called function. A function defined inside the caller sees the caller's names, so
+    it inherits the caller's bindings (those its own parameters and assignments do not shadow)."""
+    bindings = list(bindings)
+    if callee.parent is caller.fn:
+        own = set(callee.params) | set(callee.assigns) | {k for k, _ in bindings}
+        bindings.extend((k, v) for k, v in caller.bindings if k not in own)
+    return Frame(callee, tuple(bindings))
+
+
+def merge_facts(into: Facts, part: Facts) -> None:
+    """Adds what one root's analysis found to the file's facts."""
+    for name in into.__dataclass_fields__:
+        mine, theirs = getattr(into, name), getattr(part, name)
+        if isinstance(mine, dict):
+            for k, v in theirs.items():
+                mine[k] |= v
+        elif isinstance(mine, set):
+            mine |= theirs
+        else:
+            mine.extend(theirs)
+
+
+class OverBudget(Exception):
+    """A root whose paths multiply beyond reason: it is left unanalysed (doubt is silence)."""
+
+
+# Path-steps one root may take; real training code needs a few thousand.
+BUDGET = 60_000
 
 
 class Interpreter:
@@ -93,6 +145,8 @@ class Interpreter:
         self.facts = facts
         self.opts: List[Role] = []
         self.index: Dict[Role, int] = {}
+        self.budget = BUDGET
+        self._loop_backwards: Dict[Loop, Set[Event]] = {}
         self._effect: Dict[int, bool] = {}
         self._backward_names: Dict[Function, Set[str]] = {}
 
@@ -105,7 +159,11 @@ class Interpreter:
         start = Path(tuple(OptState(NONE) for _ in self.opts), frozenset())
         ctx = Ctx(Frame(fn), (), (fn,))
         if cyclic:
-            loop = Loop(fn.node, body, Block(), True, None, frozenset(), frozenset({"self"}), kind="implicit")
+            # one call per iteration of a loop we cannot see: counters it tests periodically
+            # (``engine.state.iteration % k``) advance by one per call
+            counters = frozenset(i.mod[0] for i in walk(body, self.m.builder) if isinstance(i, Branch) and i.mod)
+            loop = Loop(fn.node, body, Block(), True, None, frozenset(), frozenset({"self"}) | counters,
+                        kind="implicit", counters=counters)
             self.facts.implicit_roots.add(fn)
             self.loop(loop, {start}, ctx, implicit=True)
         else:
@@ -132,7 +190,7 @@ class Interpreter:
                         if pos:
                             add(self.roles.resolve(pos[0], frame))
                     if isinstance(item.closure, Function) and item.closure not in stack and len(stack) < MAX_DEPTH:
-                        visit(self.m.builder.body(item.closure), frame if item.closure.parent is frame.fn else Frame(item.closure), stack + (item.closure,))
+                        visit(self.m.builder.body(item.closure), _child_frame(item.closure, frame, []), stack + (item.closure,))
                     elif isinstance(item.closure, Block):
                         visit(item.closure, frame, stack)
                 elif item.kind == ev.CALL and item.callee not in stack and len(stack) < MAX_DEPTH:
@@ -186,23 +244,25 @@ class Interpreter:
             return Outcome(normal=set(paths))
         out = Outcome()
         if br.key is None:
-            for arm in br.arms:
-                _merge(out, self.block(arm, paths, ctx))
+            for i, arm in enumerate(br.arms):
+                _merge(out, self.block(arm, paths, _within(ctx, None, bool(i))))
             return out
         if br.mod is not None:
             return self._periodic_branch(br, paths, ctx)
         then_value = br.polarity
+        record = self.m.tested_again(br.key)  # remembering a test nobody repeats only multiplies paths
+        key = _frame_key(br, ctx.frame)
         for i, arm in enumerate(br.arms):
             value = then_value if i == 0 else not then_value
             selected = set()
             for p in paths:
-                known = _assumed(p, br.key)
+                known = _assumed(p, key) if record else None
                 if known is None:
-                    selected.add(Path(p.states, p.assume | {(br.key, value)}))
+                    selected.add(p._replace(assume=p.assume | {(key, value)}) if record else p)
                 elif known == value:
                     selected.add(p)
             if selected:
-                _merge(out, self.block(arm, self._cap(selected), ctx))
+                _merge(out, self.block(arm, self._cap(selected), _within(ctx, br.key, value)))
         return out
 
     def _periodic_branch(self, br: Branch, paths: Set[Path], ctx: Ctx) -> Outcome:
@@ -211,6 +271,11 @@ class Interpreter:
         base = f"mod:{counter}:{k}:"
         key = f"{base}{phase}"
         out = Outcome()
+        if not self.m.tested_again(f"mod:{counter}"):
+            for i, arm in enumerate(br.arms):
+                value = then_on_match if i == 0 else not then_on_match
+                _merge(out, self.block(arm, paths, _within(ctx, br.key, value if br.polarity else not value)))
+            return out
         for i, arm in enumerate(br.arms):
             want = then_on_match if i == 0 else not then_on_match  # does this arm need "phase matches"?
             selected = set()
@@ -219,15 +284,15 @@ class Interpreter:
                 if known is None:  # what the loop's start says about its first iterations
                     known = _phase_matches(p, f"mod:{counter}:*:", phase)
                 if known is None:
-                    selected.add(Path(p.states, p.assume | {(key, want)}))
+                    selected.add(p._replace(assume=p.assume | {(key, want)}))
                 elif known == want:
                     selected.add(p)
             if selected:
-                _merge(out, self.block(arm, self._cap(selected), ctx))
+                _merge(out, self.block(arm, self._cap(selected), _within(ctx, key, want)))
         return out
 
     def loop(self, loop: Loop, paths: Set[Path], ctx: Ctx, implicit: bool = False) -> Outcome:
-        inner = Ctx(ctx.frame, ctx.loops + (loop,), ctx.stack)
+        inner = Ctx(ctx.frame, ctx.loops + (loop,), ctx.stack, ctx.conds)
         seen: Set[Path] = set()
         todo = {self._enter(p, loop) for p in paths}
         exits: Set[Path] = set()
@@ -245,6 +310,9 @@ class Interpreter:
                 out.ret |= o.ret
             exits |= ends
             out.normal |= {self._forget(p, variant, loop) for p in o.brk}
+            self.budget -= len(ends) * (1 + len(self.opts))
+            if self.budget < 0:
+                raise OverBudget()
             back = {self._back_edge(p, loop, variant) for p in ends}
             todo = self._cap(back) - seen
             if rounds > 50:  # the state space is finite; this only guards against surprises
@@ -287,9 +355,13 @@ class Interpreter:
 
     # -- events ---------------------------------------------------------------------------------------------
     def event(self, e: Event, paths: Set[Path], ctx: Ctx, out: Outcome) -> Set[Path]:
+        self.budget -= len(paths)
+        if self.budget < 0:
+            raise OverBudget()
         f = self.facts
         f.loops[e].add(ctx.loops)
         f.frames[e].add(ctx.frame)
+        f.contexts[e].add((ctx.loops, ctx.conds))
         for p in paths:
             f.guards[e].add(p.assume)
         kind = e.kind
@@ -298,7 +370,10 @@ class Interpreter:
         if kind == ev.BACKWARD:
             if e.dist:
                 return paths
-            return {self._apply_all(p, lambda s: _backward(s, e)) for p in paths}
+            # a backward pass is identified with its calling context: the same helper called for two
+            # models is two different backward passes
+            src = (e, ctx.frame)
+            return {self._apply_all(p, lambda s: _backward(s, src)) for p in paths}
         if kind == ev.STEP:
             return self.step(e, paths, ctx)
         if kind == ev.ZERO:
@@ -309,11 +384,19 @@ class Interpreter:
                 return self._zero(e, paths, self.opts)
             if role is not None and role.kind in (SCHEDULER, SCALER):
                 return paths
-            key = self.roles.module_key(e.target, ctx.frame) if e.target is not None else None
-            return self._zero_module(e, paths, key)
+            key, built = self.roles.module_ref(e.target, ctx.frame) if e.target is not None else (None, False)
+            return self._zero_module(e, paths, key, built)
         if kind == ev.GRAD_CLEAR:
-            key = self.roles.module_key(e.param_loop_module, ctx.frame) if e.param_loop_module is not None else None
-            return self._zero_module(e, paths, key)
+            key, built = (self.roles.module_ref(e.param_loop_module, ctx.frame) if e.param_loop_module is not None
+                          else (None, False))
+            return self._zero_module(e, paths, key, built)
+        if kind == ev.BIND:  # a new optimizer object from here on: it has consumed nothing yet
+            role = self.roles.resolve(e.target, ctx.frame)
+            if role is not None and role in self.index:
+                return {self._apply(p, [role], lambda s: OptState(NONE)) for p in paths}
+            return paths
+        if kind == ev.GRAD_WRITE:  # gradients written by hand: present, but of no backward we track
+            return {self._apply(p, self.opts, lambda s: OptState(FRESH, doubt=True)) for p in paths}
         if kind == ev.MANUAL_UPDATE:
             return {self._apply(p, self.opts, _manual_update) for p in paths}
         if kind == ev.OPAQUE:
@@ -343,21 +426,30 @@ class Interpreter:
             return paths
         if role.kind == SCHEDULER:
             self.facts.acted_on[e].add(role)
-            return paths
+            return self._scheduler_step(e, role, paths, ctx)
         if role.kind == ENGINE:
             return self._zero(e, paths, self.opts)
+        via_scaler = False
         if role.kind == SCALER:
             pos = positional_args(e.call) if e.call is not None else []
             opt = self.roles.resolve(pos[0], ctx.frame) if pos else None
             if opt is None or opt.kind != OPTIMIZER:
                 return paths
-            role = opt
+            role, via_scaler = opt, True  # scaler.step(optimizer): the argument is no closure
         elif role.kind != OPTIMIZER:
+            # ``thing.step(optimizer)`` on something we cannot identify may step that optimizer
+            for a in (positional_args(e.call) if e.call is not None else []):
+                opt = self.roles.resolve(a, ctx.frame) if dotted(a) else None
+                if opt is not None and opt in self.index:
+                    self.facts.tainted.add(opt)
+                    paths = {self._apply(p, [opt], lambda s: OptState(UNKNOWN)) for p in paths}
             return paths
         if role not in self.index:
             return paths
         self.facts.acted_on[e].add(role)
-        if e.closure is not None:
+        if via_scaler:
+            pass
+        elif e.closure is not None:
             paths = self._run_closure(e, paths, ctx)
         elif e.closure_unknown:
             self.facts.tainted.add(role)
@@ -370,10 +462,61 @@ class Interpreter:
             if s.gs == NONE:
                 new = OptState(NONE, s.zeroed_by, frozenset(), e, s.doubt)
             else:
-                new = OptState(USED, doubt=s.doubt)
+                # a step over gradients of unknown origin, or a second step, consumes we know not what
+                new = OptState(USED, doubt=s.gs == UNKNOWN or (s.gs == USED and s.doubt))
                 self.facts.fed[role].update(s.sources)
-            out.add(Path(p.states[:i] + (new,) + p.states[i + 1:], p.assume))
+            p = p._replace(states=p.states[:i] + (new,) + p.states[i + 1:])
+            out.add(self._optimizer_stepped(e, i, p))
         return out
+
+    # -- scheduler order (LL203, LL205) -----------------------------------------------------------------------
+    def _scheduler_step(self, e: Event, role: Role, paths: Set[Path], ctx: Ctx) -> Set[Path]:
+        """Before its optimizer ever stepped, a scheduler step waits for that optimizer's step in the
+        current iteration of the innermost loop (LL203: the first learning rate is skipped); after, it
+        notes an earlier step of the same scheduler since that optimizer last stepped (LL205)."""
+        opt = optimizer_of(role, self.roles)
+        if opt is None or opt not in self.index:
+            if opt is not None or len(self.opts) != 1:
+                return paths
+            opt = self.opts[0]  # built over an optimizer we cannot name here; the only one stepped here
+        i = self.index[opt]
+        loop = ctx.loops[-1] if ctx.loops else None
+        out = set()
+        for p in paths:
+            marks = set(p.marks)
+            if ("stepped", i) in marks:
+                for m in p.marks:
+                    if m[0] == "since" and m[2] == i and m[3] is role and m[1] is not e:
+                        self.facts.sched_twice[e].add(m[1])
+                marks.add(("since", e, i, role))
+            elif loop is not None:  # the optimizer has never stepped on this path: this step comes first
+                marks.add(("pending", e, i, loop))
+            out.add(p._replace(marks=frozenset(marks)))
+        return out
+
+    def _builds_schedulers(self) -> bool:
+        """Whether this module constructs a scheduler (only then are optimizer steps worth marking)."""
+        got = getattr(self, "_sched_built", None)
+        if got is None:
+            got = any(isinstance(i, Event) and i.kind == ev.CONSTRUCT and i.call is not None
+                      and self.roles.ctor_kind(i.call)[0] == SCHEDULER
+                      for fn in self.m.scopes.functions for i in _items(self.m.builder.body(fn)))
+            self._sched_built = got
+        return got
+
+    def _optimizer_stepped(self, e: Event, i: int, p: Path) -> Path:
+        if not p.marks:
+            if not self._builds_schedulers():
+                return p
+            return p._replace(marks=frozenset({("stepped", i)}))
+        keep = {("stepped", i)}
+        for m in p.marks:
+            if m[0] in ("pending", "since") and m[2] == i:
+                if m[0] == "pending":
+                    self.facts.sched_before_step[m[1]].add(e)
+                continue
+            keep.add(m)
+        return p._replace(marks=frozenset(keep))
 
     def _run_closure(self, e: Event, paths: Set[Path], ctx: Ctx) -> Set[Path]:
         c = e.closure
@@ -382,8 +525,8 @@ class Interpreter:
             return o.normal | o.ret
         if c in ctx.stack or len(ctx.stack) >= MAX_DEPTH:
             return paths
-        frame = ctx.frame if c.parent is ctx.frame.fn else Frame(c)
-        o = self.block(self.m.builder.body(c), paths, Ctx(frame, ctx.loops, ctx.stack + (c,)))
+        frame = _child_frame(c, ctx.frame, [])
+        o = self.block(self.m.builder.body(c), paths, Ctx(frame, ctx.loops, ctx.stack + (c,), ctx.conds))
         return o.normal | o.ret
 
     def call(self, e: Event, paths: Set[Path], ctx: Ctx) -> Set[Path]:
@@ -391,7 +534,7 @@ class Interpreter:
         if callee in ctx.stack or len(ctx.stack) >= MAX_DEPTH or not self.has_effect_fn(callee):
             return paths
         frame = self._bind(e, ctx.frame)
-        o = self.block(self.m.builder.body(callee), paths, Ctx(frame, ctx.loops, ctx.stack + (callee,)))
+        o = self.block(self.m.builder.body(callee), paths, Ctx(frame, ctx.loops, ctx.stack + (callee,), ctx.conds))
         return o.normal | o.ret
 
     def _bind(self, e: Event, caller: Frame) -> Frame:
@@ -417,7 +560,7 @@ class Interpreter:
                     continue
                 if name in callee.params:
                     bindings.append((name, self.roles.resolve(a.value, caller) if dotted(a.value) else None))
-        return Frame(callee, tuple(bindings))
+        return _child_frame(callee, caller, bindings)
 
     def _opaque_targets(self, e: Event, ctx: Ctx) -> List[Role]:
         call = e.call
@@ -463,9 +606,13 @@ class Interpreter:
         return got
 
     # -- transfer helpers -----------------------------------------------------------------------------------
-    def _zero_module(self, e: Event, paths: Set[Path], key: Optional[str]) -> Set[Path]:
+    def _zero_module(self, e: Event, paths: Set[Path], key: Optional[str], built: bool = False) -> Set[Path]:
+        """A module's zero_grad clears an optimizer for sure when the optimizer holds that module's
+        parameters; it surely leaves it alone only when both are distinct objects built in this file
+        (``netD`` vs ``netG``); anything else is a doubtful clearing."""
         certain = [o for o in self.opts if key is not None and o.modules is not None and covers(o, key)]
-        doubtful = [o for o in self.opts if covers(o, key) and o not in certain]
+        disjoint = [o for o in self.opts if key is not None and built and o.modules_built and not covers(o, key)]
+        doubtful = [o for o in self.opts if o not in certain and o not in disjoint]
         return self._zero(e, paths, certain, doubtful)
 
     def _zero(self, e: Event, paths: Set[Path], roles: Iterable[Role], doubtful: Iterable[Role] = ()) -> Set[Path]:
@@ -488,7 +635,7 @@ class Interpreter:
                 s = states[i]
                 self.facts.incoming[(e, r)].add(s._replace(doubt=True))
                 states[i] = OptState(NONE, doubt=True)
-            out.add(Path(tuple(states), p.assume))
+            out.add(p._replace(states=tuple(states)))
         return out
 
     def _apply_all(self, p: Path, fn) -> Path:
@@ -497,7 +644,7 @@ class Interpreter:
             if s.gs == NONE and s.noop is not None and not s.doubt:
                 self.facts.noop_then_backward.add(s.noop)
             states.append(fn(s))
-        return Path(tuple(states), p.assume)
+        return p._replace(states=tuple(states))
 
     def _apply(self, p: Path, roles, fn) -> Path:
         states = list(p.states)
@@ -505,7 +652,7 @@ class Interpreter:
             if r in self.index:
                 i = self.index[r]
                 states[i] = fn(states[i])
-        return Path(tuple(states), p.assume)
+        return p._replace(states=tuple(states))
 
     def _variant_keys(self, loop: Loop):
         return loop.assigned
@@ -518,33 +665,44 @@ class Interpreter:
         if assume and loop.target_names:
             assume = frozenset(a for a in assume if not (
                 (a[0].startswith("mod:") and a[0].split(":", 2)[1] in loop.target_names)
-                or (not a[0].startswith("mod:") and (self.m.branch_info.get(a[0], (frozenset(),))[0] & loop.target_names))))
+                or (not a[0].startswith("mod:") and (self.m.branch_info.get(a[0].split("@")[0], (frozenset(),))[0] & loop.target_names))))
         for counter, start in loop.starts:  # ``enumerate(loader)``: the counter starts at phase 0
             if start == 0:
                 assume = assume | {(f"mod:{counter}:*:0", True)}
-        return Path(states, assume)
+        return p._replace(states=states, assume=assume)
 
     def _forget(self, p: Path, variant, loop: Loop, keep_mod=frozenset()) -> Path:
         """Drops what the path assumed about tests whose value may change in the next iteration (but
-        keeps the phase of counters that ``_back_edge`` has just advanced)."""
+        keeps the phase of counters that ``_back_edge`` has just advanced). The iteration of ``loop`` is
+        over: scheduler steps still waiting for an optimizer step in it stop waiting."""
+        if p.marks:
+            p = _end_iteration(p, loop)
         if not p.assume:
             return p
         keep = frozenset(a for a in p.assume
                          if (a[0].startswith("mod:") and a[0].split(":", 2)[1] in keep_mod)
                          or not self._is_variant(a[0], variant))
-        return Path(p.states, keep) if keep != p.assume else p
+        return p._replace(assume=keep) if keep != p.assume else p
 
     def _is_variant(self, key: str, variant) -> bool:
-        info = self.m.branch_info.get(key)
+        info = self.m.branch_info.get(key.split("@")[0])
         if info is None:
             return True
         names, volatile = info
         return volatile or bool(names & variant)
 
+    def _backwards_in(self, loop: Loop) -> Set[Event]:
+        got = self._loop_backwards.get(loop)
+        if got is None:
+            got = {i for i in walk(loop.body, self.m.builder) if isinstance(i, Event) and i.kind == ev.BACKWARD}
+            self._loop_backwards[loop] = got
+        return got
+
     def _back_edge(self, p: Path, loop: Loop, variant) -> Path:
         states = []
         for s in p.states:
-            if s.gs == FRESH:
+            if s.gs == FRESH and any(src[0] in self._backwards_in(loop) for src in s.sources):
+                # gradients this loop's own backward passes accumulate across its iterations
                 states.append(OptState(FRESH, None, s.carried | {loop}, None, s.doubt, s.sources))
             elif s.noop is not None:
                 states.append(OptState(s.gs, s.zeroed_by, s.carried, None, s.doubt))
@@ -569,12 +727,12 @@ class Interpreter:
                         assume.add((f"{rest}:{nxt}", v))
                     continue
             assume.add((k, v))
-        return self._forget(Path(tuple(states), frozenset(assume)), variant, loop, keep_mod=loop.counters)
+        return self._forget(p._replace(states=tuple(states), assume=frozenset(assume)), variant, loop, keep_mod=loop.counters)
 
     def _cap(self, paths: Set[Path]) -> Set[Path]:
         if len(paths) <= MAX_PATHS:
             return paths
-        return {Path(p.states, frozenset()) for p in paths}
+        return {p._replace(assume=frozenset()) for p in paths}
 
     # -- which items can change anything --------------------------------------------------------------------
     def has_effect(self, item) -> bool:
@@ -589,7 +747,7 @@ class Interpreter:
         return self.has_effect(self.m.builder.body(fn))
 
 
-def _backward(s: OptState, e: Event) -> OptState:
+def _backward(s: OptState, e) -> OptState:
     if s.gs == NONE:
         return OptState(FRESH, doubt=s.doubt, sources=frozenset({e}))
     if s.gs == FRESH:
@@ -614,9 +772,9 @@ def _phase_matches(p: Path, base: str, phase: int) -> Optional[bool]:
     for k, v in p.assume:
         if k.startswith(base):
             other = int(k[len(base):])
-            # known to be at another phase: distinct offsets counted from the same end of the window
-            # differ; from opposite ends only 0 and -1 surely do (a window of one is no window)
-            if v and ((other >= 0) == (phase >= 0) or {other, phase} == {0, -1}):
+            # known to be at a neighbouring phase: windows have at least two iterations, so neighbours
+            # differ (phases further apart may coincide when the window is short)
+            if v and abs(other - phase) == 1:
                 return False
     return None
 
@@ -626,6 +784,16 @@ def _assumed(p: Path, key: str) -> Optional[bool]:
         if k == key:
             return v
     return None
+
+
+def _end_iteration(p: Path, loop: Loop) -> Path:
+    keep = frozenset(m for m in p.marks if not (m[0] == "pending" and m[3] is loop))
+    return p._replace(marks=keep) if keep != p.marks else p
+
+
+def _within(ctx: Ctx, key: Optional[str], value: bool) -> Ctx:
+    """The context inside one arm of an ``if`` (key None: a ``match`` case)."""
+    return Ctx(ctx.frame, ctx.loops, ctx.stack, ctx.conds + ((key, value, len(ctx.loops)),))
 
 
 def _merge(out: Outcome, o: Outcome) -> None:

@@ -24,6 +24,7 @@ LOADER = "loader"
 ENGINE = "engine"  # an object whose step() also clears gradients (DeepSpeed engine)
 ACCELERATOR = "accelerator"  # accelerate / Fabric: backward(loss), prepare(...)
 UNKNOWN = "unknown"
+OTHER = "other"  # known, and none of the roles above
 
 OPTIMIZER_CLASSES = frozenset(
     "SGD Adam AdamW Adamax Adagrad Adadelta RMSprop Rprop ASGD LBFGS NAdam RAdam SparseAdam Lion Adafactor "
@@ -83,7 +84,12 @@ class Role:
     ctor: Optional[cst.Call] = None
     scope: Optional[Function] = None
     modules: Optional[FrozenSet[str]] = None  # module keys whose parameters an optimizer holds
+    modules_built: bool = False  # every one of those modules is an object built in this file
     key: str = ""
+    # A scheduler name assigned on different paths: every recognised role it may hold, and whether some
+    # assignment was unrecognised (then its kind is unknown; see schedulers.py).
+    alternatives: Tuple["Role", ...] = ()
+    partial: bool = False
 
     @property
     def is_optimizer(self) -> bool:
@@ -135,7 +141,12 @@ class Roles:
                 return SCHEDULER, last
             if last in self.local_module_classes:
                 return MODULE, last
-            return UNKNOWN, last
+            methods = set(local.methods)
+            if {"step", "zero_grad"} <= methods:
+                return OPTIMIZER, last  # a hand-written optimizer or wrapper
+            if "step" in methods and ({"scale", "unscale_"} & methods or name_kind(last) == SCALER):
+                return SCALER, last  # a stand-in for GradScaler
+            return OTHER, last  # a class of this module that is none of the above: not an optimizer
         if "lr_scheduler" in q or (last in SCHEDULER_CLASSES and "." not in q.replace(last, "")):
             return (SCHEDULER, last) if last[:1].isupper() or last.startswith("_") else (None, None)
         if last in SCHEDULER_CLASSES:
@@ -257,9 +268,12 @@ class Roles:
                 # Reassigned from something unknown too: keep the kind, forget the details.
                 return Role(OPTIMIZER, label, evidence="name")
             role = found[0]
-            if role.label != label and role.evidence in ("constructor", "framework"):
-                role = Role(role.kind, label, role.evidence, role.cls_name, role.ctor, role.scope, role.modules)
-            return role
+            if role.kind == SCHEDULER and (unknown or len({id(r) for r in found}) > 1):
+                # different schedulers (or something unrecognised) on different paths: a role of its own
+                # that remembers them all, so that its kind is judged on every one (schedulers.py)
+                return Role(SCHEDULER, label, role.evidence, role.cls_name, role.ctor, role.scope,
+                            alternatives=tuple(found), partial=unknown)
+            return role  # the same object under every alias, so identity comparisons hold
         if len(kinds) > 1:
             return Role(UNKNOWN, label, evidence="none")
         return self._weak(name, label)
@@ -270,6 +284,14 @@ class Roles:
         if isinstance(value, cst.Name) and value.value == "None":
             return _NONE
         if isinstance(value, cst.IfExp):
+            arms = [self._from_value(Assignment(b, a.scope, a.index, a.size), label) for b in (value.body, value.orelse)]
+            known = [r for r in arms if r is not None and r is not _NONE and r.kind != UNKNOWN]
+            if known and known[0].kind == SCHEDULER and len(arms) - arms.count(_NONE) > 1:
+                # ``A(...) if flag else B(...)``: a scheduler role that remembers both (see _from_assignments)
+                partial = len(known) < len(arms) - arms.count(_NONE)
+                if partial or len({id(r) for r in known}) > 1:
+                    return Role(SCHEDULER, label, known[0].evidence, known[0].cls_name, known[0].ctor,
+                                known[0].scope, alternatives=tuple(known), partial=partial)
             for branch in (value.body, value.orelse):
                 r = self._from_value(Assignment(branch, a.scope, a.index, a.size), label)
                 if r is not None and r is not _NONE and r.kind != UNKNOWN:
@@ -280,6 +302,9 @@ class Roles:
             if a.index < len(elts):
                 return self._from_value(Assignment(elts[a.index].value, a.scope), label)
             return None
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in (
+                "to", "cuda", "cpu", "float", "half", "double", "train", "eval") and isinstance(value.func.value, cst.Call):
+            return self._from_value(Assignment(value.func.value, a.scope, a.index, a.size), label)
         if isinstance(value, cst.Call):
             func = value.func
             method = func.attr.value if isinstance(func, cst.Attribute) else None
@@ -314,7 +339,9 @@ class Roles:
             q = self.s.qualify(call.func) or ""
             if cls_name == "DistributedOptimizer" and ("distributed.optim" in q or self._uses_dist_autograd()):
                 role.kind = "rpc-optimizer"  # gradients live in the distributed autograd context
-            role.modules = self.param_modules(arg(call, 0, "params"), frame)
+            params = arg(call, 0, "params")
+            role.modules = self.param_modules(params, frame)
+            role.modules_built = role.modules is not None and self._params_built(params, frame)
         return role
 
     def _uses_dist_autograd(self) -> bool:
@@ -323,26 +350,47 @@ class Roles:
     # -- module identity -------------------------------------------------------------------------------
     def module_key(self, expr: cst.BaseExpression, frame: Frame) -> Optional[str]:
         """A stable identity for a module expression (``self.model.encoder`` -> ``Trainer.self.model.encoder``)."""
+        return self.module_ref(expr, frame)[0]
+
+    def module_built(self, expr: cst.BaseExpression, frame: Frame) -> bool:
+        """Whether the module is known to be an object built here (so another such object is a different one)."""
+        return self.module_ref(expr, frame)[1]
+
+    def module_ref(self, expr: cst.BaseExpression, frame: Frame) -> Tuple[Optional[str], bool]:
         d = dotted(expr)
         if d is None:
             if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("to", "cuda", "cpu", "train", "eval", "float", "half"):
-                return self.module_key(expr.func.value, frame)
-            return None
+                return self.module_ref(expr.func.value, frame)
+            return None, False
         parts = d.split(".")
         while len(parts) > 1 and parts[-1] == "module":
             parts.pop()
         if parts[0] == "self" and len(parts) >= 2:
             cls = _class_of(frame.fn)
             if cls is None:
-                return d
+                return d, False
             base = self._attr(cls, parts[1])
             rest = parts[2:]
         else:
             base = self._name(parts[0], frame)
             rest = parts[1:]
             if base is None:
-                return None
-        return ".".join([base.key or base.label, *rest])
+                return None, False
+        return ".".join([base.key or base.label, *rest]), base.evidence == "constructor" and base.kind == MODULE
+
+    def _params_built(self, params: cst.BaseExpression, frame: Frame) -> bool:
+        built = [True]
+        roles = self
+
+        class V(cst.CSTVisitor):
+            def visit_Call(self, n: cst.Call) -> Optional[bool]:
+                if isinstance(n.func, cst.Attribute) and n.func.attr.value in ("parameters", "named_parameters"):
+                    built[0] = built[0] and roles.module_built(n.func.value, frame)
+                    return False
+                return True
+
+        params.visit(V())
+        return built[0]
 
     def param_modules(self, params: Optional[cst.BaseExpression], frame: Frame, depth: int = 0) -> Optional[FrozenSet[str]]:
         """Module keys whose ``.parameters()`` feed an optimizer's params argument; None when unknown."""
