@@ -1,0 +1,76 @@
+import re
+
+from looplint.model import events as ev
+from looplint.model.closures import backward_runs, closure_steps, runs, zeroes
+from looplint.model.describe import call_text
+from looplint.model.scopes import last_name
+from looplint.rule import Finding, Rule
+
+_MAY_ZERO = re.compile(r"zero|reset|clear", re.I)
+
+
+class ClosureMissingZeroGrad(Rule):
+    """## What it does
+    Checks for a closure passed to an optimizer that re-evaluates it (LBFGS) which calls `backward()` but
+    never clears the gradients.
+
+    ## Why is this bad?
+    LBFGS calls the closure several times per `step()` (up to `max_iter` plus line-search evaluations)
+    and reads the parameters' `.grad` after each call. Without `zero_grad()` inside the closure every
+    evaluation adds its gradient to the previous ones, so LBFGS sees the running sum of gradients at
+    different points instead of the gradient at the current one: its curvature estimates and line
+    search are wrong and training stalls or diverges. A `zero_grad()` before `step()` clears only the
+    first evaluation.
+
+    ## Known problems
+    Only optimizers known to be LBFGS are checked: a closure handed to an optimizer built in another
+    module is not reported. Zeroing under a condition (a first-evaluation flag) counts as zeroing.
+
+    ## Example
+    ```python
+    def closure():
+        loss = criterion(model(x), y)
+        loss.backward()
+        return loss
+
+    optimizer.zero_grad()
+    optimizer.step(closure)
+    ```
+
+    ## Use instead
+    ```python
+    def closure():
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    ```
+
+    ## References
+    - [PyTorch: `LBFGS`](https://pytorch.org/docs/stable/generated/torch.optim.LBFGS.html)
+    """
+
+    code = "LL302"
+    name = "closure-missing-zero-grad"
+
+    def check(self, model):
+        reported = set()
+        for cs in closure_steps(model):
+            if not cs.re_evaluated or id(cs.node) in reported:
+                continue
+            events = runs(model, cs.closure)
+            if not backward_runs(events) or zeroes(events) or _may_zero_unseen(events):
+                continue
+            reported.add(id(cs.node))
+            yield Finding(
+                cs.node,
+                f"closure `{cs.name}` runs `backward()` without `zero_grad()`, and `{call_text(cs.step)}` "
+                f"evaluates it several times per step: each evaluation adds to the previous gradients",
+            )
+
+
+def _may_zero_unseen(events) -> bool:
+    return any(e.kind == ev.OPAQUE and e.call is not None and _MAY_ZERO.search(last_name(e.call.func) or "")
+               for e in events)
