@@ -247,9 +247,10 @@ def backward_without_step(trace: Trace) -> List[Evidence]:
         return []  # the program was stopped: a later phase might have stepped it
     out = []
     pending = (trace.end or {}).get("pending_step") or {}
+    tried = {e["opt"] for e in trace.of("step_error")} | {pending.get("opt")}
     for opt, o in trace.optimizers().items():
-        if trace.steps(opt) or pending.get("opt") == opt:
-            continue
+        if trace.steps(opt) or opt in tried:
+            continue  # it stepped, or tried to and raised
         hit = [b for b in trace.of("backward") if trace.reaches(b, opt)]
         if not hit:
             continue
@@ -645,22 +646,22 @@ def _closure_line(trace: Trace, calls: List[dict]) -> Optional[int]:
 
 @oracle("LL301")
 def closure_missing_return(trace: Trace) -> List[Evidence]:
+    """The closure returned None (and a step that converts the loss raised TypeError on it)."""
     out = []
-    err = trace.error or {}
+    errors = [e for e in trace.of("step_error") if (e.get("error") or {}).get("type") == "TypeError"]
     for (opt, _), calls in _closure_groups(trace).items():
         none = [c for c in calls if c.get("returned") == "NoneType"]
         if not none:
             continue
         line = _closure_line(trace, calls)
         cls = trace.opt_name(opt)
-        crashed = trace.status == "crashed" and err.get("type") == "TypeError" and \
-            ((trace.end or {}).get("pending_step") or {}).get("opt") == opt
-        if crashed:
-            text = (f"the closure (line {line}) returned None and `{cls}.step()` raised TypeError converting it: "
-                    f"{err.get('message')}")
+        raised = next((e for e in errors if e["opt"] == opt and e["seq"] > none[0]["seq"]), None)
+        if raised is not None:
+            text = (f"the closure (line {line}) returned None and `{cls}.step()` (line {raised['line']}) raised "
+                    f"TypeError converting it: {raised['error']['message']}")
         else:
             text = f"the closure (line {line}) returned None on {len(none)} of {len(calls)} calls by `{cls}.step()`"
-        out.append(Evidence("LL301", line, text, explains_crash=crashed))
+        out.append(Evidence("LL301", line, text, explains_crash=raised is not None))
     return out
 
 
@@ -699,12 +700,14 @@ def closure_missing_backward(trace: Trace) -> List[Evidence]:
 
 @oracle("LL304")
 def lbfgs_step_without_closure(trace: Trace) -> List[Evidence]:
-    err = trace.error or {}
-    pending = (trace.end or {}).get("pending_step") or {}
-    if trace.status == "crashed" and err.get("type") == "TypeError" and pending.get("cls") == "LBFGS" \
-            and not pending.get("closure"):
-        return [Evidence("LL304", pending.get("line"), (
-            f"`LBFGS.step()` (line {pending.get('line')}) was called without a closure and raised TypeError: "
-            f"{err.get('message')}"
-        ), explains_crash=True)]
-    return []
+    """``LBFGS.step()`` without a closure raised TypeError (caught by the program or not)."""
+    out = []
+    for e in trace.of("step_error"):
+        err = e.get("error") or {}
+        if e["cls"] == "LBFGS" and not e.get("closure") and err.get("type") == "TypeError":
+            out.append(Evidence("LL304", e["line"], (
+                f"`LBFGS.step()` (line {e['line']}) was called without a closure and raised TypeError: "
+                f"{err.get('message')}"
+            ), explains_crash=True))
+            break
+    return out

@@ -17,6 +17,7 @@ Entry point for the runner's bootstrap: ``main([program, max_steps])``.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -114,7 +115,7 @@ class Recorder:
         self.forward_inputs: Optional[list] = None
         self.errors = 0
         for name in ("track", "on_optimizer", "begin_backward", "end_backward", "zero_grad_begin", "zero_grad_end",
-                     "step_pre", "step_post", "on_scheduler", "on_loader_iter", "on_batch", "_forward_pre",
+                     "step_pre", "step_post", "on_step_error", "on_scheduler", "on_loader_iter", "on_batch", "_forward_pre",
                      "_forward_post"):
             setattr(self, name, _safe(self, getattr(self, name)))
 
@@ -304,7 +305,38 @@ class Recorder:
         return None if not flags else (True in flags)
 
     # ------------------------------------------------------------------ events
+    def _watch_step_errors(self, cls: type) -> None:
+        """Wraps the ``step`` of an optimizer class (once) to record the exceptions it raises, even those
+        the program catches (LBFGS without a closure, a closure returning None)."""
+        owner = next((c for c in cls.__mro__ if "step" in c.__dict__), None)
+        if owner is None or getattr(owner.__dict__["step"], "_looplint", False):
+            return
+        rec = self
+
+        def make(orig: Any) -> Any:
+            @functools.wraps(orig)  # keeps torch's ``hooked`` flag, so torch does not wrap it again
+            def step(self_: Any, *a: Any, **k: Any) -> Any:
+                try:
+                    return orig(self_, *a, **k)
+                except Exception as e:
+                    rec.on_step_error(self_, a, k, e)
+                    raise
+            step._looplint = True  # type: ignore[attr-defined]
+            return step
+
+        self.patch(owner, "step", make)
+
+    def on_step_error(self, opt: Any, a: tuple, k: dict, error: BaseException) -> None:
+        serial = getattr(opt, "_looplint_serial", None)
+        pending = None
+        if self.pending_steps and self.pending_steps[-1]["opt"] == serial:
+            pending = self.pending_steps.pop()
+        closure = (a[0] if a else k.get("closure")) is not None
+        self.emit("step_error", opt=serial, cls=type(opt).__name__, closure=closure,
+                  calls=pending["calls"] if pending else 0, error=_describe_exception(error, self.program))
+
     def on_optimizer(self, opt: Any) -> None:
+        self._watch_step_errors(type(opt))
         if getattr(opt, "_looplint_serial", None) is not None and opt._looplint_serial in self.opts:
             return
         serial = len(self.opts) + 1

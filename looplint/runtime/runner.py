@@ -36,8 +36,9 @@ BOOTSTRAP = (
 ).format(parent=_PACKAGE_PARENT)
 
 
+# The server imports from a clean path: not its working directory, whose files could shadow modules.
 SERVER = (
-    "import sys; sys.path.append({parent!r}); "
+    "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; sys.path.append({parent!r}); "
     "from looplint.runtime.runner import serve; serve()"
 ).format(parent=_PACKAGE_PARENT)
 
@@ -108,9 +109,10 @@ class ForkServer:
     """A ``python -c`` process with torch imported that forks one child per program it is asked to run."""
 
     def __init__(self) -> None:
+        self.home = tempfile.TemporaryDirectory(prefix="looplint-server-")
         self.proc: Optional["subprocess.Popen[bytes]"] = subprocess.Popen(
             [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, env=_environment(), cwd=tempfile.gettempdir(),
+            stderr=subprocess.DEVNULL, env=_environment(), cwd=self.home.name,
         )
 
     def run(self, program: str, timeout: float = DEFAULT_TIMEOUT, max_steps: int = DEFAULT_MAX_STEPS) -> Trace:
@@ -145,6 +147,7 @@ class ForkServer:
     def close(self) -> None:
         proc, self.proc = self.proc, None
         if proc is None:
+            self.home.cleanup()
             return
         try:
             if proc.stdin is not None:
@@ -156,6 +159,7 @@ class ForkServer:
         finally:
             if proc.stdout is not None:
                 proc.stdout.close()
+            self.home.cleanup()
 
 
 def serve(stdin: Optional[IO[bytes]] = None, stdout: Optional[IO[bytes]] = None) -> None:
