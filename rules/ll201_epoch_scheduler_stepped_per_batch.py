@@ -1,7 +1,8 @@
 from looplint.model import BATCH, EPOCH
 from looplint.model.describe import call_text
 from looplint.model.schedulers import (
-    PER_EPOCH, describe, epoch_count, gated_within, loop_function, optimizer_of, optimizer_steps, scheduler_steps,
+    PER_EPOCH, counts_steps, describe, epoch_count, gated_within, loop_function, optimizer_of, optimizer_steps,
+    scheduler_steps,
 )
 from looplint.rule import Finding, Rule
 
@@ -67,6 +68,8 @@ class EpochSchedulerSteppedPerBatch(Rule):
                 if batch is None or stack[batch] not in opt_loops or gated_within(conds, batch + 1):
                     continue
                 epoch_loop = next(l for l in stack[:batch] if l.kind == EPOCH)
+                if counts_steps(epoch_loop):
+                    continue
                 if kind.unit_for(epoch_count(epoch_loop, loop_function(model, epoch_loop))) != PER_EPOCH:
                     continue
                 yield Finding(

@@ -1,6 +1,6 @@
 from looplint.model import BATCH, EPOCH, STEP
 from looplint.model.describe import call_text
-from looplint.model.schedulers import PER_STEP, describe, optimizer_of, optimizer_steps, scheduler_steps
+from looplint.model.schedulers import PER_STEP, counts_steps, describe, optimizer_of, optimizer_steps, scheduler_steps
 from looplint.rule import Finding, Rule
 
 
@@ -57,7 +57,7 @@ class BatchSchedulerSteppedPerEpoch(Rule):
                 continue  # also stepped per batch: this extra step is LL205's finding
             steps = optimizer_steps(model, optimizer_of(role, model.roles))
             for stack, _conds in facts.contexts.get(event, ()):
-                if not stack or stack[-1].kind != EPOCH:
+                if not stack or stack[-1].kind != EPOCH or counts_steps(stack[-1]):
                     continue
                 epoch = stack[-1]
                 if not any(_inside_batches(s_stack, epoch) for s in steps for s_stack in model.loop_stacks(s)):

@@ -200,6 +200,16 @@ def test_ll303_silent_when_gradients_may_come_from_elsewhere(body, optimizer, be
 # -- LL304 --------------------------------------------------------------------------------------------------
 
 
+def test_ll303_optimizer_built_elsewhere_is_not_judged():
+    src = """\
+import torch
+def check(model, make_optimizer):
+    optim = make_optimizer(model)
+    optim.step(lambda: None)
+"""
+    assert findings(src) == []
+
+
 def test_ll304_lbfgs_step_without_closure():
     src = program(GOOD, step="optimizer.step()", before="optimizer.zero_grad()\nmodel(x).sum().backward()\n")
     assert findings(src) == [("LL304", line_with(src, "optimizer.step()"))]

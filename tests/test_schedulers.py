@@ -178,6 +178,7 @@ def test_epoch_count_of_literal_ranges(header, count):
     ("scheduler is None", True, False),
     ("(i + 1) % accum == 0", True, False),
     ("args.step_per_batch", True, False),
+    ("step_scheduler_batch", True, False),
     (None, True, False),
 ])
 def test_presence_tests_are_not_gates(key, value, expected):
@@ -265,6 +266,23 @@ while True:
         break
 """
     assert findings(src) == []
+
+
+def test_step_counting_loops_around_a_data_loop_have_no_epoch_unit():
+    src = """\
+import torch
+model = torch.nn.Linear(2, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_steps)
+for step in range(max_steps):
+    for xb in loader:
+        optimizer.zero_grad()
+        model(xb).sum().backward()
+        optimizer.step()
+    scheduler.step()
+"""
+    assert findings(src) == []
+    assert findings(src.replace("for step in range(max_steps):", "for epoch in range(max_epochs):")) == [("LL202", 10)]
 
 
 def test_ll201_ignores_a_diffusion_sampler_called_scheduler():

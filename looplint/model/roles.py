@@ -267,6 +267,9 @@ class Roles:
             if unknown and found[0].evidence == "constructor" and found[0].kind == OPTIMIZER:
                 # Reassigned from something unknown too: keep the kind, forget the details.
                 return Role(OPTIMIZER, label, evidence="name")
+            if found[0].kind == SCHEDULER:
+                # ``s = accelerator.prepare(s)`` reads the name being assigned: that is the same scheduler
+                found = [r for r in found if r.evidence in ("constructor", "framework") or r.label != label] or found
             role = found[0]
             if role.kind == SCHEDULER and (unknown or len({id(r) for r in found}) > 1):
                 # different schedulers (or something unrecognised) on different paths: a role of its own

@@ -550,11 +550,9 @@ def presence_test(key: Optional[str], value: bool) -> bool:
     m = re.fullmatch(r"(not\s+)?((?:self\.)?[\w.]+?)(\s+is(\s+not)?\s+None)?", key.strip())
     if m is None:
         return False
-    name = m.group(2).rsplit(".", 1)[-1]
-    from looplint.model.roles import name_kind
-
-    if name_kind(name) != SCHEDULER:
-        return False
+    toks = _tokens(m.group(2).rsplit(".", 1)[-1])
+    if not toks or toks[-1] not in ("scheduler", "sched", "schedulers", "scheduler_"):
+        return False  # ``if step_scheduler_batch:`` is a flag, not the scheduler
     positive = value
     if m.group(1):
         positive = not positive
@@ -567,6 +565,21 @@ def gated_within(conds, depth: int) -> bool:
     """Whether an ``if`` entered at loop depth ``depth`` or deeper (inside that loop) guards the event; tests
     of whether a scheduler exists do not count."""
     return any(c[2] >= depth and not presence_test(c[0], c[1]) for c in conds)
+
+
+def counts_steps(loop: Loop) -> bool:
+    """A loop whose header counts updates (``for step in range(max_steps)``, ``while it < max_iter``), even
+    when the model calls it an epoch loop because it encloses a data loop: it has no epoch unit."""
+    node = loop.node
+    if isinstance(node, cst.For):
+        names = _idents(node.target) | _idents(node.iter)
+    elif isinstance(node, cst.While):
+        names = _idents(node.test)
+    else:
+        return False
+    units = {_ident_unit(n) for n in names} | {_param_unit(n) for n in _idents(node.target)} if isinstance(
+        node, cst.For) else {_ident_unit(n) for n in names}
+    return PER_STEP in units and PER_EPOCH not in units
 
 
 def loop_function(model, loop: Loop) -> Optional[Function]:
@@ -587,5 +600,5 @@ def loop_function(model, loop: Loop) -> Optional[Function]:
 __all__ = [
     "PER_EPOCH", "PER_STEP", "PLATEAU", "SIZED", "UNKNOWN", "SchedulerKind", "scheduler_kind", "optimizer_of",
     "epoch_count", "is_scheduler_call", "has_metric", "describe", "scheduler_steps", "optimizer_steps",
-    "presence_test", "gated_within", "loop_function",
+    "presence_test", "gated_within", "loop_function", "counts_steps",
 ]
