@@ -298,3 +298,18 @@ for i, x in enumerate(loader):
     zero_states = [s for e, r, states in m.optimizer_events(ZERO) for s in states]
     carried = [s for s in zero_states if s.gs == FRESH]
     assert carried and all(isinstance(l, Loop) and l.kind == BATCH for s in carried for l in s.carried)
+
+
+def test_a_flag_assigned_one_literal_decides_its_branch():
+    m = model_of(PRELUDE + """
+def train(loader):
+    per_batch = False
+    for x in loader:
+        opt.zero_grad()
+        if per_batch:
+            opt.step()
+        model(x).sum().backward()
+        opt.step()
+""")
+    # the step under the flag would meet cleared gradients, but it can never run
+    assert step_states(m, "opt.step()") == {FRESH}

@@ -83,6 +83,7 @@ class Branch:
     # A periodic test on a counter, ``(i + c) % K == d``: (counter, K, phase d - c, then-arm runs when the
     # phase matches). Lets the flow know that the iteration after the last of a window is the first.
     mod: Optional[tuple] = None
+    const: Optional[bool] = None  # the test's value when it cannot vary (a literal flag)
 
 
 @dataclass(eq=False)
@@ -233,7 +234,31 @@ class _Build:
             other = self.suite(st.orelse.body)
         br = Branch(st, " ".join(code(test).split()), frozenset(names_in(test)), has_call(test), [then, other], polarity)
         br.mod = _periodic(test, polarity)
+        br.const = self._constant(test)
         return br
+
+    def _constant(self, test) -> Optional[bool]:
+        """The truth of a test that cannot vary: a literal, or a name only ever assigned one literal
+        (``step_scheduler_batch = False`` ... ``if step_scheduler_batch:``)."""
+        def literal(e):
+            if isinstance(e, cst.Name) and e.value in ("True", "False"):
+                return e.value == "True"
+            if isinstance(e, cst.Integer):
+                return int(e.value, 0) != 0
+            return None
+
+        got = literal(test)
+        if got is not None or not isinstance(test, cst.Name):
+            return got
+        fn = self.fn
+        while fn is not None and test.value not in fn.assigns and test.value not in fn.params:
+            fn = fn.parent
+        if fn is None or test.value in fn.params:
+            return None
+        values = {literal(a.value) if a.index is None else None for a in fn.assigns[test.value]}
+        if len(values) == 1 and None not in values and not _rebound_elsewhere(test.value, fn):
+            return values.pop()
+        return None
 
     def small(self, small, out: List) -> None:
         if isinstance(small, cst.Expr):
@@ -442,6 +467,28 @@ class _Build:
 # Calls that hand back an optimizer that already exists (a getter, a wrapper of the same object).
 _SAME_OPTIMIZER = frozenset({"optimizers", "prepare", "initialize", "setup", "setup_optimizers", "prepare_optimizer",
                              "get", "getattr"})
+
+
+def _rebound_elsewhere(name: str, fn: Function) -> bool:
+    """Whether ``name`` may be rebound where assignments are not recorded (a ``global`` in a function,
+    a loop target, an augmented assignment)."""
+    class V(cst.CSTVisitor):
+        hit = False
+
+        def visit_Global(self, n: cst.Global) -> None:
+            if any(x.name.value == name for x in n.names):
+                V.hit = True
+
+        def visit_For(self, n: cst.For) -> None:
+            if name in names_in(n.target):
+                V.hit = True
+
+        def visit_AugAssign(self, n: cst.AugAssign) -> None:
+            if isinstance(n.target, cst.Name) and n.target.value == name:
+                V.hit = True
+
+    fn.node.visit(V())
+    return V.hit
 
 
 def _class_of(fn: Function):

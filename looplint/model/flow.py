@@ -247,6 +247,9 @@ class Interpreter:
             for i, arm in enumerate(br.arms):
                 _merge(out, self.block(arm, paths, _within(ctx, None, bool(i))))
             return out
+        if br.const is not None:  # only one arm can ever run
+            arm = 0 if br.const == br.polarity else 1
+            return self.block(br.arms[arm], paths, _within(ctx, br.key, br.polarity if arm == 0 else not br.polarity))
         if br.mod is not None:
             return self._periodic_branch(br, paths, ctx)
         then_value = br.polarity
