@@ -69,6 +69,7 @@ def line_with(src: str, text: str) -> int:
     ("for b in range(2):\n    return model(x).sum()\n", True, True),
     ("while True:\n    loss = model(x).sum()\n    if loss < 1:\n        return loss\n", False, True),
     ("with torch.enable_grad():\n    loss = model(x).sum()\n    loss.backward()\n    return loss\n", False, True),
+    ("match mode:\n    case 'a':\n        return model(x).sum()\n    case _:\n        return -model(x).sum()\n", False, True),
 ])
 def test_return_paths_of_a_def_closure(body, nothing, value):
     m = model_of(program(body))

@@ -137,7 +137,10 @@ def _flow(block: Block) -> Tuple[bool, bool, bool]:
             falls, n, v = _flow(item)
         elif isinstance(item, Branch):
             falls, n, v = False, False, False
-            for arm in item.arms:
+            arms = item.arms
+            if item.key is None and arms and not arms[-1].items:
+                arms = arms[:-1]  # a ``match``: taken to be exhaustive (doubt must not accuse)
+            for arm in arms:
                 f2, n2, v2 = _flow(arm)
                 falls, n, v = falls or f2, n or n2, v or v2
         elif isinstance(item, Loop):
