@@ -453,10 +453,18 @@ def test_confirm_table_and_exit_status(runs, monkeypatch, capsys):
     (["confirm", "--timeout", "0", "x.py"], "--timeout"),
     (["confirm", "--jobs", "two", "x.py"], "--jobs"),
     (["confirm", "--output-format", "xml", "x.py"], "--output-format"),
+    (["confirm", str(FIXTURES.parent / "tests" / "runtime_programs" / "ll101_bad_gan.py"), "nope.ipynb"], "no such"),
 ])
 def test_confirm_usage_errors_exit_2(argv, message, capsys):
     assert cli.main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_confirm_refuses_to_run_a_notebook(tmp_path, capsys):
+    nb = tmp_path / "train.ipynb"
+    nb.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    assert cli.main(["confirm", str(nb)]) == 2
+    assert "only Python programs" in capsys.readouterr().err
 
 
 def test_confirm_folder_without_programs_exits_2(tmp_path, capsys):

@@ -198,12 +198,15 @@ def collect(paths: Sequence[str]) -> List[str]:
     found = discover(paths, Resolver(isolated=True).for_path)
     if found.missing:
         raise FileNotFoundError(found.missing[0])
+    for p in paths:
+        if os.path.isfile(p) and p.endswith((".pyi", ".ipynb")):
+            raise ValueError(f"cannot run {p}: only Python programs (*.py) can be run")
     named = {os.path.abspath(p) for p in paths if os.path.isfile(p)}
     out = []
     for f in found.files:
         if os.path.abspath(f) in named:
             out.append(f)
-        elif f.endswith(".py") and _mentions_training(f):
+        elif f.endswith(".py") and _mentions_training(f):  # notebooks and stubs found in folders are not run
             out.append(f)
     return out
 
@@ -267,6 +270,9 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
         programs = collect(ns.paths)
     except FileNotFoundError as e:
         print(f"looplint confirm: error: no such file or directory: {e.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as e:
+        print(f"looplint confirm: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     if not programs:
         print("looplint confirm: error: no training programs (*.py) under the paths given", file=sys.stderr)

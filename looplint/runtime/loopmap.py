@@ -9,7 +9,12 @@ on the stack, outermost first, the active loops as ``[frame, header line, instan
 from __future__ import annotations
 
 import ast
+import sys
 from typing import Dict, List, Optional, Tuple
+
+# Python 3.10+ (PEP 626) reports the header line of every loop on every iteration; 3.9 skips the header of
+# ``while True:``, whose next iteration then shows as a jump back to the first line of the body.
+_HEADER_EVERY_ITERATION = sys.version_info >= (3, 10)
 
 # Iterables that count rather than draw data: ``range(n)``, ``range(a, b)``, ``trange(n)``, ``count()``.
 _COUNTING_CALLS = {"range", "trange", "count", "repeat"}
@@ -19,7 +24,7 @@ _WRAPPERS = {"enumerate", "tqdm", "iter", "list", "islice"}
 class Loop:
     """One ``for`` / ``while`` statement of the program."""
 
-    __slots__ = ("line", "header_end", "body_start", "body_end", "end", "kind", "data", "source")
+    __slots__ = ("line", "header_end", "body_start", "body_end", "end", "kind", "data", "source", "forever")
 
     def __init__(self, node: ast.AST, source: str) -> None:
         self.line = node.lineno
@@ -28,6 +33,8 @@ class Loop:
         self.body_end = max(getattr(s, "end_lineno", s.lineno) or s.lineno for s in node.body)
         self.end = getattr(node, "end_lineno", None) or self.body_end
         self.kind = "while" if isinstance(node, ast.While) else "for"
+        test = getattr(node, "test", None)
+        self.forever = isinstance(test, ast.Constant) and bool(test.value)
         # A ``for`` over something other than a counter may draw batches; the oracles call it a data loop
         # only when batches or grad-enabled forward passes are seen inside it.
         self.data = self.kind == "for" and not _is_counting(node.iter)
@@ -139,6 +146,9 @@ class FrameLoops:
             loop = inner[0]
             if loop.in_header(line) and loop.in_body(self.last):
                 inner[2] += 1  # the header ran again after the body: the next iteration (or the exit test)
+            elif (not _HEADER_EVERY_ITERATION and loop.forever and line == loop.body_start
+                  and loop.in_body(self.last) and self.last >= line):
+                inner[2] += 1
         for loop in chain[keep:]:
             n = self.instances.get(loop.line, 0) + 1
             self.instances[loop.line] = n

@@ -87,6 +87,11 @@ def _plain_steps(trace: Trace, opt: Optional[int] = None) -> List[dict]:
     return [s for s in trace.steps(opt) if not s.get("closure")]
 
 
+def _empty(step: dict) -> bool:
+    """The step found no gradient at all: none from a backward pass, and none set by hand (``p.grad = g``)."""
+    return not step.get("backwards") and not step.get("norm_before")
+
+
 def _after_steps_by_opt(trace: Trace) -> Dict[int, List[dict]]:
     out: Dict[int, List[dict]] = {}
     for s in trace.steps():
@@ -164,7 +169,7 @@ def zero_grad_before_step(trace: Trace) -> List[Evidence]:
         steps = trace.steps(opt)
         zeros = _discards(trace, opt)
         for s in _plain_steps(trace, opt):
-            if s.get("backwards"):
+            if not _empty(s):
                 continue
             prev = _previous_step(steps, s)
             for z, rec in zeros:
@@ -196,7 +201,7 @@ def step_before_backward(trace: Trace) -> List[Evidence]:
     for opt in trace.optimizers():
         steps = trace.steps(opt)
         for s in _plain_steps(trace, opt):
-            if s.get("backwards"):
+            if not _empty(s):
                 continue
             nxt = _next_step(steps, s)
             for b in backward_events:
@@ -230,7 +235,7 @@ def step_without_backward(trace: Trace) -> List[Evidence]:
     backwards = trace.of("backward")
     for opt, o in trace.optimizers().items():
         steps = _plain_steps(trace, opt)
-        if not steps or any(trace.reaches(b, opt) for b in backwards):
+        if not steps or any(trace.reaches(b, opt) for b in backwards) or not all(_empty(s) for s in steps):
             continue
         s = steps[0]
         out.append(Evidence("LL104", s["line"], (
