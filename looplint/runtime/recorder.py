@@ -356,7 +356,8 @@ class Recorder:
 
     def begin_backward(self, roots: Any) -> dict:
         self.backward_serial += 1
-        bw = {"id": self.backward_serial, "reached": set(), "incoming": {}, "forwards": self._forwards_of(roots)}
+        bw = {"id": self.backward_serial, "reached": set(), "incoming": {}, "forwards": self._forwards_of(roots),
+              "before": {i.serial: self.grad_norm(i.params) for i in self.opts.values() if i.ref() is not None}}
         self.current_backward = bw
         if self.closures:
             self.closures[-1]["backwards"] += 1
@@ -374,6 +375,7 @@ class Recorder:
                 continue
             per_opt[str(info.serial)] = {
                 "params": len(hit),
+                "norm_before": bw["before"].get(info.serial),
                 "norm": self.grad_norm(info.params),
                 "contribution": _round(math.sqrt(sum(bw["incoming"].get(s, 0.0) for s in hit))),
             }
