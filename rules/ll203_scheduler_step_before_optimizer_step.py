@@ -1,5 +1,5 @@
 from looplint.model.describe import call_text
-from looplint.model.schedulers import PLATEAU, gated_within, scheduler_steps
+from looplint.model.schedulers import PLATEAU, presence_test, scheduler_steps
 from looplint.rule import Finding, Rule
 
 
@@ -53,9 +53,11 @@ class SchedulerStepBeforeOptimizerStep(Rule):
                 continue
             if event.call is None or event.call.args:
                 continue
-            # every context: within the loop iteration that runs it, the step is unconditional
+            # within the loop iteration that runs it, the step is unconditional, or its conditions also
+            # guard the optimizer step it precedes (``if phase == "train":`` around both)
             contexts = facts.contexts.get(event, ())
-            if not contexts or any(gated_within(conds, len(stack)) for stack, conds in contexts if stack):
+            if not contexts or not all(_same_guards(facts, conds, len(stack), facts.sched_before_step[event])
+                                       for stack, conds in contexts if stack):
                 continue
             first = sorted(call_text(e) for e in facts.sched_before_step[event])[0]
             yield Finding(
@@ -63,3 +65,19 @@ class SchedulerStepBeforeOptimizerStep(Rule):
                 f"`{call_text(event)}` runs before the first `{first}`: the schedule skips its first "
                 f"learning rate and every later value is applied one step early",
             )
+
+
+def _same_guards(facts, conds, depth, optimizer_steps) -> bool:
+    """Whether every condition guarding the scheduler step inside its loop also guards one of the optimizer
+    steps it precedes, in every context of that step (so it cannot skip the first iteration alone)."""
+    gates = {(c[0], c[1]) for c in conds if c[2] >= depth and not presence_test(c[0], c[1])}
+    if not gates:
+        return True
+    if any(key is None for key, _ in gates):
+        return False
+    for step in optimizer_steps:
+        contexts = facts.contexts.get(step, ())
+        if contexts and all(gates <= {(c[0], c[1]) for c in step_conds} for _stack, step_conds in contexts):
+            return True
+    return False
+

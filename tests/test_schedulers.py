@@ -372,6 +372,28 @@ def test_ll203_silent_when_the_first_step_cannot_come_first(prefix):
     assert findings(src) == []
 
 
+def test_ll203_guard_shared_with_the_optimizer_step_is_no_gate():
+    src = """\
+import torch
+model = torch.nn.Linear(2, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 7)
+for epoch in range(3):
+    for phase in ["train", "val"]:
+        if phase == "train":
+            scheduler.step()
+        for x in loaders[phase]:
+            optimizer.zero_grad()
+            loss = model(x).sum()
+            if phase == "train":
+                loss.backward()
+                optimizer.step()
+"""
+    assert findings(src) == [("LL203", 8)]
+    assert findings(src.replace('if phase == "train":\n            scheduler.step()',
+                                'if epoch > 0:\n            scheduler.step()')) == []
+
+
 def test_ll203_fast_forward_on_resume_is_not_reported():
     src = epoch_loop("torch.optim.lr_scheduler.StepLR(optimizer, 2)", epoch_step="scheduler.step()").replace(
         "for epoch in range(num_epochs):", "for _ in range(start_epoch):\n    scheduler.step()\nfor epoch in range(num_epochs):")
