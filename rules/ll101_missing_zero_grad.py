@@ -47,6 +47,8 @@ class MissingZeroGrad(Rule):
 
     def check(self, model):
         for event, role, states in model.optimizer_events(STEP):
+            if event.closure is not None:
+                continue  # the closure runs the backward: its missing zero_grad is LL302's finding
             if any(s.gs in (STALE, USED) and not s.doubt for s in states):
                 yield Finding(
                     event.node,

@@ -1,4 +1,4 @@
-from looplint.model import NONE
+from looplint.model import FRESH, NONE
 from looplint.model.describe import call_text
 from looplint.model.events import STEP
 from looplint.rule import Finding, Rule
@@ -39,7 +39,12 @@ class StepBeforeBackward(Rule):
 
     def check(self, model):
         for event, role, states in model.optimizer_events(STEP):
-            if states and all(s.gs == NONE and not s.doubt for s in states) and event in model.facts.noop_then_backward:
+            if event not in model.facts.noop_then_backward or event.closure is not None or not states:
+                continue
+            enclosing = {l for stack in model.loop_stacks(event) for l in stack}
+            # every time it runs, the step meets either no gradients (the first iteration, or a zeroing
+            # before it) or only gradients left by a previous iteration: never this iteration's
+            if all(not s.doubt and (s.gs == NONE or (s.gs == FRESH and s.carried & enclosing)) for s in states):
                 yield Finding(
                     event.node,
                     f"`{call_text(event)}` runs before this iteration's `backward()`: it finds no fresh "

@@ -632,7 +632,8 @@ class Interpreter:
                 i = self.index[r]
                 s = states[i]
                 self.facts.incoming[(e, r)].add(s)
-                states[i] = OptState(NONE, e if s.gs == FRESH and not s.doubt else None)
+                # a zeroing right after a step that found nothing keeps that step's mark (step; zero; backward)
+                states[i] = OptState(NONE, e if s.gs == FRESH and not s.doubt else None, noop=s.noop if s.gs == NONE else None)
             for r in doubtful:
                 i = self.index[r]
                 s = states[i]
