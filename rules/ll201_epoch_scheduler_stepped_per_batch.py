@@ -1,8 +1,8 @@
 from looplint.model import BATCH, EPOCH
 from looplint.model.describe import call_text
 from looplint.model.schedulers import (
-    PER_EPOCH, counts_steps, describe, epoch_count, gated_within, loop_function, optimizer_of, optimizer_steps,
-    scheduler_steps,
+    PER_EPOCH, counts_steps, describe, epoch_count, loop_function, optimizer_of, optimizer_steps,
+    scheduler_steps, varying_gate,
 )
 from looplint.rule import Finding, Rule
 
@@ -65,7 +65,7 @@ class EpochSchedulerSteppedPerBatch(Rule):
                          for stack in model.loop_stacks(s) for l in stack}
             for stack, conds in facts.contexts.get(event, ()):
                 batch = _per_batch(stack)
-                if batch is None or stack[batch] not in opt_loops or gated_within(conds, batch + 1):
+                if batch is None or stack[batch] not in opt_loops or varying_gate(model, event, stack, conds, batch + 1):
                     continue
                 epoch_loop = next(l for l in stack[:batch] if l.kind == EPOCH)
                 if counts_steps(epoch_loop):

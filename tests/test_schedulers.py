@@ -249,6 +249,30 @@ def main(epochs):
     assert findings(src) == [("LL201", 7)]
 
 
+def test_ll201_a_test_that_cannot_change_within_the_batch_loop_is_no_gate():
+    src = """\
+import torch
+def train_model(model, optimizer, scheduler, dataloaders, num_epochs, step_per_batch):
+    for epoch in range(num_epochs):
+        for phase in ["train", "val"]:
+            for x in dataloaders[phase]:
+                optimizer.zero_grad()
+                loss = model(x).sum()
+                if phase == "train":
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+                if step_per_batch:
+                    scheduler.step()
+model = torch.nn.Linear(2, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=num_epochs // 3)
+train_model(model, optimizer, scheduler, loaders, num_epochs, False)
+"""
+    # the phase test is fixed while the batch loop runs; a parameter of the helper may be a per-update flag
+    assert [f for f in findings(src) if f[0] == "LL201"] == [("LL201", 11)]
+
+
 def test_ll201_step_loops_have_no_epoch():
     src = """\
 import torch

@@ -76,6 +76,9 @@ def iter_kind(expr: Optional[cst.BaseExpression], target_names, fn: Function, ro
         return OTHER
     if any(_EPOCH.search(t) for t in target_names):
         return EPOCH
+    if isinstance(e, cst.Subscript) and isinstance(e.value, (cst.Name, cst.Attribute)) and re.search(
+            r"loaders$", last_name(e.value) or "", re.I):
+        return BATCH  # ``for x, y in dataloaders[phase]``: one loader of a dict of loaders
     if isinstance(e, (cst.Name, cst.Attribute)):
         role = roles.resolve(e, Frame(fn))
         if role is not None and role.kind == LOADER:

@@ -567,6 +567,27 @@ def gated_within(conds, depth: int) -> bool:
     return any(c[2] >= depth and not presence_test(c[0], c[1]) for c in conds)
 
 
+def varying_gate(model, event, stack, conds, depth: int) -> bool:
+    """Whether an ``if`` entered inside ``stack[depth - 1]`` may skip the event on some of that loop's
+    iterations: a periodic test, a test that calls something, or one on names the loop (or a loop inside
+    it) assigns, on ``self`` attributes, or on the parameters of the function the event runs in. A test
+    that cannot change while the loop runs (``if phase == "train":``, ``if scheduler is not None:``) does not
+    gate it; an unknown test does."""
+    variant = set()
+    for loop in stack[depth - 1:]:
+        variant |= set(loop.assigned) | set(loop.target_names)
+    params = {p for frame in model.facts.frames.get(event, ()) for p in frame.fn.params}
+    for key, value, at in conds:
+        if at < depth or presence_test(key, value):
+            continue
+        if key is None or key.startswith("mod:") or key not in model.branch_info:
+            return True
+        names, volatile = model.branch_info[key]
+        if volatile or names & variant or names & params or any(n.startswith("self.") for n in names):
+            return True
+    return False
+
+
 def counts_steps(loop: Loop) -> bool:
     """A loop whose header counts updates (``for step in range(max_steps)``, ``while it < max_iter``), even
     when the model calls it an epoch loop because it encloses a data loop: it has no epoch unit."""
@@ -600,5 +621,5 @@ def loop_function(model, loop: Loop) -> Optional[Function]:
 __all__ = [
     "PER_EPOCH", "PER_STEP", "PLATEAU", "SIZED", "UNKNOWN", "SchedulerKind", "scheduler_kind", "optimizer_of",
     "epoch_count", "is_scheduler_call", "has_metric", "describe", "scheduler_steps", "optimizer_steps",
-    "presence_test", "gated_within", "loop_function", "counts_steps",
+    "presence_test", "gated_within", "varying_gate", "loop_function", "counts_steps",
 ]
