@@ -9,9 +9,8 @@ from looplint.rule import Finding, Rule
 
 class EpochSchedulerSteppedPerBatch(Rule):
     """## What it does
-    Checks for a learning-rate scheduler whose schedule is counted in epochs (`StepLR`, `MultiStepLR`,
-    `CosineAnnealingLR`, `ExponentialLR`, ... sized by the number of epochs) that is stepped inside the
-    batch loop, once per batch.
+    Checks for a learning-rate scheduler sized in epochs (a `StepLR`, `MultiStepLR`, `CosineAnnealingLR`
+    or `ExponentialLR` whose horizon counts epochs) that is stepped inside the batch loop, once per batch.
 
     ## Why is this bad?
     Each `scheduler.step()` advances the schedule by one unit. A cosine schedule over `num_epochs` that is
