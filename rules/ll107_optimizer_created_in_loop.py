@@ -1,3 +1,5 @@
+import re
+
 from looplint.model import BATCH, EPOCH, STEP
 from looplint.model.describe import call_text
 from looplint.model.events import CONSTRUCT
@@ -60,6 +62,32 @@ class OptimizerCreatedInLoop(Rule):
                             f"its momentum/adaptive state is reset each time while the model's parameters persist",
                         )
                         break
+                else:
+                    fn = role.scope
+                    if (fn is not None and fn in facts.roots and PER_EPOCH.search(fn.name) and () in model.loop_stacks(event)
+                            and any(l.kind == BATCH for l in step_loops) and _held_from_outside(role, fn)):
+                        # called from elsewhere once per epoch (its name says so), over a model it is given
+                        yield Finding(
+                            event.node,
+                            f"`{call_text(event)}` builds a new optimizer on every call of `{fn.name}()`, once per "
+                            f"epoch: its momentum/adaptive state is reset each epoch while the model's parameters persist",
+                        )
+
+
+# a function that runs one epoch of training when called
+PER_EPOCH = re.compile(r"(^|_)epoch($|_)|^epoch", re.I)
+
+
+def _held_from_outside(role, fn) -> bool:
+    """Whether every module the optimizer holds comes from outside the function (a parameter or an
+    attribute of self), so it persists from one call to the next."""
+    for key in role.modules:
+        if ".self." in key:
+            continue
+        name = key.split(":", 1)[-1].split(".")[0]
+        if name not in fn.params or name in fn.assigns:
+            return False
+    return True
 
 
 def _rebuilt(role, loop) -> bool:
