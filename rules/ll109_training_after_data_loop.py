@@ -2,7 +2,6 @@ import libcst as cst
 
 from looplint.model import BATCH
 from looplint.model.events import BACKWARD, STEP, Event
-from looplint.model.scopes import names_in
 from looplint.rule import Finding, Rule
 
 
@@ -46,50 +45,9 @@ class TrainingAfterDataLoop(Rule):
                 continue
             if any(isinstance(i, Event) and i.kind in (BACKWARD, STEP) for i in model.loop_items(loop)):
                 continue
-            leaked = set(loop.target_names) | set(loop.assigned)
-            for call in _backward_calls_after(model.statements_after(loop), leaked):
+            for call in model.backward_on_leaked_names(loop):
                 yield Finding(
                     call,
                     "`backward()` runs after the data loop on the batch variables it leaked: only the last "
                     "batch of each pass is trained on, every other batch is ignored",
                 )
-
-
-def _backward_calls_after(statements, tainted):
-    """Backward calls whose loss derives from ``tainted`` names, following simple assignments."""
-    tainted = set(tainted)
-    for st in statements:
-        lines = [st] if isinstance(st, cst.SimpleStatementLine) else []
-        if isinstance(st, (cst.With, cst.If)):
-            body = st.body.body if isinstance(st.body, cst.IndentedBlock) else []
-            lines = [b for b in body if isinstance(b, cst.SimpleStatementLine)]
-        for line in lines:
-            for small in line.body:
-                if isinstance(small, (cst.Assign, cst.AugAssign, cst.AnnAssign)) and small.value is not None:
-                    if names_in(small.value) & tainted:
-                        targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
-                        for t in targets:
-                            tainted |= names_in(t)
-                    for call in _calls(small.value):
-                        if _is_backward(call) and names_in(call.func) & tainted:
-                            yield call
-                elif isinstance(small, cst.Expr):
-                    for call in _calls(small.value):
-                        if _is_backward(call) and names_in(call.func) & tainted:
-                            yield call
-
-
-def _is_backward(call: cst.Call) -> bool:
-    return isinstance(call.func, cst.Attribute) and call.func.attr.value == "backward"
-
-
-def _calls(expr):
-    found = []
-
-    class V(cst.CSTVisitor):
-        def visit_Call(self, n: cst.Call) -> None:
-            found.append(n)
-
-    if expr is not None:
-        expr.visit(V())
-    return found

@@ -18,7 +18,7 @@ from looplint.model.events import Block, Branch, Event, EventBuilder, Loop, code
 from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, Interpreter, OptState, OverBudget, merge_facts
 from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, classify_all, walk
 from looplint.model.roles import OPTIMIZER, Frame, Role, Roles
-from looplint.model.scopes import Function, Scopes
+from looplint.model.scopes import Function, Scopes, names_in
 
 __all__ = [
     "FileModel", "build_model", "Event", "Loop", "Role", "OptState", "Function",
@@ -82,6 +82,15 @@ class FileModel:
             self._facts = facts
         return self._facts
 
+    @property
+    def precision(self):
+        """Mixed-precision facts (scaled backward vs. raw step / clip), computed on first use."""
+        got = getattr(self, "_precision", None)
+        if got is None:
+            from looplint.model.precision import analyse
+            got = self._precision = analyse(self)
+        return got
+
     def roots(self) -> List[Function]:
         """Functions nobody in this module calls (plus the module body) that touch gradients."""
         out = []
@@ -125,6 +134,11 @@ class FileModel:
         """The statements that follow ``loop`` in its block."""
         return self.builder.after.get(loop.node, [])
 
+    def backward_on_leaked_names(self, loop: Loop) -> List[cst.Call]:
+        """``backward()`` calls after ``loop`` (in its block) whose loss derives, through plain
+        assignments, from the loop's leaked variables (its targets and the names its body assigns)."""
+        return list(_backward_calls_after(self.statements_after(loop), set(loop.target_names) | set(loop.assigned)))
+
     def steps_of(self, role: Role) -> List[Event]:
         return [e for e, roles in self.facts.acted_on.items() if e.kind == ev.STEP and role in roles]
 
@@ -139,3 +153,43 @@ def _optimizer_like(cls) -> bool:
 
 def build_model(module: cst.Module) -> FileModel:
     return FileModel(module)
+
+
+def _backward_calls_after(statements, tainted):
+    """Backward calls whose loss derives from ``tainted`` names, following simple assignments."""
+    tainted = set(tainted)
+    for st in statements:
+        lines = [st] if isinstance(st, cst.SimpleStatementLine) else []
+        if isinstance(st, (cst.With, cst.If)):
+            body = st.body.body if isinstance(st.body, cst.IndentedBlock) else []
+            lines = [b for b in body if isinstance(b, cst.SimpleStatementLine)]
+        for line in lines:
+            for small in line.body:
+                if isinstance(small, (cst.Assign, cst.AugAssign, cst.AnnAssign)) and small.value is not None:
+                    if names_in(small.value) & tainted:
+                        targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+                        for t in targets:
+                            tainted |= names_in(t)
+                    for call in _calls(small.value):
+                        if _is_backward(call) and names_in(call.func) & tainted:
+                            yield call
+                elif isinstance(small, cst.Expr):
+                    for call in _calls(small.value):
+                        if _is_backward(call) and names_in(call.func) & tainted:
+                            yield call
+
+
+def _is_backward(call: cst.Call) -> bool:
+    return isinstance(call.func, cst.Attribute) and call.func.attr.value == "backward"
+
+
+def _calls(expr):
+    found = []
+
+    class V(cst.CSTVisitor):
+        def visit_Call(self, n: cst.Call) -> None:
+            found.append(n)
+
+    if expr is not None:
+        expr.visit(V())
+    return found
