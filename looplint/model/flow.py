@@ -100,6 +100,13 @@ class Facts:
     sched_twice: Dict[Event, Set[Event]] = field(default_factory=lambda: defaultdict(set))
 
 
+def _disjoint(a: Role, b: Role) -> bool:
+    """Whether two optimizers surely hold different parameters (distinct modules built in this file)."""
+    if a.modules is None or b.modules is None or not (a.modules_built and b.modules_built):
+        return False
+    return not any(covers(a, m) for m in b.modules)
+
+
 def _frame_key(br: Branch, frame: Frame) -> str:
     """The test's text, qualified by what its names are bound to in this call: ``len(buffer) < n`` in
     two calls of one helper with different buffers are two different tests."""
@@ -382,7 +389,9 @@ class Interpreter:
         if kind == ev.ZERO:
             role = self.roles.resolve(e.target, ctx.frame) if e.target is not None else None
             if role is not None and role.kind == OPTIMIZER:
-                return self._zero(e, paths, [role])
+                # another optimizer that may hold some of the same parameters may be cleared too
+                shared = [o for o in self.opts if o is not role and not _disjoint(o, role)]
+                return self._zero(e, paths, [role], shared)
             if role is not None and role.kind == ENGINE:
                 return self._zero(e, paths, self.opts)
             if role is not None and role.kind in (SCHEDULER, SCALER):
@@ -430,8 +439,8 @@ class Interpreter:
         if role.kind == SCHEDULER:
             self.facts.acted_on[e].add(role)
             return self._scheduler_step(e, role, paths, ctx)
-        if role.kind == ENGINE:
-            return self._zero(e, paths, self.opts)
+        if role.kind == ENGINE:  # engine.step() applies and clears the gradients it manages itself
+            return {self._apply(p, self.opts, lambda s: OptState(NONE)) for p in paths}
         via_scaler = False
         if role.kind == SCALER:
             pos = positional_args(e.call) if e.call is not None else []

@@ -186,7 +186,9 @@ class Roles:
         if isinstance(expr, cst.Call):
             kind, cls_name = self.ctor_kind(expr)
             if kind is not None:
-                return self._memo_role(("call", id(expr)), lambda: self._from_ctor(kind, cls_name, expr, frame, _text(expr.func)))
+                # a getter (``self.optimizers()``) hands back the same object every time it is called
+                key = ("getter", id(_class_of(frame.fn) or frame.fn), _text(expr.func)) if cls_name is None else ("call", id(expr))
+                return self._memo_role(key, lambda: self._from_ctor(kind, cls_name, expr, frame, _text(expr.func)))
             return None
         if isinstance(expr, cst.Subscript):
             base = self.resolve(expr.value, frame)
