@@ -313,3 +313,32 @@ def train(loader):
 """)
     # the step under the flag would meet cleared gradients, but it can never run
     assert step_states(m, "opt.step()") == {FRESH}
+
+
+def test_a_deepspeed_engine_step_clears_what_it_manages():
+    from looplint.engine import lint_source
+
+    src = textwrap.dedent("""
+        import deepspeed
+        import torch
+        model = torch.nn.Linear(2, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        model, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer)
+        for x in loader:
+            loss = model(x).sum()
+            model.backward(loss)
+            model.step()
+    """)
+    assert lint_source(src, "t.py") == []
+
+
+def test_the_same_framework_getter_is_one_optimizer():
+    m = model_of("""
+        class M(LightningModule):
+            def training_step(self, batch, i):
+                loss = self(batch).sum()
+                self.manual_backward(loss)
+                self.optimizers().step()
+                self.optimizers().zero_grad()
+    """)
+    assert step_states(m, "self.optimizers().step()") == {FRESH}
