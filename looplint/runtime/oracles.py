@@ -716,3 +716,92 @@ def lbfgs_step_without_closure(trace: Trace) -> List[Evidence]:
             ), explains_crash=True))
             break
     return out
+
+
+# ---------------------------------------------------------------------------------- mixed precision
+
+def _last_scale_before(trace: Trace, event: dict) -> Optional[dict]:
+    """The latest ``GradScaler.scale`` (factor > 1) before ``event``."""
+    found = None
+    for e in trace.of("scale"):
+        if e["seq"] < event["seq"] and e.get("factor", 1.0) > 1.0:
+            found = e
+    return found
+
+
+def _scaled_backward(trace: Trace, backward: dict) -> bool:
+    """The backward pass ran right after a ``GradScaler.scale`` (factor > 1): it is the scaled loss's."""
+    last = None
+    for e in trace.events:
+        if e["seq"] >= backward["seq"]:
+            break
+        if e["kind"] in ("scale", "backward"):
+            last = e
+    return last is not None and last["kind"] == "scale" and last.get("factor", 1.0) > 1.0
+
+
+@oracle("LL404")
+def scaled_loss_unscaled_step(trace: Trace) -> List[Evidence]:
+    """An optimizer step applied gradients of a scaled loss: no ``scaler.step``/``unscale_`` for that
+    optimizer since the scaled backward that reached it."""
+    hits = []
+    by_opt = _after_steps_by_opt(trace)
+    for opt, steps in by_opt.items():
+        for s in steps:
+            if s.get("closure"):
+                continue
+            prev = _previous_step(steps, s)
+            scale = _last_scale_before(trace, s)
+            if scale is None or (prev is not None and scale["seq"] < prev["seq"]):
+                continue
+            between = trace.between(scale, s, ("scaler", "backward"))
+            if any(e["kind"] == "scaler" and e.get("opt") == opt and e.get("op") in ("step", "unscale_") for e in between):
+                continue
+            fed = [b for b in trace.between(prev, s, ("backward",)) if trace.reaches(b, opt)]
+            if not fed or not all(_scaled_backward(trace, b) for b in fed):
+                continue
+            hits.append(((opt, s["line"]), (s, scale)))
+    out = []
+    for (opt, line), group in _group(hits).items():
+        s, scale = group[0]
+        out.append(Evidence("LL404", line, (
+            f"at step {s['n']} `{s['cls']}.step()` applied gradients of a loss scaled by {_fmt(scale['factor'])} "
+            f"(gradient norm {_fmt(s.get('norm_before'))}) with no `scaler.step`/`unscale_`: "
+            f"{len(group)} of {len(by_opt[opt])} steps used scaled gradients"
+        )))
+    return out
+
+
+@oracle("LL405")
+def clip_before_unscale(trace: Trace) -> List[Evidence]:
+    """A clip measured gradients of a scaled loss (no ``unscale_`` since the scale), and a ``scaler.step``
+    then consumed them."""
+    hits = []
+    scaler_events = trace.of("scaler")
+    for c in trace.of("clip"):
+        scale = _last_scale_before(trace, c)
+        if scale is None:
+            continue
+        between = trace.between(scale, c, ("scaler", "backward", "step"))
+        if any(e["kind"] == "step" or (e["kind"] == "scaler" and e.get("op") in ("unscale_", "step")) for e in between):
+            continue
+        if not any(e["kind"] == "backward" for e in between):
+            continue
+        nxt = next((e for e in scaler_events if e["seq"] > c["seq"] and e.get("op") in ("step", "unscale_")), None)
+        if nxt is None or nxt.get("op") != "step":
+            continue
+        if any(e["seq"] < nxt["seq"] for e in trace.of("scale") if e["seq"] > c["seq"]):
+            continue
+        hits.append((c["line"], (c, scale)))
+    out = []
+    for (line,), group in _group([((ln,), v) for ln, v in hits]).items():
+        c, scale = group[0]
+        norms = [v for v in (c.get("before") or {}).values() if v is not None]
+        norm = max(norms) if norms else None
+        true = norm / scale["factor"] if norm is not None else None
+        out.append(Evidence("LL405", line, (
+            f"`{c['op']}` measured gradients still scaled by {_fmt(scale['factor'])}: norm {_fmt(norm)} "
+            f"(unscaled {_fmt(true)}); the threshold was effectively divided by the scale "
+            f"({len(group)} clips before `scaler.unscale_`)"
+        )))
+    return out

@@ -746,6 +746,7 @@ class Recorder:
             self.patch(scaler_cls, "__init__", scaler_init)
             for op in ("step", "update", "unscale_"):
                 self.patch(scaler_cls, op, self._simple_event("scaler", op))
+            self.patch(scaler_cls, "scale", self._scale_event())
 
         import torch.nn.utils as nn_utils
         import torch.nn.utils.clip_grad as clip_mod
@@ -799,6 +800,21 @@ class Recorder:
                     opt = a[0] if a else k.get("optimizer")
                     rec.emit(kind, op=op, opt=getattr(opt, "_looplint_serial", None))
                     return orig(self_, *a, **k)
+            return wrapped
+
+        return make
+
+    def _scale_event(self) -> Any:
+        """``GradScaler.scale(outputs)``: a ``scale`` event with the factor the outputs were multiplied by."""
+        rec = self
+
+        def make(orig: Any) -> Any:
+            def wrapped(self_: Any, *a: Any, **k: Any) -> Any:
+                with rec.guarded("scale") as outer:
+                    result = orig(self_, *a, **k)
+                    if outer and self_.is_enabled():
+                        rec.emit("scale", factor=float(self_.get_scale()))
+                    return result
             return wrapped
 
         return make
