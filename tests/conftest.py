@@ -2,6 +2,7 @@
 for tests that need a rule which may not have landed yet."""
 from __future__ import annotations
 
+import ast
 import os
 from pathlib import Path
 from typing import Dict, NamedTuple
@@ -25,6 +26,18 @@ BAD_ROW, BAD_COLUMN = 7, 5
 
 # Mentions a training call (so the engine's pre-filter does not skip it) and does not parse: LL000.
 BROKEN_PROGRAM = "import torch\nloss.backward(\n"
+
+
+def _syntax_error_column(source: str) -> int:
+    """Where this Python's own parser places the error (3.9 and 3.10+ differ by one)."""
+    try:
+        ast.parse(source)
+    except SyntaxError as e:
+        return e.offset
+    raise AssertionError("the program parses")
+
+
+BROKEN_COLUMN = _syntax_error_column(BROKEN_PROGRAM)  # on row 2
 
 CLEAN_PROGRAM = "import torch\nx = torch.zeros(3)\n"
 

@@ -14,7 +14,7 @@ import pytest
 
 import looplint
 from looplint import cli
-from conftest import BAD_COLUMN, BAD_PROGRAM, BAD_ROW, BROKEN_PROGRAM, CLEAN_PROGRAM, relative, requires_ll101
+from conftest import BAD_COLUMN, BAD_PROGRAM, BAD_ROW, BROKEN_COLUMN, BROKEN_PROGRAM, CLEAN_PROGRAM, relative, requires_ll101
 
 CONCISE = re.compile(r"^(?P<path>.+?):(?:cell (?P<cell>\d+):)?(?P<row>\d+):(?P<col>\d+): (?P<code>LL\d{3}) (?P<message>.+)$")
 
@@ -42,7 +42,7 @@ def test_installed_command_reports_unparsable_file_beside_clean_one(project):
     root = project({"pkg/broken.py": BROKEN_PROGRAM, "pkg/clean.py": CLEAN_PROGRAM})
     proc = subprocess.run(_looplint_command() + ["pkg"], cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
-    assert findings(proc.stdout) == [(relative("pkg/broken.py"), 2, 14, "LL000")]
+    assert findings(proc.stdout) == [(relative("pkg/broken.py"), 2, BROKEN_COLUMN, "LL000")]
     assert proc.stdout.rstrip().endswith("Found 1 error.")
     assert "Traceback" not in proc.stderr
 
@@ -73,7 +73,7 @@ def test_terminal_that_cannot_show_a_name_gets_an_escape_not_a_crash(project):
     env = dict(os.environ, PYTHONIOENCODING="ascii")
     proc = subprocess.run(_looplint_command() + ["."], cwd=root, capture_output=True, env=env, timeout=120)
     assert proc.returncode == 1, proc.stderr
-    assert proc.stdout.startswith(b"caf\\xe9.py:2:14: LL000")
+    assert proc.stdout.startswith(b"caf\\xe9.py:2:%d: LL000" % BROKEN_COLUMN)
 
 
 @requires_ll101
@@ -108,7 +108,7 @@ def test_check_subcommand_is_the_default_command(project, run):
 def test_no_path_lints_the_working_directory(project, run):
     project({"a/broken.py": BROKEN_PROGRAM})
     result = run()
-    assert findings(result.out) == [(relative("a/broken.py"), 2, 14, "LL000")]
+    assert findings(result.out) == [(relative("a/broken.py"), 2, BROKEN_COLUMN, "LL000")]
 
 
 def test_unparsable_file_is_ll000_and_others_are_still_linted(project, run):
@@ -133,7 +133,7 @@ def test_missing_path_is_reported_like_ruff_e902_and_the_rest_is_linted(project,
     project({"broken.py": BROKEN_PROGRAM})
     result = run("nope.py", "broken.py")
     assert result.code == 1
-    assert findings(result.out) == [("broken.py", 2, 14, "LL000"), ("nope.py", 1, 1, "LL000")]
+    assert findings(result.out) == [("broken.py", 2, BROKEN_COLUMN, "LL000"), ("nope.py", 1, 1, "LL000")]
     assert "nope.py:1:1: LL000 cannot read file: No such file or directory" in result.out
 
 
@@ -254,13 +254,13 @@ def test_stdin_is_reported_under_stdin_filename(project, run, monkeypatch):
     project({})
     _stdin(monkeypatch, BROKEN_PROGRAM)
     result = run("-", "--stdin-filename", relative("src/train.py"))
-    assert findings(result.out) == [(relative("src/train.py"), 2, 14, "LL000")]
+    assert findings(result.out) == [(relative("src/train.py"), 2, BROKEN_COLUMN, "LL000")]
 
 
 def test_stdin_without_a_name_is_dash(project, run, monkeypatch):
     project({})
     _stdin(monkeypatch, BROKEN_PROGRAM)
-    assert findings(run("-").out) == [("-", 2, 14, "LL000")]
+    assert findings(run("-").out) == [("-", 2, BROKEN_COLUMN, "LL000")]
 
 
 def test_stdin_applies_config_and_per_file_ignores_for_its_name(project, run, monkeypatch):
@@ -315,7 +315,7 @@ def test_internal_error_in_one_file_is_one_line_and_exit_2(project, run, monkeyp
     monkeypatch.setattr(looplint.notebook, "lint_any", flaky)
     result = run("--jobs", "1", ".")
     assert result.code == 2
-    assert findings(result.out) == [("broken.py", 2, 14, "LL000")]  # the other file is still reported
+    assert findings(result.out) == [("broken.py", 2, BROKEN_COLUMN, "LL000")]  # the other file is still reported
     assert "Traceback" not in result.err
     [line] = result.err.strip().splitlines()
     assert "boom.py" in line and "RuntimeError: kaput" in line and "please report" in line

@@ -9,7 +9,7 @@ import pytest
 from looplint import notebook
 from looplint.notebook import Cell, is_python_cell, lint_notebook_text, mask_cell, mask_line, to_python
 
-from conftest import BAD_PROGRAM, relative, requires_ll101
+from conftest import BAD_PROGRAM, BROKEN_COLUMN, relative, requires_ll101
 
 
 def make_notebook(*cells, language="python"):
@@ -164,7 +164,7 @@ def test_cli_reports_notebook_cells_in_concise_and_json(project, run):
     )})
     result = run(".")
     assert result.code == 1
-    assert result.out.splitlines()[0].startswith(relative("nbs/train.ipynb") + ":cell 3:2:14: LL000 ")
+    assert result.out.splitlines()[0].startswith(relative("nbs/train.ipynb") + f":cell 3:2:{BROKEN_COLUMN}: LL000 ")
     [item] = json.loads(run("--output-format", "json", ".").out)
     assert (item["cell"], item["location"]["row"]) == (3, 2)
 
@@ -177,7 +177,7 @@ def test_cli_reads_a_notebook_from_stdin(project, run, monkeypatch):
     text = make_notebook(("code", "loss.backward(\n"))
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8"))
     result = run("-", "--stdin-filename", "nb.ipynb")
-    assert result.out.startswith("nb.ipynb:cell 1:1:14: LL000")
+    assert result.out.startswith(f"nb.ipynb:cell 1:1:{BROKEN_COLUMN}: LL000")
 
 
 def _split_bad_program():
