@@ -91,6 +91,15 @@ class FileModel:
             got = self._precision = analyse(self)
         return got
 
+    @property
+    def graph_accumulations(self):
+        """``total += loss`` of a backpropagated loss across loop iterations (see accumulators.py)."""
+        got = getattr(self, "_graph_accumulations", None)
+        if got is None:
+            from looplint.model.accumulators import find
+            got = self._graph_accumulations = find(self.scopes)
+        return got
+
     def roots(self) -> List[Function]:
         """Functions nobody in this module calls (plus the module body) that touch gradients."""
         out = []

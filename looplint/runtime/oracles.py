@@ -805,3 +805,57 @@ def clip_before_unscale(trace: Trace) -> List[Evidence]:
             f"({len(group)} clips before `scaler.unscale_`)"
         )))
     return out
+
+
+# ---------------------------------------------------------------------------------- running totals
+
+def _augassign_lines(program: str, func: str, first_line: int, name: str) -> List[int]:
+    """Lines of ``name += ...`` in the function of the program that starts at ``first_line``."""
+    try:
+        with open(program, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    scope: Optional[ast.AST] = tree if func == "<module>" else None
+    if scope is None:
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == func and first_line in (
+                    [node.lineno] + [d.lineno for d in node.decorator_list]):
+                scope = node
+                break
+    if scope is None:
+        return []
+    lines = []
+    todo = list(ast.iter_child_nodes(scope))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add) and isinstance(node.target, ast.Name) \
+                and node.target.id == name:
+            lines.append(node.lineno)
+        todo.extend(ast.iter_child_nodes(node))
+    return sorted(lines)
+
+
+@oracle("LL401")
+def loss_accumulates_graph(trace: Trace) -> List[Evidence]:
+    """A local running total (``total += ...``) holds an autograd history that grows from one optimizer
+    step to the next: every iteration's graph is kept alive."""
+    series: Dict[Tuple[str, int, str], List[int]] = {}
+    for e in trace.of("graphs"):
+        for func, first, name, size in e.get("locals") or []:
+            series.setdefault((func, first, name), []).append(size)
+    out = []
+    for (func, first, name), sizes in sorted(series.items()):
+        growth = sum(1 for a, b in zip(sizes, sizes[1:]) if b > a)
+        if growth < 2 or max(sizes) < 2 * min(sizes):
+            continue
+        lines = _augassign_lines(trace.program, func, first, name)
+        if not lines:
+            continue  # a history that grows some other way (a recurrent state never detached)
+        out.append(Evidence("LL401", lines[0], (
+            f"`{name}` held an autograd history of {min(sizes)} nodes after one step and {max(sizes)} later "
+            f"({growth} of {len(sizes) - 1} steps made it grow): the graphs of every iteration stay alive"
+        ), lines=tuple(lines[1:])))
+    return out

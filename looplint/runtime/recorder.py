@@ -509,6 +509,22 @@ class Recorder:
                   calls=step["calls"], backwards=step["backwards"], stale=step["stale"],
                   norm_before=step["norm_before"], norm_after=self.grad_norm(serials), latest=latest,
                   delta=_round(math.sqrt(delta)), lr=step["lr"], training=self.training(serials), step_line=line)
+        self._graph_locals()
+
+    def _graph_locals(self) -> None:
+        """After a step: the local variables of the program's frames that hold a tensor with autograd
+        history, with the size of that history (nodes, capped): a ``graphs`` event, when there are any."""
+        torch = self.torch
+        found = []
+        f = sys._getframe(1)
+        while f is not None:
+            if f.f_code.co_filename == self.program:
+                for name, value in list(f.f_locals.items()):
+                    if isinstance(value, torch.Tensor) and value.grad_fn is not None:
+                        found.append([f.f_code.co_name, f.f_code.co_firstlineno, name, _graph_size(value.grad_fn)])
+            f = f.f_back
+        if found:
+            self.emit("graphs", locals=found)
 
     def _latest_contribution(self, info: _OptInfo) -> Optional[int]:
         latest = None
@@ -921,6 +937,21 @@ def _sqnorm(torch: Any, t: Any) -> float:
 
 def _param_key(serials: List[int]) -> str:
     return ",".join(str(s) for s in sorted(serials))
+
+
+def _graph_size(fn: Any, cap: int = 2000) -> int:
+    """Autograd nodes reachable from ``fn`` (at most ``cap``)."""
+    seen = {id(fn)}
+    keep = [fn]  # holds the node objects so that their ids stay unique during the walk
+    todo = [fn]
+    while todo and len(seen) < cap:
+        node = todo.pop()
+        for nxt, _ in getattr(node, "next_functions", ()) or ():
+            if nxt is not None and id(nxt) not in seen:
+                seen.add(id(nxt))
+                keep.append(nxt)
+                todo.append(nxt)
+    return len(seen)
 
 
 def _first_graph_tensor(torch: Any, output: Any, depth: int = 0) -> Any:
