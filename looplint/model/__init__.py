@@ -92,6 +92,15 @@ class FileModel:
         return got
 
     @property
+    def eval_leaks(self):
+        """Backward passes that run with a trained module left in eval mode (see modes.py)."""
+        got = getattr(self, "_eval_leaks", None)
+        if got is None:
+            from looplint.model.modes import analyse
+            got = self._eval_leaks = analyse(self)
+        return got
+
+    @property
     def graph_accumulations(self):
         """``total += loss`` of a backpropagated loss across loop iterations (see accumulators.py)."""
         got = getattr(self, "_graph_accumulations", None)

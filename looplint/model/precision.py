@@ -143,7 +143,7 @@ class _Run:
             return self.block(arm, states, frame, stack)
         for idx, arm in enumerate(br.arms):
             value = br.polarity if idx == 0 else not br.polarity
-            if br.key is None or br.volatile:
+            if br.key is None or br.volatile or not self.correlate(br):
                 ins = set(states)
             else:
                 if len(br.arms) != 2:
@@ -174,7 +174,7 @@ class _Run:
             o = self.block(loop.body, todo, frame, stack)
             out.ret |= o.ret
             exits |= o.brk
-            back = {_forget(s, loop.assigned) for s in (o.normal | o.cont)}
+            back = {self.back_edge(_forget(s, loop.assigned), loop) for s in (o.normal | o.cont)}
             exits |= {s for s in o.normal | o.cont}
             todo = back - seen
             seen |= back
@@ -184,6 +184,15 @@ class _Run:
         out.normal = o.normal
         out.ret |= o.ret
         return out
+
+    def correlate(self, br: Branch) -> bool:
+        """Whether paths remember which arm of ``br`` they took (to pair it with a later test of the same
+        condition)."""
+        return True
+
+    def back_edge(self, state, loop: Loop):
+        """A state carried from the end of one iteration of ``loop`` to the start of the next."""
+        return state
 
     def try_(self, t: Try, states: Set[AmpState], frame: Frame, stack) -> _Outcome:
         out = _Outcome()

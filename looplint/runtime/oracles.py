@@ -859,3 +859,40 @@ def loss_accumulates_graph(trace: Trace) -> List[Evidence]:
             f"({growth} of {len(sizes) - 1} steps made it grow): the graphs of every iteration stay alive"
         ), lines=tuple(lines[1:])))
     return out
+
+
+# ---------------------------------------------------------------------------------- train/eval mode
+
+@oracle("LL402")
+def eval_mode_leak(trace: Trace) -> List[Evidence]:
+    """An optimizer that stepped a module in train mode later steps it in eval mode, after an ``eval()``
+    (or ``train(False)``) call that nothing undid."""
+    hits = []
+    modes = trace.of("mode")
+    for opt, steps in _after_steps_by_opt(trace).items():
+        trained = False
+        for s in steps:
+            if s.get("training") is True:
+                trained = True
+                continue
+            if s.get("training") is not False:
+                continue
+            last = None
+            for m in modes:
+                if m["seq"] > s["seq"]:
+                    break
+                last = m
+            if last is None or last.get("training") is not False or last.get("line") is None:
+                continue
+            if not trained and not any(m["seq"] < last["seq"] and m.get("training") and m.get("module") == last.get("module")
+                                       for m in modes):
+                continue  # never meant to train in train mode
+            hits.append(((opt, last["line"]), s))
+    out = []
+    for (opt, line), group in _group(hits).items():
+        s = group[0]
+        out.append(Evidence("LL402", line, (
+            f"`{s['cls']}.step()` ran {len(group)} times on a module in eval mode (first at step {s['n']}) after "
+            f"the `eval()` at line {line}, although the program trains it in train mode"
+        )))
+    return out
