@@ -106,7 +106,7 @@ class FileModel:
         got = getattr(self, "_graph_accumulations", None)
         if got is None:
             from looplint.model.accumulators import find
-            got = self._graph_accumulations = find(self.scopes)
+            got = self._graph_accumulations = find(self)
         return got
 
     def roots(self) -> List[Function]:

@@ -15,6 +15,8 @@ from typing import Dict, List, Optional, Set
 
 import libcst as cst
 
+from looplint.model.events import BACKWARD, Event, Loop
+from looplint.model.loops import walk
 from looplint.model.scopes import Function, last_name, names_in, positional_args
 
 # calls that turn a tensor into a number or drop its graph
@@ -30,9 +32,14 @@ class GraphAccumulation:
     loop: cst.CSTNode
 
 
-def find(scopes) -> List[GraphAccumulation]:
+def find(model) -> List[GraphAccumulation]:
     out: List[GraphAccumulation] = []
-    for fn in scopes.functions:
+    for fn in model.scopes.functions:
+        # only functions whose own loops backpropagate (the event tree is cheap to walk, the syntax tree is not)
+        if not any(isinstance(i, Loop) and any(isinstance(j, Event) and j.kind == BACKWARD
+                                               for j in walk(i.body, model.builder, depth=3))
+                   for i in walk(model.builder.body(fn), model.builder, depth=3)):
+            continue
         node = fn.node
         if isinstance(node, cst.FunctionDef):
             if any(last_name(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator) in NO_GRAD

@@ -68,6 +68,9 @@ class EvalLeak:
 
 def analyse(model) -> List[EvalLeak]:
     found: Dict[Event, EvalLeak] = {}
+    if not any(isinstance(i, Event) and i.kind == ev.MODE for fn in model.scopes.functions
+               for i in walk(model.builder.body(fn), model.builder, depth=3)):
+        return []
     for fn in model.roots():
         run = _ModeRun(model)
         try:
