@@ -92,6 +92,15 @@ class FileModel:
         return got
 
     @property
+    def useless_clips(self):
+        """Clips that run when no optimizer holds gradients a step will apply (see clipping.py)."""
+        got = getattr(self, "_useless_clips", None)
+        if got is None:
+            from looplint.model.clipping import analyse as clips
+            got = self._useless_clips = clips(self)
+        return got
+
+    @property
     def eval_leaks(self):
         """Backward passes that run with a trained module left in eval mode (see modes.py)."""
         got = getattr(self, "_eval_leaks", None)

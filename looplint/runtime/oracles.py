@@ -896,3 +896,32 @@ def eval_mode_leak(trace: Trace) -> List[Evidence]:
             f"the `eval()` at line {line}, although the program trains it in train mode"
         )))
     return out
+
+
+# ---------------------------------------------------------------------------------- clipping placement
+
+@oracle("LL403")
+def clip_outside_backward_step(trace: Trace) -> List[Evidence]:
+    """A clip whose gradients no step ever applied: every time it ran, the next step of every optimizer
+    that stepped after it consumed only backward passes that ran after the clip."""
+    backwards = trace.backwards()
+    by_opt = {opt: _plain_steps(trace, opt) for opt in trace.optimizers()}
+    hits, useful = [], set()
+    for c in trace.of("clip"):
+        nexts = [s for s in (_next_step(steps, c) for steps in by_opt.values()) if s is not None]
+        if not nexts:
+            continue
+        if any(any(backwards.get(b, {}).get("seq", c["seq"]) < c["seq"] for b in s.get("backwards") or []) for s in nexts):
+            useful.add(c["line"])
+            continue
+        if any(s.get("closure") for s in nexts):
+            continue
+        hits.append((c["line"], (c, nexts)))
+    out = []
+    for (line,), group in _group([((ln,), v) for ln, v in hits if ln not in useful]).items():
+        c, nexts = group[0]
+        out.append(Evidence("LL403", line, (
+            f"`{c['op']}` ran {len(group)} times on gradients no step applied: the next "
+            f"`{nexts[0]['cls']}.step()` (step {nexts[0]['n']}) used only backward passes that ran after the clip"
+        )))
+    return out

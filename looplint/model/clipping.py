@@ -1,0 +1,152 @@
+"""Gradient clipping placement: clips that run when no optimizer holds gradients a step will apply.
+
+Each root function is interpreted over all paths (the control flow of ``precision._Run``), entering the
+functions of this module it calls. The state is the set of optimizers holding gradients from a backward
+pass that no step of theirs (and no zero_grad) has consumed yet, or *unknown*: at the entry of the root
+(its caller may have run backward) and after a call we cannot see that receives the optimizer, the model
+or the loss. A clip is useless when, on every path, the state is known and empty, and at least one path
+got there through a step or zero_grad (so the gradients it clips are either already applied or about to
+be discarded): clipping before ``backward()`` or after ``step()``.
+"""
+from __future__ import annotations
+
+from typing import Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
+
+import libcst as cst
+
+from looplint.model import events as ev
+from looplint.model.events import Event
+from looplint.model.flow import Interpreter
+from looplint.model.precision import _GiveUp, _Run
+from looplint.model.roles import ENGINE, OPTIMIZER, SCALER, Frame
+from looplint.model.loops import walk
+from looplint.model.scopes import dotted, last_name, positional_args
+
+ENTRY, UNKNOWN = "entry", "unknown"
+
+
+class ClipState(NamedTuple):
+    # optimizers with unconsumed backward gradients; ENTRY / UNKNOWN when we cannot tell
+    pending: object = ENTRY
+    settled_by: Optional[Event] = None  # the step / zero_grad that last emptied ``pending``
+    assume: FrozenSet[Tuple[str, bool, FrozenSet[str]]] = frozenset()
+
+
+def analyse(model) -> Dict[Event, Set[Event]]:
+    """clip event -> the steps / zero_grads that left nothing for it to clip."""
+    incoming: Dict[Event, List[ClipState]] = {}
+    for fn in model.roots():
+        if not any(isinstance(i, Event) and i.kind == ev.CLIP for i in model.walk(fn)):
+            continue
+        run = _ClipRun(model)
+        try:
+            run.block(model.builder.body(fn), {ClipState()}, Frame(fn), (fn,))
+        except _GiveUp:
+            continue
+        for clip, states in run.clips.items():
+            incoming.setdefault(clip, []).extend(states)
+    out: Dict[Event, Set[Event]] = {}
+    for clip, states in incoming.items():
+        if states and all(isinstance(s.pending, frozenset) and not s.pending for s in states):
+            out[clip] = {s.settled_by for s in states if s.settled_by is not None}
+    return {c: s for c, s in out.items() if s}
+
+
+class _ClipRun(_Run):
+    def __init__(self, model) -> None:
+        super().__init__(model, None)
+        self.clips: Dict[Event, Set[ClipState]] = {}
+        self.opts: Set[object] = set()
+
+    def event(self, e: Event, states, frame: Frame, stack):
+        k = e.kind
+        if k == ev.CALL and e.callee is not None:
+            if e.callee in stack or len(stack) > 3:
+                return {s._replace(pending=UNKNOWN) for s in states}
+            o = self.block(self.m.builder.body(e.callee), states, Interpreter._bind(self, e, frame), stack + (e.callee,))
+            return o.normal | o.ret
+        if k == ev.BACKWARD:
+            if e.dist:
+                return states
+            if e.wrapper:  # accelerator.backward(loss) may also step (a wrapped optimizer)
+                return {s._replace(pending=UNKNOWN) for s in states}
+            return {s._replace(pending=ALL) for s in states}
+        if k == ev.CLIP:
+            self.clips.setdefault(e, set()).update(states)
+            return states
+        if k == ev.STEP and e.target is not None:
+            role, expr = self.roles.resolve(e.target, frame), e.target
+            if role is not None and role.kind == SCALER and e.call is not None and positional_args(e.call):
+                expr = positional_args(e.call)[0]
+                role = self.roles.resolve(expr, frame)
+            if (role is None and last_name(expr) in self._optimizers()) or (role is not None and role.kind == OPTIMIZER):
+                if e.closure or e.closure_unknown:
+                    return {s._replace(pending=UNKNOWN) for s in states}
+                return {self._settle(s, last_name(expr), e) for s in states}
+            if role is not None and role.kind not in (OPTIMIZER, SCALER, ENGINE, "unknown"):
+                return states  # a scheduler, a sampler ...
+            return {s._replace(pending=UNKNOWN) for s in states}
+        if k in (ev.ZERO, ev.GRAD_CLEAR):
+            role = self.roles.resolve(e.target, frame) if (k == ev.ZERO and e.target is not None) else None
+            if (role is not None and role.kind == OPTIMIZER) or (
+                    role is None and k == ev.ZERO and last_name(e.target) in self._optimizers()):
+                return {self._settle(s, last_name(e.target), e) for s in states}
+            if k == ev.ZERO and role is None and e.target is not None:
+                key = self.roles.module_key(e.target, frame)
+                return {self._settle_module(s, key, e) for s in states}
+            return {s._replace(pending=UNKNOWN) for s in states}
+        if k in (ev.GRAD_WRITE, ev.MANUAL_UPDATE, ev.UNSCALE):
+            return {s._replace(pending=UNKNOWN) for s in states} if k != ev.UNSCALE else states
+        if k == ev.OPAQUE and e.call is not None:
+            exprs = [a.value for a in e.call.args] + ([e.target] if e.target is not None else [])
+            if any(dotted(x) for x in exprs):
+                return {s._replace(pending=UNKNOWN) for s in states}
+        return states
+
+    def _settle(self, s: ClipState, name: Optional[str], e: Event) -> ClipState:
+        """Optimizers are told apart by the name they are stepped under (``opt_g``, ``self.optimizer``)."""
+        names = self._optimizers()
+        if name is None or name not in names:
+            return s._replace(pending=UNKNOWN)
+        if s.pending is ALL:
+            # every optimizer received the gradients: only this one consumed them
+            others = frozenset(n for n in names if n != name)
+            return s._replace(pending=others, settled_by=e if not others else s.settled_by)
+        if isinstance(s.pending, frozenset):
+            left = s.pending - {name}
+            return s._replace(pending=left, settled_by=e if not left else s.settled_by)
+        if len(names) == 1:  # the only optimizer: whatever was pending is consumed or cleared now
+            return s._replace(pending=frozenset(), settled_by=e)
+        return s
+
+    def _settle_module(self, s: ClipState, key, e: Event) -> ClipState:
+        # ``model.zero_grad()``: which optimizers it clears is known only when there is one
+        names = self._optimizers()
+        if len(names) != 1 or key is None:
+            return s._replace(pending=UNKNOWN)
+        return s._replace(pending=frozenset(), settled_by=e)
+
+    def _optimizers(self) -> Set[str]:
+        """The names optimizers are stepped or zeroed under anywhere in the file."""
+        if not hasattr(self, "_opt_cache"):
+            found: Set[str] = set()
+            for fn in self.m.scopes.functions:
+                for i in walk(self.m.builder.body(fn), self.m.builder, depth=3):
+                    if isinstance(i, Event) and i.kind in (ev.STEP, ev.ZERO) and i.target is not None:
+                        expr = i.target
+                        role = self.roles.resolve(expr, Frame(fn))
+                        if role is not None and role.kind == SCALER and i.call is not None and positional_args(i.call):
+                            expr = positional_args(i.call)[0]
+                            role = self.roles.resolve(expr, Frame(fn))
+                        if role is not None and role.kind == OPTIMIZER and last_name(expr):
+                            found.add(last_name(expr))
+            self._opt_cache = found
+        return self._opt_cache
+
+
+class _All:
+    def __repr__(self) -> str:  # pragma: no cover
+        return "ALL"
+
+
+ALL = _All()

@@ -1,0 +1,49 @@
+from looplint.model.describe import call_text
+from looplint.model.events import ZERO
+from looplint.rule import Finding, Rule
+
+
+class ClipOutsideBackwardStep(Rule):
+    """## What it does
+    Checks for gradient clipping that does not sit between `backward()` and the optimizer step: before
+    the backward pass (after `zero_grad()`) or after the step.
+
+    ## Why is this bad?
+    Clipping rescales the gradients currently stored in `.grad`. Before `backward()` they are zero (or
+    the previous batch's, about to be cleared); after `step()` they have already been applied and are
+    cleared before the next backward. Either way the update is never clipped: exploding gradients go
+    through unchecked while the code looks protected.
+
+    ## Known problems
+    A backward pass or step hidden in a call looplint cannot see keeps the rule silent.
+
+    ## Example
+    ```python
+    optimizer.zero_grad()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    loss.backward()
+    optimizer.step()
+    ```
+
+    ## Use instead
+    ```python
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    ```
+    """
+
+    code = "LL403"
+    name = "clip-outside-backward-step"
+
+    def check(self, model):
+        for clip, settled in model.useless_clips.items():
+            by = sorted(settled, key=lambda e: model.source(e.node))[0]
+            where = ("after `{}` cleared the gradients and before the next `backward()`" if by.kind == ZERO
+                     else "after `{}` already applied the gradients").format(call_text(by))
+            yield Finding(
+                clip.node,
+                f"`{call_text(clip)}` runs {where}: no step ever applies the clipped gradients; clip between "
+                f"`backward()` and the step",
+            )
