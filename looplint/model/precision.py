@@ -17,7 +17,7 @@ from looplint.model import events as ev
 from looplint.model.flow import Interpreter
 from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
 from looplint.model.roles import OPTIMIZER, PASS_THROUGH, SCALER, Frame, Role
-from looplint.model.scopes import Function, dotted, last_name
+from looplint.model.scopes import Function, dotted, keyword_arg, last_name
 
 MAX_STATES = 48
 # A role known from its constructor, or from its name (``scaler.scale(loss).backward()`` is a scaler's
@@ -269,7 +269,10 @@ class _Run:
 
     def _scaler(self, expr, frame: Frame) -> bool:
         role = self._role(expr, frame)
-        return role is not None and role.kind == SCALER and role.evidence in TRUSTED
+        if role is None or role.kind != SCALER or role.evidence not in TRUSTED:
+            return False
+        enabled = keyword_arg(role.ctor, "enabled") if role.ctor is not None else None
+        return not (isinstance(enabled, cst.Name) and enabled.value == "False")  # GradScaler(enabled=False) scales by 1
 
     def _raw_clip(self, e: Event) -> bool:
         """``torch.nn.utils.clip_grad_norm_`` and friends (not a wrapper's clip method that unscales)."""
