@@ -4,7 +4,9 @@ Every event has ``seq``, ``kind``, ``line`` (the innermost line of the program f
 ``stack`` and ``loops``, its loop path: ``[frame, loop header line, instance, iteration]`` per active loop,
 outermost first. Kinds: ``start``, ``optimizer``, ``scheduler``, ``loader_iter``, ``batch``,
 ``loader_end``, ``forward``, ``backward``, ``zero_grad``, ``step``, ``closure_call``, ``sched_step``,
-``scaler``, ``clip``, ``mode``, ``end`` (see ``recorder``).
+``scaler``, ``scale`` (a loss multiplied by a GradScaler, with the factor), ``clip``, ``mode``, ``graphs``
+(after each step: the size of the autograd graph each program local still holds), ``end`` (see
+``recorder``).
 """
 from __future__ import annotations
 
