@@ -1,8 +1,11 @@
 import re
 
+import libcst as cst
+
 from looplint.model import BATCH, EPOCH, STEP
 from looplint.model.describe import call_text
 from looplint.model.events import CONSTRUCT
+from looplint.model.scopes import arg, keyword_arg, positional_args
 from looplint.rule import Finding, Rule
 
 TRAINING_LOOPS = (EPOCH, BATCH, STEP)
@@ -50,7 +53,7 @@ class OptimizerCreatedInLoop(Rule):
             if event.kind != CONSTRUCT:
                 continue
             for role in roles:
-                if role.modules is None or role.ctor is not event.call:
+                if role.modules is None or role.ctor is not event.call or _stateless(role):
                     continue
                 step_loops = {l for s in model.steps_of(role) for stack in model.loop_stacks(s) for l in stack}
                 for stack in model.loop_stacks(event):
@@ -72,6 +75,16 @@ class OptimizerCreatedInLoop(Rule):
                             f"`{call_text(event)}` builds a new optimizer on every call of `{fn.name}()`, once per "
                             f"epoch: its momentum/adaptive state is reset each epoch while the model's parameters persist",
                         )
+
+
+def _stateless(role) -> bool:
+    """Plain SGD without momentum keeps no state between steps: rebuilding it loses nothing."""
+    if role.cls_name != "SGD" or role.ctor is None:
+        return False
+    momentum = keyword_arg(role.ctor, "momentum")
+    if momentum is None:
+        momentum = arg(role.ctor, 2, "momentum") if len(positional_args(role.ctor)) > 2 else None
+    return momentum is None or (isinstance(momentum, (cst.Integer, cst.Float)) and float(momentum.value) == 0.0)
 
 
 # a function that runs one epoch of training when called

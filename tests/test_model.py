@@ -342,3 +342,23 @@ def test_the_same_framework_getter_is_one_optimizer():
                 self.optimizers().zero_grad()
     """)
     assert step_states(m, "self.optimizers().step()") == {FRESH}
+
+
+def test_a_loop_over_optimizers_steps_a_different_object_each_time():
+    m = model_of("""
+        def hook(param):
+            for opt in param._in_backward_optimizers:
+                opt.step()
+            param.grad = None
+    """)
+    assert STALE not in step_states(m, "opt.step()") and USED not in step_states(m, "opt.step()")
+
+
+def test_an_optimizer_built_after_backward_sees_the_gradients_already_there():
+    m = model_of(PRELUDE + """
+for i in range(n_iterations):
+    model(x).sum().backward()
+    fresh = torch.optim.SGD(model.parameters(), lr=0.01)
+    fresh.step()
+""")
+    assert NONE not in step_states(m, "fresh.step()")

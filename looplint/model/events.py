@@ -60,6 +60,7 @@ class Event:
     scaled: bool = False  # BACKWARD of ``scaler.scale(loss)``
     wrapper: bool = False  # BACKWARD through accelerator/fabric/engine/manual_backward(loss)
     dist: bool = False  # dist_autograd.backward
+    each_iteration: bool = False  # BIND of a loop target: a different object on every iteration
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"<Event {self.kind} {cst.Module([]).code_for_node(self.node)[:40]!r}>"
@@ -186,6 +187,9 @@ class _Build:
             body = self.suite(st.body)
             if pushed:
                 self.param_loops.pop()
+            for name in sorted(names_in(st.target)):
+                if "." not in name and name_kind(name) == "optimizer":
+                    body.items.insert(0, Event(BIND, st, target=cst.Name(name), each_iteration=True))
             loop = Loop(st, body, self.suite(st.orelse), False, st.iter, frozenset(names_in(st.target)),
                         frozenset(_assigned_names(st.body) | names_in(st.target)),
                         counters=frozenset(names_in(st.target)) | _incremented(st.body),

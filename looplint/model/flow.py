@@ -405,7 +405,9 @@ class Interpreter:
         if kind == ev.BIND:  # a new optimizer object from here on: it has consumed nothing yet
             role = self.roles.resolve(e.target, ctx.frame)
             if role is not None and role in self.index:
-                return {self._apply(p, [role], lambda s: OptState(NONE)) for p in paths}
+                if e.each_iteration:  # ``for opt in optimizers``: another object every time round
+                    return {self._apply(p, [role], lambda s: OptState(UNKNOWN)) for p in paths}
+                return {self._apply(p, [role], _new_optimizer) for p in paths}
             return paths
         if kind == ev.GRAD_WRITE:  # gradients written by hand: present, but of no backward we track
             return {self._apply(p, self.opts, lambda s: OptState(FRESH, doubt=True)) for p in paths}
@@ -421,7 +423,7 @@ class Interpreter:
             role = self.roles.resolve(e.assigned, ctx.frame)
             if role is not None and role in self.index:
                 f.acted_on[e].add(role)
-                return {self._apply(p, [role], lambda s: OptState(NONE)) for p in paths}
+                return {self._apply(p, [role], _new_optimizer) for p in paths}
         if kind == ev.UNSCALE and e.call is not None:
             pos = positional_args(e.call)
             role = self.roles.resolve(pos[0], ctx.frame) if pos else None
@@ -768,6 +770,15 @@ def _backward(s: OptState, e) -> OptState:
     if s.gs in (USED, STALE):
         return OptState(STALE, doubt=s.doubt)
     return s
+
+
+def _new_optimizer(s: OptState) -> OptState:
+    """A newly built optimizer has applied nothing, but the parameters may already hold gradients."""
+    if s.gs == NONE:
+        return OptState(NONE, doubt=s.doubt)
+    if s.gs == UNKNOWN:
+        return s
+    return OptState(FRESH, doubt=True, sources=s.sources)
 
 
 def _manual_update(s: OptState) -> OptState:
