@@ -76,7 +76,11 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
         return [_error(path, f"cannot parse file: {type(e).__name__}")]
     from looplint.suppress import apply_noqa
 
-    return apply_noqa(check_module(module, path, rules), source)
+    try:
+        return apply_noqa(check_module(module, path, rules), source)
+    except RecursionError:
+        # Only pathological code (thousands of nested or concatenated expressions) gets here.
+        return [_error(path, "cannot analyse file: its expressions are nested too deeply")]
 
 
 def check_module(module: cst.Module, path: str, rules: Iterable[type]) -> List[Diagnostic]:

@@ -362,3 +362,16 @@ for i in range(n_iterations):
     fresh.step()
 """)
     assert NONE not in step_states(m, "fresh.step()")
+
+
+@pytest.mark.parametrize("expression", [
+    " ".join(['"x"'] * 3000),  # implicit string concatenation, right-nested in the tree
+    "(" * 150 + "1" + ")" * 150,
+    " + ".join(["a"] * 3000),
+])
+def test_pathological_expressions_never_raise(expression):
+    from looplint.engine import lint_source
+
+    src = f"import torch\nloss.backward()\nx = {expression}\n"
+    for d in lint_source(src, "deep.py"):
+        assert d.code == "LL000"

@@ -320,8 +320,11 @@ class _Build:
 
     # -- expressions: calls in evaluation order -----------------------------------------------------------
     def expr(self, e: cst.CSTNode, out: List) -> None:
-        if isinstance(e, (cst.Lambda, cst.FunctionDef)):
+        if isinstance(e, (cst.Lambda, cst.FunctionDef, cst.SimpleString, cst.Integer, cst.Float, cst.Name)):
             return
+        while isinstance(e, cst.ConcatenatedString):  # right-nested: walk it without recursing
+            self.expr(e.left, out)
+            e = e.right
         if isinstance(e, cst.Call):
             self.expr(e.func, out)
             for a in e.args:
