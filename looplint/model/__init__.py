@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import libcst as cst
@@ -43,15 +44,13 @@ class FileModel:
         classify_all(self.builder, self.roles, self.scopes.functions)
         self.branch_info: Dict[str, Tuple[frozenset, bool]] = {}
         self._tests: Dict[str, int] = {}  # how many ``if``s test each key (per counter for periodic tests)
+        self._called: Set[Function] = set()
         for fn in self.scopes.functions:
+            # each function's own items once (a depth at the walk's limit enters no callee)
             for item in walk(self.builder.body(fn), self.builder, depth=99):
                 if isinstance(item, Branch) and item.key is not None:
                     k = f"mod:{item.mod[0]}" if item.mod is not None else item.key
                     self._tests[k] = self._tests.get(k, 0) + 1
-        self._called: Set[Function] = set()
-        for fn in self.scopes.functions:
-            for item in walk(self.builder.body(fn), self.builder, depth=3):
-                if isinstance(item, Branch) and item.key is not None:
                     self.branch_info[item.key] = (item.names, item.volatile)
                     if item.mod is not None:
                         self.branch_info[f"mod:{item.mod[0]}:{item.mod[1]}:{item.mod[2]}"] = (item.names, item.volatile)
@@ -82,41 +81,33 @@ class FileModel:
             self._facts = facts
         return self._facts
 
-    @property
+    @cached_property
     def precision(self):
         """Mixed-precision facts (scaled backward vs. raw step / clip), computed on first use."""
-        got = getattr(self, "_precision", None)
-        if got is None:
-            from looplint.model.precision import analyse
-            got = self._precision = analyse(self)
-        return got
+        from looplint.model.precision import analyse
 
-    @property
+        return analyse(self)
+
+    @cached_property
     def useless_clips(self):
         """Clips that run when no optimizer holds gradients a step will apply (see clipping.py)."""
-        got = getattr(self, "_useless_clips", None)
-        if got is None:
-            from looplint.model.clipping import analyse as clips
-            got = self._useless_clips = clips(self)
-        return got
+        from looplint.model.clipping import analyse
 
-    @property
+        return analyse(self)
+
+    @cached_property
     def eval_leaks(self):
         """Backward passes that run with a trained module left in eval mode (see modes.py)."""
-        got = getattr(self, "_eval_leaks", None)
-        if got is None:
-            from looplint.model.modes import analyse
-            got = self._eval_leaks = analyse(self)
-        return got
+        from looplint.model.modes import analyse
 
-    @property
+        return analyse(self)
+
+    @cached_property
     def graph_accumulations(self):
         """``total += loss`` of a backpropagated loss across loop iterations (see accumulators.py)."""
-        got = getattr(self, "_graph_accumulations", None)
-        if got is None:
-            from looplint.model.accumulators import find
-            got = self._graph_accumulations = find(self)
-        return got
+        from looplint.model.accumulators import find
+
+        return find(self)
 
     def roots(self) -> List[Function]:
         """Functions nobody in this module calls (plus the module body) that touch gradients."""
