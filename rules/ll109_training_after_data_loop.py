@@ -1,7 +1,7 @@
 import libcst as cst
 
 from looplint.model import BATCH
-from looplint.model.events import BACKWARD, STEP, Event
+from looplint.model.events import BACKWARD, STEP, Event, Jump
 from looplint.rule import Finding, Rule
 
 
@@ -45,6 +45,8 @@ class TrainingAfterDataLoop(Rule):
                 continue
             if any(isinstance(i, Event) and i.kind in (BACKWARD, STEP) for i in model.loop_items(loop)):
                 continue
+            if any(isinstance(i, Jump) and i.kind == "break" for i in loop.body.items):
+                continue  # ``for x in loader: ...; break`` takes one batch on purpose
             for call in model.backward_on_leaked_names(loop):
                 yield Finding(
                     call,

@@ -375,3 +375,35 @@ def test_pathological_expressions_never_raise(expression):
     src = f"import torch\nloss.backward()\nx = {expression}\n"
     for d in lint_source(src, "deep.py"):
         assert d.code == "LL000"
+
+
+def test_a_loop_invariant_test_takes_the_same_arm_on_every_iteration():
+    m = model_of(PRELUDE + """
+def train(loader, cfg):
+    for i, x in enumerate(loader):
+        if cfg.accum > 1:
+            model(x).sum().backward()
+            if (i + 1) % cfg.accum == 0:
+                opt.step()
+                opt.zero_grad()
+        else:
+            opt.zero_grad()
+            model(x).sum().backward()
+            opt.step()
+        if i % cfg.log_every == 0:
+            print(i)
+""")
+    assert STALE not in step_states(m, "opt.step()")
+
+
+@pytest.mark.parametrize("loop", [
+    # takes one batch on purpose
+    "for tx, ty in target_loader:\n        break\n    loss = model(tx).sum() + model(x).sum()",
+    # collects every batch's loss, then one backward over all of them
+    "for i, (tx, ty) in enumerate(minibatches):\n        losses[i] = model(tx).sum()\n    loss = losses.sum()",
+])
+def test_ll109_leaves_deliberate_uses_of_loop_variables_alone(loop):
+    from looplint.engine import lint_source
+
+    src = PRELUDE + f"\ndef step(x, target_loader, minibatches, losses):\n    {loop}\n    loss.backward()\n    opt.step()\n"
+    assert [d.code for d in lint_source(src, "t.py") if d.code == "LL109"] == []

@@ -49,7 +49,7 @@ class FileModel:
             # each function's own items once (a depth at the walk's limit enters no callee)
             for item in walk(self.builder.body(fn), self.builder, depth=99):
                 if isinstance(item, Branch) and item.key is not None:
-                    k = f"mod:{item.mod[0]}" if item.mod is not None else item.key
+                    k = f"mod:{item.mod[0]}:{item.mod[1]}" if item.mod is not None else item.key
                     self._tests[k] = self._tests.get(k, 0) + 1
                     self.branch_info[item.key] = (item.names, item.volatile)
                     if item.mod is not None:
@@ -154,8 +154,11 @@ class FileModel:
 
     def backward_on_leaked_names(self, loop: Loop) -> List[cst.Call]:
         """``backward()`` calls after ``loop`` (in its block) whose loss derives, through plain
-        assignments, from the loop's leaked variables (its targets and the names its body assigns)."""
-        return list(_backward_calls_after(self.statements_after(loop), set(loop.target_names) | set(loop.assigned)))
+        assignments, from the loop's leaked variables: its targets and the names its body rebinds. A name
+        the body only adds to (``losses[i] = ...``, ``total += ...``, ``.append``) collects every
+        iteration and is no leak."""
+        leaked = set(loop.target_names) | _rebound(loop.node.body)
+        return list(_backward_calls_after(self.statements_after(loop), leaked))
 
     def steps_of(self, role: Role) -> List[Event]:
         return [e for e, roles in self.facts.acted_on.items() if e.kind == ev.STEP and role in roles]
@@ -211,3 +214,34 @@ def _calls(expr):
     if expr is not None:
         expr.visit(V())
     return found
+
+
+def _rebound(suite) -> Set[str]:
+    """Names a loop body binds afresh (``x = ...``, ``x, y = ...``), minus those it also accumulates into."""
+    bound: Set[str] = set()
+    grown: Set[str] = set()
+
+    class V(cst.CSTVisitor):
+        def visit_AssignTarget(self, n: cst.AssignTarget) -> None:
+            t = n.target
+            for el in (t.elements if isinstance(t, (cst.Tuple, cst.List)) else [t]):
+                el = el.value if isinstance(el, (cst.Element, cst.StarredElement)) else el
+                if isinstance(el, cst.Name):
+                    bound.add(el.value)
+                elif isinstance(el, cst.Subscript) and isinstance(el.value, cst.Name):
+                    grown.add(el.value.value)
+
+        def visit_AugAssign(self, n: cst.AugAssign) -> None:
+            if isinstance(n.target, cst.Name):
+                grown.add(n.target.value)
+
+        def visit_Call(self, n: cst.Call) -> None:
+            f = n.func
+            if isinstance(f, cst.Attribute) and f.attr.value in ("append", "extend", "add", "update") and isinstance(f.value, cst.Name):
+                grown.add(f.value.value)
+
+        def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
+            return False
+
+    suite.visit(V())
+    return bound - grown

@@ -260,7 +260,11 @@ class Interpreter:
         if br.mod is not None:
             return self._periodic_branch(br, paths, ctx)
         then_value = br.polarity
-        record = self.m.tested_again(br.key)  # remembering a test nobody repeats only multiplies paths
+        # Remember a test's value when another test repeats it, or when nothing in the enclosing loops can
+        # change it (``if config.ACCUM > 1:`` takes the same arm on every iteration); remembering any other
+        # test only multiplies paths.
+        record = self.m.tested_again(br.key) or (
+            bool(ctx.loops) and not br.volatile and not any(br.names & l.assigned for l in ctx.loops))
         key = _frame_key(br, ctx.frame)
         for i, arm in enumerate(br.arms):
             value = then_value if i == 0 else not then_value
@@ -281,7 +285,7 @@ class Interpreter:
         base = f"mod:{counter}:{k}:"
         key = f"{base}{phase}"
         out = Outcome()
-        if not self.m.tested_again(f"mod:{counter}"):
+        if not self.m.tested_again(f"mod:{counter}:{k}"):
             for i, arm in enumerate(br.arms):
                 value = then_on_match if i == 0 else not then_on_match
                 _merge(out, self.block(arm, paths, _within(ctx, br.key, value if br.polarity else not value)))
@@ -745,9 +749,15 @@ class Interpreter:
         return self._forget(p._replace(states=tuple(states), assume=frozenset(assume)), variant, loop, keep_mod=loop.counters)
 
     def _cap(self, paths: Set[Path]) -> Set[Path]:
+        """Keeps the path count bounded by forgetting assumptions, the least useful first: phases of
+        periodic counters far from a window's ends, then all phases, then everything."""
         if len(paths) <= MAX_PATHS:
             return paths
-        return {p._replace(assume=frozenset()) for p in paths}
+        for keep in (_near_window_ends, _not_periodic, lambda a: False):
+            paths = {p._replace(assume=frozenset(a for a in p.assume if keep(a))) for p in paths}
+            if len(paths) <= MAX_PATHS:
+                break
+        return paths
 
     # -- which items can change anything --------------------------------------------------------------------
     def has_effect(self, item) -> bool:
@@ -786,6 +796,14 @@ def _manual_update(s: OptState) -> OptState:
     if s.gs in (FRESH, STALE):
         return OptState(USED, doubt=True)
     return s
+
+
+def _near_window_ends(a) -> bool:
+    return not a[0].startswith("mod:") or (":*:" not in a[0] and a[0].rsplit(":", 1)[1] in ("0", "-1"))
+
+
+def _not_periodic(a) -> bool:
+    return not a[0].startswith("mod:")
 
 
 def _phase_matches(p: Path, base: str, phase: int) -> Optional[bool]:
