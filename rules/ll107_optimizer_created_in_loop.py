@@ -55,8 +55,11 @@ class OptimizerCreatedInLoop(Rule):
             for role in roles:
                 if role.modules is None or role.ctor is not event.call or _stateless(role):
                     continue
-                step_loops = {l for s in model.steps_of(role) for stack in model.loop_stacks(s) for l in stack}
+                step_stacks = [stack for s in model.steps_of(role) for stack in model.loop_stacks(s)]
+                step_loops = {l for stack in step_stacks for l in stack}
                 for stack in model.loop_stacks(event):
+                    if _whole_runs(stack, step_stacks):
+                        continue  # each optimizer serves a complete multi-epoch fit (refitting per round)
                     hit = [l for l in stack if l.kind in TRAINING_LOOPS and l in step_loops and not _rebuilt(role, l)]
                     if hit:
                         yield Finding(
@@ -75,6 +78,14 @@ class OptimizerCreatedInLoop(Rule):
                             f"`{call_text(event)}` builds a new optimizer on every call of `{fn.name}()`, once per "
                             f"epoch: its momentum/adaptive state is reset each epoch while the model's parameters persist",
                         )
+
+
+def _whole_runs(construct_stack, step_stacks) -> bool:
+    """Whether every step runs inside an epoch loop that the construction is outside of: the optimizer is
+    built once per complete training run (a model refitted on new data each round), not once per epoch."""
+    inside = set(construct_stack)
+    return bool(step_stacks) and all(
+        any(l.kind == EPOCH and l not in inside for l in stack) for stack in step_stacks)
 
 
 def _stateless(role) -> bool:

@@ -304,6 +304,16 @@ def step_outside_batch_loop(trace: Trace) -> List[Evidence]:
     return out
 
 
+def _whole_run(trace: Trace, opt: int) -> bool:
+    """Whether the optimizer's steps spanned several passes over a data loader (a complete multi-epoch
+    run): replacing it afterwards, to refit on new data, loses no state the run needed."""
+    steps = trace.steps(opt)
+    if not steps:
+        return False
+    lo, hi = steps[0]["seq"], steps[-1]["seq"]
+    return any(lo < e["seq"] < hi for e in trace.of("loader_iter"))
+
+
 @oracle("LL107")
 def optimizer_created_in_loop(trace: Trace) -> List[Evidence]:
     """The same call site built optimizers over the same parameters again after one had stepped."""
@@ -315,7 +325,7 @@ def optimizer_created_in_loop(trace: Trace) -> List[Evidence]:
         resets = []
         for o in group[1:]:
             earlier = [x for x in o.get("same_params") or [] if x.get("steps")]
-            if earlier:
+            if earlier and not _whole_run(trace, earlier[-1]["opt"]):
                 resets.append(earlier[-1])
         if not resets:
             continue
