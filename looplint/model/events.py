@@ -135,6 +135,14 @@ class EventBuilder:
         self.loops: List[Loop] = []
         # the statements that follow a loop in its block (what runs after the loop ends)
         self.after: Dict[cst.CSTNode, list] = {}
+        self._rebound: Dict[Function, frozenset] = {}
+
+    def rebound_elsewhere(self, fn: Function) -> frozenset:
+        """Names ``fn`` may rebind outside plain assignments (computed once per function)."""
+        got = self._rebound.get(fn)
+        if got is None:
+            got = self._rebound[fn] = _rebound_names(fn)
+        return got
 
     def body(self, fn: Function) -> Block:
         b = self._cache.get(fn)
@@ -260,7 +268,7 @@ class _Build:
         if fn is None or test.value in fn.params:
             return None
         values = {literal(a.value) if a.index is None else None for a in fn.assigns[test.value]}
-        if len(values) == 1 and None not in values and not _rebound_elsewhere(test.value, fn):
+        if len(values) == 1 and None not in values and test.value not in self.o.rebound_elsewhere(fn):
             return values.pop()
         return None
 
@@ -476,26 +484,24 @@ _SAME_OPTIMIZER = frozenset({"optimizers", "prepare", "initialize", "setup", "se
                              "get", "getattr"})
 
 
-def _rebound_elsewhere(name: str, fn: Function) -> bool:
-    """Whether ``name`` may be rebound where assignments are not recorded (a ``global`` in a function,
-    a loop target, an augmented assignment)."""
-    class V(cst.CSTVisitor):
-        hit = False
+def _rebound_names(fn: Function) -> frozenset:
+    """Names ``fn`` may rebind where assignments are not recorded (a ``global`` in a function, a loop
+    target, an augmented assignment)."""
+    found: Set[str] = set()
 
+    class V(cst.CSTVisitor):
         def visit_Global(self, n: cst.Global) -> None:
-            if any(x.name.value == name for x in n.names):
-                V.hit = True
+            found.update(x.name.value for x in n.names)
 
         def visit_For(self, n: cst.For) -> None:
-            if name in names_in(n.target):
-                V.hit = True
+            found.update(names_in(n.target))
 
         def visit_AugAssign(self, n: cst.AugAssign) -> None:
-            if isinstance(n.target, cst.Name) and n.target.value == name:
-                V.hit = True
+            if isinstance(n.target, cst.Name):
+                found.add(n.target.value)
 
     fn.node.visit(V())
-    return V.hit
+    return frozenset(found)
 
 
 def _class_of(fn: Function):
