@@ -1,0 +1,85 @@
+"""The differential corpus at scale: generate N training programs, run ``looplint confirm`` on them, and print
+how often the linter agrees with the runtime, overall, per dimension value and per rule.
+
+    python bench/differential.py --n 5000 --seed 1 --jobs 2 [--out DIR] [--keep]
+
+Writes ``summary.json`` (the tables) and ``disagreements.json`` (per disagreeing program: path, metadata,
+static vs dynamic findings, confirm's reasons and the program text) to DIR (default: a new temporary
+folder). The programs are written to DIR/programs and removed at the end unless ``--keep``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from differential import corpus, judge, write  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=500, help="programs to generate (default 500)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--start", type=int, default=0, help="index of the first program (default 0)")
+    p.add_argument("--jobs", type=int, default=2, help="programs run at a time (default 2)")
+    p.add_argument("--timeout", type=float, default=60.0, help="per program, in seconds (default 60)")
+    p.add_argument("--chunk", type=int, default=250, help="programs per confirm run (default 250)")
+    p.add_argument("--out", help="folder for the results (default: a new temporary folder)")
+    p.add_argument("--keep", action="store_true", help="keep the generated programs in OUT/programs")
+    ns = p.parse_args(argv)
+
+    out = ns.out or tempfile.mkdtemp(prefix="looplint-differential-")
+    programs_dir = os.path.join(out, "programs")
+    os.makedirs(out, exist_ok=True)
+    started = time.monotonic()
+    outcomes = []
+    for first in range(ns.start, ns.start + ns.n, ns.chunk):
+        count = min(ns.chunk, ns.start + ns.n - first)
+        programs = write(corpus(ns.seed, count, first), programs_dir)
+        outcomes += judge.run(programs, jobs=ns.jobs, timeout=ns.timeout)
+        agree = sum(o.agrees for o in outcomes)
+        print(f"{len(outcomes)}/{ns.n} programs, {agree} agree ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+
+    summary = judge.summary(outcomes)
+    dims = judge.by_dimension(outcomes)
+    rules = judge.by_rule(outcomes)
+    command = "python bench/differential.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"{command}\n")
+    print(f"{summary['programs']} programs (seed {ns.seed}): {summary['agree']} agree ({summary['percent']:.2f} %) "
+          f"in {time.monotonic() - started:.0f} s")
+    print(f"runtime vs the injected bug: {summary['intent']}")
+    if summary["errors"]:
+        print(f"runs that failed: {summary['errors']}")
+    print("\nper rule (programs where the linter, the runtime or the injection names it):")
+    print(judge.format_rules(rules))
+    print("\nper dimension value:")
+    print(judge.format_table(dims))
+
+    disagreements = []
+    for o in outcomes:
+        if o.agrees:
+            continue
+        row = o.to_json()
+        row["source"] = o.program.source
+        row["lib_source"] = o.program.lib_source
+        disagreements.append(row)
+    with open(os.path.join(out, "disagreements.json"), "w", encoding="utf-8") as f:
+        json.dump(disagreements, f, indent=1)
+    with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump({"command": command, "summary": summary, "rules": rules,
+                   "dimensions": [vars(r) for r in dims]}, f, indent=1)
+    if not ns.keep:
+        shutil.rmtree(programs_dir, ignore_errors=True)
+    print(f"\n{len(disagreements)} disagreements written to {os.path.join(out, 'disagreements.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
