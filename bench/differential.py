@@ -1,11 +1,14 @@
 """The differential corpus at scale: generate N training programs, run ``looplint confirm`` on them, and print
 how often the linter agrees with the runtime, overall, per dimension value and per rule.
 
-    python bench/differential.py --n 5000 --seed 1 --jobs 2 [--out DIR] [--keep]
+    python bench/differential.py --n 5000 --seed 1 --jobs 2 [--out DIR] [--keep] [--minimize]
+    python bench/differential.py --seed 1 --show 123        # print program 123 (and its sibling module)
 
 Writes ``summary.json`` (the tables) and ``disagreements.json`` (per disagreeing program: path, metadata,
 static vs dynamic findings, confirm's reasons and the program text) to DIR (default: a new temporary
 folder). The programs are written to DIR/programs and removed at the end unless ``--keep``.
+``--minimize`` also shrinks every disagreement to the dimensions that cause it (see
+``tests/differential/minimize.py``) and prints the groups, largest first (written to ``groups.json``).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from differential import corpus, judge, write  # noqa: E402
+from differential import corpus, generate, judge, write  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -33,7 +36,14 @@ def main(argv=None) -> int:
     p.add_argument("--chunk", type=int, default=250, help="programs per confirm run (default 250)")
     p.add_argument("--out", help="folder for the results (default: a new temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the generated programs in OUT/programs")
+    p.add_argument("--minimize", action="store_true", help="group the disagreements by likely root cause")
+    p.add_argument("--show", type=int, metavar="INDEX", help="print one program of the corpus and exit")
     ns = p.parse_args(argv)
+    if ns.show is not None:
+        prog = generate(ns.seed, ns.show)
+        print(prog.source + (f"\n# ---- {prog.name}_lib.py\n{prog.lib_source}" if prog.lib_source else ""))
+        print(f"# intended: {prog.intended}")
+        return 0
 
     out = ns.out or tempfile.mkdtemp(prefix="looplint-differential-")
     programs_dir = os.path.join(out, "programs")
@@ -75,6 +85,16 @@ def main(argv=None) -> int:
     with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
         json.dump({"command": command, "summary": summary, "rules": rules,
                    "dimensions": [vars(r) for r in dims]}, f, indent=1)
+    if ns.minimize:
+        from differential.minimize import group
+
+        groups = group(outcomes)
+        with open(os.path.join(out, "groups.json"), "w", encoding="utf-8") as f:
+            json.dump(groups, f, indent=1)
+        print("\ndisagreements by likely root cause (what went wrong; dimensions off the baseline; programs):")
+        for g in groups:
+            print(f"{len(g['programs']):>5}  {', '.join(g['kinds'])}; {', '.join(g['dimensions']) or '-'}; "
+                  f"e.g. --show {g['programs'][0]}")
     if not ns.keep:
         shutil.rmtree(programs_dir, ignore_errors=True)
     print(f"\n{len(disagreements)} disagreements written to {os.path.join(out, 'disagreements.json')}")

@@ -309,36 +309,51 @@ class Renderer:
         """Statements that build ``order`` where ``refs`` reach what was built before (updated in place).
         ``target`` says how a built object is bound: "local" (a name) or "self" (an attribute)."""
         out: Lines = []
-        done = set()
-        for o in order:
-            if o.key in done:
-                continue
-            bound = f"self.{o.name}" if target == "self" else o.name
-            s = o.source
-            if s == "tuple":
-                group = [g for g in order if g.source == "tuple"]
+        done: set = set()
+        todo = list(order)
+        while todo:
+            ready = [o for o in todo if all(d in refs for d in self._needs(o, todo))]
+            if not ready:
+                raise AssertionError(f"cyclic construction order in {self.name}: {[o.key for o in todo]}")
+            o = ready[0]
+            if o.source == "tuple":
+                group = [g for g in todo if g.source == "tuple"]
                 out.append(self.build_parts(group, refs, target))
-                done.update(g.key for g in group)
+                todo = [g for g in todo if g not in group]
                 continue
-            if s in ("here", "attr", "param"):
-                out.append(f"{bound} = {self.ctor(o, refs, scope)}")
-            elif s == "default":
-                if o.kind == "opt":
-                    out.append(f"{bound} = {o.name}_cls({refs[o.deps[0]]}.parameters(), {OPT_ARGS[self.c['optimizer']]})")
-                else:
-                    out += block(f"if {o.name} is None:", [f"{o.name} = {self.ctor(o, refs, scope)}"])
-            elif s in ("factory", "sibling"):
-                out.append(f"{bound} = {self.factory_call(o, refs, sibling=s == 'sibling')}")
-            elif s == "dict":
-                if "parts = {}" not in out:
-                    out.append("parts = {}")
-                out.append(f'parts["{o.key}"] = {self.ctor(o, refs, scope)}')
-                bound = f'parts["{o.key}"]'
-            elif s == "list":
-                out.append(f"{o.name}_list = [{self.ctor(o, refs, scope)}]")
-                bound = f"{o.name}_list[0]"
-            refs[o.key] = bound
-            done.add(o.key)
+            todo.remove(o)
+            out += self._acquire_one(o, refs, scope, target, out)
+        return out
+
+    def _needs(self, o: Obj, todo: Sequence[Obj]) -> List[str]:
+        """What must be reachable before ``o`` is built (for a tuple, what its whole group needs)."""
+        if o.source != "tuple":
+            return list(o.deps)
+        group = {g.key for g in todo if g.source == "tuple"}
+        return [d for g in todo if g.source == "tuple" for d in g.deps if d not in group]
+
+    def _acquire_one(self, o: Obj, refs: Dict[str, str], scope: str, target: str, before: Lines) -> Lines:
+        out: Lines = []
+        bound = f"self.{o.name}" if target == "self" else o.name
+        s = o.source
+        if s in ("here", "attr", "param"):
+            out.append(f"{bound} = {self.ctor(o, refs, scope)}")
+        elif s == "default":
+            if o.kind == "opt":
+                out.append(f"{bound} = {o.name}_cls({refs[o.deps[0]]}.parameters(), {OPT_ARGS[self.c['optimizer']]})")
+            else:
+                out += block(f"if {o.name} is None:", [f"{o.name} = {self.ctor(o, refs, scope)}"])
+        elif s in ("factory", "sibling"):
+            out.append(f"{bound} = {self.factory_call(o, refs, sibling=s == 'sibling')}")
+        elif s == "dict":
+            if "parts = {}" not in before:
+                out.append("parts = {}")
+            out.append(f'parts["{o.key}"] = {self.ctor(o, refs, scope)}')
+            bound = f'parts["{o.key}"]'
+        elif s == "list":
+            out.append(f"{o.name}_list = [{self.ctor(o, refs, scope)}]")
+            bound = f"{o.name}_list[0]"
+        refs[o.key] = bound
         return out
 
     def default_params(self, objs: Sequence[Obj]) -> List[str]:
