@@ -106,7 +106,7 @@ def _recipe(c: Choice) -> Sequence[str]:
         return ("amp",)
     if bug in ("LL102",):
         return ("plain", "gan")
-    if bug in ("LL103", "LL104", "LL105", "LL106", "LL109") or (bug == "LL108" and c["bug_variant"] == "step_after_loop"):
+    if bug in ("LL103", "LL104", "LL105", "LL106", "LL109") or (bug, c["bug_variant"]) == ("LL108", "step_after_loop"):
         return ("plain",)
     if bug == "LL401" or (bug == "LL101" and c["bug_variant"] == "no_zero"):
         return ("plain", "amp", "gan")

@@ -75,7 +75,8 @@ def explain(o: Outcome) -> str:
     """One disagreement, for an assertion message or a report."""
     row = o.row
     parts = [f"{o.program.path}: {o.program.bug} ({o.program.choice['bug_variant']}); "
-             + ", ".join(f"{k}={v}" for k, v in o.program.choice.items() if k not in ("bug", "bug_variant") and v != NA)]
+             + ", ".join(f"{k}={v}" for k, v in o.program.choice.items()
+                         if k not in ("bug", "bug_variant") and v != NA)]
     parts.append(f"  static {o.static} / runtime {o.dynamic} / intended {o.program.intended}")
     for v in row["unconfirmed"]:
         parts.append(f"  unconfirmed {v['code']} line {v['line']}: {v['reason']}")

@@ -8,7 +8,7 @@ result by running it). What stays off the baseline names the shapes the linter d
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Set, Tuple
+from typing import Dict, List, Set, Tuple
 
 from . import render
 from .choices import NA, NONE, ORDER, Choice, valid

@@ -31,7 +31,29 @@ OPT_ARGS = {"sgd": "lr=0.05", "sgd_momentum": "lr=0.05, momentum=0.9", "adam": "
 SCHED_CLASS = {"steplr": "StepLR", "multistep": "MultiStepLR", "exponential": "ExponentialLR",
                "cosine_epochs": "CosineAnnealingLR", "onecycle": "OneCycleLR", "linear_warmup": "LinearLR",
                "cosine_steps": "CosineAnnealingLR", "lambda_warmup": "LambdaLR", "plateau": "ReduceLROnPlateau"}
+SCHED_ARGS = {
+    "steplr": "{opt}, step_size={step_size}, gamma=0.5",
+    "multistep": "{opt}, milestones=[1, 2], gamma=0.5",
+    "exponential": "{opt}, gamma=0.8",
+    "cosine_epochs": "{opt}, T_max={epochs}",
+    "onecycle": "{opt}, max_lr=0.1, total_steps={epochs} * len({loader})",
+    "linear_warmup": "{opt}, start_factor=0.1, total_iters=2 * len({loader})",
+    "cosine_steps": "{opt}, T_max={epochs} * len({loader})",
+    "lambda_warmup": "{opt}, lambda step: min(1.0, (step + 1) / 4)",
+    "plateau": '{opt}, mode="min", factor=0.5, patience=0',
+}
 SPELLED_ZERO = ("optimizer", "set_to_none", "model")
+FACTORY = {"gen": "make_generator", "disc": "make_discriminator", "model": "make_model", "opt": "make_optimizer",
+           "loader": "make_loader", "sched": "make_scheduler", "scaler": "make_scaler", "crit": "make_criterion"}
+NET_CLASS = [
+    "class Net(nn.Module):",
+    "    def __init__(self, width=16):",
+    "        super().__init__()",
+    "        self.body = nn.Sequential(nn.Linear(8, width), nn.Tanh(), nn.Linear(width, 1))",
+    "",
+    "    def forward(self, x):",
+    "        return self.body(x)",
+]
 
 
 def ind(lines: Sequence[str], n: int = 1) -> Lines:
@@ -186,9 +208,9 @@ class Renderer:
                     Obj("opt", "opt", self.detail("opt_name", ("optimizer", "opt")), c["opt_source"], ("model",))]
             if c["scheduler"] != NONE:
                 deps = ("opt", "loader") if c["scheduler"] in STEP_SCHEDULERS else ("opt",)
-                objs.append(Obj("sched", "sched", self.detail("sched_name", ("scheduler", "sched") if c["imports"] == "alias"
-                                                       else ("scheduler", "lr_scheduler", "sched")),
-                                c["sched_source"], deps))
+                # (a scheduler named lr_scheduler would shadow `from torch.optim import lr_scheduler`)
+                names = ("scheduler", "sched") if c["imports"] == "alias" else ("scheduler", "lr_scheduler", "sched")
+                objs.append(Obj("sched", "sched", self.detail("sched_name", names), c["sched_source"], deps))
             if c["recipe"] == "amp":
                 objs.append(Obj("scaler", "scaler", "scaler", c["scaler_source"], ()))
             if c["loss"] == "criterion":
@@ -207,15 +229,7 @@ class Renderer:
             if o.key == "disc":
                 return "nn.Sequential(nn.Linear(8, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))"
             if c["model_def"] == "local_class" and not self.in_lib:
-                self.define("Net", [
-                    "class Net(nn.Module):",
-                    "    def __init__(self, width=16):",
-                    "        super().__init__()",
-                    "        self.body = nn.Sequential(nn.Linear(8, width), nn.Tanh(), nn.Linear(width, 1))",
-                    "",
-                    "    def forward(self, x):",
-                    "        return self.body(x)",
-                ])
+                self.define("Net", NET_CLASS)
                 return "Net()"
             return "nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))"
         if o.kind == "opt":
@@ -230,26 +244,9 @@ class Renderer:
         if o.kind == "crit":
             return "nn.MSELoss()"
         kind = c["scheduler"]
-        cls = self._spelled("sched", SCHED_CLASS[kind])
-        opt = refs["opt"]
-        epochs = self.epochs_in(scope)
-        if kind == "steplr":
-            return f"{cls}({opt}, step_size={self.detail('step_size', ('1', '2'))}, gamma=0.5)"
-        if kind == "multistep":
-            return f"{cls}({opt}, milestones=[1, 2], gamma=0.5)"
-        if kind == "exponential":
-            return f"{cls}({opt}, gamma=0.8)"
-        if kind == "cosine_epochs":
-            return f"{cls}({opt}, T_max={epochs})"
-        if kind == "onecycle":
-            return f"{cls}({opt}, max_lr=0.1, total_steps={epochs} * len({refs['loader']}))"
-        if kind == "linear_warmup":
-            return f"{cls}({opt}, start_factor=0.1, total_iters=2 * len({refs['loader']}))"
-        if kind == "cosine_steps":
-            return f"{cls}({opt}, T_max={epochs} * len({refs['loader']}))"
-        if kind == "lambda_warmup":
-            return f"{cls}({opt}, lambda step: min(1.0, (step + 1) / 4))"
-        return f'{cls}({opt}, mode="min", factor=0.5, patience=0)'
+        values = {"opt": refs["opt"], "epochs": self.epochs_in(scope), "loader": refs.get("loader"),
+                  "step_size": self.detail("step_size", ("1", "2")) if kind == "steplr" else None}
+        return f"{self._spelled('sched', SCHED_CLASS[kind])}({SCHED_ARGS[kind].format(**values)})"
 
     def epochs_in(self, scope: str) -> str:
         """The epoch count as an expression readable in ``scope`` (the literal where the setting is not)."""
@@ -270,46 +267,30 @@ class Renderer:
     # ------------------------------------------------------------------ acquisition
     def factory_call(self, o: Obj, refs: Dict[str, str], sibling: bool) -> str:
         """Defines a function building ``o`` (here or in the sibling module); returns a call to it."""
-        name = {"gen": "make_generator", "disc": "make_discriminator"}.get(o.key) or f"make_{o.kind}"
-        name = name.replace("make_opt", "make_optimizer").replace("make_sched", "make_scheduler") \
-            .replace("make_crit", "make_criterion")
+        if sibling and o.key == "model":
+            self.lib("Net", NET_CLASS, ("import torch", "from torch import nn"))
+            return "Net()"
+        name = FACTORY.get(o.key) or FACTORY[o.kind]
         # one optimizer factory serves both networks of a GAN: its parameter is named for neither
         params = ["module" if self.objects[d].kind == "model" and self.c["recipe"] == "gan" else self.param_name(d)
                   for d in o.deps]
-        inner = dict(zip(o.deps, params))
+        with self.lib_scope() if sibling else contextlib.nullcontext():
+            body = self.ctor(o, dict(zip(o.deps, params)), "factory")
+        args = [refs[d] for d in o.deps]
         if o.kind == "loader":
-            params = ["inputs", "targets"]
+            params, args = ["inputs", "targets"], ["X", "Y"]
+            body = body.replace("TensorDataset(X, Y)", "TensorDataset(inputs, targets)")
+        lines = block(f"def {name}({', '.join(params)}):", [f"return {body}"])
         if sibling:
-            with self.lib_scope():
-                body = self.ctor(o, inner, "factory")
-            if o.kind == "model" and o.key == "model":
-                self.lib("Net", [
-                    "class Net(nn.Module):",
-                    "    def __init__(self):",
-                    "        super().__init__()",
-                    "        self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))",
-                    "",
-                    "    def forward(self, x):",
-                    "        return self.body(x)",
-                ], ("import torch", "from torch import nn"))
-                return "Net()"
-            if o.kind == "loader":
-                body = body.replace("TensorDataset(X, Y)", "TensorDataset(inputs, targets)")
-            self.lib(name, block(f"def {name}({', '.join(params)}):", [f"return {body}"]),
-                     ("import torch", "from torch import nn"))
+            self.lib(name, lines, ("import torch", "from torch import nn"))
         else:
-            body = self.ctor(o, inner, "factory")
-            if o.kind == "loader":
-                body = body.replace("TensorDataset(X, Y)", "TensorDataset(inputs, targets)")
-            self.define(name, block(f"def {name}({', '.join(params)}):", [f"return {body}"]))
-        args = ["X", "Y"] if o.kind == "loader" else [refs[d] for d in o.deps]
+            self.define(name, lines)
         return f"{name}({', '.join(args)})"
 
     def acquire(self, order: Sequence[Obj], refs: Dict[str, str], scope: str, target: str) -> Lines:
         """Statements that build ``order`` where ``refs`` reach what was built before (updated in place).
         ``target`` says how a built object is bound: "local" (a name) or "self" (an attribute)."""
         out: Lines = []
-        done: set = set()
         todo = list(order)
         while todo:
             ready = [o for o in todo if all(d in refs for d in self._needs(o, todo))]
@@ -413,7 +394,8 @@ class Renderer:
                      'parser.add_argument("--lr", type=float, default=0.05)']
             self.epochs_expr = "args.epochs"
             if self.detail("argparse_form", ("inline", "function")) == "function":
-                self.define("parse_args", block("def parse_args(argv=None):", parse + ["return parser.parse_args(argv)"]))
+                self.define("parse_args", block("def parse_args(argv=None):",
+                                                parse + ["return parser.parse_args(argv)"]))
                 return ["args = parse_args([])"], [], [], []
             return parse + ["args = parser.parse_args([])"], [], [], []
         if self.detail("config_form", ("module", "local")) == "module":
@@ -618,8 +600,8 @@ class Renderer:
             else:
                 keys = used(inner)
                 params = [self.param_name(k) for k in keys] + ["x", "y"]
-                self.define("closure_fn", block(f"def closure_fn({', '.join(params)}):" + (mark if form == "partial" else ""),
-                                                bind(inner, {k: self.param_name(k) for k in keys})))
+                header = f"def closure_fn({', '.join(params)}):" + (mark if form == "partial" else "")
+                self.define("closure_fn", block(header, bind(inner, {k: self.param_name(k) for k in keys})))
                 args = ", ".join([ph(k) for k in keys] + ["x", "y"])
                 if form == "lambda":
                     post.append(f"loss = ⟨opt⟩.step(lambda: closure_fn({args})){mark}")
@@ -672,8 +654,10 @@ class Renderer:
         if style == "enumerate":
             return [], f"for i, (x, y) in enumerate({loader}):", [], [], "i"
         if style == "tqdm":
-            self.define("tqdm", ["try:", "    from tqdm import tqdm", "except ImportError:  # progress bars are optional",
-                                 "    def tqdm(iterable, **kwargs):", "        return iterable"])
+            self.define("tqdm", ["try:", "    from tqdm import tqdm",
+                                 "except ImportError:  # progress bars are optional",
+                                 "    def tqdm(iterable, **kwargs):",
+                                 "        return iterable"])
             if self.detail("tqdm_form", ("enumerate_inside", "enumerate_outside")) == "enumerate_inside":
                 return ([f'bar = tqdm(enumerate({loader}), total=len({loader}), desc="train")'],
                         "for i, (x, y) in bar:", [], [], "i")
@@ -686,7 +670,8 @@ class Renderer:
             return ([f"batches = itertools.cycle({loader})"], f"for i, (x, y) in zip(range(len({loader})), batches):",
                     [], [], "i")
         if style == "iter_next":
-            return [f"batch_iter = iter({loader})"], f"for i in range(len({loader})):", ["x, y = next(batch_iter)"], [], "i"
+            return ([f"batch_iter = iter({loader})"], f"for i in range(len({loader})):", ["x, y = next(batch_iter)"],
+                    [], "i")
         if style == "while":
             return ([f"batch_iter = iter({loader})", "i = 0"], f"while i < len({loader}):", ["x, y = next(batch_iter)"],
                     ["i += 1"], "i")
@@ -722,7 +707,8 @@ class Renderer:
             counter = ["batch_idx"] if "counter" in used(lines) else []
             body = bind(lines, {"counter": "batch_idx"}) + ["return loss"]
             call = ["x", "y"] + [ph("counter")] * len(counter)
-            return block(f"def train_step({', '.join(['x', 'y'] + counter)}):", body), [f"loss = train_step({', '.join(call)})"]
+            setup = block(f"def train_step({', '.join(['x', 'y'] + counter)}):", body)
+            return setup, [f"loss = train_step({', '.join(call)})"]
         self_refs = {k: v for k, v in loop_refs.items() if v.startswith("self.")} if self.cls else {}
         body, keys, counter = self.helper(lines, self_refs)
         body = body + ["return loss"]
@@ -805,7 +791,8 @@ class Renderer:
             if c["epochs"] == "attr":
                 init_lines.append(f"self.epochs = {self.epochs}")
             if len(stage0) > 1 and self.detail("init_store", ("tuple", "separate")) == "tuple":
-                init_lines.append(f"{', '.join(init_refs[o.key] for o in stage0)} = {', '.join(o.name for o in stage0)}")
+                targets = ", ".join(init_refs[o.key] for o in stage0)
+                init_lines.append(f"{targets} = {', '.join(o.name for o in stage0)}")
             else:
                 init_lines += [f"{init_refs[o.key]} = {o.name}" for o in stage0]
             init_lines += self.acquire(self.ordered(1), init_refs, "init", "self")
@@ -837,7 +824,8 @@ class Renderer:
             self.define("Timer", block("class Timer:", [
                 "def __init__(self, name):", "    self.name = name", "    self.elapsed = 0.0", "",
                 "def __enter__(self):", "    self.start = time.perf_counter()", "    return self", "",
-                "def __exit__(self, *exc):", "    self.elapsed += time.perf_counter() - self.start", "    return False"]))
+                "def __exit__(self, *exc):", "    self.elapsed += time.perf_counter() - self.start",
+                "    return False"]))
             run = block('with Timer("step"):', run)
         tail_before, tail_after = self.tail()
 
@@ -909,22 +897,24 @@ class Renderer:
         return self.assemble(program, entry)
 
     def assemble(self, program: Lines, entry: Lines) -> Rendered:
-        std = sorted(i for i in self.imports if not i.startswith(("from torch", "import torch", "from " + self.lib_name)))
+        std = sorted(i for i in self.imports if not i.startswith(("from torch", "import torch")))
         torch_from = sorted(i for i in self.imports if i.startswith("from torch"))
         head = std + ([""] if std else []) + ["import torch", "import torch.nn.functional as F", "from torch import nn"]
         head += [i for i in torch_from if i != "from torch import nn"]
         exported = [n for n in self.lib_defs]
         if exported:
             head += ["", f"from {self.lib_name} import {', '.join(exported)}"]
-        data = ["torch.manual_seed(0)", "X = torch.randn(64, 8)", "Y = X @ torch.randn(8, 1) + 0.1 * torch.randn(64, 1)",
-                "X_VAL, Y_VAL = X[:16], Y[:16]"] + self.module_objects
+        data = ["torch.manual_seed(0)", "X = torch.randn(64, 8)",
+                "Y = X @ torch.randn(8, 1) + 0.1 * torch.randn(64, 1)", "X_VAL, Y_VAL = X[:16], Y[:16]"]
+        data += self.module_objects
         parts: List[Lines] = [head, self.constants, data] + list(self.defs.values()) + [program, entry]
         out: Lines = []
         for p in parts:
             if not p:
                 continue
             if out:
-                out += ["", ""] if (p[0].startswith(("def ", "class ", "try:", "if __name__")) or out[-1].startswith(" ")) else [""]
+                top_level = p[0].startswith(("def ", "class ", "try:", "if __name__")) or out[-1].startswith(" ")
+                out += ["", ""] if top_level else [""]
             out += p
         text = "\n".join(out) + "\n"
         left = _PH.findall(text)
@@ -938,4 +928,4 @@ class Renderer:
             for lines in self.lib_defs.values():
                 lib_lines += ["", ""] + lines
             lib = "\n".join(lib_lines) + "\n"
-        return Rendered(text, lib, {k: v for k, v in self.details.items() if not k.startswith("_")}, self.epochs)
+        return Rendered(text, lib, dict(self.details), self.epochs)
