@@ -83,7 +83,47 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
         return [_error(path, "cannot analyse file: its expressions are nested too deeply")]
 
 
+# Deeply nested code (a few hundred ``elif``s, long chains) needs more Python frames than the default
+# limit while LibCST's visitors walk it: the model runs on a thread with a large stack and a high limit.
+DEEP_RECURSION_LIMIT = 20_000
+DEEP_STACK_BYTES = 512 * 1024 * 1024
+
+
+def run_deep(fn, *args):
+    """``fn(*args)`` on a thread whose stack and recursion limit fit deeply nested syntax trees."""
+    import sys
+    import threading
+
+    result: list = []
+    error: list = []
+
+    def target() -> None:
+        try:
+            result.append(fn(*args))
+        except BaseException as e:  # re-raised in the calling thread
+            error.append(e)
+
+    old_size = threading.stack_size()
+    old_limit = sys.getrecursionlimit()
+    try:
+        threading.stack_size(DEEP_STACK_BYTES)
+        sys.setrecursionlimit(max(old_limit, DEEP_RECURSION_LIMIT))
+        t = threading.Thread(target=target, name="looplint-model")
+        t.start()
+        t.join()
+    finally:
+        threading.stack_size(old_size)
+        sys.setrecursionlimit(old_limit)
+    if error:
+        raise error[0]
+    return result[0]
+
+
 def check_module(module: cst.Module, path: str, rules: Iterable[type]) -> List[Diagnostic]:
+    return run_deep(_check_module, module, path, rules)
+
+
+def _check_module(module: cst.Module, path: str, rules: Iterable[type]) -> List[Diagnostic]:
     from looplint.model import build_model  # the model is only needed when there is code to judge
 
     model = build_model(module)

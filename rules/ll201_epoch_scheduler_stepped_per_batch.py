@@ -1,7 +1,7 @@
 from looplint.model import BATCH, EPOCH
 from looplint.model.describe import call_text
 from looplint.model.schedulers import (
-    PER_EPOCH, counts_steps, describe, epoch_count, loop_function, optimizer_of, optimizer_steps,
+    PER_EPOCH, counts_steps, describe, epoch_count, optimizer_of, optimizer_steps,
     scheduler_steps, varying_gate,
 )
 from looplint.rule import Finding, Rule
@@ -69,7 +69,7 @@ class EpochSchedulerSteppedPerBatch(Rule):
                 epoch_loop = next(l for l in stack[:batch] if l.kind == EPOCH)
                 if counts_steps(epoch_loop):
                     continue
-                if kind.unit_for(epoch_count(epoch_loop, loop_function(model, epoch_loop))) != PER_EPOCH:
+                if kind.unit_for(epoch_count(epoch_loop, model.values)) != PER_EPOCH:
                     continue
                 yield Finding(
                     event.node,

@@ -130,13 +130,25 @@ def test_warmup_factories_are_per_step_by_definition(src, unit):
     "s = getattr(torch.optim.lr_scheduler, cfg.name)(opt, **cfg.kwargs)\n",
     "from detectron2.solver import build_lr_scheduler\ns = build_lr_scheduler(cfg, opt)\n",
     "from .utils import get_scheduler\ns = get_scheduler(cfg, opt)\n",
-    "def get_lr_scheduler(o):\n    return StepLR(o, 3)\ns = get_lr_scheduler(opt)\n",
+    "def get_lr_scheduler(o, cfg):\n    return build(cfg, o)\ns = get_lr_scheduler(opt, cfg)\n",
     "class StepLR:\n    def step(self):\n        pass\ns = StepLR()\n",
     "s = StepLR(opt, epochs) if flag else build(cfg)\n",
 ])
 def test_schedulers_chosen_elsewhere_have_an_unknown_kind(src):
     kind = kind_of(HEADER + src)
     assert (kind.unit, kind.known) == (UNKNOWN, False)
+
+
+@pytest.mark.parametrize("src", [
+    "def get_lr_scheduler(o):\n    return StepLR(o, 3)\ns = get_lr_scheduler(opt)\n",
+    "def make(o, n=3):\n    sched = StepLR(o, step_size=n)\n    return sched\ns = make(opt)\n",
+])
+def test_a_same_module_factory_is_read_and_its_optimizer_is_the_callers(src):
+    m = model_of(HEADER + src)
+    role = m.roles.resolve(cst.parse_expression("s"), Frame(m.scopes.module))
+    kind = scheduler_kind(role, m.roles)
+    assert (kind.unit, kind.known, kind.sizes) == (SIZED, True, (3,))
+    assert optimizer_of(role, m.roles) is m.roles.resolve(cst.parse_expression("opt"), Frame(m.scopes.module))
 
 
 def test_a_name_assigned_two_schedulers_keeps_its_order_but_not_a_unit():
@@ -167,7 +179,7 @@ def test_optimizer_of_follows_the_constructor():
 def test_epoch_count_of_literal_ranges(header, count):
     m = model_of(f"n = 5\nstart = int(x)\n{header}\n    pass\n")
     loop = m.builder.loops[0]
-    assert epoch_count(loop, m.scopes.module) == count
+    assert epoch_count(loop, m.values) == count
 
 
 @pytest.mark.parametrize("key, value, expected", [

@@ -8,28 +8,26 @@
 """
 from __future__ import annotations
 
-import re
 from functools import cached_property
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import Dict, FrozenSet, Iterator, List, Optional, Set, Tuple
 
 import libcst as cst
 
 from looplint.model import events as ev
 from looplint.model.events import Block, Branch, Event, EventBuilder, Loop, code
-from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, Interpreter, OptState, OverBudget, merge_facts
+from looplint.model.effects import Effects
+from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, GradientFlow, OptState, OverBudget, merge_facts
 from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, classify_all, walk
-from looplint.model.roles import OPTIMIZER, Frame, Role, Roles
-from looplint.model.scopes import Function, Scopes, names_in
+from looplint.model.interp import items_below
+from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
+from looplint.model.scopes import Function, Scopes, dotted, names_in
+from looplint.model.values import PARAM, Def, Values
 
 __all__ = [
     "FileModel", "build_model", "Event", "Loop", "Role", "OptState", "Function",
     "NONE", "FRESH", "USED", "STALE", "UNKNOWN", "BATCH", "EPOCH", "STEP", "MICRO", "OTHER", "IMPLICIT",
 ]
 
-# A function without a loop of its own is one iteration of a loop we cannot see when its name says so.
-PER_STEP_NAME = re.compile(
-    r"^_*(train|training|run|update|optimi[sz]e|learn|fit)(_?(step|batch|iter|iteration|one_step|on_batch|"
-    r"parameters|params|model|network|networks|generator|discriminator|g|d))?$|_step$|^step$", re.I)
 GRADIENT_KINDS = (ev.STEP, ev.ZERO, ev.BACKWARD, ev.GRAD_CLEAR)
 
 
@@ -37,8 +35,9 @@ class FileModel:
     def __init__(self, module: cst.Module):
         self.module = module
         self.scopes = Scopes(module)
-        self.roles = Roles(self.scopes)
-        self.builder = EventBuilder(self.scopes, self.roles.ctor_kind)
+        self.values = Values(self.scopes)
+        self.roles = Roles(self.scopes, self.values)
+        self.builder = EventBuilder(self.scopes, self.roles.ctor_kind, self.values)
         for fn in self.scopes.functions:
             self.builder.body(fn)
         classify_all(self.builder, self.roles, self.scopes.functions)
@@ -60,6 +59,12 @@ class FileModel:
                     if isinstance(item.closure, Function):
                         self._called.add(item.closure)
         self._facts: Optional[Facts] = None
+        self._handed: Dict[int, bool] = {}
+
+    @cached_property
+    def periodic_counters(self) -> FrozenSet[str]:
+        """Counters some ``if`` tests periodically (``(i + 1) % k``): only their phases are worth tracking."""
+        return frozenset(k.split(":")[1] for k in self._tests if k.startswith("mod:"))
 
     def tested_again(self, key: str) -> bool:
         """Whether more than one ``if`` of the file tests ``key``: only then is its value worth remembering."""
@@ -73,13 +78,26 @@ class FileModel:
             for fn in self.roots():
                 part = Facts()
                 try:
-                    Interpreter(self, part).run_root(fn, cyclic=self.is_per_step(fn))
+                    GradientFlow(self, part).run_root(fn, cyclic=self.is_per_step(fn))
                 except OverBudget:
+                    facts.over_budget.append(fn)
                     continue
                 part.roots.append(fn)
                 merge_facts(facts, part)
             self._facts = facts
         return self._facts
+
+    @cached_property
+    def effects(self) -> Effects:
+        """Effect summaries of the calls looplint cannot see into (see effects.py)."""
+        return Effects(self)
+
+    @cached_property
+    def builds_schedulers(self) -> bool:
+        """Whether this module constructs a scheduler (only then are optimizer steps worth marking)."""
+        return any(isinstance(i, Event) and i.kind == ev.CONSTRUCT and i.call is not None
+                   and self.roles.ctor_kind(i.call)[0] == SCHEDULER
+                   for fn in self.scopes.functions for i in items_below(self.builder.body(fn)))
 
     @cached_property
     def precision(self):
@@ -109,6 +127,38 @@ class FileModel:
 
         return find(self)
 
+    @cached_property
+    def _event_functions(self) -> Dict[int, Function]:
+        table: Dict[int, Function] = {}
+        for fn in self.scopes.functions:
+            for item in items_below(self.builder.body(fn)):
+                if isinstance(item, Event):
+                    table[id(item)] = fn
+        return table
+
+    def function_of(self, e: Event) -> Optional[Function]:
+        """The function whose body holds an event."""
+        return self._event_functions.get(id(e))
+
+    def scaler_handed_over(self, expr: cst.BaseExpression, fn: Function) -> bool:
+        """Whether a GradScaler is handed to code we cannot see that keeps it (an argument of a call whose
+        result is kept, like a precision plugin built around it): that object may own it from then on. A
+        statement call (``save(model, scaler)``) keeps nothing."""
+        role = self.roles.resolve(expr, Frame(fn))
+        if role is None or role.kind != "scaler":
+            return False
+        got = self._handed.get(id(role))
+        if got is None:
+            got = False
+            for f in self.scopes.functions:
+                for item in items_below(self.builder.body(f)):
+                    if isinstance(item, Event) and item.kind == ev.OPAQUE and item.usage != "stmt" and item.call is not None:
+                        for a in item.call.args:
+                            if dotted(a.value) and self.roles.resolve(a.value, Frame(f)) is role:
+                                got = True
+            self._handed[id(role)] = got
+        return got
+
     def roots(self) -> List[Function]:
         """Functions nobody in this module calls (plus the module body) that touch gradients."""
         out = []
@@ -122,11 +172,65 @@ class FileModel:
         return out
 
     def is_per_step(self, fn: Function) -> bool:
-        if fn.is_module or not PER_STEP_NAME.search(fn.name):
+        """A loop-less function that computes a loss, backpropagates it and steps, and that nothing in the
+        module calls or references: something outside (a framework, another module) calls it once per
+        iteration, so its body is one iteration of a loop we cannot see. A function called, stored,
+        passed or returned here is analysed where it is called (or not at all)."""
+        if fn.is_module or fn in self._called or self.values.referenced(fn):
             return False
         items = list(self.walk(fn))
-        return not any(isinstance(i, Loop) for i in items) and any(
-            isinstance(i, Event) and i.kind == ev.STEP for i in items)
+        if any(isinstance(i, Loop) for i in items) or not any(isinstance(i, Event) and i.kind == ev.STEP for i in items):
+            return False
+        return self._computes_loss(fn)
+
+    def _computes_loss(self, fn: Function, depth: int = 0) -> bool:
+        """Whether some backward pass ``fn`` runs (itself or through a helper it calls) is of a loss it
+        computes, not one it was handed (``def f(loss, opt): loss.backward(); opt.step()``: the caller did
+        the forward pass, and may have zeroed too)."""
+        for item in items_below(self.builder.body(fn)):
+            if not isinstance(item, Event):
+                continue
+            if item.kind == ev.BACKWARD:
+                root = _loss_root(item)
+                if root is None or not self._is_param(root, fn):
+                    return True
+            elif item.kind == ev.CALL and depth < 3 and item.callee is not fn:
+                handed = self._handed_losses(item)
+                for b in items_below(self.builder.body(item.callee)):
+                    if isinstance(b, Event) and b.kind == ev.BACKWARD:
+                        root = _loss_root(b)
+                        if root is None or not self._is_param(root, item.callee):
+                            return True
+                        arg = handed.get(root.value)
+                        if arg is None or not (isinstance(arg, cst.Name) and self._is_param(arg, fn)):
+                            return True
+                if self._computes_loss_deeper(item.callee, depth):
+                    return True
+        return False
+
+    def _computes_loss_deeper(self, callee: Function, depth: int) -> bool:
+        return any(isinstance(i, Event) and i.kind == ev.CALL and i.callee is not callee
+                   for i in items_below(self.builder.body(callee))) and self._computes_loss(callee, depth + 1)
+
+    def _handed_losses(self, call_event: Event) -> Dict[str, cst.BaseExpression]:
+        params = list(call_event.callee.params)
+        if params[:1] in (["self"], ["cls"]) and call_event.callee.cls is not None:
+            params = params[1:]
+        out: Dict[str, cst.BaseExpression] = {}
+        i = 0
+        for a in (call_event.call.args if call_event.call is not None else ()):
+            if a.star:
+                break
+            if a.keyword is not None:
+                out[a.keyword.value] = a.value
+            elif i < len(params):
+                out[params[i]] = a.value
+                i += 1
+        return out
+
+    def _is_param(self, name: cst.Name, fn: Function) -> bool:
+        _scope, binds = self.values.bindings(name.value, fn, name)
+        return bool(binds) and all(isinstance(b, Def) and b.kind == PARAM for b in binds)
 
     # -- queries for rules --------------------------------------------------------------------------------------
     def walk(self, fn_or_block) -> Iterator[object]:
@@ -165,6 +269,26 @@ class FileModel:
 
     def source(self, node: cst.CSTNode) -> str:
         return " ".join(code(node).split())
+
+
+def _loss_root(backward: Event) -> Optional[cst.Name]:
+    """The name a backward pass's loss is read from (``loss`` in ``(loss / k).backward()``,
+    ``scaler.scale(loss).backward()``, ``accelerator.backward(loss)``)."""
+    target = backward.target
+    if backward.wrapper and backward.call is not None and backward.call.args:
+        target = backward.call.args[0].value
+    while isinstance(target, (cst.Call, cst.BinaryOperation, cst.UnaryOperation)):
+        if isinstance(target, cst.BinaryOperation):
+            target = target.left
+        elif isinstance(target, cst.UnaryOperation):
+            target = target.expression
+        elif isinstance(target.func, cst.Attribute) and target.func.attr.value == "scale" and target.args:
+            target = target.args[0].value
+        elif isinstance(target.func, cst.Attribute):
+            target = target.func.value
+        else:
+            return None
+    return target if isinstance(target, cst.Name) else None
 
 
 def _optimizer_like(cls) -> bool:

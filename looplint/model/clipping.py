@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from typing import Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 
-import libcst as cst
 
 from looplint.model import events as ev
 from looplint.model.events import Event
-from looplint.model.flow import Interpreter
-from looplint.model.precision import _GiveUp, _Run
+from looplint.model.interp import Ctx, Interp, OverBudget
 from looplint.model.roles import ENGINE, OPTIMIZER, SCALER, Frame
-from looplint.model.loops import walk
 from looplint.model.scopes import dotted, last_name, positional_args
 
 ENTRY, UNKNOWN = "entry", "unknown"
@@ -29,7 +26,7 @@ class ClipState(NamedTuple):
     # optimizers with unconsumed backward gradients; ENTRY / UNKNOWN when we cannot tell
     pending: object = ENTRY
     settled_by: Optional[Event] = None  # the step / zero_grad that last emptied ``pending``
-    assume: FrozenSet[Tuple[str, bool, FrozenSet[str]]] = frozenset()
+    assume: FrozenSet[Tuple[str, bool]] = frozenset()
 
 
 def analyse(model) -> Dict[Event, Set[Event]]:
@@ -40,8 +37,8 @@ def analyse(model) -> Dict[Event, Set[Event]]:
             continue
         run = _ClipRun(model)
         try:
-            run.block(model.builder.body(fn), {ClipState()}, Frame(fn), (fn,))
-        except _GiveUp:
+            run.run(fn, ClipState())
+        except OverBudget:
             continue
         for clip, states in run.clips.items():
             incoming.setdefault(clip, []).extend(states)
@@ -52,19 +49,20 @@ def analyse(model) -> Dict[Event, Set[Event]]:
     return {c: s for c, s in out.items() if s}
 
 
-class _ClipRun(_Run):
+class _ClipRun(Interp):
+    KINDS = frozenset({ev.BACKWARD, ev.CLIP, ev.STEP, ev.ZERO, ev.GRAD_CLEAR, ev.GRAD_WRITE, ev.MANUAL_UPDATE, ev.OPAQUE})
+
     def __init__(self, model) -> None:
-        super().__init__(model, None)
+        super().__init__(model)
         self.clips: Dict[Event, Set[ClipState]] = {}
         self.opts: Set[object] = set()
 
-    def event(self, e: Event, states, frame: Frame, stack):
+    def on_unseen_call(self, e: Event, states, ctx: Ctx):
+        return {s._replace(pending=UNKNOWN) for s in states}
+
+    def event(self, e: Event, states, ctx: Ctx):
+        frame = ctx.frame
         k = e.kind
-        if k == ev.CALL and e.callee is not None:
-            if e.callee in stack or len(stack) > 3:
-                return {s._replace(pending=UNKNOWN) for s in states}
-            o = self.block(self.m.builder.body(e.callee), states, Interpreter._bind(self, e, frame), stack + (e.callee,))
-            return o.normal | o.ret
         if k == ev.BACKWARD:
             if e.dist:
                 return states
@@ -131,7 +129,7 @@ class _ClipRun(_Run):
         if not hasattr(self, "_opt_cache"):
             found: Set[str] = set()
             for fn in self.m.scopes.functions:
-                for i in walk(self.m.builder.body(fn), self.m.builder, depth=3):
+                for i in self.m.walk(fn):
                     if isinstance(i, Event) and i.kind in (ev.STEP, ev.ZERO) and i.target is not None:
                         expr = i.target
                         role = self.roles.resolve(expr, Frame(fn))

@@ -12,6 +12,8 @@ from typing import Dict, List, Optional, Set, Union
 
 import libcst as cst
 
+from looplint.model.frameworks import WRAPPER_NAMES
+from looplint.model.values import class_of
 from looplint.model.roles import name_kind
 from looplint.model.scopes import Function, Scopes, dotted, has_call, last_name, names_in
 
@@ -61,6 +63,8 @@ class Event:
     wrapper: bool = False  # BACKWARD through accelerator/fabric/engine/manual_backward(loss)
     dist: bool = False  # dist_autograd.backward
     each_iteration: bool = False  # BIND of a loop target: a different object on every iteration
+    bound_args: tuple = ()  # CALL / closure: arguments ``functools.partial`` bound in front of the call's own
+    usage: str = "value"  # how the call's result is used: "stmt" (a bare statement), "with", "value"
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"<Event {self.kind} {cst.Module([]).code_for_node(self.node)[:40]!r}>"
@@ -85,6 +89,8 @@ class Branch:
     # phase matches). Lets the flow know that the iteration after the last of a window is the first.
     mod: Optional[tuple] = None
     const: Optional[bool] = None  # the test's value when it cannot vary (a literal flag)
+    # ``elif``: the else arm is the next test's events followed by this Branch (walked without recursion)
+    elif_next: Optional["Branch"] = None
 
 
 @dataclass(eq=False)
@@ -99,6 +105,7 @@ class Loop:
     kind: str = "other"  # set by loops.classify: batch | epoch | step | micro | other | implicit
     counters: frozenset = frozenset()  # names that advance by one per iteration (targets, ``n += 1``)
     starts: tuple = ()  # (counter, first value) for ``enumerate(x)`` / ``range(n)`` targets
+    fn: Optional[Function] = None  # the function whose body holds the loop (set by loops.classify_all)
 
 
 @dataclass(eq=False)
@@ -128,14 +135,20 @@ def code(node: cst.CSTNode) -> str:
 class EventBuilder:
     """Builds (and caches) the event tree of every function of a module."""
 
-    def __init__(self, scopes: Scopes, ctor_kind):
+    def __init__(self, scopes: Scopes, ctor_kind, values=None):
         self.s = scopes
         self.ctor_kind = ctor_kind
+        self.v = values
         self._cache: Dict[Function, Block] = {}
         self.loops: List[Loop] = []
         # the statements that follow a loop in its block (what runs after the loop ends)
         self.after: Dict[cst.CSTNode, list] = {}
         self._rebound: Dict[Function, frozenset] = {}
+
+    def ctor_kind_of_class(self, cls) -> Optional[str]:
+        """The role instances of a class of this module play (optimizer, scheduler, scaler), or None."""
+        kind, _name = self.ctor_kind(cst.Call(cst.Name(cls.name)))
+        return kind if kind in ("optimizer", "scheduler", "scaler") else None
 
     def rebound_elsewhere(self, fn: Function) -> frozenset:
         """Names ``fn`` may rebind outside plain assignments (computed once per function)."""
@@ -221,7 +234,7 @@ class _Build:
                            self.suite(st.orelse), self.suite(st.finalbody)))
         elif isinstance(st, cst.With):
             for item in st.items:
-                self.expr(item.item, out)
+                self.expr(item.item, out, usage="with")
             out.append(self.suite(st.body))
         elif isinstance(st, cst.Match):
             self.expr(st.subject, out)
@@ -231,23 +244,61 @@ class _Build:
         # FunctionDef / ClassDef: definitions only; their bodies run when called.
 
     def branch(self, st: cst.If) -> Branch:
+        """An ``if`` with its ``elif`` chain, built from the last test back to the first without recursion."""
+        chain = [st]
+        while isinstance(chain[-1].orelse, cst.If):
+            chain.append(chain[-1].orelse)
+        last = chain[-1]
+        other = self.suite(last.orelse.body) if last.orelse is not None else Block()
+        nxt: Optional[Branch] = None
+        for node in reversed(chain):
+            if nxt is not None:
+                other = Block()
+                self.expr(nxt.node.test, other.items)
+                other.items.append(nxt)
+            br = self._one_branch(node, other)
+            br.elif_next = nxt
+            nxt = br
+        return nxt
+
+    def _one_branch(self, st: cst.If, other: Block) -> Branch:
         test = st.test
         polarity = True
         while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
             test, polarity = test.expression, not polarity
         then = self.suite(st.body)
-        if st.orelse is None:
-            other = Block()
-        elif isinstance(st.orelse, cst.If):
-            other = Block()
-            self.expr(st.orelse.test, other.items)
-            other.items.append(self.branch(st.orelse))
-        else:
-            other = self.suite(st.orelse.body)
         br = Branch(st, " ".join(code(test).split()), frozenset(names_in(test)), has_call(test), [then, other], polarity)
-        br.mod = _periodic(test, polarity)
+        br.mod = _periodic(test, polarity) or self._phase_test(test, polarity)
         br.const = self._constant(test)
         return br
+
+    def _phase_test(self, test, polarity: bool):
+        """``if k == d`` on a phase variable: ``k = i % K`` (the test is periodic on ``i``), or ``k`` drawn
+        from ``cycle(range(lo, hi))`` beside the data (periodic on ``k`` itself, window ``hi - lo``)."""
+        if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and isinstance(test.left, cst.Name)):
+            return None
+        comp = test.comparisons[0]
+        if not isinstance(comp.operator, (cst.Equal, cst.NotEqual)):
+            return None
+        eq = isinstance(comp.operator, cst.Equal)
+        found = self.o.v.assigned_values(test.left, self.fn)
+        if found and len(found) == 1:
+            value, _where = found[0]
+            if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Modulo):
+                counter = dotted(value.left)
+                window = " ".join(code(value.right).split())
+                phase = _phase_of(comp.comparator, window, 0)
+                if counter is not None and phase is not None:
+                    return (counter, window, phase, eq if polarity else not eq)
+            return None
+        cyc = _cycle_range(self.o.v, test.left, self.fn)
+        if cyc is None:
+            return None
+        lo, window = cyc
+        phase = _phase_of(comp.comparator, window, lo)
+        if phase is None:
+            return None
+        return (test.left.value, window, phase, eq if polarity else not eq)
 
     def _constant(self, test) -> Optional[bool]:
         """The truth of a test that cannot vary: a literal, or a name only ever assigned one literal
@@ -274,7 +325,7 @@ class _Build:
 
     def small(self, small, out: List) -> None:
         if isinstance(small, cst.Expr):
-            self.expr(small.value, out)
+            self.expr(small.value, out, usage="stmt")
         elif isinstance(small, (cst.Assign, cst.AnnAssign)):
             if small.value is None:
                 return
@@ -327,17 +378,22 @@ class _Build:
         return None
 
     # -- expressions: calls in evaluation order -----------------------------------------------------------
-    def expr(self, e: cst.CSTNode, out: List) -> None:
+    def expr(self, e: cst.CSTNode, out: List, usage: str = "value") -> None:
         if isinstance(e, (cst.Lambda, cst.FunctionDef, cst.SimpleString, cst.Integer, cst.Float, cst.Name)):
             return
         while isinstance(e, cst.ConcatenatedString):  # right-nested: walk it without recursing
             self.expr(e.left, out)
             e = e.right
+        if isinstance(e, cst.Await):
+            return self.expr(e.expression, out, usage)
         if isinstance(e, cst.Call):
             self.expr(e.func, out)
             for a in e.args:
                 self.expr(a.value, out)
+            n = len(out)
             self.call(e, out)
+            if len(out) > n and isinstance(out[-1], Event) and out[-1].call is e:
+                out[-1].usage = usage
             return
         if isinstance(e, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
             # comprehensions run their element once per item: keep it simple, evaluate once
@@ -358,6 +414,13 @@ class _Build:
         q = self.s.qualify(func) or ""
         name = method or (func.value if isinstance(func, cst.Name) else None)
 
+        if method is not None:
+            # a method of a class of this module that is no optimizer, scheduler or scaler (a trainer, a
+            # precision helper): run its body, whatever its name says
+            callee, bound_self = self.o.v.resolve_callee(func, self.fn, classes=False)
+            if callee is not None and callee.cls is not None and self.o.ctor_kind_of_class(callee.cls) is None:
+                out.append(Event(CALL, c, call=c, callee=callee, bound_self=bound_self))
+                return
         if method == "zero_grad":
             out.append(Event(ZERO, c, target=recv, call=c))
             return
@@ -376,7 +439,7 @@ class _Build:
                 dist = True
             wrapper = method == "manual_backward" or (recv is not None and bool(args) and not dist and method == "backward"
                                                       and not isinstance(recv, cst.Call))
-            scaled = isinstance(recv, cst.Call) and last_name(recv.func) == "scale"
+            scaled = recv is not None and self.o.v.scaled_by(recv, self.fn) is not None
             out.append(Event(BACKWARD, c, target=recv, call=c, scaled=scaled, wrapper=wrapper, dist=dist))
             return
         if method == "step":
@@ -395,9 +458,6 @@ class _Build:
         if name in CLIP_FUNCS:
             out.append(Event(CLIP, c, target=recv, call=c))
             return
-        if method in ("train", "eval") and recv is not None:
-            out.append(Event(MODE, c, target=recv, call=c))
-            return
         if method in ("add_", "sub_", "copy_", "addcdiv_", "addcmul_") and any(_mentions_grad(a.value) for a in c.args):
             out.append(Event(MANUAL_UPDATE, c, target=recv, call=c))
             return
@@ -405,12 +465,15 @@ class _Build:
         if kind in ("optimizer", "scheduler", "module", "scaler") and cls_name is not None:
             out.append(Event(CONSTRUCT, c, call=c))
             return
-        callee, bound_self = self.resolve_callee(c)
+        callee, bound_self, bound_args = self.resolve_callee(c)
         if callee is not None:
-            out.append(Event(CALL, c, call=c, callee=callee, bound_self=bound_self))
+            out.append(Event(CALL, c, call=c, callee=callee, bound_self=bound_self, bound_args=bound_args))
+            return
+        if method in ("train", "eval") and recv is not None:
+            out.append(Event(MODE, c, target=recv, call=c))
             return
         if isinstance(recv, cst.Name) and recv.value == "self" and method is not None:
-            cls = _class_of(self.fn)
+            cls = class_of(self.fn)
             if cls is not None and method in cls.attrs:  # calling an object held by self (a module, a loss)
                 if any(_is_ref(a.value) for a in c.args):
                     out.append(Event(OPAQUE, c, call=c))
@@ -426,62 +489,36 @@ class _Build:
             out.append(Event(OPAQUE, c, target=recv, call=c))
 
     def resolve_callee(self, c: cst.Call):
-        func = c.func
-        if isinstance(func, cst.Name):
-            f = self.s.lookup_function(func.value, self.fn)
-            if f is not None:
-                return f, False
-            return None, False
-        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
-            cls = _class_of(self.fn)
-            if cls is not None and func.attr.value in cls.methods:
-                return cls.methods[func.attr.value], True
-        if isinstance(func, cst.Attribute):
-            # a method of an instance of a class of this module: ``trainer = Trainer(...); trainer.fit()``
-            cls = self._instance_class(func.value)
-            if cls is not None and func.attr.value in cls.methods:
-                return cls.methods[func.attr.value], True
-        return None, False
-
-    def _instance_class(self, expr):
-        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name):
-            return self.s.classes.get(expr.func.value)
-        if isinstance(expr, cst.Name):
-            fn = self.fn
-            while fn is not None and expr.value not in fn.assigns:
-                fn = fn.parent
-            if fn is None:
-                return None
-            classes = {self._instance_class(a.value) if isinstance(a.value, cst.Call) else None for a in fn.assigns[expr.value]}
-            if len(classes) == 1:
-                return classes.pop()
-        return None
+        """(function of this module, bound self, partial-bound arguments) a call runs, or (None, False, ())."""
+        callee, bound_self = self.o.v.resolve_callee(c.func, self.fn, classes=False)
+        if callee is not None:
+            return callee, bound_self, ()
+        if isinstance(c.func, (cst.Name, cst.Attribute)):
+            target = self.o.v.callable_of(c.func, self.fn)
+            if target is not None and isinstance(target.target, Function) and not target.target.is_module:
+                return target.target, target.bound_self, target.bound_args
+        return None, False, ()
 
     def closure(self, ev: Event, closure: cst.BaseExpression) -> None:
-        if isinstance(closure, cst.Lambda):
+        """What ``step(closure)`` re-evaluates: a lambda's body, or a function of this module (through
+        ``functools.partial``, a bound method, a name, a factory) with the arguments bound to it."""
+        target = self.o.v.callable_of(closure, self.fn)
+        if target is not None and isinstance(target.target, cst.Lambda):
             b = Block()
-            self.expr(closure.body, b.items)
-            b.items.append(Jump("return", closure))
+            self.expr(target.target.body, b.items)
+            b.items.append(Jump("return", target.target))
             ev.closure = b
             return
-        if isinstance(closure, cst.Call) and last_name(closure.func) == "partial" and closure.args:
-            closure = closure.args[0].value
-        if isinstance(closure, cst.Name):
-            f = self.s.lookup_function(closure.value, self.fn)
-            if f is not None:
-                ev.closure = f
-                return
-        if isinstance(closure, cst.Attribute) and isinstance(closure.value, cst.Name) and closure.value.value == "self":
-            cls = _class_of(self.fn)
-            if cls is not None and closure.attr.value in cls.methods:
-                ev.closure = cls.methods[closure.attr.value]
-                return
+        if target is not None and isinstance(target.target, Function) and not target.target.is_module:
+            ev.closure = target.target
+            ev.bound_args = target.bound_args
+            ev.bound_self = target.bound_self
+            return
         ev.closure_unknown = True
 
 
 # Calls that hand back an optimizer that already exists (a getter, a wrapper of the same object).
-_SAME_OPTIMIZER = frozenset({"optimizers", "prepare", "initialize", "setup", "setup_optimizers", "prepare_optimizer",
-                             "get", "getattr"})
+_SAME_OPTIMIZER = frozenset({"optimizers", "get", "getattr"}) | WRAPPER_NAMES
 
 
 def _rebound_names(fn: Function) -> frozenset:
@@ -502,15 +539,6 @@ def _rebound_names(fn: Function) -> frozenset:
 
     fn.node.visit(V())
     return frozenset(found)
-
-
-def _class_of(fn: Function):
-    f = fn
-    while f is not None:
-        if f.cls is not None:
-            return f.cls
-        f = f.parent
-    return None
 
 
 def _is_ref(e: cst.BaseExpression) -> bool:
@@ -585,9 +613,65 @@ def _assigned_names(suite) -> Set[str]:
     return found
 
 
+def _phase_of(comparator, window: str, lo: int) -> Optional[int]:
+    """The phase (0 = first of a window, -1 = last) a test ``k == comparator`` picks, for ``k`` counting
+    from ``lo`` in windows of ``window``."""
+    if isinstance(comparator, cst.Integer):
+        d = int(comparator.value, 0) - lo
+        return d if -3 <= d <= 3 else None
+    text = " ".join(code(comparator).split())
+    if lo == 1 and text == window:
+        return -1
+    if lo == 0 and text in (f"{window} - 1", f"({window}) - 1"):
+        return -1
+    return None
+
+
+def _cycle_range(values, name: cst.Name, fn: Function):
+    """(first value, window text) when ``name`` is a loop target drawn from ``itertools.cycle(range(lo, hi))``
+    (alone or as one argument of ``zip``)."""
+    from looplint.model.values import LOOP, Def
+
+    _scope, binds = values.bindings(name.value, fn, name)
+    if len(binds) != 1 or not isinstance(binds[0], Def) or binds[0].kind != LOOP:
+        return None
+    d = binds[0]
+    it = d.value
+    if isinstance(it, cst.Call) and last_name(it.func) == "zip" and d.path:
+        args = [a.value for a in it.args]
+        if d.path[0] >= len(args):
+            return None
+        it = args[d.path[0]]
+    elif d.path:
+        return None
+    if not (isinstance(it, cst.Call) and last_name(it.func) == "cycle" and it.args):
+        return None
+    r = it.args[0].value
+    if not (isinstance(r, cst.Call) and last_name(r.func) == "range" and len(r.args) == 2):
+        return None
+    lo_e, hi_e = r.args[0].value, r.args[1].value
+    if not isinstance(lo_e, cst.Integer):
+        return None
+    lo = int(lo_e.value, 0)
+    if lo == 0:
+        return 0, " ".join(code(hi_e).split())
+    if isinstance(hi_e, cst.BinaryOperation) and isinstance(hi_e.operator, cst.Add) and \
+            isinstance(hi_e.right, cst.Integer) and int(hi_e.right.value, 0) == lo:
+        return lo, " ".join(code(hi_e.left).split())
+    return None
+
+
 def _counter_start(st: cst.For) -> tuple:
     it, target = st.iter, st.target
     name = None
+    if isinstance(it, cst.Call) and last_name(it.func) == "zip" and isinstance(target, cst.Tuple):
+        out = []
+        for i, a in enumerate(it.args):
+            v = a.value
+            if i < len(target.elements) and isinstance(target.elements[i].value, cst.Name) and \
+                    isinstance(v, cst.Call) and last_name(v.func) == "cycle":
+                out.append((target.elements[i].value.value, 0))
+        return tuple(out)
     if isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "enumerate":
         if isinstance(target, cst.Tuple) and target.elements and isinstance(target.elements[0].value, cst.Name):
             name = target.elements[0].value.value

@@ -10,12 +10,11 @@ import libcst as cst
 
 from looplint.model.events import CALL, Block, Branch, Event, Loop, Try, code
 from looplint.model.roles import LOADER, Frame, Roles, name_kind
-from looplint.model.scopes import Function, last_name, positional_args
+from looplint.model.scopes import Function, last_name
 
 BATCH, EPOCH, STEP, MICRO, OTHER, IMPLICIT = "batch", "epoch", "step", "micro", "other", "implicit"
+SWEEP = "sweep"  # a loop over a literal list of settings (learning rates, seeds, devices): never an epoch loop
 
-ITER_WRAPPERS = frozenset({"enumerate", "tqdm", "iter", "zip", "islice", "track", "progress_bar", "ProgressBar",
-                           "tqdm_notebook", "cycle", "chain", "prefetch", "DataPrefetcher", "log_every", "MetricLogger"})
 _EPOCH = re.compile(r"epoch", re.I)
 _MICRO = re.compile(r"accum|micro|grad_acc|iter_size|sub_?iter|gradient_accumulation|n_critic|critic_iter", re.I)
 _STEP = re.compile(r"step|iter|update|num_it|max_it|total", re.I)
@@ -48,21 +47,24 @@ def walk(block: Block, builder, depth: int = 0, seen: Optional[Set[Function]] = 
 
 
 def iter_kind(expr: Optional[cst.BaseExpression], target_names, fn: Function, roles: Roles) -> str:
+    """The kind of a ``for`` loop from what it iterates, after the values service has looked through
+    iteration wrappers and the names bound to them (``bar = tqdm(enumerate(loader))``)."""
     if expr is None:
         return OTHER
-    e = expr
-    while isinstance(e, cst.Call) and last_name(e.func) in ITER_WRAPPERS:
-        args = positional_args(e)
-        if last_name(e.func) == "zip":
-            kinds = [iter_kind(a, (), fn, roles) for a in args]
-            if BATCH in kinds:
-                return BATCH
-            if STEP in kinds:
-                return STEP
-            return OTHER
-        if not args:
-            return OTHER
-        e = args[0]
+    items = roles.v.iterated(expr, fn)
+    if len(items) > 1 or (items and items[0][2]):  # zip(...): the kind of its most telling argument
+        kinds = [_source_kind(e, (), f, roles) for e, f, _z in items]
+        for k in (BATCH, STEP, EPOCH):
+            if k in kinds:
+                return k
+        return OTHER
+    if not items:
+        return OTHER
+    e, where, _z = items[0]
+    return _source_kind(e, target_names, where, roles)
+
+
+def _source_kind(e: cst.BaseExpression, target_names, fn: Function, roles: Roles) -> str:
     if isinstance(e, cst.Call) and last_name(e.func) in ("range", "trange", "xrange"):
         text = " ".join(code(a.value) for a in e.args)
         if _EPOCH.search(text) or any(_EPOCH.search(t) for t in target_names):
@@ -74,6 +76,8 @@ def iter_kind(expr: Optional[cst.BaseExpression], target_names, fn: Function, ro
         if _STEP.search(text) or any(t in ("step", "it", "iteration", "global_step") for t in target_names):
             return STEP
         return OTHER
+    if _settings(e, fn, roles):
+        return SWEEP
     if any(_EPOCH.search(t) for t in target_names):
         return EPOCH
     if isinstance(e, cst.Subscript) and isinstance(e.value, (cst.Name, cst.Attribute)) and re.search(
@@ -84,7 +88,7 @@ def iter_kind(expr: Optional[cst.BaseExpression], target_names, fn: Function, ro
         if role is not None and role.kind == LOADER:
             return BATCH
         name = last_name(e) or ""
-        if name_kind(name) == LOADER or _DATA_NAMES.search(name):
+        if roles.torch_evidence and (name_kind(name) == LOADER or _DATA_NAMES.search(name)):
             return BATCH
     if isinstance(e, cst.Call):
         role = roles.resolve(e, Frame(fn))
@@ -96,19 +100,77 @@ def iter_kind(expr: Optional[cst.BaseExpression], target_names, fn: Function, ro
     return OTHER
 
 
+def _settings(e: cst.BaseExpression, fn: Function, roles: Roles) -> bool:
+    """A literal list of settings (``[0.1, 0.01]``, ``("cpu", "cuda")``, ``[(1e-3, 0.9), ...]``), also
+    through a name bound to one: a sweep, not a pass over data."""
+    found = [(e, fn)] if isinstance(e, (cst.List, cst.Tuple, cst.Set)) else (
+        roles.v.assigned_values(e, fn) if isinstance(e, cst.Name) else None)
+    if not found:
+        return False
+    return all(isinstance(v, (cst.List, cst.Tuple, cst.Set)) and v.elements and all(
+        _literal(el.value) for el in v.elements if isinstance(el, cst.Element)) for v, _w in found)
+
+
+def _literal(e: cst.BaseExpression) -> bool:
+    if isinstance(e, (cst.Integer, cst.Float, cst.SimpleString, cst.Imaginary)):
+        return True
+    if isinstance(e, cst.UnaryOperation):
+        return _literal(e.expression)
+    if isinstance(e, cst.Name):
+        return e.value in ("True", "False", "None")
+    if isinstance(e, (cst.Tuple, cst.List)):
+        return all(_literal(el.value) for el in e.elements)
+    if isinstance(e, cst.Dict):
+        return all(isinstance(el, cst.DictElement) and _literal(el.key) and _literal(el.value) for el in e.elements)
+    return False
+
+
 def classify_all(builder, roles: Roles, functions) -> None:
     """Sets ``Loop.kind`` for every loop of every function: first from the loop header, then an
     unclassified or counting loop that encloses a batch loop (directly or through calls) is an epoch loop."""
     loops = []
     for fn in functions:
         for loop in _all_loops(builder.body(fn)):
+            loop.fn = fn
             loop.kind = _kind_of(loop, fn, roles)
             loops.append(loop)
+    for loop in loops:
+        if loop.kind == OTHER and _draws_batches(loop, roles):
+            loop.kind = BATCH
     for loop in loops:
         if loop.kind in (OTHER, STEP) and not loop.infinite:
             inner = [i.kind for i in walk(loop.body, builder) if isinstance(i, Loop)]
             if BATCH in inner or (loop.kind == OTHER and STEP in inner):
                 loop.kind = EPOCH
+
+
+def _draws_batches(loop: Loop, roles: Roles) -> bool:
+    """``for i in range(n): x, y = next(it)`` with ``it = iter(loader)``: every iteration takes a batch."""
+    fn = getattr(loop, "fn", None)
+    if fn is None:
+        return False
+    found = []
+
+    class V(cst.CSTVisitor):
+        def visit_Call(self, n: cst.Call) -> None:
+            if isinstance(n.func, cst.Name) and n.func.value == "next" and n.args:
+                found.append(n.args[0].value)
+
+        def visit_For(self, n) -> bool:
+            return False
+
+        def visit_While(self, n) -> bool:
+            return False
+
+        def visit_FunctionDef(self, n) -> bool:
+            return False
+
+    loop.node.body.visit(V())
+    for it in found:
+        for src, where, _z in roles.v.iterated(it, fn):
+            if _source_kind(src, (), where, roles) == BATCH:
+                return True
+    return False
 
 
 def _all_loops(block: Block) -> Iterator[Loop]:

@@ -21,11 +21,10 @@ from typing import Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 import libcst as cst
 
 from looplint.model import events as ev
-from looplint.model.events import Event, Loop
-from looplint.model.loops import walk
-from looplint.model.precision import _GiveUp, _Run
+from looplint.model.events import Event, Loop, code
+from looplint.model.interp import Ctx, Interp, OverBudget, items_below
 from looplint.model.roles import OPTIMIZER, SCALER, Frame, covers
-from looplint.model.scopes import Function, dotted, positional_args
+from looplint.model.scopes import Function, positional_args
 
 TRAIN, EVAL = "train", "eval"
 CHAIN = frozenset({"to", "cuda", "cpu", "float", "half", "double", "bfloat16", "train", "eval", "requires_grad_"})
@@ -55,74 +54,83 @@ def _reads_training(fn: Function) -> bool:
 class ModeState(NamedTuple):
     # (module key, mode, the eval() call that set it, the function of that call, crossed a loop back edge)
     modes: FrozenSet[tuple] = frozenset()
-    assume: FrozenSet[Tuple[str, bool, FrozenSet[str]]] = frozenset()
+    assume: FrozenSet[Tuple[str, bool]] = frozenset()
+
+
+def _mode_of(s: ModeState, key: str):
+    """The entry that sets the mode of module ``key`` (its own, or one of a module that contains it)."""
+    best = None
+    for m in s.modes:
+        if m[0] == key or key.startswith(m[0] + "."):
+            if best is None or len(m[0]) > len(best[0]):
+                best = m
+    return best
 
 
 @dataclass(eq=False)
 class EvalLeak:
     eval_call: Event
-    module: str
+    key: str  # the module's identity (Roles.module_key)
     backward: Event
     helper: Optional[Function]  # the evaluation helper that set eval mode (None: an earlier iteration)
+
+    @property
+    def module(self) -> str:
+        """The module as the ``eval()`` call spells it (``self.model``)."""
+        return " ".join(code(_unchain(self.eval_call.target)).split())
 
 
 def analyse(model) -> List[EvalLeak]:
     found: Dict[Event, EvalLeak] = {}
     if not any(isinstance(i, Event) and i.kind == ev.MODE for fn in model.scopes.functions
-               for i in walk(model.builder.body(fn), model.builder, depth=3)):
+               for i in items_below(model.builder.body(fn))):
         return []
     for fn in model.roots():
         run = _ModeRun(model)
         try:
-            run.block(model.builder.body(fn), {ModeState()}, (), (fn,))
-        except _GiveUp:
+            run.run(fn, ModeState())
+        except OverBudget:
             continue
         for leak in run.judge():
             found.setdefault(leak.eval_call, leak)
     return list(found.values())
 
 
-class _ModeRun(_Run):
+class _ModeRun(Interp):
+    """Train/eval mode per module over the paths of a root. A module with no entry in the state is in
+    train mode (PyTorch's default: whatever the caller hands in was built in train mode)."""
+
+    KINDS = frozenset({ev.MODE, ev.STEP, ev.OPAQUE})
+
     def __init__(self, model) -> None:
-        super().__init__(model, None)
-        self.trained: Set[str] = set()
+        super().__init__(model)
         self.trained_by: Set[tuple] = set()  # (module key, id of an optimizer that stepped with it in train mode)
-        self.candidates: List[tuple] = []  # (eval event, key, eval fn, crossed, backward event, backward fn)
+        self.candidates: List[tuple] = []  # (eval event, key, eval fn, crossed, step event, step fn, opt id)
         self._in_loop: Dict[Loop, Set[Event]] = {}
         self._evaluation: Dict[Function, bool] = {}
-        self._relevant: Dict[object, bool] = {}
         self._loop_targets: Dict[Function, Set[str]] = {}
 
     # -- module keys -----------------------------------------------------------------------------------------
-    def key(self, expr, names) -> Optional[str]:
-        expr = _unchain(expr)
-        d = dotted(expr) if expr is not None else None
-        if d is None:
-            return None
-        parts = d.split(".")
-        while len(parts) > 1 and parts[-1] == "module":
-            parts.pop()
-        for name, bound in names:
-            if name == parts[0]:
-                if bound is None:
-                    return None
-                parts = bound.split(".") + parts[1:]
-                break
-        return ".".join(parts)
+    def key(self, expr, frame: Frame) -> Optional[str]:
+        return self.roles.module_key(expr, frame) if expr is not None else None
+
+    def on_unseen_call(self, e: Event, states, ctx: Ctx):
+        return {s._replace(modes=frozenset()) for s in states}
 
     # -- transfer ----------------------------------------------------------------------------------------------
-    def event(self, e: Event, states, names, stack):
+    def event(self, e: Event, states, ctx: Ctx):
         k = e.kind
-        if k == ev.CALL and e.callee is not None:
-            if e.callee in stack or len(stack) > 3:
-                return {s._replace(modes=frozenset()) for s in states}
-            o = self.block(self.m.builder.body(e.callee), states, self._bind(e, names), stack + (e.callee,))
-            return o.normal | o.ret
+        frame = ctx.frame
         if k == ev.MODE and e.call is not None:
             method = e.call.func.attr.value
-            key = self.key(e.target, names)
-            if key is None or key.split(".")[0] in self._targets(stack[-1]):
+            root = _unchain(e.target)
+            while isinstance(root, cst.Attribute):
+                root = root.value
+            if isinstance(root, cst.Name) and root.value in self._targets(frame.fn):
                 return states  # ``for p in nets: p.train()``: which modules, and whether any, is unknown
+            key = self.key(e.target, frame)
+            if key is None:
+                return states
             mode = TRAIN if method == "train" else EVAL
             args = positional_args(e.call) or [a.value for a in e.call.args if a.keyword is not None and a.keyword.value == "mode"]
             if method == "train" and args:
@@ -132,41 +140,36 @@ class _ModeRun(_Run):
                 else:
                     return {self._drop(s, key) for s in states}
             if mode == TRAIN:
-                self.trained.add(key)
                 return {self._set(s, key, (key, TRAIN, None, None, False)) for s in states}
-            return {self._set(s, key, (key, EVAL, e, stack[-1], False)) for s in states}
+            return {self._set(s, key, (key, EVAL, e, frame.fn, False)) for s in states}
         if k == ev.STEP and e.target is not None:
-            opt = self._optimizer(e, stack[-1])
+            opt = self._optimizer(e, frame)
             if opt is None:
                 return states
             for s in states:
-                for key, mode, ev_call, ev_fn, crossed in s.modes:
-                    if mode == TRAIN:
+                for key in opt.modules or ():
+                    mode = _mode_of(s, key)
+                    if mode is None or mode[1] == TRAIN:  # unset: the module is in train mode by default
                         self.trained_by.add((key, id(opt)))
-                    if mode == EVAL and covers(opt, self.roles.module_key(_unchain(ev_call.target), Frame(ev_fn))):
-                        self.candidates.append((ev_call, key, ev_fn, crossed, e, stack[-1], id(opt)))
+                for key, mode, ev_call, ev_fn, crossed in s.modes:
+                    if mode == TRAIN and covers(opt, key):
+                        self.trained_by.add((key, id(opt)))
+                    if mode == EVAL and covers(opt, key):
+                        self.candidates.append((ev_call, key, ev_fn, crossed, e, frame.fn, id(opt)))
             return states
         if k == ev.OPAQUE and e.call is not None:
-            exprs = [a.value for a in e.call.args] + ([e.target] if e.target is not None else [])
+            eff = self.m.effects.of(e, frame)
             out = states
-            for x in exprs:
-                if isinstance(x, cst.Name) and x.value == "self":
-                    out = {s._replace(modes=frozenset(m for m in s.modes if not m[0].startswith("self."))) for s in out}
-                    continue
-                key = self.key(x, names) if dotted(x) else None
+            if eff.receives_self:
+                out = {s._replace(modes=frozenset(m for m in s.modes if ".self." not in m[0] and not m[0].endswith(".self"))) for s in out}
+            for x in eff.modules:
+                key = self.key(x, frame)
                 if key is not None:
                     out = {self._drop(s, key) for s in out}
             return out
         return states
 
-    def correlate(self, br) -> bool:
-        got = self._relevant.get(br)
-        if got is None:
-            got = self._relevant[br] = any(
-                isinstance(i, Event) and i.kind in (ev.MODE, ev.BACKWARD) for arm in br.arms for i in walk(arm, self.m.builder))
-        return got
-
-    def back_edge(self, state, loop: Loop):
+    def on_back_edge(self, state, loop: Loop):
         inside = self._events_in(loop)
         if not any(m[1] == EVAL and not m[4] and m[2] in inside for m in state.modes):
             return state
@@ -184,49 +187,23 @@ class _ModeRun(_Run):
         return s._replace(modes=frozenset(
             m for m in s.modes if m[0] != key and not m[0].startswith(key + ".") and not key.startswith(m[0] + ".")))
 
-    def _bind(self, e: Event, names) -> tuple:
-        callee = e.callee
-        params = list(callee.params)
-        bound: List[tuple] = []
-        func = e.call.func if e.call is not None else None
-        if params and params[0] in ("self", "cls") and (e.bound_self or callee.cls is not None):
-            recv = func.value if isinstance(func, cst.Attribute) else None
-            bound.append(("self", self.key(recv, names) if recv is not None else None))
-            params = params[1:]
-        i = 0
-        for a in (e.call.args if e.call is not None else ()):
-            if a.star:
-                break
-            if a.keyword is not None:
-                name = a.keyword.value
-            elif i < len(params):
-                name = params[i]
-                i += 1
-            else:
-                continue
-            if name in callee.params:
-                bound.append((name, self.key(a.value, names) if dotted(a.value) else None))
-        if callee.parent is not None and not callee.parent.is_module and callee.cls is None:
-            bound.extend(n for n in names if n[0] not in callee.params)  # a nested function sees the caller's names
-        return tuple(bound)
-
-    def _optimizer(self, e: Event, fn: Function):
-        role = self.roles.resolve(e.target, Frame(fn))
+    def _optimizer(self, e: Event, frame: Frame):
+        role = self.roles.resolve(e.target, frame)
         if role is not None and role.kind == SCALER and e.call is not None and positional_args(e.call):
-            role = self.roles.resolve(positional_args(e.call)[0], Frame(fn))
+            role = self.roles.resolve(positional_args(e.call)[0], frame)
         return role if role is not None and role.kind == OPTIMIZER else None
 
     def _targets(self, fn: Function) -> Set[str]:
         got = self._loop_targets.get(fn)
         if got is None:
-            got = self._loop_targets[fn] = {n for i in walk(self.m.builder.body(fn), self.m.builder, depth=3)
+            got = self._loop_targets[fn] = {n for i in items_below(self.m.builder.body(fn))
                                             if isinstance(i, Loop) for n in i.target_names}
         return got
 
     def _events_in(self, loop: Loop) -> Set[Event]:
         got = self._in_loop.get(loop)
         if got is None:
-            got = self._in_loop[loop] = {i for i in walk(loop.body, self.m.builder, depth=3) if isinstance(i, Event)}
+            got = self._in_loop[loop] = {i for i in self.m.walk(loop.body) if isinstance(i, Event)}
         return got
 
     def _evaluation_helper(self, fn: Function) -> bool:
@@ -243,8 +220,11 @@ class _ModeRun(_Run):
         for ev_call, key, ev_fn, crossed, backward, bw_fn, opt in self.candidates:
             # the module is trained by this optimizer: some step of it ran with the module in train mode (a
             # discriminator kept in eval mode for the generator's step is trained by its own optimizer)
-            if key not in self.trained or (key, opt) not in self.trained_by:
+            if (key, opt) not in self.trained_by and not any(k2 == key or key.startswith(k2 + ".") or k2.startswith(key + ".")
+                                                             for k2, o2 in self.trained_by if o2 == opt):
                 continue
+            if ev_fn is not None and _reads_training(ev_fn):
+                continue  # it remembers the mode it found (``was = m.training``) to restore it
             if crossed:
                 out.append(EvalLeak(ev_call, key, backward, None))
             elif ev_fn is not bw_fn and ev_fn is not None and self._evaluation_helper(ev_fn):

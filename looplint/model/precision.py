@@ -14,16 +14,14 @@ from typing import Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 import libcst as cst
 
 from looplint.model import events as ev
-from looplint.model.flow import Interpreter
-from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
-from looplint.model.roles import OPTIMIZER, PASS_THROUGH, SCALER, Frame, Role
-from looplint.model.scopes import Function, dotted, keyword_arg, last_name
+from looplint.model.events import Event
+from looplint.model.interp import Ctx, Interp, OverBudget
+from looplint.model.roles import OPTIMIZER, SCALER, Frame, Role
+from looplint.model.scopes import Function, dotted, keyword_arg
 
-MAX_STATES = 48
 # A role known from its constructor, or from its name (``scaler.scale(loss).backward()`` is a scaler's
 # spelling; a parameter named ``optimizer``); framework-made objects may be wrappers that scale themselves.
 TRUSTED = ("constructor", "name")
-MAX_DEPTH = 3
 
 
 class AmpState(NamedTuple):
@@ -31,11 +29,7 @@ class AmpState(NamedTuple):
     unscaled: bool = False  # scaler.unscale_ ran since that backward
     clips: FrozenSet[Event] = frozenset()  # clips that ran on still-scaled gradients
     plain: bool = False  # an unscaled backward ran since the last step
-    assume: FrozenSet[Tuple[str, bool, FrozenSet[str]]] = frozenset()
-
-
-class _GiveUp(Exception):
-    pass
+    assume: FrozenSet[Tuple[str, bool]] = frozenset()
 
 
 class PrecisionFacts:
@@ -58,8 +52,8 @@ def analyse(model) -> PrecisionFacts:
             continue
         run = _Run(model, facts)
         try:
-            run.block(model.builder.body(fn), {AmpState()}, Frame(fn), (fn,))
-        except _GiveUp:
+            run.run(fn, AmpState())
+        except OverBudget:
             continue
         run.commit()
     for step, states in facts._step_in.items():
@@ -71,18 +65,13 @@ def analyse(model) -> PrecisionFacts:
     return facts
 
 
-class _Outcome:
-    def __init__(self) -> None:
-        self.normal: Set[AmpState] = set()
-        self.brk: Set[AmpState] = set()
-        self.cont: Set[AmpState] = set()
-        self.ret: Set[AmpState] = set()
+class _Run(Interp):
+    """Mixed-precision state over the paths of one function (see the module docstring)."""
 
+    KINDS = frozenset({ev.BACKWARD, ev.UNSCALE, ev.CLIP, ev.STEP, ev.OPAQUE})
 
-class _Run:
-    def __init__(self, model, facts: PrecisionFacts) -> None:
-        self.m = model
-        self.roles = model.roles
+    def __init__(self, model, facts: Optional[PrecisionFacts]) -> None:
+        super().__init__(model)
         self.facts = facts
         self.step_in: Dict[Event, Set[AmpState]] = {}
         self.clip_in: Dict[Event, Set[AmpState]] = {}
@@ -96,136 +85,16 @@ class _Run:
         for e, steps in self.clip_then.items():
             self.facts._clip_then.setdefault(e, set()).update(steps)
 
-    # -- control flow ------------------------------------------------------------------------------------
-    def block(self, block: Block, states: Set[AmpState], frame: Frame, stack) -> _Outcome:
-        out = _Outcome()
-        cur = set(states)
-        for item in block.items:
-            if not cur:
-                break
-            o = self.item(item, cur, frame, stack)
-            out.brk |= o.brk
-            out.cont |= o.cont
-            out.ret |= o.ret
-            cur = o.normal
-            if len(cur) > MAX_STATES:
-                raise _GiveUp()
-        out.normal = cur
-        return out
-
-    def item(self, item, states: Set[AmpState], frame: Frame, stack) -> _Outcome:
-        if isinstance(item, Event):
-            o = _Outcome()
-            o.normal = self.event(item, states, frame, stack)
-            return o
-        if isinstance(item, Block):
-            return self.block(item, states, frame, stack)
-        if isinstance(item, Branch):
-            return self.branch(item, states, frame, stack)
-        if isinstance(item, Loop):
-            return self.loop(item, states, frame, stack)
-        if isinstance(item, Try):
-            return self.try_(item, states, frame, stack)
-        o = _Outcome()
-        if isinstance(item, Jump):
-            if item.kind == "break":
-                o.brk = set(states)
-            elif item.kind == "continue":
-                o.cont = set(states)
-            elif item.kind == "return":
-                o.ret = set(states)
-        return o
-
-    def branch(self, br: Branch, states: Set[AmpState], frame: Frame, stack) -> _Outcome:
-        out = _Outcome()
-        if br.const is not None:
-            arm = br.arms[0] if br.const == br.polarity else br.arms[1]
-            return self.block(arm, states, frame, stack)
-        for idx, arm in enumerate(br.arms):
-            value = br.polarity if idx == 0 else not br.polarity
-            if br.key is None or br.volatile or not self.correlate(br):
-                ins = set(states)
-            else:
-                if len(br.arms) != 2:
-                    ins = set(states)
-                else:
-                    ins = set()
-                    for s in states:
-                        known = {v for k, v, _ in s.assume if k == br.key}
-                        if known and value not in known:
-                            continue
-                        ins.add(s._replace(assume=s.assume | {(br.key, value, br.names)}))
-            if not ins:
-                continue
-            o = self.block(arm, ins, frame, stack)
-            out.normal |= o.normal
-            out.brk |= o.brk
-            out.cont |= o.cont
-            out.ret |= o.ret
-        return out
-
-    def loop(self, loop: Loop, states: Set[AmpState], frame: Frame, stack) -> _Outcome:
-        out = _Outcome()
-        entry = {_forget(s, loop.assigned) for s in states}
-        seen: Set[AmpState] = set(entry)
-        todo = set(entry)
-        exits = set(entry)
-        while todo:
-            o = self.block(loop.body, todo, frame, stack)
-            out.ret |= o.ret
-            exits |= o.brk
-            back = {self.back_edge(_forget(s, loop.assigned), loop) for s in (o.normal | o.cont)}
-            exits |= {s for s in o.normal | o.cont}
-            todo = back - seen
-            seen |= back
-            if len(seen) > MAX_STATES * 2:
-                raise _GiveUp()
-        o = self.block(loop.orelse, exits, frame, stack)
-        out.normal = o.normal
-        out.ret |= o.ret
-        return out
-
-    def correlate(self, br: Branch) -> bool:
-        """Whether paths remember which arm of ``br`` they took (to pair it with a later test of the same
-        condition)."""
-        return True
-
-    def back_edge(self, state, loop: Loop):
-        """A state carried from the end of one iteration of ``loop`` to the start of the next."""
-        return state
-
-    def try_(self, t: Try, states: Set[AmpState], frame: Frame, stack) -> _Outcome:
-        out = _Outcome()
-        body = self.block(t.body, states, frame, stack)
-        reach = set(states) | body.normal
-        normal = set()
-        for h in t.handlers:
-            o = self.block(h, reach, frame, stack)
-            normal |= o.normal
-            out.brk |= o.brk
-            out.cont |= o.cont
-            out.ret |= o.ret
-        o = self.block(t.orelse, body.normal, frame, stack)
-        normal |= o.normal
-        out.brk |= body.brk | o.brk
-        out.cont |= body.cont | o.cont
-        out.ret |= body.ret | o.ret
-        if t.final.items:
-            o = self.block(t.final, normal, frame, stack)
-            normal = o.normal
-        out.normal = normal
-        return out
+    def on_unseen_call(self, e: Event, states, ctx: Ctx):
+        return {AmpState(assume=s.assume) for s in states}  # unseen: forget what we knew
 
     # -- events --------------------------------------------------------------------------------------------
-    def event(self, e: Event, states: Set[AmpState], frame: Frame, stack) -> Set[AmpState]:
+    def event(self, e: Event, states: Set[AmpState], ctx: Ctx) -> Set[AmpState]:
+        frame = ctx.frame
         k = e.kind
-        if k == ev.CALL and e.callee is not None:
-            if e.callee in stack or len(stack) > MAX_DEPTH:
-                return {AmpState(assume=s.assume) for s in states}  # unseen: forget what we knew
-            o = self.block(self.m.builder.body(e.callee), states, Interpreter._bind(self, e, frame), stack + (e.callee,))
-            return o.normal | o.ret
         if k == ev.BACKWARD:
-            if e.scaled and self._scaler(e.target.func.value, frame):
+            scaler = self.m.values.scaled_by(e.target, frame.fn) if e.scaled else None
+            if scaler is not None and self._scaler(scaler[0], frame if scaler[1] is frame.fn else Frame(scaler[1])):
                 return {s._replace(scaled=e, unscaled=False, clips=frozenset(), plain=False) for s in states}
             if e.wrapper or e.dist:
                 return {AmpState(assume=s.assume) for s in states}
@@ -244,8 +113,10 @@ class _Run:
                     for c in s.clips:
                         self.clip_then.setdefault(c, set()).add(e)
                 return {AmpState(assume=s.assume) for s in states}
+            if role is not None and role.kind == OPTIMIZER and role.cls_name in self.m.scopes.classes:
+                return {AmpState(assume=s.assume) for s in states}  # an optimizer class of this module: its step is its own
             if role is not None and role.kind == OPTIMIZER and role.evidence in TRUSTED and not e.closure \
-                    and not e.closure_unknown and not _wrapped(e.target, frame.fn):
+                    and not e.closure_unknown and not self._handed_over(states):
                 self.step_in.setdefault(e, set()).update(states)
                 return {AmpState(assume=s.assume) for s in states}
             if role is not None and role.kind not in (OPTIMIZER, SCALER) and role.kind != "unknown":
@@ -258,6 +129,21 @@ class _Run:
                 if role is not None and role.kind in (OPTIMIZER, SCALER, "engine", "accelerator"):
                     return {AmpState(assume=s.assume) for s in states}
         return states
+
+    def _handed_over(self, states) -> bool:
+        """Whether the GradScaler that scaled these gradients is handed to code outside the module (a
+        framework's precision plugin that then owns it): only then may a raw step be the owner's business.
+        A wrapper never owns a scaler it was not given (frameworks.py)."""
+        for s in states:
+            if s.scaled is None:
+                continue
+            got = self.m.values.scaled_by(s.scaled.target, self._scope_of(s.scaled))
+            if got is not None and self.m.scaler_handed_over(got[0], got[1]):
+                return True
+        return False
+
+    def _scope_of(self, e: Event) -> Function:
+        return self.m.function_of(e) or self.m.scopes.module
 
     def _role(self, expr, frame: Frame) -> Optional[Role]:
         if expr is None:
@@ -285,30 +171,3 @@ class _Run:
         return text.endswith(("nn.utils.clip_grad_norm_", "nn.utils.clip_grad_value_"))
 
 
-def _wrapped(expr, fn: Function) -> bool:
-    """Whether the optimizer name was ever assigned the result of a wrapper (``accelerator.prepare``,
-    ``amp.initialize``, ``fabric.setup``...): such optimizers may handle the loss scale themselves."""
-    assigns: List = []
-    if isinstance(expr, cst.Name):
-        f = fn
-        while f is not None:
-            assigns.extend(f.assigns.get(expr.value, []))
-            f = f.parent
-    elif isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
-        f = fn
-        while f is not None and f.cls is None:
-            f = f.parent
-        if f is not None:
-            assigns.extend(f.cls.attrs.get(expr.attr.value, []))
-    for a in assigns:
-        v = a.value
-        if isinstance(v, cst.Call) and last_name(v.func) in PASS_THROUGH:
-            return True
-    return False
-
-
-def _forget(s: AmpState, assigned: FrozenSet[str]) -> AmpState:
-    if not s.assume:
-        return s
-    keep = frozenset(a for a in s.assume if not (a[2] & assigned))
-    return s if keep == s.assume else s._replace(assume=keep)

@@ -9,12 +9,14 @@ is returned for the same binding wherever it is looked up, so identity compariso
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
 import libcst as cst
 
 from looplint.model.scopes import Assignment, ClassInfo, Function, Scopes, arg, dotted, keyword_arg, last_name, positional_args
+from looplint.model import frameworks
+from looplint.model.values import PARAM, SAME_OBJECT, Def, Values, class_of
 
 OPTIMIZER = "optimizer"
 SCHEDULER = "scheduler"
@@ -39,11 +41,32 @@ SCHEDULER_CLASSES = frozenset(
 )
 SCALER_CLASSES = frozenset({"GradScaler", "ShardedGradScaler"})
 LOADER_CLASSES = frozenset({"DataLoader"})
-ACCELERATOR_CLASSES = frozenset({"Accelerator", "Fabric"})
-# Wrappers that return their arguments (wrapped) in the same order.
-PASS_THROUGH = frozenset({"prepare", "initialize", "setup", "setup_optimizers", "setup_module", "prepare_model", "prepare_optimizer"})
 # Constructors of things that are certainly not optimizers although their names may suggest a role.
 MODULE_PREFIXES = ("torch.nn.", "nn.")
+
+
+# Imports that show a file is PyTorch code (torch itself or a framework built on it), and imports of other
+# frameworks whose ``trainer.step()`` / ``optimizer.update()`` are no PyTorch optimizer.
+TORCH_PACKAGES = frozenset(
+    "torch torchvision torchaudio torchtext pytorch_lightning lightning lightning_fabric accelerate transformers "
+    "deepspeed timm fastai ignite opacus apex diffusers peft detectron2 mmcv mmengine mmdet mmseg mmpretrain "
+    "fairseq composer colossalai trl torchmetrics pytorch_metric_learning gpytorch botorch pyro skorch catalyst "
+    "poutyne torch_geometric dgl kornia monai segmentation_models_pytorch lightly funasr espnet".split())
+OTHER_PACKAGES = frozenset("mxnet gluonnlp gluoncv jax jaxlib flax optax haiku tensorflow keras tf_keras paddle "
+                           "mindspore oneflow chainer theano trax cntk".split())
+# Spellings that only PyTorch code uses, for files that import no framework at all (helpers handed objects).
+_TORCH_SPELLINGS = re.compile(r"\.zero_grad\(|\.parameters\(\)|named_parameters\(|\bnn\.Module\b|\.state_dict\(|no_grad\(")
+
+
+def torch_evidence(scopes: Scopes) -> bool:
+    """Whether the file shows torch: it imports torch or a framework built on it, or it imports no other
+    deep-learning framework and uses spellings only PyTorch code has."""
+    heads = {q.lstrip(".").split(".")[0] for q in scopes.imports.values()}
+    if heads & TORCH_PACKAGES:
+        return True
+    if heads & OTHER_PACKAGES:
+        return False
+    return bool(_TORCH_SPELLINGS.search(scopes.module_node.code)) or not heads
 
 
 def _tokens(name: str) -> List[str]:
@@ -84,7 +107,6 @@ class Role:
     ctor: Optional[cst.Call] = None
     scope: Optional[Function] = None
     modules: Optional[FrozenSet[str]] = None  # module keys whose parameters an optimizer holds
-    modules_built: bool = False  # every one of those modules is an object built in this file
     key: str = ""
     # A scheduler name assigned on different paths: every recognised role it may hold, and whether some
     # assignment was unrecognised (then its kind is unknown; see schedulers.py).
@@ -94,6 +116,10 @@ class Role:
     @property
     def is_optimizer(self) -> bool:
         return self.kind == OPTIMIZER
+
+    def _replace_key(self, key: str) -> "Role":
+        self.key = key
+        return self
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"<Role {self.kind} {self.label} {self.cls_name or ''}>"
@@ -105,6 +131,8 @@ class Frame:
 
     fn: Function
     bindings: Tuple[Tuple[str, Optional[Role]], ...] = ()
+    # the module identity (``Roles.module_key``) of each bound parameter's argument
+    keys: Tuple[Tuple[str, Optional[str]], ...] = ()
 
     def bound(self, name: str):
         for k, v in self.bindings:
@@ -112,11 +140,20 @@ class Frame:
                 return True, v
         return False, None
 
+    def bound_key(self, name: str):
+        for k, v in self.keys:
+            if k == name:
+                return True, v
+        return False, None
+
 
 class Roles:
-    def __init__(self, scopes: Scopes):
+    def __init__(self, scopes: Scopes, values: Optional[Values] = None):
         self.s = scopes
+        self.v = values if values is not None else Values(scopes)
+        self.torch_evidence = torch_evidence(scopes)
         self._memo: Dict[tuple, Role] = {}
+        self._keys: Dict[tuple, Optional[str]] = {}
         self._busy: set = set()
         self.local_optimizer_classes = {c.name for c in scopes.classes.values() if any(_last(b) in ("Optimizer",) or "optim.Optimizer" in b for b in c.bases)}
         self.local_scheduler_classes = {c.name for c in scopes.classes.values() if any(_last(b) in ("LRScheduler", "_LRScheduler") for b in c.bases)}
@@ -159,7 +196,7 @@ class Roles:
             return SCALER, last
         if last in LOADER_CLASSES:
             return LOADER, last
-        if last in ACCELERATOR_CLASSES:
+        if frameworks.OBJECTS.get(last) == ACCELERATOR:
             return ACCELERATOR, last
         if q.startswith(MODULE_PREFIXES) and last[:1].isupper():
             return MODULE, last
@@ -171,10 +208,10 @@ class Roles:
     def resolve(self, expr: cst.BaseExpression, frame: Frame) -> Optional[Role]:
         """The role of an expression; names and self-attributes always get a role (maybe UNKNOWN)."""
         if isinstance(expr, cst.Name):
-            return self._name(expr.value, frame)
+            return self._name(expr.value, frame, expr)
         if isinstance(expr, cst.Attribute):
             if isinstance(expr.value, cst.Name) and expr.value.value == "self":
-                cls = _class_of(frame.fn)
+                cls = class_of(frame.fn)
                 if cls is not None:
                     return self._attr(cls, expr.attr.value)
             d = dotted(expr)
@@ -187,7 +224,7 @@ class Roles:
             kind, cls_name = self.ctor_kind(expr)
             if kind is not None:
                 # a getter (``self.optimizers()``) hands back the same object every time it is called
-                key = ("getter", id(_class_of(frame.fn) or frame.fn), _text(expr.func)) if cls_name is None else ("call", id(expr))
+                key = ("getter", id(class_of(frame.fn) or frame.fn), _text(expr.func)) if cls_name is None else ("call", id(expr))
                 return self._memo_role(key, lambda: self._from_ctor(kind, cls_name, expr, frame, _text(expr.func)))
             return None
         if isinstance(expr, cst.Subscript):
@@ -205,23 +242,49 @@ class Roles:
         return r
 
     def _weak(self, name: str, label: str) -> Role:
-        kind = name_kind(name) or UNKNOWN
+        """The role a name suggests: only in a file that shows torch (an MXNet ``trainer`` or an optax
+        ``optimizer`` is no PyTorch optimizer)."""
+        kind = (name_kind(name) if self.torch_evidence else None) or UNKNOWN
         return Role(kind, label, evidence="name" if kind != UNKNOWN else "none", key=label)
 
-    def _name(self, name: str, frame: Frame) -> Optional[Role]:
+    def _name(self, name: str, frame: Frame, at: Optional[cst.Name] = None) -> Optional[Role]:
         hit, role = frame.bound(name)
         if hit:
             return role
-        fn: Optional[Function] = frame.fn
-        while fn is not None:
-            if name in fn.assigns:
-                return self._assigned(fn, name)
-            if name in fn.params:
-                return self._memo_role(("param", id(fn), name), lambda: self._weak(name, name))
-            fn = fn.parent
-        if name in self.s.imports:
-            return None
-        return self._memo_role(("free", name), lambda: self._weak(name, name))
+        scope, binds = self.v.bindings(name, frame.fn, at)
+        if scope is None:
+            if name in self.s.imports:
+                return None
+            return self._memo_role(("free", name), lambda: self._weak(name, name))
+        assigns = [b for b in binds if isinstance(b, Assignment)]
+        if assigns:
+            return self._assigned(scope, name, assigns)
+        if any(isinstance(b, Def) and b.kind == PARAM for b in binds):
+            return self._param_role(scope, name)
+        return self._memo_role(("bound", id(scope), name), lambda: self._weak(name, name))
+
+    def _param_role(self, fn: Function, name: str) -> Role:
+        """An unbound parameter: the role of the argument every same-module call site passes (when they all
+        agree), else what its name suggests."""
+        key = ("param", id(fn), name)
+        if key in self._memo:
+            return self._memo[key]
+        if key in self._busy:
+            return self._weak(name, name)
+        self._busy.add(key)
+        try:
+            role = None
+            if self.v.call_sites(fn):
+                args, complete = self.v.arguments(fn, name)
+                found = {id(r): r for r in (self.resolve(a, Frame(where)) if dotted(a) else None for a, where in args)}
+                if complete and len(found) == 1:
+                    role = next(iter(found.values()))
+            if role is None or role.kind == UNKNOWN:
+                role = self._weak(name, name)._replace_key(f"{fn.qualname}:{name}")
+        finally:
+            self._busy.discard(key)
+        self._memo[key] = role
+        return role
 
     def _attr(self, cls: ClassInfo, attr: str) -> Role:
         key = ("attr", id(cls), attr)
@@ -231,22 +294,25 @@ class Roles:
             return self._weak(attr, "self." + attr)
         self._busy.add(key)
         try:
-            role = self._from_assignments(cls.attrs.get(attr, []), attr, "self." + attr)
+            role = self._from_assignments(self.v.attribute_assignments(cls, attr), attr, "self." + attr)
         finally:
             self._busy.discard(key)
         role.key = f"{cls.name}.self.{attr}"
         self._memo[key] = role
         return role
 
-    def _assigned(self, fn: Function, name: str) -> Role:
-        key = ("local", id(fn), name)
+    def _assigned(self, fn: Function, name: str, assigns: Optional[List[Assignment]] = None) -> Role:
+        """The role of a local name from the assignments that reach a read of it (all of them when the
+        read is not known): the same assignments give the same object."""
+        assigns = fn.assigns[name] if assigns is None else assigns
+        key = ("local", id(fn), name, frozenset(id(a) for a in assigns))
         if key in self._memo:
             return self._memo[key]
         if key in self._busy:
             return self._weak(name, name)
         self._busy.add(key)
         try:
-            role = self._from_assignments(fn.assigns[name], name, name)
+            role = self._from_assignments(assigns, name, name)
         finally:
             self._busy.discard(key)
         role.key = f"{fn.qualname}:{name}"
@@ -312,21 +378,19 @@ class Roles:
             return self._from_value(Assignment(value.func.value, a.scope, a.index, a.size), label)
         if isinstance(value, cst.Call):
             func = value.func
-            method = func.attr.value if isinstance(func, cst.Attribute) else None
+            method = last_name(func)
+            local = self.v.resolve_callee(func, frame.fn, classes=False)[0] is not None
+            wrap = frameworks.wrapper(method, self.s.qualify(func) or "") if not local else None
+            if wrap is not None:
+                return self._unwrapped(value, wrap, a.index, frame, label)
             if a.index is not None:
-                if method in PASS_THROUGH or (isinstance(func, cst.Name) and func.value in PASS_THROUGH):
-                    q = self.s.qualify(func) or ""
-                    if q.startswith("deepspeed.") and method == "initialize":
-                        return Role(ENGINE if a.index == 0 else OPTIMIZER if a.index == 1 else UNKNOWN, label, "framework")
-                    pos = positional_args(value)
-                    if a.index < len(pos):
-                        return self.resolve(pos[a.index], frame)
-                    return None
-                if method == "optimizers":
+                if method == "optimizers" and isinstance(func, cst.Attribute):
                     return Role(OPTIMIZER, label, "framework")
-                return None
-            if method in PASS_THROUGH and len(positional_args(value)) == 1:
-                return self.resolve(positional_args(value)[0], frame)
+                factory = self._factory_result(value, a.index, frame)
+                return factory
+            factory = self._factory_result(value, None, frame)
+            if factory is not None:
+                return factory
             kind, cls_name = self.ctor_kind(value)
             if kind is None:
                 return None
@@ -337,6 +401,61 @@ class Roles:
             return self.resolve(value, frame)
         return None
 
+    def _unwrapped(self, call: cst.Call, wrap, index: Optional[int], frame: Frame, label: str):
+        """The object a framework wrapper returns at ``index`` (see frameworks.py): the argument it wraps,
+        or an object of the framework's own (a DeepSpeed engine)."""
+        if index is None:
+            pos = positional_args(call)
+            return self.resolve(pos[0], frame) if len(pos) == 1 and not wrap.roles else None
+        if index < len(wrap.roles) and wrap.roles[index] == ENGINE:
+            return Role(ENGINE, label, "framework")
+        source = None
+        if wrap.positions is None:
+            pos = positional_args(call)
+            source = pos[index] if index < len(pos) else None
+        elif index < len(wrap.positions):
+            where = wrap.positions[index]
+            if isinstance(where, int):
+                pos = positional_args(call)
+                source = pos[where] if where < len(pos) else None
+            else:
+                source = keyword_arg(call, where)
+        if source is not None:
+            return self.resolve(source, frame)
+        if index < len(wrap.roles) and wrap.roles[index] == OPTIMIZER:
+            return Role(OPTIMIZER, label, "framework")
+        return None
+
+    def _factory_result(self, call: cst.Call, index: Optional[int], frame: Frame):
+        """What a same-module factory returns (``model, opt = build(cfg)``), when every return agrees."""
+        callee, _b = self.v.resolve_callee(call.func, frame.fn)
+        if callee is None or callee.is_module or callee.cls is not None and callee.name == "__init__":
+            return None
+        key = ("factory", id(callee), index)
+        if key in self._busy:
+            return None
+        self._busy.add(key)
+        try:
+            found = []
+            for r in self.v.returned(callee):
+                v = self.v._element(r, index, len(r.elements) if isinstance(r, (cst.Tuple, cst.List)) else None,
+                                    callee) if index is not None else r
+                if v is None:
+                    return None
+                got = self._from_value(Assignment(v, callee), self._label_of(v))
+                if got is None or got is _NONE or got.kind == UNKNOWN:
+                    return None
+                found.append(got)
+            if found and len({id(r) for r in found}) == 1:
+                return found[0]
+            return None
+        finally:
+            self._busy.discard(key)
+
+    @staticmethod
+    def _label_of(v) -> str:
+        return dotted(v) or last_name(v) or "?"
+
     def _from_ctor(self, kind: str, cls_name: Optional[str], call: cst.Call, frame: Frame, label: str) -> Role:
         evidence = "framework" if cls_name is None else "constructor"
         role = Role(kind, label, evidence, cls_name, call, frame.fn)
@@ -346,56 +465,125 @@ class Roles:
                 role.kind = "rpc-optimizer"  # gradients live in the distributed autograd context
             params = arg(call, 0, "params")
             role.modules = self.param_modules(params, frame)
-            role.modules_built = role.modules is not None and self._params_built(params, frame)
         return role
 
     def _uses_dist_autograd(self) -> bool:
         return any("dist_autograd" in k or v.endswith("distributed.autograd") for k, v in self.s.imports.items())
 
     # -- module identity -------------------------------------------------------------------------------
-    def module_key(self, expr: cst.BaseExpression, frame: Frame) -> Optional[str]:
-        """A stable identity for a module expression (``self.model.encoder`` -> ``Trainer.self.model.encoder``)."""
-        return self.module_ref(expr, frame)[0]
+    def module_key(self, expr: Optional[cst.BaseExpression], frame: Frame) -> Optional[str]:
+        """A stable identity for a module expression, the same for every alias of one object: through
+        value-preserving calls (``m.to(dev)``), module wrappers (``DDP(m)``, ``m.module``,
+        ``torch.compile(m)``), names and ``self`` attributes assigned from another binding, and parameters
+        (the caller's argument when the frame binds it, else the argument every call site of this module
+        passes; a parameter nobody here passes is an object of its own). Distinct bindings of distinct
+        objects get distinct keys (``Trainer.self.G`` vs ``Trainer.self.D``); None when unknown."""
+        return self._module_key(expr, frame, 0) if expr is not None else None
 
-    def module_built(self, expr: cst.BaseExpression, frame: Frame) -> bool:
-        """Whether the module is known to be an object built here (so another such object is a different one)."""
-        return self.module_ref(expr, frame)[1]
+    def fresh_module_key(self, expr: cst.BaseExpression) -> Optional[str]:
+        """An identity for a module built inline (``train(nn.Linear(2, 2), ...)``): an object of its own."""
+        expr = unwrap_module(expr)
+        if isinstance(expr, cst.Call) and self.ctor_kind(expr)[0] == MODULE:
+            return f"new@{id(expr)}"
+        return None
 
     def module_ref(self, expr: cst.BaseExpression, frame: Frame) -> Tuple[Optional[str], bool]:
+        key = self.module_key(expr, frame)
+        return key, key is not None
+
+    def _module_key(self, expr: cst.BaseExpression, frame: Frame, depth: int) -> Optional[str]:
+        if depth > 8:
+            return None
+        expr = unwrap_module(expr)
         d = dotted(expr)
         if d is None:
-            if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("to", "cuda", "cpu", "train", "eval", "float", "half"):
-                return self.module_ref(expr.func.value, frame)
-            return None, False
+            return None
         parts = d.split(".")
         while len(parts) > 1 and parts[-1] == "module":
             parts.pop()
-        if parts[0] == "self" and len(parts) >= 2:
-            cls = _class_of(frame.fn)
-            if cls is None:
-                return d, False
-            base = self._attr(cls, parts[1])
-            rest = parts[2:]
-        else:
-            base = self._name(parts[0], frame)
-            rest = parts[1:]
-            if base is None:
-                return None, False
-        return ".".join([base.key or base.label, *rest]), base.evidence == "constructor" and base.kind == MODULE
+        head = expr
+        while isinstance(head, cst.Attribute):
+            head = head.value
+        if parts[0] == "self":
+            cls = class_of(frame.fn)
+            if cls is None or len(parts) < 2:
+                return d
+            hit, bound = frame.bound_key("self")
+            if hit:
+                base = f"{bound}.{parts[1]}" if bound is not None else None
+            else:
+                base = self._attr_key(cls, parts[1], depth)
+            return _join_key(base, parts[2:])
+        hit, bound = frame.bound_key(parts[0])
+        if hit:
+            return _join_key(bound, parts[1:])
+        hit, role = frame.bound(parts[0])
+        if hit:
+            return _join_key(role.key if role is not None else None, parts[1:])
+        scope, binds = self.v.bindings(parts[0], frame.fn, head if isinstance(head, cst.Name) else None)
+        if scope is None:
+            return None if parts[0] in self.s.imports else d
+        return _join_key(self._binding_key(scope, parts[0], binds, depth), parts[1:])
 
-    def _params_built(self, params: cst.BaseExpression, frame: Frame) -> bool:
-        built = [True]
-        roles = self
+    def _binding_key(self, scope: Function, name: str, binds, depth: int) -> Optional[str]:
+        memo = ("mkey", id(scope), name, frozenset(id(b) for b in binds))
+        if memo in self._keys:
+            return self._keys[memo]
+        self._keys[memo] = None  # a cycle of aliases knows nothing
+        own = f"{scope.qualname}:{name}"
+        keys = set()
+        for b in binds:
+            if isinstance(b, Assignment):
+                v = self.v._element(b.value, b.index, b.size, b.scope)
+                v = unwrap_module(v) if v is not None else None
+                if v is not None and dotted(v) is not None and not _is_literal_name(v):
+                    keys.add(self._module_key(v, Frame(b.scope), depth + 1))
+                else:
+                    keys.add(own)
+            elif isinstance(b, Def) and b.kind == PARAM:
+                keys.add(self._param_key(b.scope, name, depth))
+            elif isinstance(b, Def) and b.kind == "loop":
+                keys.add(None)  # ``for net in nets``: another object every iteration
+            else:
+                keys.add(own)
+        got = keys.pop() if len(keys) == 1 else None
+        self._keys[memo] = got
+        return got
 
-        class V(cst.CSTVisitor):
-            def visit_Call(self, n: cst.Call) -> Optional[bool]:
-                if isinstance(n.func, cst.Attribute) and n.func.attr.value in ("parameters", "named_parameters"):
-                    built[0] = built[0] and roles.module_built(n.func.value, frame)
-                    return False
-                return True
+    def _param_key(self, fn: Function, name: str, depth: int) -> Optional[str]:
+        """A parameter's module identity: the argument every same-module call site passes, else its own."""
+        sites = self.v.call_sites(fn)
+        if not sites:
+            return f"{fn.qualname}:{name}"
+        args, complete = self.v.arguments(fn, name)
+        if not complete:
+            return None
+        keys = set()
+        for a, where in args:
+            if dotted(unwrap_module(a)) is None:  # a fresh object built at the call site
+                keys.add(self.fresh_module_key(a) or f"{fn.qualname}:{name}")
+            else:
+                keys.add(self._module_key(a, Frame(where), depth + 1))
+        return keys.pop() if len(keys) == 1 else None
 
-        params.visit(V())
-        return built[0]
+    def _attr_key(self, cls: ClassInfo, attr: str, depth: int) -> Optional[str]:
+        assigns = self.v.attribute_assignments(cls, attr)
+        memo = ("akey", id(cls), attr)
+        if memo in self._keys:
+            return self._keys[memo]
+        self._keys[memo] = None
+        own = f"{cls.name}.self.{attr}"
+        keys = set()
+        for a in assigns:
+            v = self.v._element(a.value, a.index, a.size, a.scope)
+            v = unwrap_module(v) if v is not None else None
+            if v is not None and dotted(v) is not None and not _is_literal_name(v) and dotted(v) != f"self.{attr}":
+                keys.add(self._module_key(v, Frame(a.scope), depth + 1))
+            else:
+                keys.add(own)
+        got = keys.pop() if len(keys) == 1 else (own if not keys else None)
+        self._keys[memo] = got
+        return got
 
     def param_modules(self, params: Optional[cst.BaseExpression], frame: Frame, depth: int = 0) -> Optional[FrozenSet[str]]:
         """Module keys whose ``.parameters()`` feed an optimizer's params argument; None when unknown."""
@@ -446,13 +634,32 @@ def _text(expr: cst.CSTNode) -> str:
     return d or (last_name(expr) if isinstance(expr, cst.BaseExpression) else None) or "?"
 
 
-def _class_of(fn: Function) -> Optional[ClassInfo]:
-    f: Optional[Function] = fn
-    while f is not None:
-        if f.cls is not None:
-            return f.cls
-        f = f.parent
-    return None
+# Calls whose result is the module they are given (wrapped for parallelism or compilation).
+MODULE_WRAPPERS = frozenset({"DistributedDataParallel", "DataParallel", "DDP", "FullyShardedDataParallel", "FSDP",
+                             "compile", "convert_sync_batchnorm", "ShardedDataParallel", "fully_shard"})
+
+
+def unwrap_module(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """``m`` for ``m.to(dev)``, ``m.cuda().train()``, ``DDP(m, ...)``, ``torch.compile(m)``."""
+    while isinstance(expr, cst.Call):
+        f = expr.func
+        if isinstance(f, cst.Attribute) and f.attr.value in SAME_OBJECT:
+            expr = f.value
+        elif last_name(f) in MODULE_WRAPPERS and positional_args(expr):
+            expr = positional_args(expr)[0]
+        else:
+            break
+    return expr
+
+
+def _is_literal_name(e) -> bool:
+    return isinstance(e, cst.Name) and e.value in ("None", "True", "False")
+
+
+def _join_key(base: Optional[str], rest) -> Optional[str]:
+    if base is None:
+        return None
+    return ".".join([base, *rest])
 
 
 def covers(opt: Role, module_key: Optional[str]) -> bool:

@@ -26,6 +26,7 @@ import libcst as cst
 from looplint.model.events import Loop, code
 from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
 from looplint.model.scopes import Function, arg, keyword_arg, last_name, positional_args
+from looplint.model.values import PARAM, Def, literal_string as _string
 
 PER_EPOCH, PER_STEP, PLATEAU, SIZED, UNKNOWN = "per-epoch", "per-step", "plateau", "sized", "unknown"
 
@@ -130,30 +131,38 @@ def optimizer_of(role: Optional[Role], roles: Roles, _depth: int = 0) -> Optiona
     return got if got is not None and got.kind == OPTIMIZER else None
 
 
-def epoch_count(loop: Loop, scope: Optional[Function]) -> Optional[int]:
-    """How many passes ``for _ in range(...)`` makes, when the bounds are literals (or names bound to one)."""
+def epoch_count(loop: Loop, values) -> Optional[int]:
+    """The fewest passes ``for _ in range(...)`` may make (bounds read by the values service: literals,
+    parameter defaults and call-site arguments, ``self`` attributes, argparse defaults...); None when some
+    possibility cannot be read."""
     e = loop.iter_expr
-    while isinstance(e, cst.Call) and last_name(e.func) in ("tqdm", "trange", "enumerate", "iter") and e.func is not None:
-        if last_name(e.func) == "trange":
-            break
+    scope = loop.fn
+    if scope is None:
+        return None
+    while isinstance(e, cst.Call) and last_name(e.func) in ("tqdm", "enumerate", "iter") and e.func is not None:
         pos = positional_args(e)
         if not pos:
             return None
         e = pos[0]
+    if isinstance(e, cst.Name):
+        bound = values.assigned_values(e, scope)
+        if bound and len(bound) == 1:
+            e, scope = bound[0]
     if not (isinstance(e, cst.Call) and last_name(e.func) in ("range", "trange")):
         return None
     pos = positional_args(e)
     if len(pos) == 1:
-        n = _literal_int(pos[0], scope)
-        return n
+        n = values.ints(pos[0], scope)
+        return min(n) if n else None
     if len(pos) >= 2:
         a, b = pos[0], pos[1]
         # range(start, start + N)
         if isinstance(b, cst.BinaryOperation) and isinstance(b.operator, cst.Add) and code(b.left) == code(a):
-            return _literal_int(b.right, scope)
-        lo, hi = _literal_int(a, scope), _literal_int(b, scope)
-        if lo is not None and hi is not None:
-            return hi - lo
+            n = values.ints(b.right, scope)
+            return min(n) if n else None
+        lo, hi = values.ints(a, scope), values.ints(b, scope)
+        if lo and hi:
+            return min(hi) - max(lo)
     return None
 
 
@@ -259,9 +268,9 @@ def _lambda(cls, fn_expr, scope: Function, roles: Roles) -> SchedulerKind:
         if fn is not None and not fn.is_module and fn.params:
             param, body = fn.params[0], fn.node.body
         else:
-            assigns = _assignments(fn_expr.value, scope)
-            if len(assigns) == 1 and isinstance(assigns[0].value, cst.Lambda):
-                return _lambda(cls, assigns[0].value, assigns[0].scope, roles)
+            found = _bound(fn_expr, scope, roles)
+            if found and len(found) == 1 and isinstance(found[0][0], cst.Lambda):
+                return _lambda(cls, found[0][0], found[0][1], roles)
     if body is None:
         return SchedulerKind(UNKNOWN, True, cls)  # a bound method or something passed in: not readable
     by_param = _param_unit(param)
@@ -363,13 +372,11 @@ def _horizon(expr: cst.BaseExpression, scope: Function, roles: Roles, depth: int
         if unit is not None:
             return _Evidence(epochs=unit == PER_EPOCH, steps=unit == PER_STEP)
         if depth < 3:
-            assigns = _assignments(expr.value, scope)
-            if assigns:
+            found = _bound(expr, scope, roles)
+            if found:
                 out = _Evidence()
-                for a in assigns:
-                    if a.index is not None:
-                        return _Evidence(unknown=True)
-                    out = out.merge(_horizon(a.value, a.scope, roles, depth + 1))
+                for v, where in found:
+                    out = out.merge(_horizon(v, where, roles, depth + 1))
                 return out
         return _Evidence(unknown=True)
     if isinstance(expr, cst.Attribute):
@@ -377,12 +384,11 @@ def _horizon(expr: cst.BaseExpression, scope: Function, roles: Roles, depth: int
         if unit is not None:
             return _Evidence(epochs=unit == PER_EPOCH, steps=unit == PER_STEP)
         if isinstance(expr.value, cst.Name) and expr.value.value == "self" and depth < 3:
-            cls = _class_of(scope)
-            assigns = cls.attrs.get(expr.attr.value, []) if cls is not None else []
-            if assigns:
+            found = roles.v.assigned_values(expr, scope)
+            if found:
                 out = _Evidence()
-                for a in assigns:
-                    out = out.merge(_horizon(a.value, a.scope, roles, depth + 1))
+                for v, where in found:
+                    out = out.merge(_horizon(v, where, roles, depth + 1))
                 return out
         return _Evidence(unknown=True)
     if isinstance(expr, cst.Subscript):
@@ -443,29 +449,27 @@ def _horizon(expr: cst.BaseExpression, scope: Function, roles: Roles, depth: int
     return _Evidence(unknown=True)
 
 
-def _assignments(name: str, scope: Function):
-    fn: Optional[Function] = scope
-    while fn is not None:
-        if name in fn.assigns:
-            return fn.assigns[name]
-        if name in fn.params:
-            return []
-        fn = fn.parent
-    return []
-
-
-def _literal_int(expr: Optional[cst.BaseExpression], scope: Optional[Function], depth: int = 0) -> Optional[int]:
-    if isinstance(expr, cst.Integer):
-        return int(expr.value.replace("_", ""), 0)
-    if isinstance(expr, cst.Name) and scope is not None and depth < 3:
-        assigns = _assignments(expr.value, scope)
-        if len(assigns) == 1 and assigns[0].index is None:
-            return _literal_int(assigns[0].value, assigns[0].scope, depth + 1)
-    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Add, cst.Subtract)):
-        a, b = _literal_int(expr.left, scope, depth), _literal_int(expr.right, scope, depth)
-        if a is not None and b is not None:
-            return a + b if isinstance(expr.operator, cst.Add) else a - b
-    return None
+def _bound(expr: cst.Name, scope: Function, roles: Roles):
+    """What a name holds, from the values service: the assigned expressions that reach it, or a
+    parameter's default and call-site arguments (None when some binding cannot be read)."""
+    _s, binds = roles.v.bindings(expr.value, scope, expr)
+    if not binds:
+        return None
+    out = []
+    for b in binds:
+        if isinstance(b, Def) and b.kind == PARAM:
+            args, complete = roles.v.arguments(b.scope, b.name)
+            if not complete:
+                return None
+            out.extend(args)
+        elif isinstance(b, Def):
+            return None
+        else:
+            v = roles.v._element(b.value, b.index, b.size, b.scope)
+            if v is None:
+                return None
+            out.append((v, b.scope))
+    return out
 
 
 def _literal_float(expr: Optional[cst.BaseExpression]) -> Optional[float]:
@@ -475,13 +479,6 @@ def _literal_float(expr: Optional[cst.BaseExpression]) -> Optional[float]:
         except ValueError:
             return None
     return None
-
-
-def _string(node: cst.SimpleString) -> str:
-    text = node.value
-    while text and text[0] in "rbuRBU":
-        text = text[1:]
-    return text.strip("'\"")
 
 
 def _idents(node: cst.CSTNode) -> set:
@@ -496,14 +493,6 @@ def _idents(node: cst.CSTNode) -> set:
 
     node.visit(V())
     return found
-
-
-def _class_of(fn: Optional[Function]):
-    while fn is not None:
-        if fn.cls is not None:
-            return fn.cls
-        fn = fn.parent
-    return None
 
 
 def describe(role: Role, kind: SchedulerKind) -> str:
@@ -605,17 +594,7 @@ def counts_steps(loop: Loop) -> bool:
 
 def loop_function(model, loop: Loop) -> Optional[Function]:
     """The function whose body holds ``loop``."""
-    table = getattr(model, "_looplint_loop_functions", None)
-    if table is None:
-        from looplint.model.flow import _items
-
-        table = {}
-        for fn in model.scopes.functions:
-            for item in _items(model.builder.body(fn)):
-                if isinstance(item, Loop):
-                    table[id(item)] = fn
-        model._looplint_loop_functions = table
-    return table.get(id(loop))
+    return loop.fn
 
 
 __all__ = [

@@ -1,0 +1,175 @@
+"""Effects of calls looplint cannot see into, decided by def-use — never by the spelling of argument names.
+
+A call of code outside the module (an imported helper, an inherited method, a method of an object built
+elsewhere) may do anything to what it *receives*: its receiver, its arguments (also inside literal
+lists, tuples and dicts), the objects those hold (``Trainer(model, opt)`` holds ``opt``), and for an
+argument ``self`` everything ``self`` holds. Its summary says:
+
+* ``optimizers`` — the optimizers it receives: it may zero, step or replace them (their state becomes
+  unknown; doubt silences only what the call could have changed);
+* ``may_backward`` — it may run a backward pass: it is a bare statement (its result is unused) that
+  receives a module an optimizer trains, ``self``, or a tensor the function backpropagates. Analyses
+  model it as a join of "no backward" and "backward", so it never hides gradients left from a previous
+  step; only conclusions that need "no gradients yet" become doubtful;
+* ``modules`` — the module expressions it receives (its train/eval mode may change);
+* ``scalers`` — GradScalers it receives.
+
+A call whose result is used as a value (the loss it computes, a context manager, an argument of another
+call) has no gradient effect beyond the optimizers it receives. An inherited ``self.method()`` used as a
+value or context manager has none at all; as a bare statement, a name that says it zeroes, steps or
+resets (``self.clear_grads()``) keeps the doubt about the optimizers ``self`` holds — the one place a name
+counts, and only towards silence.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+
+from looplint.model import events as ev
+from looplint.model.events import Event
+from looplint.model.frameworks import KEEPS, OPTIMIZER_METHODS
+from looplint.model.roles import ENGINE, MODULE, OPTIMIZER, SCALER, Frame, Role
+from looplint.model.scopes import Function, dotted
+
+_SAYS_GRADIENTS = re.compile(r"zero|clear|reset|step|update|backward|optimi[sz]e|apply_grad", re.I)
+
+
+@dataclass(frozen=True)
+class Effect:
+    optimizers: FrozenSet[Role] = frozenset()
+    may_backward: bool = False
+    modules: Tuple[cst.BaseExpression, ...] = ()
+    scalers: FrozenSet[Role] = frozenset()
+    receives_self: bool = False
+
+
+NOTHING = Effect()
+
+
+def refs(e: Optional[cst.BaseExpression]) -> List[cst.BaseExpression]:
+    """Names and attribute chains an argument hands over (also inside literal containers)."""
+    if e is None:
+        return []
+    if isinstance(e, (cst.Name, cst.Attribute)) and dotted(e) is not None:
+        if isinstance(e, cst.Name) and e.value in ("None", "True", "False"):
+            return []
+        return [e]
+    if isinstance(e, (cst.List, cst.Tuple, cst.Set)):
+        return [r for el in e.elements for r in refs(el.value)]
+    if isinstance(e, cst.Dict):
+        return [r for el in e.elements if isinstance(el, cst.DictElement) for r in refs(el.value)]
+    if isinstance(e, cst.Call) and isinstance(e.func, cst.Attribute) and e.func.attr.value in (
+            "to", "cuda", "cpu", "module", "parameters", "named_parameters"):
+        return refs(e.func.value)
+    return []
+
+
+class Effects:
+    """Effect summaries of unresolved calls, per (call event, frame)."""
+
+    def __init__(self, model):
+        self.m = model
+        self.roles = model.roles
+        self._memo: Dict[tuple, Effect] = {}
+        self._backprop: Dict[Function, Set[str]] = {}
+
+    def of(self, e: Event, frame: Frame, tracked: Sequence[Role] = ()) -> Effect:
+        key = (id(e), frame, tuple(id(r) for r in tracked))
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = self._compute(e, frame, tracked)
+        return got
+
+    def _compute(self, e: Event, frame: Frame, tracked: Sequence[Role]) -> Effect:
+        call = e.call
+        if call is None:
+            return NOTHING
+        statement = e.usage == "stmt"
+        method = call.func.attr.value if isinstance(call.func, cst.Attribute) else None
+        opts: Set[Role] = set()
+        scalers: Set[Role] = set()
+        modules: List[cst.BaseExpression] = []
+        receives_self = False
+        backprop = False
+        received: List[Tuple[cst.BaseExpression, bool]] = []  # (expression, is the receiver)
+        if e.target is not None:
+            received.extend((r, True) for r in refs(e.target) or [e.target])
+        for a in call.args:
+            received.extend((r, False) for r in refs(a.value))
+        backwarded = self._backpropagated(frame.fn)
+        for expr, is_receiver in received:
+            if is_receiver and method is not None and OPTIMIZER_METHODS.get(method) == KEEPS:
+                continue  # ``optimizer.virtual_step()``: gradients kept for a later step (frameworks.py)
+            if isinstance(expr, cst.Name) and expr.value == "self":
+                held = [o for o in tracked if ".self." in (o.key or "")]
+                if is_receiver:
+                    # an inherited method: used as a value it touches nothing; as a statement it may run
+                    # backward, and may clear or step when its name says so
+                    if statement and method and _SAYS_GRADIENTS.search(method):
+                        opts.update(held)
+                    receives_self = statement
+                else:
+                    opts.update(held)  # ``helper(self)`` may do anything with what ``self`` holds
+                    receives_self = True
+                continue
+            role = self.roles.resolve(expr, frame)
+            if role is not None and role.kind in (OPTIMIZER, ENGINE):
+                opts.update(o for o in tracked if o is role or role.kind == ENGINE)
+                continue
+            if role is not None and role.kind == SCALER:
+                scalers.add(role)
+                continue
+            opts.update(self._held(expr, frame, tracked))
+            d = dotted(expr) or ""
+            if d in backwarded:
+                backprop = True
+            if self._is_module(expr, role, frame, tracked):
+                modules.append(expr)
+        may_backward = statement and (bool(modules) or receives_self or backprop)
+        if not (opts or may_backward or modules or scalers):
+            return NOTHING
+        return Effect(frozenset(opts), may_backward, tuple(modules), frozenset(scalers), receives_self)
+
+    def _is_module(self, expr, role: Optional[Role], frame: Frame, tracked: Sequence[Role]) -> bool:
+        if role is not None and role.kind == MODULE:
+            return True
+        key = self.roles.module_key(expr, frame)
+        return key is not None and any(o.modules is not None and any(
+            m == key or m.startswith(key + ".") or key.startswith(m + ".") for m in o.modules) for o in tracked)
+
+    def _held(self, expr: cst.BaseExpression, frame: Frame, tracked: Sequence[Role]) -> Set[Role]:
+        """Optimizers an object holds because it was built from them (``Trainer(model, opt)``)."""
+        found = self.m.values.assigned_values(expr, frame.fn) if isinstance(expr, (cst.Name, cst.Attribute)) else None
+        out: Set[Role] = set()
+        for value, where in found or ():
+            if not isinstance(value, cst.Call):
+                continue
+            for a in value.args:
+                for r in refs(a.value):
+                    role = self.roles.resolve(r, Frame(where))
+                    if role is not None and role.kind in (OPTIMIZER, ENGINE):
+                        out.update(o for o in tracked if o is role or role.kind == ENGINE)
+        return out
+
+    def _backpropagated(self, fn: Function) -> Set[str]:
+        """Names the function passes to backward (``loss.backward()``, ``accelerator.backward(loss)``)."""
+        got = self._backprop.get(fn)
+        if got is None:
+            from looplint.model.interp import items_below
+
+            got = set()
+            for item in items_below(self.m.builder.body(fn)):
+                if isinstance(item, Event) and item.kind == ev.BACKWARD:
+                    for r in refs(item.target) + [x for a in (item.call.args if item.call is not None else ())
+                                                  for x in refs(a.value)]:
+                        d = dotted(r)
+                        if d:
+                            got.add(d)
+            self._backprop[fn] = got
+        return got
+
+
+__all__ = ["Effect", "Effects", "NOTHING", "refs"]

@@ -1,0 +1,552 @@
+"""The path interpreter every analysis of the model runs on.
+
+An analysis (a *domain*: gradient state, mixed precision, train/eval modes, clipping) says what each event
+does to its state; this module walks the event tree of a root function over all paths and owns everything
+else, once for all of them:
+
+* **Branches** remember the value of tests that matter again (a test repeated later, or one nothing in the
+  enclosing loops can change), so ``if use_amp:`` twice is two paths, not four; periodic tests
+  ``(i + c) % K == d`` (also through a phase variable, ``k = i % K``, or a loop target drawn from
+  ``cycle(range(...))``) carry the counter's phase around the loop; a test on a flag only ever assigned
+  one literal takes one arm; an ``elif`` chain is walked without recursion.
+* **Loops** run to a fixpoint; the back edge advances counters and forgets what the next iteration may
+  change; ``break``/``continue``/``return`` leave the right way; ``try`` handlers are entered from
+  before and after their body.
+* **Calls** of functions and methods of the module are interpreted in place with their parameters bound
+  to the caller's roles (``Frame``); closures run where the optimizer runs them, with ``partial``-bound
+  arguments bound.
+* **Cost.** Calls, loops and loop bodies are memoised per (callee or loop, context, entry path) and
+  shared by every path that reaches them, so nested loops and helpers cost what the code has, not the
+  product of their paths. A path-step budget remains only as a guard.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple
+
+import libcst as cst
+
+from looplint.model import events as ev
+from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
+from looplint.model.roles import Frame, Role
+from looplint.model.scopes import Function, dotted
+from looplint.model.values import class_of
+
+MAX_PATHS = 64
+MAX_DEPTH = 5
+BUDGET = 400_000  # path-steps per root; real training code needs a few thousand
+
+
+class OverBudget(Exception):
+    """A root whose paths multiply beyond reason: left unanalysed."""
+
+
+@dataclass
+class Outcome:
+    normal: Set = field(default_factory=set)
+    brk: Set = field(default_factory=set)
+    cont: Set = field(default_factory=set)
+    ret: Set = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    frame: Frame
+    loops: Tuple[Loop, ...] = ()
+    stack: Tuple[Function, ...] = ()
+    # enclosing ``if`` arms, outermost first: (test key, arm value, number of enclosing loops at the ``if``)
+    conds: Tuple[Tuple[Optional[str], bool, int], ...] = ()
+
+
+def child_frame(callee: Function, caller: Frame, bindings, keys=()) -> Frame:
+    """The frame of a called function. A function defined inside the caller sees the caller's names, so
+    it inherits the caller's bindings (those its own parameters and assignments do not shadow)."""
+    bindings = list(bindings)
+    keys = list(keys)
+    if callee.parent is caller.fn or (caller.fn is not None and callee.parent is not None
+                                     and callee.parent in _ancestors(caller.fn)):
+        own = set(callee.params) | set(callee.assigns) | {k for k, _ in bindings}
+        bindings.extend((k, v) for k, v in caller.bindings if k not in own)
+        keys.extend((k, v) for k, v in caller.keys if k not in own)
+    elif callee.cls is not None and caller.fn is not None and callee.cls is class_of(caller.fn):
+        keys.extend((k, v) for k, v in caller.keys if k == "self" and not any(x == "self" for x, _ in keys))
+    return Frame(callee, tuple(bindings), tuple(keys))
+
+
+def _ancestors(fn: Function):
+    f = fn.parent
+    while f is not None:
+        yield f
+        f = f.parent
+
+
+class Interp:
+    """Walks event trees over sets of paths. A path is a hashable named tuple with an ``assume`` field
+    (frozenset of (test key, value)); everything else in it belongs to the domain (a subclass)."""
+
+    #: event kinds the domain acts on (others are skipped without cost); None: every kind
+    KINDS: Optional[FrozenSet[str]] = None
+
+    def __init__(self, model):
+        self.m = model
+        self.roles = model.roles
+        self.budget = BUDGET
+        self._effect: Dict[int, bool] = {}
+        self._memo: Dict[tuple, Outcome] = {}
+
+    # -- domain hooks -----------------------------------------------------------------------------------
+    def event(self, e: Event, paths: Set, ctx: Ctx) -> Set:  # pragma: no cover - abstract
+        """The paths after a (non-CALL) event."""
+        raise NotImplementedError
+
+    def on_enter(self, p, loop: Loop):
+        """A path entering a new run of ``loop``."""
+        return p
+
+    def on_back_edge(self, p, loop: Loop):
+        """A path going round ``loop`` again (after the interpreter advanced its counters)."""
+        return p
+
+    def on_exit(self, p, loop: Loop):
+        """A path leaving an iteration of ``loop`` (by its end, ``break`` or the back edge)."""
+        return p
+
+    def on_handler(self, paths: Set, t: Try, ctx: Ctx) -> Set:
+        """Paths entering an ``except`` handler of ``t``."""
+        return paths
+
+    def on_unseen_call(self, e: Event, paths: Set, ctx: Ctx) -> Set:
+        """A call of a same-module function the interpreter will not enter (recursion, depth)."""
+        return paths
+
+    def cap(self, paths: Set) -> Set:
+        """Keeps the path count bounded by forgetting assumptions, the least useful first: phases of
+        periodic counters far from a window's ends, then all phases, then everything."""
+        if len(paths) <= MAX_PATHS:
+            return paths
+        for keep in (_near_window_ends, _not_periodic, lambda a: False):
+            paths = {p._replace(assume=frozenset(a for a in p.assume if keep(a))) for p in paths}
+            if len(paths) <= MAX_PATHS:
+                break
+        return paths
+
+    # -- entry -------------------------------------------------------------------------------------------
+    def run(self, fn: Function, start, cyclic: bool = False) -> Outcome:
+        body = self.m.builder.body(fn)
+        ctx = Ctx(Frame(fn), (), (fn,))
+        if cyclic:
+            # one call per iteration of a loop we cannot see: counters it tests periodically
+            # (``engine.state.iteration % k``) advance by one per call
+            counters = frozenset(i.mod[0] for i in self.m.walk(body) if isinstance(i, Branch) and i.mod)
+            loop = Loop(fn.node, body, Block(), True, None, frozenset(), frozenset({"self"}) | counters,
+                        kind="implicit", counters=counters, fn=fn)
+            return self.loop(loop, {start}, ctx, implicit=True)
+        return self.block(body, {start}, ctx)
+
+    # -- control flow ------------------------------------------------------------------------------------
+    def block(self, block: Block, paths: Set, ctx: Ctx) -> Outcome:
+        out = Outcome()
+        current = paths
+        for item in block.items:
+            if not current:
+                break
+            if isinstance(item, Event):
+                current = self._event(item, current, ctx)
+                continue
+            o = self.item(item, current, ctx)
+            out.brk |= o.brk
+            out.cont |= o.cont
+            out.ret |= o.ret
+            current = self.cap(o.normal)
+        out.normal = current
+        return out
+
+    def item(self, item, paths: Set, ctx: Ctx) -> Outcome:
+        if isinstance(item, Block):
+            return self.block(item, paths, ctx)
+        if isinstance(item, Branch):
+            return self.branch(item, paths, ctx)
+        if isinstance(item, Loop):
+            return self.loop(item, paths, ctx)
+        if isinstance(item, Try):
+            return self.try_(item, paths, ctx)
+        if isinstance(item, Jump):
+            o = Outcome()
+            if item.kind == "break":
+                o.brk = set(paths)
+            elif item.kind == "continue":
+                o.cont = set(paths)
+            elif item.kind == "return":
+                o.ret = set(paths)
+            return o
+        return Outcome(normal=set(paths))
+
+    def _event(self, e: Event, paths: Set, ctx: Ctx) -> Set:
+        self.budget -= len(paths)
+        if self.budget < 0:
+            raise OverBudget()
+        if e.kind == ev.CALL:
+            return self.call(e, paths, ctx)
+        if self.KINDS is not None and e.kind not in self.KINDS:
+            return paths
+        return self.event(e, paths, ctx)
+
+    def branch(self, br: Branch, paths: Set, ctx: Ctx) -> Outcome:
+        """An ``if`` (and the ``elif`` chain hanging off its else arm, walked iteratively)."""
+        out = Outcome()
+        while True:
+            if not self.has_effect(br):
+                out.normal |= paths
+                return out
+            if br.key is None:  # a ``match`` or a handler-like split: every arm, no correlation
+                for i, arm in enumerate(br.arms):
+                    _merge(out, self.block(arm, paths, _within(ctx, None, bool(i))))
+                return out
+            then_paths, else_paths, then_ctx, else_ctx = self._split(br, paths, ctx)
+            if then_paths:
+                _merge(out, self.block(br.arms[0], self.cap(then_paths), then_ctx))
+            nxt = br.elif_next
+            if nxt is None or not else_paths:
+                if else_paths:
+                    _merge(out, self.block(br.arms[1], self.cap(else_paths), else_ctx))
+                return out
+            # the else arm is ``<test events>; if ...``: run the test's events, then loop on the next ``if``
+            pre = Block(br.arms[1].items[:-1])
+            o = self.block(pre, self.cap(else_paths), else_ctx)
+            _merge_jumps(out, o)
+            paths, ctx, br = o.normal, else_ctx, nxt
+            if not paths:
+                return out
+
+    def _split(self, br: Branch, paths: Set, ctx: Ctx):
+        """(paths into the then arm, paths into the else arm, the contexts of both)."""
+        if br.const is not None:  # only one arm can ever run
+            then = br.const == br.polarity
+            return (set(paths) if then else set()), (set() if then else set(paths)), \
+                _within(ctx, br.key, br.polarity), _within(ctx, br.key, not br.polarity)
+        if br.mod is not None:
+            return self._periodic_split(br, paths, ctx)
+        then_value = br.polarity
+        # Remember a test's value when another test repeats it, or when nothing in the enclosing loops can
+        # change it (``if config.ACCUM > 1:`` takes the same arm on every iteration); remembering any other
+        # test only multiplies paths.
+        record = self.m.tested_again(br.key) or (
+            bool(ctx.loops) and not br.volatile and not any(br.names & l.assigned for l in ctx.loops))
+        key = _frame_key(br, ctx.frame)
+        arms = []
+        for value in (then_value, not then_value):
+            selected = set()
+            for p in paths:
+                known = _assumed(p, key) if record else None
+                if known is None:
+                    selected.add(p._replace(assume=p.assume | {(key, value)}) if record else p)
+                elif known == value:
+                    selected.add(p)
+            arms.append(selected)
+        return arms[0], arms[1], _within(ctx, br.key, then_value), _within(ctx, br.key, not then_value)
+
+    def _periodic_split(self, br: Branch, paths: Set, ctx: Ctx):
+        """``if (i + c) % K == d``: the path remembers which phase of the window it is in."""
+        counter, k, phase, then_on_match = br.mod
+        base = f"mod:{counter}:{k}:"
+        key = f"{base}{phase}"
+        if not self.m.tested_again(f"mod:{counter}:{k}"):
+            v = then_on_match if br.polarity else not then_on_match
+            return set(paths), set(paths), _within(ctx, br.key, v), _within(ctx, br.key, not v)
+        arms = []
+        for want in (then_on_match, not then_on_match):  # does this arm need "phase matches"?
+            selected = set()
+            for p in paths:
+                known = _phase_matches(p, base, phase)
+                if known is None:  # what the loop's start says about its first iterations
+                    known = _phase_matches(p, f"mod:{counter}:*:", phase)
+                if known is None:
+                    selected.add(p._replace(assume=p.assume | {(key, want)}))
+                elif known == want:
+                    selected.add(p)
+            arms.append(selected)
+        return arms[0], arms[1], _within(ctx, key, then_on_match), _within(ctx, key, not then_on_match)
+
+    def loop(self, loop: Loop, paths: Set, ctx: Ctx, implicit: bool = False) -> Outcome:
+        out = Outcome()
+        for p in paths:
+            _merge(out, self._memoised(("loop", loop, ctx, p, implicit), lambda p=p: self._loop1(loop, p, ctx, implicit)))
+        return out
+
+    def _loop1(self, loop: Loop, entry, ctx: Ctx, implicit: bool) -> Outcome:
+        inner = Ctx(ctx.frame, ctx.loops + (loop,), ctx.stack, ctx.conds)
+        start = self._enter(entry, loop)
+        seen: Set = set()
+        todo = {start}
+        exits: Set = set()
+        out = Outcome()
+        rounds = 0
+        while todo:
+            rounds += 1
+            seen |= todo
+            ends: Set = set()
+            for p in todo:
+                o = self._memoised(("body", loop, inner, p), lambda p=p: self.block(loop.body, {p}, inner))
+                ends |= o.normal | o.cont
+                if implicit:
+                    ends |= o.ret
+                else:
+                    out.ret |= o.ret
+                out.normal |= {self._forget(q, loop) for q in o.brk}
+            exits |= ends
+            self.budget -= len(ends)
+            if self.budget < 0:
+                raise OverBudget()
+            back = {self._back_edge(q, loop) for q in ends}
+            todo = self.cap(back) - seen
+            if rounds > 50:  # the state space is finite; this only guards against surprises
+                break
+        if loop.infinite and not implicit:
+            normal_exits: Set = set()
+        else:
+            normal_exits = {self._forget(q, loop) for q in exits}
+        if loop.orelse.items and normal_exits:
+            o = self.block(loop.orelse, normal_exits, ctx)
+            _merge_jumps(out, o)
+            normal_exits = o.normal
+        out.normal |= normal_exits
+        return out
+
+    def try_(self, t: Try, paths: Set, ctx: Ctx) -> Outcome:
+        body = self.block(t.body, paths, ctx)
+        out = Outcome(brk=set(body.brk), cont=set(body.cont), ret=set(body.ret))
+        normal = set()
+        if t.orelse.items:
+            o = self.block(t.orelse, body.normal, ctx)
+            _merge_jumps(out, o)
+            normal |= o.normal
+        else:
+            normal |= body.normal
+        if t.handlers:
+            entry = self.on_handler(set(paths) | body.normal, t, ctx)
+            for h in t.handlers:
+                o = self.block(h, entry, ctx)
+                _merge_jumps(out, o)
+                normal |= o.normal
+        if t.final.items:
+            o = self.block(t.final, normal, ctx)
+            _merge_jumps(out, o)
+            normal = o.normal
+        out.normal = normal
+        return out
+
+    # -- calls -------------------------------------------------------------------------------------------
+    def call(self, e: Event, paths: Set, ctx: Ctx) -> Set:
+        callee = e.callee
+        if callee in ctx.stack or len(ctx.stack) >= MAX_DEPTH:
+            return self.on_unseen_call(e, paths, ctx)
+        if not self.has_effect_fn(callee):
+            return paths
+        frame = self.bind(e, ctx.frame)
+        inner = Ctx(frame, ctx.loops, ctx.stack + (callee,), ctx.conds)
+        body = self.m.builder.body(callee)
+        out: Set = set()
+        for p in paths:
+            o = self._memoised(("call", callee, inner, p), lambda p=p: self.block(body, {p}, inner))
+            out |= o.normal | o.ret
+        return out
+
+    def run_callable(self, target, paths: Set, ctx: Ctx, bound=()) -> Set:
+        """Runs a closure (a Function with ``partial``-bound arguments, or a lambda's Block) in place."""
+        if isinstance(target, Block):
+            o = self.block(target, paths, ctx)
+            return o.normal | o.ret
+        if target in ctx.stack or len(ctx.stack) >= MAX_DEPTH:
+            return paths
+        frame = child_frame(target, ctx.frame, *bound) if bound else child_frame(target, ctx.frame, ())
+        inner = Ctx(frame, ctx.loops, ctx.stack + (target,), ctx.conds)
+        o = self.block(self.m.builder.body(target), paths, inner)
+        return o.normal | o.ret
+
+    def bind(self, e: Event, caller: Frame) -> Frame:
+        """The callee's frame: its parameters bound to the roles (and module identities) of the call's
+        arguments (after any that ``functools.partial`` bound in front), ``self`` to the receiver."""
+        roles, keys = bind_arguments(self.roles, e.callee, e.call, caller, e.bound_self, e.bound_args)
+        return child_frame(e.callee, caller, roles, keys)
+
+    def _memoised(self, key, compute) -> Outcome:
+        got = self._memo.get(key)
+        if got is None:
+            got = compute()
+            self._memo[key] = got
+        return got
+
+    # -- assumptions around loops ------------------------------------------------------------------------
+    def _enter(self, p, loop: Loop):
+        """A new run of ``loop``: its targets restart."""
+        p = self.on_enter(p, loop)
+        assume = p.assume
+        if assume and loop.target_names:
+            assume = frozenset(a for a in assume if not (
+                (a[0].startswith("mod:") and a[0].split(":", 2)[1] in loop.target_names)
+                or (not a[0].startswith("mod:") and (self.m.branch_info.get(a[0].split("@")[0], (frozenset(),))[0] & loop.target_names))))
+        for counter, start in loop.starts:  # ``enumerate(loader)``: the counter starts at phase 0
+            if start == 0 and counter in self.m.periodic_counters:
+                assume = assume | {(f"mod:{counter}:*:0", True)}
+        return p._replace(assume=assume) if assume != p.assume else p
+
+    def _forget(self, p, loop: Loop, keep_mod=frozenset()):
+        """Drops what the path assumed about tests whose value may change in the next iteration (but
+        keeps the phase of counters that ``_back_edge`` has just advanced)."""
+        p = self.on_exit(p, loop)
+        if not p.assume:
+            return p
+        variant = loop.assigned
+        keep = frozenset(a for a in p.assume
+                         if (a[0].startswith("mod:") and a[0].split(":", 2)[1] in keep_mod)
+                         or not self._is_variant(a[0], variant))
+        return p._replace(assume=keep) if keep != p.assume else p
+
+    def _is_variant(self, key: str, variant) -> bool:
+        info = self.m.branch_info.get(key.split("@")[0])
+        if info is None:
+            return True
+        names, volatile = info
+        return volatile or bool(names & variant)
+
+    def _back_edge(self, p, loop: Loop):
+        p = self.on_back_edge(p, loop)
+        assume = set()
+        for k, v in p.assume:
+            if k.startswith("mod:"):
+                rest, phase = k.rsplit(":", 1)
+                counter = rest.split(":", 2)[1]
+                if rest.endswith(":*"):
+                    # the first iteration (counter == 0) is followed by one that is not at phase 0
+                    if counter in loop.counters and phase == "0" and v:
+                        assume.add((k, False))
+                    continue
+                if counter in loop.counters:
+                    # one iteration later the counter is one phase further; after the last (-1) of a
+                    # window comes the first (0) of the next
+                    q = int(phase)
+                    nxt = 0 if q == -1 else q + 1
+                    if -3 <= nxt <= 3:
+                        assume.add((f"{rest}:{nxt}", v))
+                    continue
+            assume.add((k, v))
+        return self._forget(p._replace(assume=frozenset(assume)), loop, keep_mod=loop.counters)
+
+    # -- which items can change anything -------------------------------------------------------------------
+    def has_effect(self, item) -> bool:
+        k = id(item)
+        got = self._effect.get(k)
+        if got is None:
+            got = any((isinstance(i, Event) and (self.KINDS is None or i.kind in self.KINDS or i.kind == ev.CALL))
+                      or isinstance(i, Jump) for i in items_below(item))
+            self._effect[k] = got
+        return got
+
+    def has_effect_fn(self, fn: Function) -> bool:
+        return self.has_effect(self.m.builder.body(fn))
+
+
+def bind_arguments(roles, callee: Function, call: Optional[cst.Call], caller: Frame, bound_self: bool,
+                   bound_args=()):
+    """([(parameter, role)], [(parameter, module key)]) for a call: ``partial``-bound arguments first,
+    then the call's own; ``self`` is the receiver of a method called on an instance (``t.fit()``)."""
+    params = list(callee.params)
+    bindings: List[Tuple[str, Optional[Role]]] = []
+    keys: List[Tuple[str, Optional[str]]] = []
+    if params and params[0] in ("self", "cls") and callee.cls is not None:
+        recv = call.func.value if call is not None and isinstance(call.func, cst.Attribute) else None
+        if bound_self and recv is not None and not (isinstance(recv, cst.Name) and recv.value in ("self", "cls")):
+            key = roles.module_key(recv, caller)
+            if key is not None:  # else ``self.x`` keeps the identity its class gives it
+                keys.append(("self", key))
+        params = params[1:]
+    i = 0
+    for a in (*bound_args, *(call.args if call is not None else ())):
+        if a.star:
+            break
+        if a.keyword is not None:
+            name = a.keyword.value
+        elif i < len(params):
+            name = params[i]
+            i += 1
+        else:
+            continue
+        if name in callee.params:
+            bindings.append((name, roles.resolve(a.value, caller) if dotted(a.value) else None))
+            keys.append((name, roles.module_key(a.value, caller) or roles.fresh_module_key(a.value)))
+    return bindings, keys
+
+
+def items_below(item):
+    """Every item below a block or control structure within one function (no call expansion)."""
+    stack = [item]
+    while stack:
+        it = stack.pop()
+        if isinstance(it, Block):
+            stack.extend(reversed(it.items))
+            continue
+        yield it
+        if isinstance(it, Branch):
+            stack.extend(reversed(it.arms))
+        elif isinstance(it, Loop):
+            stack.extend((it.orelse, it.body))
+        elif isinstance(it, Try):
+            stack.extend(reversed((it.body, *it.handlers, it.orelse, it.final)))
+        elif isinstance(it, Event) and isinstance(it.closure, Block):
+            stack.append(it.closure)
+
+
+def _frame_key(br: Branch, frame: Frame) -> str:
+    """The test's text, qualified by what its names are bound to in this call: ``len(buffer) < n`` in
+    two calls of one helper with different buffers are two different tests."""
+    bound = [(n, id(r)) for n, r in frame.bindings if n in br.names]
+    return br.key if not bound else br.key + "@" + ",".join(f"{n}={i}" for n, i in sorted(bound))
+
+
+def _within(ctx: Ctx, key: Optional[str], value: bool) -> Ctx:
+    """The context inside one arm of an ``if`` (key None: a ``match`` case)."""
+    return Ctx(ctx.frame, ctx.loops, ctx.stack, ctx.conds + ((key, value, len(ctx.loops)),))
+
+
+def _merge(out: Outcome, o: Outcome) -> None:
+    out.normal |= o.normal
+    _merge_jumps(out, o)
+
+
+def _merge_jumps(out: Outcome, o: Outcome) -> None:
+    out.brk |= o.brk
+    out.cont |= o.cont
+    out.ret |= o.ret
+
+
+def _near_window_ends(a) -> bool:
+    return not a[0].startswith("mod:") or (":*:" not in a[0] and a[0].rsplit(":", 1)[1] in ("0", "-1"))
+
+
+def _not_periodic(a) -> bool:
+    return not a[0].startswith("mod:")
+
+
+def _phase_matches(p, base: str, phase: int) -> Optional[bool]:
+    """Whether the counter is known to be (or not to be) at ``phase`` of its window on this path."""
+    exact = _assumed(p, f"{base}{phase}")
+    if exact is not None:
+        return exact
+    for k, v in p.assume:
+        if k.startswith(base):
+            other = int(k[len(base):])
+            # known to be at a neighbouring phase: windows have at least two iterations, so neighbours
+            # differ (phases further apart may coincide when the window is short)
+            if v and abs(other - phase) == 1:
+                return False
+    return None
+
+
+def _assumed(p, key: str) -> Optional[bool]:
+    for k, v in p.assume:
+        if k == key:
+            return v
+    return None
+
+
+__all__ = ["Interp", "Ctx", "Outcome", "OverBudget", "child_frame", "bind_arguments", "items_below", "MAX_PATHS"]

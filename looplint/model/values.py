@@ -1,0 +1,1197 @@
+"""Values: what an expression may be, here.
+
+One service answers that question for every other part of the model (roles, loop kinds, scheduler
+sizing, closures, mixed precision, train/eval modes), so none keeps a lookup of its own:
+
+* **Reaching definitions.** A name read in a function is what the assignments that reach that read
+  made it (``loss = criterion(...)`` then ``loss = scaler.scale(loss)`` then ``loss.backward()``: the
+  scaled one). Computed once per function, lazily, over the statements with their branches, loops,
+  ``try`` and jumps. A name the function does not bind (a global, a free variable of a nested function)
+  is every assignment of the scope that binds it.
+* **Parameters.** A parameter nobody binds is its default plus the arguments of every call site in the
+  module (``complete`` only when every call site passes something readable or leaves the default).
+* **Attributes.** ``self.x`` is every ``self.x = ...`` in any method of the class, and a class-level
+  assignment or annotation (``crit: Callable``) declares it.
+* **Unpacking and containers.** ``a, (b, *c) = ...``, ``self.a, self.b = a, b``, ``d["k"]`` of a dict
+  literal, ``l[0]`` of a list literal.
+* **Callables.** ``def`` names, bound methods, lambdas, ``functools.partial`` (its arguments are bound
+  like a call's), and functions a same-module factory returns.
+* **Wrappers.** Iteration wrappers (``enumerate``, ``tqdm``, ``zip``...) and a name bound to one (``bar =
+  tqdm(enumerate(loader))``); value-preserving calls (``.to(device)``); a scaled loss (``scaler.scale``).
+* **Numbers.** The integers an expression may be (literals, arithmetic on them, parameter defaults and
+  call-site arguments, ``self`` attributes, argparse defaults, config dict entries).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, Union
+
+import libcst as cst
+
+from looplint.model.scopes import Assignment, ClassInfo, Function, Scopes, dotted, last_name, positional_args
+
+# -- definitions -------------------------------------------------------------------------------------------
+ASSIGN, PARAM, LOOP, AUG, OTHER = "assign", "param", "loop", "aug", "other"
+
+# Calls that hand back their first argument's object (a module moved to a device, a tensor converted).
+SAME_OBJECT = frozenset({"to", "cuda", "cpu", "float", "half", "double", "bfloat16", "train", "eval",
+                         "requires_grad_", "share_memory", "contiguous"})
+# Calls whose iteration yields the items of their first argument (possibly with a counter).
+ITER_WRAPPERS = frozenset({"enumerate", "tqdm", "iter", "islice", "track", "progress_bar", "ProgressBar",
+                           "tqdm_notebook", "cycle", "chain", "prefetch", "DataPrefetcher", "log_every",
+                           "MetricLogger", "trange", "tqdm_auto", "auto_tqdm", "prefetcher", "BackgroundGenerator",
+                           "repeat_loader", "infinite_loader", "sample_data", "alive_it", "rich_track"})
+MAX_DEPTH = 6
+
+
+@dataclass(eq=False)
+class Def:
+    """A binding that is not a plain assignment: a parameter, a loop target, an augmented assignment, or
+    anything else (import, walrus, ``except ... as``, a ``def``) whose value we do not follow."""
+
+    kind: str
+    scope: Function
+    name: str
+    node: Optional[cst.CSTNode] = None
+    value: Optional[cst.BaseExpression] = None  # LOOP: the iterable; AUG: the right-hand side
+    path: Tuple[int, ...] = ()  # LOOP: the target's position in a tuple target
+
+
+Binding = Union[Assignment, Def]
+
+
+@dataclass(frozen=True)
+class CallSite:
+    call: cst.Call
+    caller: Function
+    bound_self: bool  # the callee's first parameter (self) is the receiver, not an argument
+
+
+@dataclass(frozen=True)
+class Callable:
+    """Something that may be called: a function of this module or a lambda, with the arguments that are
+    already bound (``functools.partial``; the factory call that made a nested function)."""
+
+    target: Union[Function, cst.Lambda]
+    scope: Function  # where a lambda is written (for a Function: its parent)
+    bound_args: Tuple[cst.Arg, ...] = ()  # arguments bound in front (partial), evaluated in ``bound_scope``
+    bound_scope: Optional[Function] = None
+    bound_self: bool = False
+    factory: Optional[Tuple[cst.Call, Function, Function]] = None  # (factory call, caller, factory function)
+
+
+def _join(a: Optional[Dict[str, FrozenSet]], b: Optional[Dict[str, FrozenSet]]):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a is b:
+        return a
+    out = dict(a)
+    for k, v in b.items():
+        w = out.get(k)
+        out[k] = v if w is None else (w | v)
+    return out
+
+
+def _target_names(t: cst.BaseExpression, path=()) -> List[Tuple[str, Tuple[int, ...], bool]]:
+    """(name, position path, starred) for every name a target binds."""
+    out = []
+    if isinstance(t, cst.Name):
+        out.append((t.value, path, False))
+    elif isinstance(t, (cst.Tuple, cst.List)):
+        for i, el in enumerate(t.elements):
+            if isinstance(el, cst.StarredElement):
+                if isinstance(el.value, cst.Name):
+                    out.append((el.value.value, path + (i,), True))
+            else:
+                out.extend(_target_names(el.value, path + (i,)))
+    return out
+
+
+class _Reaching:
+    """Reaching definitions of one function: for every read of a local name, the bindings that reach it."""
+
+    def __init__(self, fn: Function, values: "Values"):
+        self.fn = fn
+        self.v = values
+        self.uses: Dict[int, FrozenSet] = {}
+        self.local: Set[str] = set(fn.assigns) | set(fn.params) | _bound_elsewhere(fn)
+        self.local -= fn.globals_ | _nonlocals(fn)
+        self._assign_of: Dict[Tuple[int, str], List[Assignment]] = {}
+        for name, assigns in fn.assigns.items():
+            for a in assigns:
+                self._assign_of.setdefault((id(a.node), name), []).append(a)
+        self._loops: List[list] = []  # per enclosing loop: [break envs, continue envs]
+        self._try: List[list] = []
+        self._defs: Dict[tuple, Def] = {}
+        self._subtree: Dict[int, Dict[str, FrozenSet]] = {}
+        env = {p: frozenset({Def(PARAM, fn, p)}) for p in fn.params}
+        node = fn.node
+        body = node.body if isinstance(node, cst.Module) else node.body.body
+        self.block(body, env)
+
+    def make(self, kind: str, name: str, node, value=None, path=()) -> Def:
+        """One Def object per binding site, however often the walk passes it."""
+        key = (kind, id(node), name, path)
+        d = self._defs.get(key)
+        if d is None:
+            d = self._defs[key] = Def(kind, self.fn, name, node, value, path)
+        return d
+
+    def subtree_defs(self, loop) -> Dict[str, FrozenSet]:
+        """Every binding of a local name made anywhere in a loop (its target and body, nested blocks
+        included, nested scopes excluded): what may reach the loop's head around its back edge."""
+        got = self._subtree.get(id(loop))
+        if got is not None:
+            return got
+        found: Dict[str, Set] = {}
+        r = self
+
+        def add(name, d):
+            if name in r.local:
+                found.setdefault(name, set()).add(d)
+
+        def target(t, stmt, kind, value=None):
+            for name, path, _s in _target_names(t):
+                if kind == ASSIGN:
+                    got = r._assign_of.get((id(stmt), name))
+                    for a in got or [r.make(OTHER, name, stmt, value, path)]:
+                        add(name, a)
+                else:
+                    add(name, r.make(kind, name, stmt, value, path))
+
+        class V(cst.CSTVisitor):
+            def visit_Assign(self, n: cst.Assign) -> None:
+                for t in n.targets:
+                    target(t.target, n, ASSIGN, n.value)
+
+            def visit_AnnAssign(self, n: cst.AnnAssign) -> None:
+                if n.value is not None:
+                    target(n.target, n, ASSIGN, n.value)
+
+            def visit_AugAssign(self, n: cst.AugAssign) -> None:
+                if isinstance(n.target, cst.Name):
+                    add(n.target.value, r.make(AUG, n.target.value, n, n.value))
+
+            def visit_For(self, n: cst.For) -> None:
+                if not isinstance(n.target, (cst.Attribute, cst.Subscript)):
+                    for name, path, _s in _target_names(n.target):
+                        add(name, r.make(LOOP, name, n, n.iter, path))
+
+            def visit_With(self, n: cst.With) -> None:
+                for item in n.items:
+                    if item.asname is not None:
+                        target(item.asname.name, n, ASSIGN)
+
+            def visit_NamedExpr(self, n: cst.NamedExpr) -> None:
+                if isinstance(n.target, cst.Name):
+                    add(n.target.value, r.make(OTHER, n.target.value, n, n.value))
+
+            def visit_ExceptHandler(self, n: cst.ExceptHandler) -> None:
+                if n.name is not None and isinstance(n.name.name, cst.Name):
+                    add(n.name.name.value, r.make(OTHER, n.name.name.value, n))
+
+            def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
+                add(n.name.value, r.make(OTHER, n.name.value, n))
+                return False
+
+            def visit_ClassDef(self, n: cst.ClassDef) -> bool:
+                add(n.name.value, r.make(OTHER, n.name.value, n))
+                return False
+
+            def visit_Lambda(self, n) -> bool:
+                return False
+
+            def visit_Import(self, n: cst.Import) -> None:
+                for a in n.names:
+                    name = a.asname.name.value if a.asname is not None and isinstance(a.asname.name, cst.Name) \
+                        else (dotted(a.name) or "").split(".")[0]
+                    add(name, r.make(OTHER, name, n))
+
+            def visit_ImportFrom(self, n: cst.ImportFrom) -> None:
+                if not isinstance(n.names, cst.ImportStar):
+                    for a in n.names:
+                        name = a.asname.name.value if a.asname is not None and isinstance(a.asname.name, cst.Name) \
+                            else (dotted(a.name) or "").split(".")[0]
+                        add(name, r.make(OTHER, name, n))
+
+        loop.visit(V())
+        out = {k: frozenset(v) for k, v in found.items()}
+        self._subtree[id(loop)] = out
+        return out
+
+    # -- expressions -------------------------------------------------------------------------------------
+    def loads(self, expr: Optional[cst.CSTNode], env) -> None:
+        if expr is None or env is None:
+            return
+        stack = [expr]
+        skip: Set[str] = set()
+        while stack:
+            e = stack.pop()
+            if isinstance(e, cst.Name):
+                if e.value in self.local and e.value not in skip:
+                    self.uses[id(e)] = env.get(e.value, frozenset())
+            elif isinstance(e, cst.Attribute):
+                stack.append(e.value)
+            elif isinstance(e, cst.Call):
+                stack.append(e.func)
+                stack.extend(a.value for a in e.args)
+            elif isinstance(e, cst.Lambda):
+                stack.extend(p.default for p in e.params.params if p.default is not None)
+            elif isinstance(e, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+                f = e.for_in
+                while f is not None:
+                    skip |= {n for n, _p, _s in _target_names(f.target)}
+                    stack.append(f.iter)
+                    stack.extend(i.test for i in f.ifs)
+                    f = f.inner_for_in
+                if isinstance(e, cst.DictComp):
+                    stack.extend((e.key, e.value))
+                else:
+                    stack.append(e.elt)
+            elif isinstance(e, cst.NamedExpr):
+                stack.append(e.value)
+            elif isinstance(e, (cst.SimpleString, cst.Integer, cst.Float, cst.Imaginary, cst.Ellipsis)):
+                continue
+            else:
+                for c in e.children:
+                    if isinstance(c, cst.BaseExpression):
+                        stack.append(c)
+                    elif isinstance(c, (cst.Arg, cst.Element, cst.DictElement, cst.StarredDictElement,
+                                        cst.FormattedStringExpression, cst.SubscriptElement, cst.Index,
+                                        cst.Slice, cst.ComparisonTarget, cst.LeftParen, cst.RightParen)):
+                        stack.extend(x for x in c.children if isinstance(x, (cst.BaseExpression, cst.Index, cst.Slice)))
+
+    def walrus(self, expr: Optional[cst.CSTNode], env):
+        if env is None or expr is None or not _has_walrus(expr):
+            return env
+
+        class V(cst.CSTVisitor):
+            found: List[cst.NamedExpr] = []
+
+            def visit_NamedExpr(self, n: cst.NamedExpr) -> None:
+                V.found.append(n)
+
+            def visit_Lambda(self, n) -> bool:
+                return False
+
+        V.found = []
+        expr.visit(V())
+        env = dict(env)
+        for n in V.found:
+            if isinstance(n.target, cst.Name):
+                env[n.target.value] = frozenset({self.make(OTHER, n.target.value, n, n.value)})
+        return env
+
+    # -- statements --------------------------------------------------------------------------------------
+    def bind(self, env, target: cst.BaseExpression, stmt: cst.CSTNode, kind: str = ASSIGN,
+             value: Optional[cst.BaseExpression] = None):
+        if env is None:
+            return env
+        env = dict(env)
+        if isinstance(target, (cst.Attribute, cst.Subscript)):
+            self.loads(target.value, env)
+            if isinstance(target, cst.Subscript):
+                for el in target.slice:
+                    self.loads(el.slice, env)
+            return env
+        for name, path, _starred in _target_names(target):
+            if name not in self.local:
+                continue
+            if kind == ASSIGN:
+                got = self._assign_of.get((id(stmt), name))
+                env[name] = frozenset(got) if got else frozenset({self.make(OTHER, name, stmt, value, path)})
+            else:
+                env[name] = frozenset({self.make(kind, name, stmt, value, path)})
+        if isinstance(target, (cst.Tuple, cst.List)):
+            for el in target.elements:
+                if isinstance(el.value, (cst.Attribute, cst.Subscript)):
+                    self.loads(el.value.value, env)
+        return env
+
+    def block(self, stmts: Sequence[cst.CSTNode], env):
+        for st in stmts:
+            if env is None:
+                return None
+            env = self.stmt(st, env)
+            if self._try:
+                self._try[-1].append(env)
+        return env
+
+    def suite(self, suite, env):
+        if suite is None:
+            return env
+        if isinstance(suite, (cst.IndentedBlock, cst.SimpleStatementSuite)):
+            return self.block(suite.body, env)
+        return self.suite(suite.body, env)
+
+    def stmt(self, st, env):
+        if isinstance(st, cst.SimpleStatementLine):
+            for small in st.body:
+                env = self.small(small, env)
+                if env is None:
+                    return None
+            return env
+        if isinstance(st, cst.If):
+            ends = []
+            cur = st
+            while True:  # an elif chain is walked without recursion
+                self.loads(cur.test, env)
+                env = self.walrus(cur.test, env)
+                ends.append(self.suite(cur.body, env))
+                if isinstance(cur.orelse, cst.If):
+                    cur = cur.orelse
+                    continue
+                ends.append(self.suite(cur.orelse.body, env) if cur.orelse is not None else env)
+                break
+            out = None
+            for e in ends:
+                out = _join(out, e)
+            return out
+        if isinstance(st, (cst.For, cst.While)):
+            if isinstance(st, cst.For):
+                self.loads(st.iter, env)
+                env = self.walrus(st.iter, env)
+            before = env
+            # what the back edge brings: every binding the body makes (one pass, linear in nesting)
+            head = _join(before, self.subtree_defs(st))
+            inner = head
+            if isinstance(st, cst.For):
+                inner = self._loop_target(st, inner)
+            else:
+                self.loads(st.test, inner)
+                inner = self.walrus(st.test, inner)
+            self._loops.append([[], []])
+            end = self.suite(st.body, inner)
+            brk, _cont = self._loops.pop()
+            exits = _join(head, end)
+            for b in brk:
+                exits = _join(exits, b)
+            if st.orelse is not None:
+                exits = _join(exits, self.suite(st.orelse.body, head))
+            return exits
+        if isinstance(st, (cst.Try, cst.TryStar)):
+            self._try.append([env])
+            body = self.suite(st.body, env)
+            seen = self._try.pop()
+            anywhere = None
+            for e in seen:
+                anywhere = _join(anywhere, e)
+            out = self.suite(st.orelse.body, body) if st.orelse is not None else body
+            for h in st.handlers:
+                henv = anywhere
+                if h.name is not None and henv is not None:
+                    henv = self.bind(henv, h.name.name, h, OTHER)
+                out = _join(out, self.suite(h.body, henv))
+            if st.finalbody is not None:
+                fin = self.suite(st.finalbody.body, _join(out, anywhere))
+                out = fin if out is not None else None
+            return out
+        if isinstance(st, cst.With):
+            for item in st.items:
+                self.loads(item.item, env)
+                if item.asname is not None:
+                    env = self.bind(env, item.asname.name, st)
+            return self.suite(st.body, env)
+        if isinstance(st, cst.Match):
+            self.loads(st.subject, env)
+            out = None
+            for case in st.cases:
+                cenv = dict(env)
+                for name in _pattern_names(case.pattern):
+                    if name in self.local:
+                        cenv[name] = frozenset({self.make(OTHER, name, case)})
+                if case.guard is not None:
+                    self.loads(case.guard, cenv)
+                out = _join(out, self.suite(case.body, cenv))
+            return _join(out, env)
+        if isinstance(st, (cst.FunctionDef, cst.ClassDef)):
+            for d in st.decorators:
+                self.loads(d.decorator, env)
+            if isinstance(st, cst.FunctionDef):
+                for p in (*st.params.params, *st.params.kwonly_params, *st.params.posonly_params):
+                    if p.default is not None:
+                        self.loads(p.default, env)
+            else:
+                for b in st.bases:
+                    self.loads(b.value, env)
+            if st.name.value in self.local:
+                env = dict(env)
+                env[st.name.value] = frozenset({self.make(OTHER, st.name.value, st)})
+            return env
+        return env
+
+    def _loop_target(self, st: cst.For, env):
+        env = dict(env)
+        if isinstance(st.target, (cst.Attribute, cst.Subscript)):
+            return env
+        for name, path, _s in _target_names(st.target):
+            if name in self.local:
+                env[name] = frozenset({self.make(LOOP, name, st, st.iter, path)})
+        return env
+
+    def small(self, small, env):
+        if isinstance(small, cst.Expr):
+            self.loads(small.value, env)
+            return self.walrus(small.value, env)
+        if isinstance(small, cst.Assign):
+            self.loads(small.value, env)
+            env = self.walrus(small.value, env)
+            for t in small.targets:
+                env = self.bind(env, t.target, small, ASSIGN, small.value)
+            return env
+        if isinstance(small, cst.AnnAssign):
+            if small.value is None:
+                return env
+            self.loads(small.value, env)
+            return self.bind(env, small.target, small, ASSIGN, small.value)
+        if isinstance(small, cst.AugAssign):
+            self.loads(small.target, env)
+            self.loads(small.value, env)
+            if isinstance(small.target, cst.Name):
+                return self.bind(env, small.target, small, AUG, small.value)
+            return env
+        if isinstance(small, cst.Return):
+            self.loads(small.value, env)
+            return None
+        if isinstance(small, cst.Raise):
+            self.loads(small.exc, env)
+            return None
+        if isinstance(small, cst.Break):
+            if self._loops:
+                self._loops[-1][0].append(env)
+            return None
+        if isinstance(small, cst.Continue):
+            if self._loops:
+                self._loops[-1][1].append(env)
+            return None
+        if isinstance(small, (cst.Import, cst.ImportFrom)):
+            if isinstance(small.names, cst.ImportStar):
+                return env
+            env = dict(env)
+            for alias in small.names:
+                if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                    name = alias.asname.name.value
+                else:
+                    name = (dotted(alias.name) or "").split(".")[0]
+                if name in self.local:
+                    env[name] = frozenset({self.make(OTHER, name, small)})
+            return env
+        if isinstance(small, cst.Del):
+            env = dict(env)
+            for t in (small.target.elements if isinstance(small.target, (cst.Tuple, cst.List)) else [small.target]):
+                t = t.value if isinstance(t, cst.Element) else t
+                if isinstance(t, cst.Name):
+                    env.pop(t.value, None)
+            return env
+        if isinstance(small, cst.Assert):
+            self.loads(small.test, env)
+            self.loads(small.msg, env)
+            return env
+        return env
+
+
+def _has_walrus(expr) -> bool:
+    class V(cst.CSTVisitor):
+        hit = False
+
+        def visit_NamedExpr(self, n) -> bool:
+            V.hit = True
+            return False
+
+    expr.visit(V())
+    return V.hit
+
+
+def _pattern_names(pattern) -> Set[str]:
+    found: Set[str] = set()
+
+    class V(cst.CSTVisitor):
+        def visit_MatchAs(self, n: cst.MatchAs) -> None:
+            if n.name is not None:
+                found.add(n.name.value)
+
+        def visit_MatchStar(self, n: cst.MatchStar) -> None:
+            if n.name is not None:
+                found.add(n.name.value)
+
+        def visit_MatchMapping(self, n: cst.MatchMapping) -> None:
+            if n.rest is not None:
+                found.add(n.rest.value)
+
+    pattern.visit(V())
+    return found
+
+
+def _bound_elsewhere(fn: Function) -> Set[str]:
+    """Local names bound by statements the scope collector does not record as assignments (loop and
+    ``except``/``with`` targets, augmented assignments, imports, walrus, nested ``def``/``class``)."""
+    found: Set[str] = set(fn.nested)
+    node = fn.node
+
+    class V(cst.CSTVisitor):
+        def visit_For(self, n: cst.For) -> None:
+            found.update(x for x, _p, _s in _target_names(n.target))
+
+        def visit_AugAssign(self, n: cst.AugAssign) -> None:
+            if isinstance(n.target, cst.Name):
+                found.add(n.target.value)
+
+        def visit_NamedExpr(self, n: cst.NamedExpr) -> None:
+            if isinstance(n.target, cst.Name):
+                found.add(n.target.value)
+
+        def visit_ExceptHandler(self, n: cst.ExceptHandler) -> None:
+            if n.name is not None and isinstance(n.name.name, cst.Name):
+                found.add(n.name.name.value)
+
+        def visit_Import(self, n: cst.Import) -> None:
+            for a in n.names:
+                found.add(a.asname.name.value if a.asname is not None and isinstance(a.asname.name, cst.Name)
+                          else (dotted(a.name) or "").split(".")[0])
+
+        def visit_ImportFrom(self, n: cst.ImportFrom) -> None:
+            if not isinstance(n.names, cst.ImportStar):
+                for a in n.names:
+                    found.add(a.asname.name.value if a.asname is not None and isinstance(a.asname.name, cst.Name)
+                              else (dotted(a.name) or "").split(".")[0])
+
+        def visit_ClassDef(self, n: cst.ClassDef) -> bool:
+            found.add(n.name.value)
+            return False
+
+        def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
+            if n is node:
+                return True
+            found.add(n.name.value)
+            return False
+
+        def visit_Lambda(self, n) -> bool:
+            return False
+
+        def visit_ListComp(self, n) -> bool:
+            return False
+
+        def visit_SetComp(self, n) -> bool:
+            return False
+
+        def visit_DictComp(self, n) -> bool:
+            return False
+
+        def visit_GeneratorExp(self, n) -> bool:
+            return False
+
+    if isinstance(node, cst.Module):
+        for st in node.body:
+            st.visit(V())
+    else:
+        node.body.visit(V())
+    return found
+
+
+def _nonlocals(fn: Function) -> Set[str]:
+    if fn.is_module:
+        return set()
+    found: Set[str] = set()
+
+    class V(cst.CSTVisitor):
+        def visit_Nonlocal(self, n: cst.Nonlocal) -> None:
+            found.update(x.name.value for x in n.names)
+
+        def visit_FunctionDef(self, n) -> bool:
+            return n is fn.node
+
+    fn.node.visit(V())
+    return found
+
+
+# -- the service -----------------------------------------------------------------------------------------------
+class Values:
+    """What expressions may be, for the whole module. Everything is computed lazily and cached."""
+
+    def __init__(self, scopes: Scopes):
+        self.s = scopes
+        self._reaching: Dict[Function, Optional[_Reaching]] = {}
+        self._sites: Optional[Dict[Function, List[CallSite]]] = None
+        self._referenced: Optional[Set[Function]] = None
+        self._argparse: Optional[Dict[str, List[cst.BaseExpression]]] = None
+
+    # -- definitions -------------------------------------------------------------------------------------
+    def reaching(self, name: cst.Name, fn: Function) -> Optional[FrozenSet[Binding]]:
+        """The bindings that reach this read of a local name (None when ``name`` is not such a read: a
+        global or free variable, or a node the function does not contain)."""
+        if fn in self._reaching:
+            r = self._reaching[fn]
+        else:
+            try:
+                r = _Reaching(fn, self)
+            except RecursionError:  # pragma: no cover - pathological nesting: every binding, flow-insensitively
+                r = None
+            self._reaching[fn] = r
+        if r is None:
+            return None
+        got = r.uses.get(id(name))
+        return got if got else None
+
+    def bindings(self, name: str, fn: Function, at: Optional[cst.CSTNode] = None) -> Tuple[Optional[Function], List[Binding]]:
+        """(scope that binds ``name``, the bindings visible at ``at``): the reaching ones for a local read,
+        else every assignment and the parameter of the nearest enclosing scope that binds the name."""
+        if isinstance(at, cst.Name) and at.value == name:
+            got = self.reaching(at, fn)
+            if got is not None:
+                return fn, _in_source_order(got, fn.assigns.get(name, ()))
+        f: Optional[Function] = fn
+        while f is not None:
+            if name in f.globals_ and not f.is_module:
+                f = self.s.module
+                continue
+            if name in f.assigns or name in f.params:
+                out: List[Binding] = list(f.assigns.get(name, []))
+                if name in f.params:
+                    out.append(Def(PARAM, f, name))
+                return f, out
+            if name in f.nested:
+                return f, [Def(OTHER, f, name, f.nested[name].node)]
+            f = f.parent
+        return None, []
+
+    # -- call sites and references ------------------------------------------------------------------------
+    def call_sites(self, fn: Function) -> List[CallSite]:
+        """The calls of ``fn`` in this module (direct calls by name, ``self.m(...)``, ``obj.m(...)`` on an
+        instance of its class)."""
+        if self._sites is None:
+            self._index()
+        return self._sites.get(fn, [])
+
+    def referenced(self, fn: Function) -> bool:
+        """Whether anything in the module mentions ``fn`` other than by calling it directly: passed as an
+        argument, stored, returned, wrapped in ``partial``, registered as a callback."""
+        if self._referenced is None:
+            self._index()
+        return fn in self._referenced
+
+    def called(self, fn: Function) -> bool:
+        return bool(self.call_sites(fn))
+
+    def _index(self) -> None:
+        sites: Dict[Function, List[CallSite]] = {}
+        refs: Set[Function] = set()
+        values = self
+
+        for fn in self.s.functions:
+            node = fn.node
+            body = node.body if isinstance(node, cst.Module) else [node.body]
+
+            class V(cst.CSTVisitor):
+                def __init__(self) -> None:
+                    self.func_nodes: Set[int] = set()
+
+                def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
+                    for d in n.decorators:
+                        d.decorator.visit(self)
+                    return n is node  # nested functions are indexed as functions of their own
+
+                def visit_ClassDef(self, n: cst.ClassDef) -> bool:
+                    for stmt in (n.body.body if isinstance(n.body, cst.IndentedBlock) else []):
+                        if not isinstance(stmt, cst.FunctionDef):
+                            stmt.visit(self)
+                        else:
+                            for d in stmt.decorators:
+                                d.decorator.visit(self)
+                    return False
+
+                def visit_Call(self, n: cst.Call) -> None:
+                    callee, bound_self = values.resolve_callee(n.func, fn)
+                    if callee is not None:
+                        sites.setdefault(callee, []).append(CallSite(n, fn, bound_self))
+                        self.func_nodes.add(id(n.func))
+
+                def visit_Name(self, n: cst.Name) -> None:
+                    if id(n) in self.func_nodes:
+                        return
+                    f = values.s.lookup_function(n.value, fn)
+                    if f is not None and not f.is_module:
+                        refs.add(f)
+
+                def visit_Attribute(self, n: cst.Attribute) -> bool:
+                    if id(n) not in self.func_nodes:
+                        callee, _b = values.resolve_callee(n, fn)
+                        if callee is not None:
+                            refs.add(callee)
+                    n.value.visit(self)
+                    return False
+
+                def visit_Arg(self, n: cst.Arg) -> bool:
+                    n.value.visit(self)  # the keyword is no reference
+                    return False
+
+            v = V()
+            for st in body:
+                st.visit(v)
+        self._sites = sites
+        self._referenced = refs
+
+    def resolve_callee(self, func: cst.BaseExpression, fn: Function, classes: bool = True) -> Tuple[Optional[Function], bool]:
+        """The function of this module a call's ``func`` names: a function in scope, ``self.method``,
+        ``cls.method``, ``Class.method``, a method of a local instance (``t = Trainer(); t.fit()``), and
+        with ``classes`` a local class (its ``__init__``)."""
+        if isinstance(func, cst.Name):
+            f = self.s.lookup_function(func.value, fn)
+            if f is not None:
+                return f, False
+            if classes and func.value in self.s.classes:
+                init = self.method(self.s.classes[func.value], "__init__")
+                if init is not None:
+                    return init, True
+            return None, False
+        if isinstance(func, cst.Attribute):
+            recv, attr = func.value, func.attr.value
+            if isinstance(recv, cst.Name) and recv.value in ("self", "cls"):
+                cls = class_of(fn)
+                if cls is not None:
+                    m = self.method(cls, attr)
+                    if m is not None:
+                        return m, True
+                return None, False
+            if isinstance(recv, cst.Name) and recv.value in self.s.classes:
+                m = self.method(self.s.classes[recv.value], attr)
+                return (m, False) if m is not None else (None, False)
+            cls = self.instance_class(recv, fn)
+            if cls is not None:
+                m = self.method(cls, attr)
+                if m is not None:
+                    return m, True
+        return None, False
+
+    def method(self, cls: ClassInfo, name: str, depth: int = 0) -> Optional[Function]:
+        """A method of a class of this module, looked up through its local base classes."""
+        if name in cls.methods:
+            return cls.methods[name]
+        if depth > 5:
+            return None
+        for b in cls.bases:
+            base = self.s.classes.get(b.rsplit(".", 1)[-1]) if "." not in b else None
+            if base is not None and base is not cls:
+                m = self.method(base, name, depth + 1)
+                if m is not None:
+                    return m
+        return None
+
+    def instance_class(self, expr: cst.BaseExpression, fn: Function, depth: int = 0) -> Optional[ClassInfo]:
+        """The class of this module an expression is an instance of, when every binding says so."""
+        if depth > 3:
+            return None
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name):
+            return self.s.classes.get(expr.func.value) if self.s.lookup_function(expr.func.value, fn) is None else None
+        if isinstance(expr, cst.Name):
+            _scope, binds = self.bindings(expr.value, fn, expr)
+            classes = set()
+            for b in binds:
+                if isinstance(b, Assignment) and b.index is None:
+                    classes.add(self.instance_class(b.value, b.scope, depth + 1))
+                else:
+                    return None
+            if len(classes) == 1:
+                return classes.pop()
+        return None
+
+    # -- parameters --------------------------------------------------------------------------------------
+    def arguments(self, fn: Function, name: str) -> Tuple[List[Tuple[cst.BaseExpression, Function]], bool]:
+        """The expressions parameter ``name`` of ``fn`` may receive: its default and the argument of every
+        call site in this module (with the scope each is evaluated in); ``complete`` is False when some call
+        site passes it in a form we cannot read (``*args``/``**kwargs``) or it has no default and is not
+        passed."""
+        node = fn.node
+        if not isinstance(node, cst.FunctionDef) or name not in fn.params:
+            return [], False
+        params = [p for p in (*node.params.posonly_params, *node.params.params)]
+        kwonly = list(node.params.kwonly_params)
+        param = next((p for p in params + kwonly if p.name.value == name), None)
+        if param is None:
+            return [], False  # *args / **kwargs
+        out: List[Tuple[cst.BaseExpression, Function]] = []
+        complete = True
+        default = param.default
+        if default is not None:
+            out.append((default, fn.parent or self.s.module))
+        positional = [p.name.value for p in params]
+        for site in self.call_sites(fn):
+            pos_names = positional[1:] if (site.bound_self and positional[:1] in (["self"], ["cls"])) or (
+                fn.cls is not None and positional[:1] in (["self"], ["cls"]) and site.bound_self) else positional
+            if fn.cls is not None and not site.bound_self and positional[:1] == ["self"]:
+                pos_names = positional  # Class.method(obj, ...)
+            got = None
+            unreadable = False
+            i = 0
+            for a in site.call.args:
+                if a.star:
+                    unreadable = True
+                    break
+                if a.keyword is not None:
+                    if a.keyword.value == name:
+                        got = a.value
+                    continue
+                if i < len(pos_names) and pos_names[i] == name and param not in kwonly:
+                    got = a.value
+                i += 1
+            if got is not None:
+                out.append((got, site.caller))
+            elif unreadable:
+                complete = False
+            elif default is None:
+                complete = False
+        if default is None and not self.call_sites(fn):
+            complete = False
+        return out, complete and bool(out)
+
+    # -- what an expression is -----------------------------------------------------------------------------
+    def unwrap(self, expr: cst.BaseExpression) -> cst.BaseExpression:
+        """``m`` for ``m.to(device)``, ``m.cuda()``, ``m.train()``: calls that return the object itself."""
+        while isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in SAME_OBJECT:
+            expr = expr.func.value
+        return expr
+
+    def assigned_values(self, expr: cst.BaseExpression, fn: Function) -> Optional[List[Tuple[cst.BaseExpression, Function]]]:
+        """The expressions a name or ``self`` attribute was assigned (after unpacking tuples and reading
+        literal containers), or None when some binding is not an assignment we can read."""
+        if isinstance(expr, cst.Name):
+            _scope, binds = self.bindings(expr.value, fn, expr)
+            if not binds:
+                return None
+            out = []
+            for b in binds:
+                if not isinstance(b, Assignment):
+                    return None
+                v = self._element(b.value, b.index, b.size, b.scope)
+                if v is None:
+                    return None
+                out.append((v, b.scope))
+            return out
+        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
+            cls = class_of(fn)
+            if cls is None:
+                return None
+            assigns = self.attribute_assignments(cls, expr.attr.value)
+            if not assigns:
+                return None
+            out = []
+            for a in assigns:
+                v = self._element(a.value, a.index, a.size, a.scope)
+                if v is None:
+                    return None
+                out.append((v, a.scope))
+            return out
+        return None
+
+    def attribute_assignments(self, cls: ClassInfo, attr: str, depth: int = 0) -> List[Assignment]:
+        got = list(cls.attrs.get(attr, []))
+        if depth < 5:
+            for b in cls.bases:
+                base = self.s.classes.get(b.rsplit(".", 1)[-1]) if "." not in b else None
+                if base is not None and base is not cls:
+                    got.extend(self.attribute_assignments(base, attr, depth + 1))
+        return got
+
+    def _element(self, value, index, size, scope) -> Optional[cst.BaseExpression]:
+        if index is None:
+            return value
+        if isinstance(value, (cst.Tuple, cst.List)):
+            elts = value.elements
+            if len(elts) == size and not any(isinstance(e, cst.StarredElement) for e in elts) and index < len(elts):
+                return elts[index].value
+        return None
+
+    def ints(self, expr: Optional[cst.BaseExpression], fn: Function, depth: int = 0) -> Optional[FrozenSet[int]]:
+        """Every integer ``expr`` may be, or None when some possibility cannot be read."""
+        if expr is None or depth > MAX_DEPTH:
+            return None
+        if isinstance(expr, cst.Integer):
+            try:
+                return frozenset({int(expr.value.replace("_", ""), 0)})
+            except ValueError:
+                return None
+        if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
+            got = self.ints(expr.expression, fn, depth + 1)
+            return None if got is None else frozenset(-v for v in got)
+        if isinstance(expr, cst.BinaryOperation):
+            a = self.ints(expr.left, fn, depth + 1)
+            b = self.ints(expr.right, fn, depth + 1) if a is not None else None
+            if a is None or b is None or len(a) * len(b) > 64:
+                return None
+            op = expr.operator
+            try:
+                if isinstance(op, cst.Add):
+                    return frozenset(x + y for x in a for y in b)
+                if isinstance(op, cst.Subtract):
+                    return frozenset(x - y for x in a for y in b)
+                if isinstance(op, cst.Multiply):
+                    return frozenset(x * y for x in a for y in b)
+                if isinstance(op, cst.FloorDivide):
+                    return frozenset(x // y for x in a for y in b)
+            except ZeroDivisionError:
+                return None
+            return None
+        if isinstance(expr, cst.IfExp):
+            a, b = self.ints(expr.body, fn, depth + 1), self.ints(expr.orelse, fn, depth + 1)
+            return None if a is None or b is None else a | b
+        if isinstance(expr, cst.Call) and last_name(expr.func) == "int" and len(expr.args) == 1:
+            return self.ints(expr.args[0].value, fn, depth + 1)
+        if isinstance(expr, cst.Name):
+            _scope, binds = self.bindings(expr.value, fn, expr)
+            if not binds:
+                return None
+            out: Set[int] = set()
+            for b in binds:
+                if isinstance(b, Assignment):
+                    got = self.ints(self._element(b.value, b.index, b.size, b.scope), b.scope, depth + 1)
+                elif isinstance(b, Def) and b.kind == PARAM:
+                    args, complete = self.arguments(b.scope, b.name)
+                    if not complete:
+                        return None
+                    got = frozenset()
+                    for a, where in args:
+                        g = self.ints(a, where, depth + 1)
+                        if g is None:
+                            return None
+                        got |= g
+                else:
+                    return None
+                if got is None:
+                    return None
+                out |= got
+            return frozenset(out) if out else None
+        if isinstance(expr, cst.Attribute):
+            if isinstance(expr.value, cst.Name) and expr.value.value == "self":
+                got = self.assigned_values(expr, fn)
+                if got is None:
+                    return None
+                out = set()
+                for v, where in got:
+                    g = self.ints(v, where, depth + 1)
+                    if g is None:
+                        return None
+                    out |= g
+                return frozenset(out) if out else None
+            return self._option_default(expr, fn, depth)
+        if isinstance(expr, cst.Subscript):
+            v = self.entry(expr, fn, depth)
+            return None if v is None else self.ints(v[0], v[1], depth + 1)
+        return None
+
+    def entry(self, expr: cst.Subscript, fn: Function, depth: int = 0) -> Optional[Tuple[cst.BaseExpression, Function]]:
+        """``d["k"]`` of a dict literal (``d = {"k": 3}``, ``dict(k=3)``), ``l[1]`` of a list or tuple literal."""
+        if depth > MAX_DEPTH or len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index):
+            return None
+        key = expr.slice[0].slice.value
+        base = expr.value
+        found = self.assigned_values(base, fn) if isinstance(base, (cst.Name, cst.Attribute)) else [(base, fn)]
+        if not found or len(found) != 1:
+            return None
+        container, where = found[0]
+        if isinstance(container, cst.Dict) and isinstance(key, cst.SimpleString):
+            k = literal_string(key)
+            for el in container.elements:
+                if isinstance(el, cst.DictElement) and isinstance(el.key, cst.SimpleString) and literal_string(el.key) == k:
+                    return el.value, where
+            return None
+        if isinstance(container, cst.Call) and last_name(container.func) == "dict" and isinstance(key, cst.SimpleString):
+            k = literal_string(key)
+            for a in container.args:
+                if a.keyword is not None and a.keyword.value == k:
+                    return a.value, where
+            return None
+        if isinstance(container, (cst.List, cst.Tuple)) and isinstance(key, cst.Integer):
+            i = int(key.value, 0)
+            elts = container.elements
+            if not any(isinstance(e, cst.StarredElement) for e in elts) and -len(elts) <= i < len(elts):
+                return elts[i].value, where
+        return None
+
+    def _option_default(self, expr: cst.Attribute, fn: Function, depth: int) -> Optional[FrozenSet[int]]:
+        """``args.epochs`` where ``args = parser.parse_args(...)``: the ``default=`` of ``--epochs``."""
+        base = expr.value
+        found = self.assigned_values(base, fn) if isinstance(base, cst.Name) else None
+        if not found or not all(isinstance(v, cst.Call) and last_name(v.func) in ("parse_args", "parse_known_args")
+                                for v, _w in found):
+            return None
+        defaults = self._argparse_defaults().get(expr.attr.value)
+        if not defaults:
+            return None
+        out: Set[int] = set()
+        for d in defaults:
+            g = self.ints(d, self.s.module, depth + 1)
+            if g is None:
+                return None
+            out |= g
+        return frozenset(out)
+
+    def _argparse_defaults(self) -> Dict[str, List[cst.BaseExpression]]:
+        if self._argparse is None:
+            found: Dict[str, List[cst.BaseExpression]] = {}
+
+            class V(cst.CSTVisitor):
+                def visit_Call(self, n: cst.Call) -> None:
+                    if last_name(n.func) != "add_argument":
+                        return
+                    dest = None
+                    default = None
+                    for a in n.args:
+                        if a.keyword is not None and a.keyword.value == "dest" and isinstance(a.value, cst.SimpleString):
+                            dest = literal_string(a.value)
+                        elif a.keyword is not None and a.keyword.value == "default":
+                            default = a.value
+                    if dest is None:
+                        flags = [literal_string(a.value) for a in n.args if a.keyword is None and isinstance(a.value, cst.SimpleString)]
+                        longs = [f for f in flags if f.startswith("--")] or flags
+                        if longs:
+                            dest = longs[0].lstrip("-").replace("-", "_")
+                    if dest is not None and default is not None:
+                        found.setdefault(dest, []).append(default)
+
+            self.s.module_node.visit(V())
+            self._argparse = found
+        return self._argparse
+
+    # -- iteration ---------------------------------------------------------------------------------------
+    def iterated(self, expr: Optional[cst.BaseExpression], fn: Function, depth: int = 0) -> List[Tuple[cst.BaseExpression, Function, bool]]:
+        """What a ``for`` loop over ``expr`` really iterates: the data source(s) under iteration wrappers
+        (``enumerate``, ``tqdm``, ``zip`` — every argument), through names bound to such a wrapper. Each
+        item is (expression, scope, wrapped-by-zip)."""
+        if expr is None or depth > MAX_DEPTH:
+            return []
+        e = expr
+        while isinstance(e, cst.Call) and last_name(e.func) in ITER_WRAPPERS and last_name(e.func) not in ("trange",):
+            args = positional_args(e)
+            if not args:
+                return [(e, fn, False)]
+            e = args[0]
+        if isinstance(e, cst.Call) and last_name(e.func) == "zip":
+            out = []
+            for a in positional_args(e):
+                out.extend((x, f, True) for x, f, _z in self.iterated(a, fn, depth + 1))
+            return out
+        if isinstance(e, cst.Name):
+            found = self.assigned_values(e, fn)
+            if found and all(isinstance(v, cst.Call) and last_name(v.func) in ITER_WRAPPERS | {"zip"} for v, _w in found):
+                out = []
+                for v, where in found:
+                    out.extend(self.iterated(v, where, depth + 1))
+                return out
+        return [(e, fn, False)]
+
+    # -- mixed precision ---------------------------------------------------------------------------------------
+    def scaled_by(self, expr: Optional[cst.BaseExpression], fn: Function, depth: int = 0) -> Optional[Tuple[cst.BaseExpression, Function]]:
+        """(the scaler, its scope) when ``expr`` is ``scaler.scale(...)`` on every path (also through a name:
+        ``loss = scaler.scale(loss)`` ... ``loss.backward()``)."""
+        if expr is None or depth > MAX_DEPTH:
+            return None
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "scale":
+            return expr.func.value, fn
+        if isinstance(expr, cst.Name):
+            found = self.assigned_values(expr, fn)
+            if not found:
+                return None
+            got = [self.scaled_by(v, where, depth + 1) for v, where in found]
+            if all(g is not None for g in got) and len({_text(g[0]) for g in got}) == 1:
+                return got[0]
+        return None
+
+    # -- callables -------------------------------------------------------------------------------------------
+    def callable_of(self, expr: Optional[cst.BaseExpression], fn: Function, depth: int = 0) -> Optional[Callable]:
+        """The function a callable expression denotes: a ``def`` in scope, ``self.method``, a lambda,
+        ``functools.partial(f, ...)`` (its arguments bound), a name bound to one of these, or the function
+        a same-module factory returns."""
+        if expr is None or depth > MAX_DEPTH:
+            return None
+        if isinstance(expr, cst.Lambda):
+            return Callable(expr, fn)
+        if isinstance(expr, cst.Call) and last_name(expr.func) == "partial" and expr.args and not expr.args[0].keyword:
+            inner = self.callable_of(expr.args[0].value, fn, depth + 1)
+            if inner is None:
+                return None
+            bound = tuple(a for a in expr.args[1:])
+            if inner.bound_args and inner.bound_scope is not fn:
+                return None
+            return Callable(inner.target, inner.scope, inner.bound_args + bound, fn, inner.bound_self, inner.factory)
+        if isinstance(expr, cst.Call):
+            factory, _b = self.resolve_callee(expr.func, fn)
+            if factory is None or factory.is_module:
+                return None
+            returned = self.returned(factory)
+            targets = [self.callable_of(r, factory, depth + 1) for r in returned]
+            if returned and all(t is not None for t in targets) and len({id(t.target) for t in targets}) == 1:
+                t = targets[0]
+                return Callable(t.target, t.scope, t.bound_args, t.bound_scope, t.bound_self, (expr, fn, factory))
+            return None
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            if isinstance(expr, cst.Name):
+                scope, binds = self.bindings(expr.value, fn, expr)
+                if binds and all(isinstance(b, Def) and b.kind == OTHER and isinstance(b.node, cst.FunctionDef) for b in binds):
+                    f = self.s.by_node.get(binds[-1].node)
+                    if f is not None:
+                        return Callable(f, f.parent or self.s.module)
+            callee, bound_self = self.resolve_callee(expr, fn)
+            if callee is not None:
+                return Callable(callee, callee.parent or self.s.module, bound_self=bound_self)
+            found = self.assigned_values(expr, fn)
+            if found:
+                got = [self.callable_of(v, where, depth + 1) for v, where in found]
+                if all(g is not None for g in got) and len({id(g.target) for g in got}) == 1:
+                    return got[0]
+        return None
+
+    def returned(self, fn: Function) -> List[cst.BaseExpression]:
+        """The expressions a function returns (top level of its body and nested blocks, not nested defs)."""
+        out: List[cst.BaseExpression] = []
+        node = fn.node
+
+        class V(cst.CSTVisitor):
+            def visit_Return(self, n: cst.Return) -> None:
+                if n.value is not None:
+                    out.append(n.value)
+
+            def visit_FunctionDef(self, n) -> bool:
+                return n is node
+
+            def visit_Lambda(self, n) -> bool:
+                return False
+
+            def visit_ClassDef(self, n) -> bool:
+                return False
+
+        if isinstance(node, cst.FunctionDef):
+            node.visit(V())
+        return out
+
+
+def _in_source_order(found, assigns) -> List[Binding]:
+    """Reaching bindings in a deterministic order: assignments as they stand in the source, then the rest."""
+    ordered: List[Binding] = [a for a in assigns if a in found]
+    rest = [b for b in found if not isinstance(b, Assignment)]
+    rest.sort(key=lambda d: (d.kind, d.path))
+    return ordered + rest
+
+
+def literal_string(node: cst.SimpleString) -> str:
+    text = node.value
+    while text and text[0] in "rbuRBUfF":
+        text = text[1:]
+    return text.strip("'\"")
+
+
+def _text(e: cst.CSTNode) -> str:
+    return dotted(e) if isinstance(e, cst.BaseExpression) and dotted(e) else cst.Module([]).code_for_node(e)
+
+
+def class_of(fn: Optional[Function]) -> Optional[ClassInfo]:
+    f = fn
+    while f is not None:
+        if f.cls is not None:
+            return f.cls
+        f = f.parent
+    return None
+
+
+__all__ = ["Values", "Def", "Binding", "CallSite", "Callable", "ASSIGN", "PARAM", "LOOP", "AUG", "OTHER",
+           "ITER_WRAPPERS", "SAME_OBJECT", "class_of"]
