@@ -1,3 +1,4 @@
 from looplint.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # a worker process started with "spawn" imports this module under another name
+    raise SystemExit(main())

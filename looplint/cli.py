@@ -252,26 +252,38 @@ def _lint_task(path: str, codes: Tuple[str, ...]) -> Tuple[List[Diagnostic], Opt
         rules = [r for r in (rule_by_code(c) for c in codes) if r is not None]
         return lint_any(path, rules), None
     except Exception as e:  # noqa: BLE001
-        return [], (f"{type(e).__name__}: {e}", traceback.format_exc())
+        summary, trace = getattr(e, "summary", None), getattr(e, "trace", None)  # raised in a worker
+        if summary is None:
+            summary, trace = f"{type(e).__name__}: {e}", traceback.format_exc()
+        return [], (summary, trace)
 
 
 def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int]):
+    """``_lint_task`` for every task, in worker processes when there are many. A worker that dies (the
+    parser crashed, or ran out of memory) costs the file it held an LL000; the others are still linted."""
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1 and len(tasks) >= PARALLEL_THRESHOLD:
-        from concurrent.futures import ProcessPoolExecutor
-        from concurrent.futures.process import BrokenProcessPool
+        from looplint.engine import worker_died
+        from looplint.worker import WorkerDied, WorkerError, run_tasks
 
         try:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-                paths, codes = zip(*tasks)
-                return list(pool.map(_lint_task, paths, codes, chunksize=4))
-        except (OSError, BrokenProcessPool, NotImplementedError):
-            pass  # no worker processes on this machine: lint here instead
+            outcomes = run_tasks(_lint_task, tasks, jobs)
+        except (OSError, NotImplementedError):
+            outcomes = None  # no worker processes on this machine: lint here instead
+        if outcomes is not None:
+            results = []
+            for (path, _), outcome in zip(tasks, outcomes):
+                if isinstance(outcome, WorkerDied):
+                    outcome = [worker_died(path, outcome)], None
+                elif isinstance(outcome, WorkerError):
+                    outcome = [], (outcome.summary, outcome.trace)
+                results.append(outcome)
+            return results
     return [_lint_task(p, c) for p, c in tasks]
 
 
-def _missing(path: str) -> Diagnostic:
-    return Diagnostic(path, 1, 1, PARSE_ERROR, "cannot read file: No such file or directory", PARSE_ERROR_NAME, 1, 1)
+def _unreadable(path: str, reason: str) -> Diagnostic:
+    return Diagnostic(path, 1, 1, PARSE_ERROR, f"cannot read file: {reason}", PARSE_ERROR_NAME, 1, 1)
 
 
 def _sort_key(d: Diagnostic, shown: Dict[str, str]):
@@ -303,7 +315,7 @@ def check(argv: List[str], prog: str = "looplint") -> int:
         from looplint.files import discover
 
         found = discover(ns.paths or ["."], resolver.for_path, force_exclude=ns.force_exclude)
-        if not found.files and not found.missing:
+        if not found.files and not found.unreadable:
             _warn("no Python files found under the given paths")  # like ruff; still exit 0
         tasks = []
         wanted: Dict[str, List[str]] = {}
@@ -311,9 +323,9 @@ def check(argv: List[str], prog: str = "looplint") -> int:
             codes = resolver.for_path(path).enabled_codes(path, cli)
             wanted[path] = codes
             tasks.append((path, tuple(c for c in codes if c != PARSE_ERROR)))
-        for path in found.missing:
+        for path, reason in found.unreadable:
             if PARSE_ERROR in resolver.for_path(path).enabled_codes(path, cli):
-                diagnostics.append(_missing(path))
+                diagnostics.append(_unreadable(path, reason))
         for (path, _), (found_here, error) in zip(tasks, _run_tasks(tasks, ns.jobs)):
             if error is not None:
                 failures += 1
@@ -360,28 +372,33 @@ def _open_output(path: Optional[str]) -> Tuple[TextIO, bool]:
         raise UsageError(f"cannot write --output-file {path}: {e.strerror or e}") from None
 
 
-def _read_stdin() -> bytes:
+def _read_stdin(limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of stdin (enough to tell that it is too large; ``/dev/zero`` never ends)."""
     stream = sys.stdin
     if stream is None:
         return b""
     buffer = getattr(stream, "buffer", None)
     if buffer is not None:
-        return buffer.read()
-    return stream.read().encode("utf-8")
+        return buffer.read(limit + 1)
+    return stream.read(limit + 1).encode("utf-8")
 
 
 def _lint_stdin(ns: argparse.Namespace, resolver: Resolver, cli: Selection, context) -> List[Diagnostic]:
-    from looplint.engine import decode
+    from looplint.engine import decode, too_large
+    from looplint.files import MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES
     from looplint.notebook import is_notebook, lint_text
     from looplint.rule import rule_by_code
 
     name = ns.stdin_filename or "-"
+    limit = MAX_NOTEBOOK_BYTES if is_notebook(name) else MAX_SOURCE_BYTES
     settings: Settings = resolver.for_path(name if ns.stdin_filename else os.getcwd())
     if ns.force_exclude and ns.stdin_filename and settings.is_excluded_with_parents(name):
-        _read_stdin()
+        _read_stdin(limit)
         return []
     codes = settings.enabled_codes(name, cli)
-    data = _read_stdin()
+    data = _read_stdin(limit)
+    if len(data) > limit:
+        return [d for d in [too_large(name, len(data), limit)] if d.code in codes]
     try:
         text = data.decode("utf-8-sig") if is_notebook(name) else decode(data)
     except (UnicodeDecodeError, SyntaxError, LookupError) as e:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from looplint.diagnostics import Diagnostic
-from looplint.engine import lint_file, lint_source
+from looplint.engine import lint_file, lint_source, too_large
+from looplint.files import MAX_NOTEBOOK_BYTES, NotRegularFile, TooLarge, read_regular
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME
 
 # Cell magics whose body is still Python (ruff's list).
@@ -227,8 +228,11 @@ def lint_notebook_text(text: str, path: str, rules: Optional[Sequence[type]] = N
 
 def lint_notebook(path: str, rules: Optional[Sequence[type]] = None) -> List[Diagnostic]:
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular(path, MAX_NOTEBOOK_BYTES)
+    except TooLarge as e:
+        return [too_large(path, e.size, MAX_NOTEBOOK_BYTES)]
+    except NotRegularFile as e:
+        return [_error(path, f"cannot read file: {e}")]
     except OSError as e:
         return [_error(path, f"cannot read file: {e.strerror or e}")]
     try:

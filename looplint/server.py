@@ -167,20 +167,47 @@ def _rules_for(configuration: Configuration, path: str) -> Tuple[Optional[List[t
     return rules, codes, error
 
 
-def lint_text_document(configuration: Configuration, uri: str, version: Optional[int], text: str, path: str) -> LintResult:
+class Linter:
+    """``lint_source`` in a worker process: the server never parses (a large document would hold the
+    interpreter for seconds, and input that crashes the parser would take the server down). A crash is an
+    ``LL000`` for that document; the next lint gets a fresh worker."""
+
+    def __init__(self) -> None:
+        from looplint.worker import Worker
+
+        self.worker = Worker()
+
+    def __call__(self, source: str, path: str, rules: Sequence[type]) -> List[Diagnostic]:
+        from looplint.engine import lint_source, worker_died
+        from looplint.worker import WorkerDied
+
+        try:
+            return self.worker.call(lint_source, source, path, list(rules))
+        except WorkerDied as e:
+            return [worker_died(path, e)]
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+def lint_text_document(configuration: Configuration, uri: str, version: Optional[int], text: str, path: str,
+                       lint=None) -> LintResult:
     from looplint.engine import lint_source
 
+    lint = lint or lint_source
     rules, codes, error = _rules_for(configuration, path)
     found: List[Diagnostic] = []
     if rules is not None:
-        found = [d for d in lint_source(text, path, rules) if d.code in codes]
+        found = [d for d in lint(text, path, rules) if d.code in codes]
     return LintResult({uri: (version, text, found)}, error)
 
 
-def lint_notebook_cells(configuration: Configuration, path: str, cells: Sequence[CellText]) -> LintResult:
+def lint_notebook_cells(configuration: Configuration, path: str, cells: Sequence[CellText], lint=None) -> LintResult:
     """The code cells joined and linted as ``looplint`` lints a ``.ipynb`` file; each finding goes to its cell."""
     from looplint.engine import lint_source
     from looplint.notebook import Cell, Notebook, to_python
+
+    lint = lint or lint_source
 
     rules, codes, error = _rules_for(configuration, path)
     targets: Dict[str, Tuple[Optional[int], str, List[Diagnostic]]] = {
@@ -190,7 +217,7 @@ def lint_notebook_cells(configuration: Configuration, path: str, cells: Sequence
         return LintResult(targets, error)
     notebook = Notebook(tuple(Cell(i, c.kind, tuple(split_lines(c.text))) for i, c in enumerate(cells, start=1)))
     source, rows = to_python(notebook)
-    for d in lint_source(source, path, rules):
+    for d in lint(source, path, rules):
         if d.code not in codes or not rows:
             continue
         number, row = rows[min(max(d.line, 1), len(rows)) - 1]
@@ -348,8 +375,10 @@ class LooplintLanguageServer(LanguageServer):
         )
         self.debounce = debounce
         self.configuration = Configuration()
-        # One worker: lints run one at a time, off the event loop, so requests are answered meanwhile.
+        # One thread: lints run one at a time, off the event loop, so requests are answered meanwhile; the
+        # parsing itself happens in a worker process (``Linter``).
         self.linter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="looplint-lint")
+        self.lint = Linter()
         self.pending: Dict[str, asyncio.Task] = {}
         self.published: Dict[str, Published] = {}
         self.notebook_cells: Dict[str, List[str]] = {}  # notebook uri -> cell uris last published
@@ -452,7 +481,7 @@ class LooplintLanguageServer(LanguageServer):
                     continue
                 kind = "code" if cell.kind == types.NotebookCellKind.Code and (doc.language_id or "python") == "python" else "markdown"
                 cells.append(CellText(cell.document, doc.version, kind, doc.source))
-            return lambda: lint_notebook_cells(self.configuration, path, cells)
+            return lambda: lint_notebook_cells(self.configuration, path, cells, self.lint)
         doc = self.open_text_document(uri)
         if doc is None:
             return None
@@ -460,7 +489,7 @@ class LooplintLanguageServer(LanguageServer):
         if path is None:
             return None
         version, text = doc.version, doc.source
-        return lambda: lint_text_document(self.configuration, uri, version, text, path)
+        return lambda: lint_text_document(self.configuration, uri, version, text, path, self.lint)
 
     def _publish(self, uri: str, result: LintResult) -> None:
         codec = self.workspace.position_codec
@@ -667,5 +696,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, ns.log_level), format="looplint server: %(levelname)s: %(message)s")
     all_rules()  # import every rule once, here, before the lint thread uses the registry
     server = create_server()
-    server.start_io()
+    try:
+        server.start_io()
+    finally:
+        server.lint.close()
     return 0

@@ -1,0 +1,252 @@
+"""Worker processes: a file that crashes the parser or exhausts memory costs that file an ``LL000``, never
+the run.
+
+libcst's native parser can die on input it cannot take (a stack overflow on code nested thousands of
+levels deep kills the process: no exception, nothing printed for any other file) and needs about 2 GB of
+memory per MB of token-dense source. So whatever may be too much for it runs in a ``Worker``: a child
+process with a memory cap (``MEMORY_BUDGET`` above what it holds at start), replaced when it dies or when
+a task left it large (``RECYCLE_RSS``). The caller learns of a death as ``WorkerDied`` for the task the
+worker held, and the next task gets a fresh worker.
+
+``run_tasks`` spreads many tasks over several workers (``looplint --jobs``) and knows which task each
+worker holds, so a death is charged to that task alone.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import traceback
+from multiprocessing.connection import wait
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Union
+
+MEMORY_BUDGET = 4 << 30  # address space a worker may add to what it holds when it starts
+RECYCLE_RSS = 1 << 30  # a worker resident above this after a task is replaced by a fresh one
+STACK_SIZE = 64 << 20  # the stack of the thread that runs tasks (the parser recurses on native frames)
+
+# Signals that mean "out of memory": the kernel's OOM killer, or an allocation failure aborting native code.
+_MEMORY_SIGNALS = {getattr(signal, name) for name in ("SIGKILL", "SIGABRT") if hasattr(signal, name)}
+
+
+class WorkerDied(Exception):
+    """The worker ended (a crash, or the memory cap) before it finished the task."""
+
+    def __init__(self, reason: str, out_of_memory: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.out_of_memory = out_of_memory
+
+
+class WorkerError(Exception):
+    """The task raised in the worker: ``summary`` (type and message) and the worker's traceback."""
+
+    def __init__(self, summary: str, trace: str) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.trace = trace
+
+
+def _context():
+    # fork is cheap and keeps what the parent imported, but forking a process that runs other threads
+    # (the language server) can deadlock the child: start a fresh interpreter there.
+    if sys.platform != "darwin" and hasattr(os, "fork") and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+class Worker:
+    """One child process that runs tasks, one at a time; started on first use, restarted after a death."""
+
+    def __init__(self, memory_budget: int = MEMORY_BUDGET, recycle_rss: int = RECYCLE_RSS) -> None:
+        self.memory_budget = memory_budget
+        self.recycle_rss = recycle_rss
+        self._process = None
+        self._conn = None
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def connection(self):
+        return self._conn
+
+    def _start(self) -> None:
+        ctx = _context()
+        here, there = ctx.Pipe()
+        process = ctx.Process(
+            target=_serve, args=(there, self.memory_budget, self.recycle_rss), daemon=True, name="looplint-worker"
+        )
+        process.start()
+        there.close()
+        self._process, self._conn = process, here
+
+    def submit(self, fn: Callable, *args: Any) -> None:
+        """Sends ``fn(*args)`` (a module-level function, arguments that pickle) to the worker."""
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._start()
+            try:
+                self._conn.send((fn, args))
+                return
+            except (BrokenPipeError, ConnectionResetError, EOFError):
+                if attempt == 2:
+                    raise
+                self._reap()  # it died while idle (or retired): a fresh one takes the task
+
+    def result(self) -> Any:
+        """Waits for the task's outcome: its value, or ``WorkerDied`` / ``WorkerError``."""
+        try:
+            status, payload, retired = self._conn.recv()
+        except (EOFError, OSError):
+            raise WorkerDied(*self._reap()) from None
+        if retired:
+            self._reap()
+        if status == "ok":
+            return payload
+        if status == "memory":
+            raise WorkerDied("it ran out of memory", True)
+        raise WorkerError(*payload)
+
+    def call(self, fn: Callable, *args: Any) -> Any:
+        self.submit(fn, *args)
+        return self.result()
+
+    def _reap(self):
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            try:
+                conn.send(None)  # "stop" (a forked child may hold a copy of this end: no end of input)
+            except (OSError, ValueError):
+                pass
+            conn.close()
+        if process is None:
+            return "it was not running", False
+        process.join(5)
+        if process.exitcode is None:  # still alive: it must not outlive its task
+            process.kill()
+            process.join()
+        return _describe_exit(process.exitcode)
+
+    def close(self) -> None:
+        """Ends the worker: asked to stop, killed if it does not."""
+        self._reap()
+
+
+def _describe_exit(code: Optional[int]):
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"it was killed by {name}", -code in _MEMORY_SIGNALS
+    return f"it exited with status {code}", False
+
+
+Outcome = Union[Any, WorkerDied, WorkerError]
+
+
+def run_tasks(fn: Callable, tasks: Sequence[Iterable[Any]], jobs: int, **worker_options: Any) -> List[Outcome]:
+    """``fn(*task)`` for every task, ``jobs`` workers at a time; in task order, the value or the
+    ``WorkerDied`` / ``WorkerError`` in its place."""
+    tasks = [tuple(t) for t in tasks]
+    outcomes: List[Outcome] = [None] * len(tasks)
+    workers = [Worker(**worker_options) for _ in range(max(1, min(jobs, len(tasks))))]
+    queue = iter(range(len(tasks)))
+    holding = {}  # worker -> the index of the task it runs
+
+    def give(worker: Worker) -> None:
+        index = next(queue, None)
+        if index is not None:
+            worker.submit(fn, *tasks[index])
+            holding[worker] = index
+
+    try:
+        for worker in workers:
+            give(worker)
+        while holding:
+            by_connection = {w.connection: w for w in holding}
+            for ready in wait(list(by_connection)):
+                worker = by_connection[ready]
+                index = holding.pop(worker)
+                try:
+                    outcomes[index] = worker.result()
+                except (WorkerDied, WorkerError) as e:
+                    outcomes[index] = e
+                give(worker)
+    finally:
+        for worker in workers:
+            worker.close()
+    return outcomes
+
+
+# ---------------------------------------------------------------------------------------------- the child
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        import resource  # the peak: not quite "now", but all some platforms tell
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _cap_memory(budget: int) -> None:
+    try:
+        import resource
+
+        with open("/proc/self/statm") as f:
+            size = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limit = size + STACK_SIZE + budget
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, OSError, ValueError, AttributeError):
+        pass  # no address-space limit on this platform: the size limit still bounds the input
+
+
+def _serve(conn, memory_budget: int, recycle_rss: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:  # a dying native parser writes to stderr ("memory allocation failed", a backtrace): not ours to show
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    except OSError:
+        pass
+    from looplint import engine
+
+    engine.IN_WORKER = True  # input that is risky in-process is parsed right here
+    _cap_memory(memory_budget)
+    threading.stack_size(STACK_SIZE)
+    runner = threading.Thread(target=_loop, args=(conn, recycle_rss), name="looplint-task")
+    runner.start()
+    runner.join()
+
+
+def _loop(conn, recycle_rss: int) -> None:
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        fn, args = task
+        try:
+            reply = ("ok", fn(*args))
+        except MemoryError:
+            reply = ("memory", None)
+        except BaseException as e:  # noqa: BLE001 - the parent decides what a failure means
+            reply = ("error", (f"{type(e).__name__}: {e}", traceback.format_exc()))
+        retire = reply[0] == "memory" or _resident_bytes() > recycle_rss
+        try:
+            conn.send(reply + (retire,))
+        except (OSError, ValueError):
+            return
+        if retire:
+            return
