@@ -178,16 +178,26 @@ def default_settings(root: Optional[str] = None) -> Settings:
     return Settings(None, root, exclude=tuple(Pattern.parse(g, root) for g in DEFAULT_EXCLUDE))
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def _read_toml(path: str) -> dict:
+    from looplint.files import read_regular
+
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"cannot parse {path}: {e}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"cannot parse {path}: {e}") from None
-    except OSError as e:
+        data = read_regular(path, MAX_CONFIG_BYTES)
+    except OSError as e:  # includes a FIFO or a device, and a file over the size limit
         raise ConfigError(f"cannot read configuration file {path}: {e.strerror or e}") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot parse {path}: {e}") from None
+    except ValueError:  # an integer longer than Python converts (4,300 digits)
+        raise ConfigError(f"cannot parse {path}: a number too long to read") from None
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise ConfigError(f"cannot parse {path}: values nested too deeply") from None
+    except MemoryError:
+        raise ConfigError(f"cannot parse {path}: too large") from None
 
 
 def _table(path: str, data: dict) -> Optional[dict]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import logging
 import os
 import re
@@ -347,6 +348,192 @@ def noqa_edit(text: str, row0: int, code: str, codec: PositionCodec) -> Optional
         range=types.Range(start=types.Position(line=row0, character=start), end=types.Position(line=row0, character=end)),
         new_text=f"  # noqa: {code}",
     )
+
+
+# ---------------------------------------------------------------------------------------------- the wire
+
+
+class Framer:
+    """Cuts the byte stream from the client into message bodies, and finds its way back after a framing
+    error instead of going deaf (pygls's reader never answers again after one).
+
+    Headers are read leniently: any case (``content-length``), ``\\n`` or ``\\r\\n`` line ends. Bytes that do
+    not form a header block (stray bytes, the rest of a body shorter than its ``Content-Length`` said) are
+    skipped up to the next ``Content-Length`` header. A body that is not JSON but holds the start of the
+    next message (a ``Content-Length`` that said too much) gives back that message."""
+
+    HEADER_END = re.compile(rb"\r?\n\r?\n")
+    HEADER_START = re.compile(rb"content-length[ \t]*:", re.I)
+    HEADER_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*:[ \t]*(.*?)[ \t]*")
+    MAX_HEADER_BYTES = 64 * 1024
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.length: Optional[int] = None  # of the body being read, once its headers are in
+        self.skipped = 0  # bytes dropped to resynchronise
+
+    def feed(self, data: bytes) -> List[bytes]:
+        self.buffer += data
+        bodies = []
+        while True:
+            if self.length is None:
+                end = self.HEADER_END.search(self.buffer, 0, self.MAX_HEADER_BYTES + 4)
+                if end is None:
+                    if len(self.buffer) > self.MAX_HEADER_BYTES:
+                        self._resynchronise()
+                        continue
+                    return bodies
+                self.length = self._content_length(bytes(self.buffer[: end.start()]))
+                if self.length is None:
+                    self._resynchronise()
+                    continue
+                del self.buffer[: end.end()]
+            if len(self.buffer) < self.length:
+                return bodies
+            body = bytes(self.buffer[: self.length])
+            del self.buffer[: self.length]
+            self.length = None
+            bodies.append(self._trim(body))
+
+    def _content_length(self, block: bytes) -> Optional[int]:
+        length = None
+        for line in re.split(rb"\r?\n", block):
+            m = self.HEADER_LINE.fullmatch(line)
+            if m is None:
+                return None
+            if m.group(1).lower() == b"content-length":
+                if not m.group(2).isdigit():
+                    return None
+                length = int(m.group(2))
+        return length
+
+    def _resynchronise(self) -> None:
+        """Drops bytes up to the next ``Content-Length`` header (after the first byte, so that a broken
+        header is left behind)."""
+        nxt = self.HEADER_START.search(self.buffer, 1)
+        cut = nxt.start() if nxt else max(len(self.buffer) - 32, 1)  # keep what may start a header
+        if cut > len(self.buffer):
+            cut = len(self.buffer)
+        logger.error("malformed message from the client: skipped %d bytes to the next header", cut)
+        self.skipped += cut
+        del self.buffer[:cut]
+
+    def _trim(self, body: bytes) -> bytes:
+        try:
+            json.loads(body)
+            return body
+        except ValueError:
+            pass
+        nxt = self.HEADER_START.search(body)
+        if nxt is not None:  # the length said too much: the next message starts inside this body
+            head = body[: nxt.start()]
+            try:
+                json.loads(head)
+            except ValueError:
+                return body
+            self.buffer[:0] = body[nxt.start():]
+            return head
+        return body
+
+
+def dispatch(protocol, body: bytes) -> Optional[int]:
+    """Hands one message to pygls; answers what pygls would leave unanswered (a body that is not JSON,
+    a request whose params do not fit its method). Returns the exit status once ``exit`` was received."""
+    from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest, JsonRpcParseError
+
+    try:
+        raw = json.loads(body)
+    except ValueError:  # UnicodeDecodeError included
+        _answer_error(protocol, None, JsonRpcParseError())
+        return None
+    if not isinstance(raw, dict) or raw.get("jsonrpc") != "2.0":
+        _answer_error(protocol, raw.get("id") if isinstance(raw, dict) else None, JsonRpcInvalidRequest())
+        return None
+    try:
+        message = protocol.structure_message(raw)
+    except JsonRpcException as e:  # pygls has logged the details
+        if "id" in raw and "method" in raw:
+            _answer_error(protocol, raw["id"], e)
+        return None
+    try:
+        protocol.handle_message(message)
+    except SystemExit as e:  # pygls's ``exit`` handler: 0 after ``shutdown``, else 1
+        return e.code if isinstance(e.code, int) else 1
+    except Exception:  # noqa: BLE001 - one bad message must not stop the server
+        logger.exception("cannot handle a message from the client")
+    return None
+
+
+def _answer_error(protocol, msg_id, error) -> None:
+    """An error response; ``"id": null`` when the message's id cannot be known (JSON-RPC 2.0, 5.1)."""
+    if not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool):
+        msg_id = None
+    try:
+        if msg_id is None:  # pygls leaves out a null id, which the specification requires
+            body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": error.code, "message": error.message}})
+            protocol.writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body.encode()))
+        else:
+            protocol._send_response(msg_id, None, error.to_response_error())
+    except Exception:  # noqa: BLE001
+        logger.exception("cannot answer the client")
+
+
+def _reader(stdin):
+    """A function reading the next chunk of input (b"" at its end). The file descriptor is read directly: a
+    thread blocked in a buffered stdin holds its lock and would stall the interpreter's exit."""
+    try:
+        fd = stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        read = getattr(stdin, "read1", stdin.read)
+        return lambda: read(65536)
+
+    def read_fd() -> bytes:
+        try:
+            return os.read(fd, 65536)
+        except OSError:
+            return b""
+
+    return read_fd
+
+
+async def _read_messages(server: "LooplintLanguageServer", stdin) -> int:
+    loop = asyncio.get_running_loop()
+    chunks: "asyncio.Queue[bytes]" = asyncio.Queue()
+    read = _reader(stdin)
+
+    def pump() -> None:  # a daemon thread: it may stay blocked in read after ``exit``
+        while True:
+            chunk = read()
+            loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+            if not chunk:
+                return
+
+    threading.Thread(target=pump, name="looplint-stdin", daemon=True).start()
+    framer = Framer()
+    while True:
+        chunk = await chunks.get()
+        if not chunk:
+            logger.info("end of input")
+            return 0 if server.protocol._shutdown else 1
+        for body in framer.feed(chunk):
+            status = dispatch(server.protocol, body)
+            if status is not None:
+                return status
+
+
+def serve_stdio(server: "LooplintLanguageServer", stdin=None, stdout=None) -> int:
+    """Serves the client on stdin/stdout until ``exit`` or the end of input; returns the exit status (LSP:
+    0 when ``shutdown`` came first, else 1)."""
+    from pygls.io_ import StdoutWriter
+
+    server.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+    try:
+        return asyncio.run(_read_messages(server, stdin or sys.stdin.buffer))
+    except BrokenPipeError:
+        logger.error("the connection to the client is lost")
+        return 1
+    finally:
+        server.shutdown()
 
 
 # ---------------------------------------------------------------------------------------------- the server
@@ -697,7 +884,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     all_rules()  # import every rule once, here, before the lint thread uses the registry
     server = create_server()
     try:
-        server.start_io()
+        return serve_stdio(server)
     finally:
         server.lint.close()
-    return 0

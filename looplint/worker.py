@@ -13,6 +13,7 @@ worker holds, so a death is charged to that task alone.
 """
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import os
 import signal
@@ -214,7 +215,10 @@ def _cap_memory(budget: int) -> None:
 
 def _serve(conn, memory_budget: int, recycle_rss: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    try:  # a dying native parser writes to stderr ("memory allocation failed", a backtrace): not ours to show
+    # A dying parser writes to stderr ("memory allocation failed", a backtrace, a fault handler's dump);
+    # the parent reports the death as an LL000 for the file.
+    faulthandler.disable()
+    try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
     except OSError:
         pass

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -456,6 +458,160 @@ async def test_garbage_never_kills_the_server(editor: Editor, client: LanguageCl
     [d] = await editor.diagnostics(uri)
     hover = await client.text_document_hover_async(types.HoverParams(types.TextDocumentIdentifier(uri=uri), d.range.start))
     assert hover is not None and "LL101" in hover.contents.value
+
+
+@in_session
+async def test_a_document_that_crashed_the_parser_is_LL000_and_the_server_lives_on(editor: Editor, client: LanguageClient):
+    crasher = "import torch\nloss.backward()\nx = " + " and ".join(["a"] * 10000) + "\n"  # a segfault in libcst
+    crash_uri = editor.open("crash.py", crasher, write=False)
+    [d] = await editor.diagnostics(crash_uri)
+    assert d.code == "LL000" and "cannot parse file" in d.message
+    uri = editor.open("train.py", BAD_PROGRAM)
+    [d] = await editor.diagnostics(uri)
+    assert d.code == "LL101"
+
+
+@in_session
+async def test_a_huge_document_never_stalls_the_server(editor: Editor, client: LanguageClient):
+    uri = editor.open("train.py", BAD_PROGRAM)
+    [finding] = await editor.diagnostics(uri)
+    huge = "import torch\nloss.backward()\n" + "x = [" + "1, " * 2_000_000 + "]\n"  # 6 MB
+    huge_uri = editor.open("huge.py", huge, write=False)
+    # Answered at once, however long the huge document takes (it used to hold the server for 52 s).
+    hover = await asyncio.wait_for(
+        client.text_document_hover_async(types.HoverParams(types.TextDocumentIdentifier(uri=uri), finding.range.start)),
+        WAIT,
+    )
+    assert hover is not None and "LL101" in hover.contents.value
+    [d] = await editor.diagnostics(huge_uri)
+    assert d.code == "LL000" and "too large to analyse" in d.message
+
+
+@in_session
+async def test_a_configuration_tomllib_cannot_read_is_shown_once_and_defaults_apply(editor: Editor, client: LanguageClient):
+    (editor.folder / "looplint.toml").write_text("select = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    seen = len(client.messages)
+    first = editor.open("a.py", BAD_PROGRAM)
+    second = editor.open("b.py", BAD_PROGRAM)
+    assert [d.code for d in await editor.diagnostics(first)] == ["LL101"]
+    assert [d.code for d in await editor.diagnostics(second)] == ["LL101"]
+    shown = [m.message for m in client.messages[seen:] if "looplint.toml" in m.message]
+    assert len(shown) == 1 and "nested too deeply" in shown[0] and "default settings" in shown[0]
+
+
+# ---------------------------------------------------------------------------------------------- the wire
+
+
+class RawServer:
+    """``looplint server`` driven with hand-written bytes, as a broken client would write them."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.proc = subprocess.Popen(SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
+        self.replies: "queue.Queue[dict]" = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        out = self.proc.stdout
+        while True:
+            length = None
+            while True:
+                line = out.readline()
+                if not line:
+                    return
+                if line in (b"\r\n", b"\n"):
+                    break
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            self.replies.put(json.loads(out.read(length)))
+
+    def write(self, data: bytes) -> None:
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def send(self, message: dict) -> None:
+        body = json.dumps(message).encode()
+        self.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def reply(self, msg_id) -> dict:
+        """The response to request ``msg_id`` (server requests and notifications are passed over)."""
+        while True:
+            message = self.replies.get(timeout=WAIT)
+            if message.get("id") == msg_id and "method" not in message:
+                return message
+
+    def initialize(self) -> None:
+        self.send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"processId": None, "rootUri": None, "capabilities": {}}})
+        assert "result" in self.reply(0)
+        self.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+
+    def finish(self) -> int:
+        self.proc.stdin.close()
+        try:
+            return self.proc.wait(WAIT)
+        finally:
+            self.proc.kill()
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+
+
+def hover_request(msg_id, line=0, character=0, uri="file:///nowhere.py") -> dict:
+    return {"jsonrpc": "2.0", "id": msg_id, "method": "textDocument/hover",
+            "params": {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}}
+
+
+def framed(message: dict, header: bytes = b"Content-Length: %d\r\n\r\n", extra: int = 0) -> bytes:
+    body = json.dumps(message).encode()
+    return header % (len(body) + extra) + body
+
+
+@pytest.fixture
+def raw(tmp_path):
+    server = RawServer(tmp_path)
+    server.initialize()
+    yield server
+    server.proc.kill()
+
+
+def test_framing_errors_never_leave_the_server_deaf(raw: RawServer):
+    raw.write(framed(hover_request(1), b"content-length: %d\r\n\r\n"))  # lowercase header name
+    assert "result" in raw.reply(1)
+    raw.write(framed(hover_request(2), b"Content-Length: %d\n\n"))  # LF-only line ends
+    assert "result" in raw.reply(2)
+    raw.write(b"stray bytes\r\n\x00\xff garbage")
+    raw.send(hover_request(3))
+    assert "result" in raw.reply(3)
+    raw.write(framed(hover_request(4), extra=-5))  # a length that says too little
+    raw.send(hover_request(5))
+    assert "result" in raw.reply(5)
+    raw.write(framed(hover_request(6), extra=40))  # a length that says too much
+    raw.send(hover_request(7))
+    assert "result" in raw.reply(6) and "result" in raw.reply(7)
+    raw.write(b"Content-Length: 9\r\n\r\n{not json")
+    assert raw.reply(None)["error"]["code"] == -32700
+
+
+def test_requests_with_invalid_params_get_an_error_response(raw: RawServer):
+    raw.send(hover_request(1, line=-1))
+    raw.send(hover_request(2, line=2**63))
+    raw.send({"jsonrpc": "2.0", "id": 3, "method": "textDocument/hover", "params": 5})
+    raw.send({"jsonrpc": "2.0", "id": 4, "method": "textDocument/codeAction", "params": None})
+    for msg_id in (1, 2, 3, 4):
+        assert raw.reply(msg_id)["error"]["code"] == -32602
+    raw.send(hover_request(5))
+    assert raw.reply(5) == {"jsonrpc": "2.0", "id": 5, "result": None}
+
+
+def test_exit_without_shutdown_exits_1(raw: RawServer):
+    raw.send({"jsonrpc": "2.0", "method": "exit"})
+    assert raw.finish() == 1
+
+
+def test_exit_after_shutdown_exits_0(raw: RawServer):
+    raw.send({"jsonrpc": "2.0", "id": 9, "method": "shutdown"})
+    assert raw.reply(9)["result"] is None
+    raw.send({"jsonrpc": "2.0", "method": "exit"})
+    assert raw.finish() == 0
 
 
 # ---------------------------------------------------------------------------------------------- the command
