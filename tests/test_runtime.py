@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -35,7 +36,7 @@ from looplint.rule import all_rules, rule_by_code
 from looplint.runtime import confirm
 from looplint.runtime.loopmap import FrameLoops, LoopMap
 from looplint.runtime.oracles import ORACLES, evaluate
-from looplint.runtime.runner import _wait, run_program, run_programs
+from looplint.runtime.runner import _supervise, run_program, run_programs
 from looplint.runtime.trace import Trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -293,7 +294,56 @@ def test_runner_records_a_crash_and_keeps_the_trace(runs):
 
 def test_runner_records_a_nonzero_exit(runs):
     trace = runs.of(PROGRAMS / "runner_exit.py")
-    assert trace.status == "exited" and trace.end["exit_code"] == 3
+    assert trace.status == "exited" and trace.exit_code == 3
+    assert confirm.judge(str(PROGRAMS / "runner_exit.py"), trace, []).error == "the program exited with status 3"
+
+
+@pytest.mark.parametrize("program, signal_name", [("runner_segfault.py", "SIGSEGV"), ("runner_abort.py", "SIGABRT")])
+def test_runner_reports_the_signal_that_killed_a_program(runs, program, signal_name):
+    trace = runs.of(PROGRAMS / program)
+    assert trace.status == "crashed" and trace.returncode == -getattr(signal, signal_name)
+    assert trace.error["type"] == signal_name and len(trace.steps()) == 1
+    error = confirm.judge(str(PROGRAMS / program), trace, []).error
+    assert error.startswith(f"crashed: {signal_name}: killed by {signal_name}")
+
+
+def test_runner_reports_os_exit_and_sys_exit_with_a_message(runs):
+    trace = runs.of(PROGRAMS / "runner_os_exit.py")
+    assert trace.status == "exited" and trace.exit_code == 3 and trace.end is None
+    assert confirm.judge(str(PROGRAMS / "runner_os_exit.py"), trace, []).error == (
+        "the program exited with status 3 through os._exit, before the recorder's end")
+    trace = runs.of(PROGRAMS / "runner_exit_message.py")
+    assert trace.status == "exited" and trace.exit_code == 1
+    assert confirm.judge(str(PROGRAMS / "runner_exit_message.py"), trace, []).error == (
+        "the program exited with status 1: stopping: the loss is NaN")
+
+
+def test_everything_a_program_started_ends_with_it(runs):
+    trace = runs.of(PROGRAMS / "runner_leaves_children.py")
+    assert trace.status == "finished", trace.stderr
+    [line] = [row for row in trace.stderr.splitlines() if row.startswith("PIDS ")]
+    pids = [int(p) for p in line.split()[1:]]
+    assert len(pids) == 4
+    for pid in pids:  # the detached one, a child, a shell and the shell's child: all gone
+        assert not _alive_leftover(pid), pid
+
+
+def _alive_leftover(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != b"Z" and (b"looplint-leftover" in cmdline or b"/bin/sh" in cmdline)
+
+
+def test_a_timeout_before_the_recorder_started_is_a_timeout(tmp_path):
+    trace = run_program(str(PROGRAMS / "runner_exit.py"), startup_timeout=0)
+    assert trace.status == "timeout" and trace.before_start and not trace.events
+    report = confirm.judge(str(PROGRAMS / "runner_exit.py"), trace, [])
+    assert report.error.startswith("timed out after 60 s before the recorder started")
 
 
 def test_step_budget_stops_a_program_that_catches_exceptions(runs):
@@ -303,17 +353,21 @@ def test_step_budget_stops_a_program_that_catches_exceptions(runs):
 
 
 def test_timeout_ends_the_program(runs):
-    trace = runs.sleeper
-    assert trace.status == "timeout" and trace.timed_out == SLEEP_TIMEOUT
+    trace = runs.sleeper  # its clock starts when the recorder has started: importing torch is not counted
+    assert trace.status == "timeout" and trace.timed_out == SLEEP_TIMEOUT and not trace.before_start
 
 
-def test_fork_server_wait_kills_the_process_group_at_the_deadline():
+def test_supervisor_kills_at_the_startup_deadline_and_at_the_run_deadline(tmp_path):
+    never = str(tmp_path / "never.jsonl")  # the recorder never starts
     proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
-    assert _wait(proc.pid, 0.2) is False
-    with pytest.raises(ProcessLookupError):
-        os.kill(proc.pid, 0)
-    quick = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
-    assert _wait(quick.pid, 30) is True
+    ending = _supervise(proc.poll, proc.pid, never, timeout=600, startup_timeout=0.2)
+    assert ending == (-signal.SIGKILL, True, True)
+    started = tmp_path / "started.jsonl"
+    started.write_text('{"kind": "start"}\n')
+    proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    assert _supervise(proc.poll, proc.pid, str(started), timeout=0.2, startup_timeout=600) == (-signal.SIGKILL, True, False)
+    quick = subprocess.Popen([sys.executable, "-c", "raise SystemExit(4)"], start_new_session=True)
+    assert _supervise(quick.poll, quick.pid, str(started), timeout=600, startup_timeout=600) == (4, False, False)
 
 
 def test_the_linter_and_confirm_module_do_not_import_torch():

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, TextIO
 
 from looplint.diagnostics import Diagnostic
 from looplint.engine import TRAINING_TOKENS, lint_file
+from looplint.files import MAX_SOURCE_BYTES, TooLarge, read_regular
 from looplint.rule import PARSE_ERROR, all_rules
 from looplint.runtime.oracles import EXPLAINS_CRASH, ORACLES, Evidence, evaluate
 from looplint.runtime.runner import DEFAULT_MAX_STEPS, DEFAULT_TIMEOUT, run_programs
@@ -134,7 +135,8 @@ def _why_not(d: Diagnostic, trace: Trace, evidence: List[Evidence], codes: Seque
     if trace.status == "failed":
         run = f"the program did not run: {trace.failure}"
     elif trace.status == "timeout":
-        run = f"the program timed out after {trace.timed_out or 0:g} s"
+        run = f"the program timed out after {trace.timed_out or 0:g} s" + (
+            " before the recorder started" if trace.before_start else "")
     elif trace.status == "crashed":
         run = "the program crashed before showing it"
     elif trace.status == "truncated" and d.code == "LL105":
@@ -149,9 +151,18 @@ def _run_error(trace: Trace, evidence: List[Evidence]) -> Optional[str]:
     if status == "failed":
         return f"the program did not run: {trace.failure}"
     if status == "timeout":
+        if trace.before_start:
+            return (f"timed out after {trace.timed_out:g} s before the recorder started "
+                    "(Python and torch were still starting up)")
         return f"timed out after {trace.timed_out:g} s (raise --timeout, or lower --max-steps)"
     if status == "exited":
-        return f"the program exited with status {(trace.end or {}).get('exit_code')}"
+        code, err = trace.exit_code, trace.error or {}
+        if code == 0:
+            return None  # os._exit(0): an unusual way to finish, not a failure
+        message = err.get("message")
+        said = f": {message}" if message and message != str(code) else ""
+        how = "" if trace.end is not None else " through os._exit, before the recorder's end"
+        return f"the program exited with status {code}{how}{said}"
     if status == "crashed":
         if any(ev.explains_crash for ev in evidence):
             return None
@@ -169,8 +180,7 @@ def _noqa(path: Optional[str], source: Optional[str]):
         try:
             from looplint.engine import decode
 
-            with open(path or "", "rb") as f:
-                source = decode(f.read())
+            source = decode(read_regular(path or "", MAX_SOURCE_BYTES))
         except (OSError, UnicodeDecodeError, SyntaxError, LookupError):
             source = ""
     return parse_noqa(source)
@@ -196,8 +206,10 @@ def collect(paths: Sequence[str]) -> List[str]:
     from looplint.files import discover
 
     found = discover(paths, Resolver(isolated=True).for_path)
-    if found.missing:
-        raise FileNotFoundError(found.missing[0])
+    for path, reason in found.unreadable:  # never run (or read) a FIFO, a device, a dangling link
+        if not os.path.lexists(path):
+            raise FileNotFoundError(path)
+        raise ValueError(f"cannot run {path}: {reason}")
     for p in paths:
         if os.path.isfile(p) and p.endswith((".pyi", ".ipynb")):
             raise ValueError(f"cannot run {p}: only Python programs (*.py) can be run")
@@ -213,8 +225,9 @@ def collect(paths: Sequence[str]) -> List[str]:
 
 def _mentions_training(path: str) -> bool:
     try:
-        with open(path, "rb") as f:
-            return bool(TRAINING_TOKENS.search(f.read().decode("utf-8", "replace")))
+        return bool(TRAINING_TOKENS.search(read_regular(path, MAX_SOURCE_BYTES).decode("utf-8", "replace")))
+    except TooLarge:
+        return True  # its lint says it is too large to analyse
     except OSError:
         return False
 

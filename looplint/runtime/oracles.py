@@ -248,8 +248,8 @@ def step_without_backward(trace: Trace) -> List[Evidence]:
 @oracle("LL105")
 def backward_without_step(trace: Trace) -> List[Evidence]:
     """Backward passes reached an optimizer's parameters and it never stepped."""
-    if trace.status in ("truncated", "timeout", "failed"):
-        return []  # the program was stopped: a later phase might have stepped it
+    if trace.end is None or trace.status in ("truncated", "timeout", "failed"):
+        return []  # the program was stopped (or left without the recorder's end): a later phase might have stepped it
     out = []
     pending = (trace.end or {}).get("pending_step") or {}
     tried = {e["opt"] for e in trace.of("step_error")} | {pending.get("opt")}

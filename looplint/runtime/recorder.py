@@ -1057,7 +1057,9 @@ def main(argv: List[str]) -> None:
     except SystemExit as e:
         code = e.code
         if code not in (None, 0):
-            status, error = "exited", {"type": "SystemExit", "message": str(code), "line": None}
+            status, error = "exited", {"type": "SystemExit", "message": str(code), "line": _describe_exception(e, program)["line"]}
+            if not isinstance(code, int):  # sys.exit("message") prints it and exits with status 1
+                code = 1
     except BaseException as e:  # the program's own crash is a finding, not our failure
         status = "crashed"
         error = _describe_exception(e, program)

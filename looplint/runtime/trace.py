@@ -11,6 +11,7 @@ outermost first. Kinds: ``start``, ``optimizer``, ``scheduler``, ``loader_iter``
 from __future__ import annotations
 
 import json
+import signal
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 Entry = Tuple[int, int, int, int]  # frame, loop line, instance, iteration
@@ -19,13 +20,16 @@ Instance = Tuple[int, int, int]  # frame, loop line, instance
 
 class Trace:
     def __init__(self, program: str, events: List[dict], seconds: float = 0.0, stderr: str = "",
-                 timed_out: Optional[float] = None, failure: Optional[str] = None) -> None:
+                 timed_out: Optional[float] = None, failure: Optional[str] = None,
+                 returncode: Optional[int] = None, before_start: bool = False) -> None:
         self.program = program
         self.events = events
         self.seconds = seconds
         self.stderr = stderr
         self.timed_out = timed_out
         self.failure = failure
+        self.returncode = returncode  # the process's exit status, or minus the signal that killed it
+        self.before_start = before_start  # timed out before the recorder started
         start = self.first("start") or {}
         self.loops: Dict[int, dict] = {int(k): v for k, v in (start.get("loop_map") or {}).items()}
         self.end = self.first("end")
@@ -34,7 +38,8 @@ class Trace:
     # ------------------------------------------------------------------ construction
     @classmethod
     def load(cls, program: str, path: str, seconds: float = 0.0, stderr: str = "",
-             timed_out: Optional[float] = None) -> "Trace":
+             timed_out: Optional[float] = None, returncode: Optional[int] = None,
+             before_start: bool = False) -> "Trace":
         events = []
         try:
             with open(path, encoding="utf-8") as f:
@@ -46,10 +51,12 @@ class Trace:
         except OSError:
             pass
         failure = None
-        if not events:
+        if not events and timed_out is None:
             tail = stderr.strip().splitlines()[-1:] or ["no trace was written"]
             failure = f"the recorder did not start: {tail[0]}"
-        return cls(program, events, seconds, stderr, timed_out, failure)
+            if returncode:
+                failure += f" ({describe_returncode(returncode)})"
+        return cls(program, events, seconds, stderr, timed_out, failure, returncode, before_start)
 
     @classmethod
     def failed(cls, program: str, reason: str) -> "Trace":
@@ -58,17 +65,28 @@ class Trace:
     # ------------------------------------------------------------------ run outcome
     @property
     def status(self) -> str:
-        """finished | truncated | crashed | exited | timeout | failed"""
+        """finished | truncated | crashed | exited | timeout | failed. A program that ended without the
+        recorder's last word was killed by a signal (crashed) or left through ``os._exit`` (exited)."""
         if self.failure:
             return "failed"
         if self.timed_out is not None:
             return "timeout"
         if self.end is None:
-            return "failed"
+            return "crashed" if self.returncode is not None and self.returncode < 0 else "exited"
         return self.end["status"]
 
     @property
+    def exit_code(self) -> Optional[int]:
+        """The status the program exited with (``sys.exit(3)``, ``os._exit(3)``; 1 for ``sys.exit("msg")``)."""
+        if self.end is not None and self.end.get("exit_code") is not None:
+            return self.end["exit_code"]
+        return self.returncode if self.returncode is not None and self.returncode >= 0 else None
+
+    @property
     def error(self) -> Optional[dict]:
+        if self.end is None and self.returncode is not None and self.returncode < 0 and self.timed_out is None:
+            return {"type": _signal_name(-self.returncode), "message": describe_returncode(self.returncode),
+                    "line": self.events[-1].get("line") if self.events else None}
         return self.end.get("error") if self.end else None
 
     @property
@@ -181,3 +199,21 @@ class Trace:
         lo = a["seq"] if a else 0
         kinds = set(kinds)
         return [e for e in self.events if lo < e["seq"] < b["seq"] and e["kind"] in kinds]
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def describe_returncode(code: int) -> str:
+    if code < 0:
+        name = _signal_name(-code)
+        try:
+            what = signal.strsignal(-code)
+        except (ValueError, AttributeError):
+            what = None
+        return f"killed by {name}" + (f" ({what.lower()})" if what else "")
+    return f"exit status {code}"
