@@ -11,6 +11,7 @@ configuration or internal error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -69,11 +70,22 @@ class UsageError(Exception):
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"looplint: error: {message}\n")
+    _to_stderr(f"looplint: error: {message}\n")
 
 
 def _warn(message: str) -> None:
-    sys.stderr.write(f"looplint: warning: {message}\n")
+    _to_stderr(f"looplint: warning: {message}\n")
+
+
+def _to_stderr(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+    except (AttributeError, OSError, ValueError):  # stderr closed: the exit status must do
+        pass
+
+
+class OutputError(Exception):
+    """The report cannot be written (a full disk, a closed stdout): exit status 2 with the reason."""
 
 
 # ---------------------------------------------------------------------------------------------- parsers
@@ -155,7 +167,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as e:  # argparse: --help, --version, usage errors
         code = e.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
-    except (UsageError, ConfigError) as e:
+    except (UsageError, ConfigError, OutputError) as e:
         _error(str(e))
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -223,6 +235,8 @@ def _split_codes(values: Optional[List[str]]) -> List[str]:
 
 
 def _cli_selection(ns: argparse.Namespace) -> Selection:
+    if ns.select is not None and not _split_codes(ns.select):
+        raise UsageError("--select needs at least one rule code or prefix (`ALL` selects every rule)")
     try:
         select = normalize_selectors(_split_codes(ns.select), "--select") if ns.select is not None else None
         extend = normalize_selectors(_split_codes(ns.extend_select), "--extend-select")
@@ -338,20 +352,21 @@ def check(argv: List[str], prog: str = "looplint") -> int:
     diagnostics.sort(key=lambda d: _sort_key(d, shown))
 
     out, close = _open_output(ns.output_file)
-    try:
-        if ns.statistics:
-            _write_statistics(diagnostics, out, fmt)
-            if diagnostics and fmt in report.HUMAN_FORMATS and not ns.quiet:
-                _write_summary(diagnostics, out)  # ruff prints the table, then its summary line
-        else:
-            report.FORMATS[fmt](diagnostics, out, context)
-            if fmt in report.HUMAN_FORMATS and not ns.quiet:
-                _write_summary(diagnostics, out)
-    finally:
-        if close:
-            out.close()
-        else:
-            out.flush()
+    with _writing(ns.output_file):
+        try:
+            if ns.statistics:
+                _write_statistics(diagnostics, out, fmt)
+                if diagnostics and fmt in report.HUMAN_FORMATS and not ns.quiet:
+                    _write_summary(diagnostics, out)  # ruff prints the table, then its summary line
+            else:
+                report.FORMATS[fmt](diagnostics, out, context)
+                if fmt in report.HUMAN_FORMATS and not ns.quiet:
+                    _write_summary(diagnostics, out)
+        finally:
+            if close:
+                out.close()
+            else:
+                out.flush()
 
     if failures:
         return EXIT_ERROR
@@ -360,9 +375,27 @@ def check(argv: List[str], prog: str = "looplint") -> int:
     return EXIT_CLEAN
 
 
+@contextlib.contextmanager
+def _writing(path: Optional[str] = None):
+    """Turns a failure to write the output (``-o /dev/full``, a closed stdout) into an ``OutputError``."""
+    where = f"--output-file {path}" if path else "stdout"
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OutputError(f"cannot write to {where}: {e.strerror or e}") from None
+
+
+def _stdout() -> TextIO:
+    if sys.stdout is None:
+        raise OutputError("cannot write to stdout: it is closed")
+    return sys.stdout
+
+
 def _open_output(path: Optional[str]) -> Tuple[TextIO, bool]:
     if path is None:
-        return sys.stdout, False
+        return _stdout(), False
     try:
         directory = os.path.dirname(path)
         if directory:
@@ -472,10 +505,14 @@ def rule_command(argv: List[str]) -> int:
             {"code": c, "name": n, "summary": s, "explanation": d, "url": DOCS_URL.format(code=c.lower())}
             for c, n, d, s in docs
         ]
-        json.dump(items if ns.all else items[0], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        with _writing():
+            json.dump(items if ns.all else items[0], _stdout(), indent=2)
+            _stdout().write("\n")
+            _stdout().flush()
         return EXIT_CLEAN
-    sys.stdout.write("\n".join(f"# {n} ({c})\n\n{d.rstrip()}\n" for c, n, d, _ in docs))
+    with _writing():
+        _stdout().write("\n".join(f"# {n} ({c})\n\n{d.rstrip()}\n" for c, n, d, _ in docs))
+        _stdout().flush()
     return EXIT_CLEAN
 
 
@@ -484,14 +521,16 @@ def rules_command(argv: List[str]) -> int:
     from looplint.rule import all_rules
 
     rules = all_rules()
-    if ns.output_format == "json":
-        import json
+    with _writing():
+        out = _stdout()
+        if ns.output_format == "json":
+            import json
 
-        json.dump([{"code": r.code, "name": r.name, "summary": r.summary()} for r in rules], sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return EXIT_CLEAN
-    if rules:
-        name_width = max(len(r.name) for r in rules)
-        for r in rules:
-            sys.stdout.write(f"{r.code}  {r.name:<{name_width}}  {r.summary()}\n")
+            json.dump([{"code": r.code, "name": r.name, "summary": r.summary()} for r in rules], out, indent=2)
+            out.write("\n")
+        elif rules:
+            name_width = max(len(r.name) for r in rules)
+            for r in rules:
+                out.write(f"{r.code}  {r.name:<{name_width}}  {r.summary()}\n")
+        out.flush()
     return EXIT_CLEAN

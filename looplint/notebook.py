@@ -1,11 +1,16 @@
 """Jupyter notebooks, linted the way ruff lints them.
 
 The code cells are joined into one Python text, one cell after another (the cells run in one namespace, so a
-training loop may span cells). IPython syntax is masked line for line so that row numbers survive:
-line magics (``%time f()``), shell escapes (``!pip list``), captured shell/magic output (``x = !ls`` becomes
-``x = None``) and help (``obj?``, ``??obj``); lines inside a triple-quoted string are left alone. A cell whose
-first line is a cell magic that runs something other than Python (``%%bash``, ``%%html``, ``%%writefile``, ...)
-is left out; ``%%time``, ``%%timeit``, ``%%capture``, ``%%prun``, ``%%debug`` and friends keep their cell.
+training loop may span cells). A cell's rows are split where Python splits them (``\\n``, ``\\r\\n``, ``\\r``;
+never at a form feed or ``\\u2028`` as ``str.splitlines`` does), as the language server splits documents.
+IPython syntax at the start of a statement is masked line for line so that row numbers survive: line magics
+(``%matplotlib inline``, also written ``% matplotlib``) become ``pass``, except the ones that run their
+argument as Python (``%time loss.backward()``, ``%timeit -n 3 f()``, ``%prun f()``), which keep it (findings
+on such a row get their columns back); shell escapes (``!pip list``), captured shell/magic output
+(``x = !ls`` becomes ``x = None``) and help (``obj?``, ``??obj``) are masked too. Lines inside a string or
+inside brackets (``% b`` continuing an expression) are left alone. A cell whose first line is a cell magic
+that runs something other than Python (``%%bash``, ``%%html``, ``%%writefile``, ...) is left out;
+``%%time``, ``%%timeit``, ``%%capture``, ``%%prun``, ``%%debug`` and friends keep their cell.
 
 Every diagnostic is then mapped back to its cell: ``cell`` counts *all* cells from 1 (markdown included) and
 ``line``/``end_line``/``noqa_row`` become relative to that cell. A notebook that is not valid JSON or not
@@ -19,7 +24,7 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from looplint.diagnostics import Diagnostic
 from looplint.engine import lint_file, lint_source, too_large
@@ -29,10 +34,29 @@ from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME
 # Cell magics whose body is still Python (ruff's list).
 PYTHON_CELL_MAGICS = frozenset({"capture", "debug", "prun", "pypy", "python", "python3", "time", "timeit"})
 
-# ``%name``/``%%name`` (not ``% b``, a modulo continuing an expression), ``!cmd``, ``?obj``.
-_ESCAPE_START = re.compile(r"^\s*(?:%%?[A-Za-z_]|[!?])")
+# At the start of a statement: ``%name``, ``% name``, ``%%name``, ``!cmd``, ``?obj``.
+_ESCAPE_START = re.compile(r"^\s*(?:%|[!?])")
+_LINE_MAGIC = re.compile(r"^(?P<indent>\s*)%\s*(?P<name>[A-Za-z_]\w*)(?P<rest>.*)$")
 _ASSIGN_ESCAPE = re.compile(r"^(?P<indent>\s*)(?P<target>[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*[%!]")
 _HELP_SUFFIX = re.compile(r"^\s*[A-Za-z_*][\w.*\[\]]*\s*\?{1,2}\s*$")
+
+# Line magics that run the rest of their line as Python, with their options that take a value.
+CODE_MAGICS = {"time": "", "timeit": "nrp", "prun": "lsDT"}
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> List[str]:
+    """The rows of ``text`` without their line breaks, split where Python (and libcst) splits them."""
+    return _LINE_BREAK.split(text)
+
+
+def cell_lines(text: str) -> Tuple[str, ...]:
+    """A cell's rows: like ``split_lines``, without the empty row after a final line break."""
+    lines = split_lines(text)
+    if lines[-1] == "":
+        lines.pop()
+    return tuple(lines)
 
 
 class NotebookError(ValueError):
@@ -77,7 +101,7 @@ def parse_notebook(text: str) -> Notebook:
         if not isinstance(source, str):
             raise NotebookError(f"cell {i} has a `source` that is neither a string nor a list of strings")
         kind = raw.get("cell_type", "code")
-        cells.append(Cell(i, kind if isinstance(kind, str) else "code", tuple(source.splitlines())))
+        cells.append(Cell(i, kind if isinstance(kind, str) else "code", cell_lines(source)))
     metadata = data.get("metadata")
     language = None
     if isinstance(metadata, dict):
@@ -108,106 +132,168 @@ def is_python_cell(cell: Cell) -> bool:
     return magic is None or magic in PYTHON_CELL_MAGICS
 
 
+class Row(NamedTuple):
+    """Where a row of the joined text comes from: its cell, its row there, and how many columns its code
+    moved left when a code magic's prefix was taken off (``%time loss.backward()``)."""
+
+    cell: int
+    line: int
+    shift: int = 0
+
+
 def mask_line(line: str) -> str:
-    """One line of a code cell with its IPython syntax replaced by Python of the same meaning for us."""
+    """One line that starts a statement, with its IPython syntax replaced by Python of the same meaning for
+    us."""
+    return _mask(line)[0]
+
+
+def _mask(line: str) -> Tuple[str, int]:
     m = _ASSIGN_ESCAPE.match(line)
     if m:
-        return f"{m.group('indent')}{m.group('target')} = None"
+        return f"{m.group('indent')}{m.group('target')} = None", 0
+    m = _LINE_MAGIC.match(line)
+    if m and m.group("name") in CODE_MAGICS:
+        start = _magic_code_start(line, m)
+        if start is not None:
+            indent = m.group("indent")
+            return indent + line[start:], start - len(indent)
     if _ESCAPE_START.match(line) or _HELP_SUFFIX.match(line):
         indent = line[: len(line) - len(line.lstrip())]
-        return f"{indent}pass"
-    return line
+        return f"{indent}pass", 0
+    return line, 0
 
 
-def _open_triple_quote(line: str, current: Optional[str]) -> Optional[str]:
-    """The triple quote left open after ``line`` (a cheap scan: enough to not mask text inside a string)."""
-    i = 0
-    while i < len(line):
-        if current is None:
-            if line[i] == "#":
+def _magic_code_start(line: str, m: "re.Match[str]") -> Optional[int]:
+    """Where the Python code of a code magic's line starts (after the magic's options), if it has code."""
+    takes_value = CODE_MAGICS[m.group("name")]
+    pos = m.start("rest")
+    while True:
+        token = re.compile(r"\s*(\S+)").match(line, pos)
+        if token is None:
+            return None
+        word = token.group(1)
+        if not word.startswith("-") or len(word) < 2:
+            return token.start(1)
+        pos = token.end()
+        if word[1] in takes_value and len(word) == 2:  # ``-n 10``: the value is the next word
+            value = re.compile(r"\s*\S+").match(line, pos)
+            if value is None:
                 return None
-            for quote in ('"""', "'''"):
-                if line.startswith(quote, i):
-                    current = quote
-                    i += 3
-                    break
+            pos = value.end()
+
+
+def _scan(line: str, quote: Optional[str], depth: int) -> Tuple[Optional[str], int, bool]:
+    """The state after ``line``: the string still open (its quote), the brackets still open, whether a
+    backslash continues the line. A cheap scan, enough to tell where statements start."""
+    i, n = 0, len(line)
+    while i < n:
+        c = line[i]
+        if quote is not None:
+            if c == "\\":
+                i += 2
+            elif line.startswith(quote, i):
+                i += len(quote)
+                quote = None
             else:
                 i += 1
-        elif line.startswith(current, i):
-            current = None
-            i += 3
-        else:
-            i += 2 if line[i] == "\\" else 1
-    return current
+            continue
+        if c == "#":
+            return None, depth, False
+        if c in "\"'":
+            quote = c * 3 if line.startswith(c * 3, i) else c
+            i += len(quote)
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth = max(depth - 1, 0)
+        i += 1
+    continued = line.endswith("\\")
+    if quote is not None and len(quote) == 1 and not continued:
+        quote = None  # an unterminated one-line string: a syntax error the parser will report
+    return quote, depth, continued and quote is None
 
 
 def mask_cell(lines: Sequence[str]) -> List[str]:
+    return [line for line, _ in _mask_cell(lines)]
+
+
+def _mask_cell(lines: Sequence[str]) -> List[Tuple[str, int]]:
     out = []
-    continuing = False
-    in_string: Optional[str] = None  # the triple quote of a string literal still open
+    quote: Optional[str] = None  # a string literal still open
+    depth = 0  # brackets still open
+    continued = False  # the previous line ended with a backslash
+    escape_continues = False  # ... and it was a masked escape (``!cmd \``): its continuation goes too
     for line in lines:
-        if in_string is not None:
-            out.append(line)
-            in_string = _open_triple_quote(line, in_string)
+        if escape_continues:
+            out.append(("", 0))
+            escape_continues = line.rstrip().endswith("\\")
             continue
-        if continuing:  # the continuation of a masked escape (``!cmd \`` newline ``args``)
-            out.append("")
-            continuing = line.rstrip().endswith("\\")
-            continue
-        masked = mask_line(line)
-        if masked != line:
-            continuing = line.rstrip().endswith("\\")
+        if quote is None and depth == 0 and not continued:  # a statement starts here
+            masked, shift = _mask(line)
+            if masked != line:
+                out.append((masked, shift))
+                if shift == 0:
+                    escape_continues = line.rstrip().endswith("\\")
+                    continue
+                line = masked
+            else:
+                out.append((line, 0))
         else:
-            in_string = _open_triple_quote(line, None)
-        out.append(masked)
+            out.append((line, 0))
+        quote, depth, continued = _scan(line, quote, depth)
     return out
 
 
-def to_python(notebook: Notebook) -> Tuple[str, List[Tuple[int, int]]]:
-    """The joined Python text and, for each of its rows (index row - 1), its (cell number, row in cell)."""
+def to_python(notebook: Notebook) -> Tuple[str, List[Row]]:
+    """The joined Python text and, for each of its rows (index row - 1), where it comes from."""
     parts: List[str] = []
-    rows: List[Tuple[int, int]] = []
+    rows: List[Row] = []
     for cell in notebook.cells:
         if not is_python_cell(cell):
             continue
-        for n, line in enumerate(mask_cell(cell.lines), start=1):
+        for n, (line, shift) in enumerate(_mask_cell(cell.lines), start=1):
             parts.append(line)
-            rows.append((cell.number, n))
+            rows.append(Row(cell.number, n, shift))
     return "".join(p + "\n" for p in parts), rows
 
 
-def _map_row(row: int, rows: List[Tuple[int, int]]) -> Tuple[int, int]:
+def _map_row(row: int, rows: List[Row]) -> Row:
     if not rows:
-        return 1, 1
+        return Row(1, 1)
     if row < 1:
         return rows[0]
     if row > len(rows):
-        cell, last = rows[-1]
-        return cell, last + (row - len(rows))
+        last = rows[-1]
+        return Row(last.cell, last.line + (row - len(rows)))
     return rows[row - 1]
 
 
 _JOINED_POSITION = re.compile(r"\bat (\d+):(\d+)")
 
 
-def _cell_position(m: "re.Match[str]", rows: List[Tuple[int, int]]) -> str:
-    cell, line = _map_row(int(m.group(1)), rows)
-    return f"at cell {cell}:{line}:{int(m.group(2)) + 1}"
+def _cell_position(m: "re.Match[str]", rows: List[Row]) -> str:
+    row = _map_row(int(m.group(1)), rows)
+    return f"at cell {row.cell}:{row.line}:{int(m.group(2)) + 1 + row.shift}"
 
 
-def map_to_cells(diagnostics: Sequence[Diagnostic], rows: List[Tuple[int, int]]) -> List[Diagnostic]:
+def map_to_cells(diagnostics: Sequence[Diagnostic], rows: List[Row]) -> List[Diagnostic]:
+    """Diagnostics of the joined text moved to their cells (rows and columns as the cell shows them)."""
     out = []
     for d in diagnostics:
-        cell, line = _map_row(d.line, rows)
-        offset = d.line - line
-        end_line = max(line, d.end_line - offset) if d.end_line else d.end_line
-        noqa_row = d.noqa_row - offset if d.noqa_row else line
+        start = _map_row(d.line, rows)
+        offset = d.line - start.line
+        end_line = max(start.line, d.end_line - offset) if d.end_line else d.end_line
+        end_shift = _map_row(d.end_line, rows).shift if d.end_line else 0
+        noqa_row = d.noqa_row - offset if d.noqa_row else start.line
         message = d.message
         if d.code == PARSE_ERROR:  # the parser names rows of the joined text: name the cell's instead
             message = _JOINED_POSITION.sub(lambda m: _cell_position(m, rows), message)
-        out.append(
-            dataclasses.replace(d, line=line, end_line=end_line, cell=cell, noqa_row=noqa_row, message=message)
-        )
+        out.append(dataclasses.replace(
+            d, line=start.line, column=d.column + start.shift, end_line=end_line,
+            end_column=d.end_column + end_shift if d.end_column else d.end_column,
+            cell=start.cell, noqa_row=noqa_row, message=message,
+        ))
     return out
 
 

@@ -48,8 +48,9 @@ from pygls.workspace.text_document import TextDocument
 import looplint
 from looplint.config import CONFIG_FILES, ConfigError, Resolver, Settings, default_settings
 from looplint.diagnostics import DOCS_URL, Diagnostic
+from looplint.notebook import split_lines
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME, all_rules, rule_by_code
-from looplint.suppress import NOQA_RE
+from looplint.suppress import directives
 
 SOURCE = "looplint"
 DEBOUNCE_SECONDS = 0.3
@@ -58,14 +59,6 @@ NOQA_ACTION_TITLE = "Suppress {code} with # noqa"
 CONFIG_WATCH_ID = "looplint-configuration-files"
 
 logger = logging.getLogger("looplint.server")
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def split_lines(text: str) -> List[str]:
-    """The rows of ``text`` without their line breaks, split where Python (and libcst) splits them."""
-    return _LINE_BREAK.split(text)
-
 
 _ROW_WITH_BREAK = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
@@ -206,7 +199,7 @@ def lint_text_document(configuration: Configuration, uri: str, version: Optional
 def lint_notebook_cells(configuration: Configuration, path: str, cells: Sequence[CellText], lint=None) -> LintResult:
     """The code cells joined and linted as ``looplint`` lints a ``.ipynb`` file; each finding goes to its cell."""
     from looplint.engine import lint_source
-    from looplint.notebook import Cell, Notebook, to_python
+    from looplint.notebook import Cell, Notebook, cell_lines, map_to_cells, to_python
 
     lint = lint or lint_source
 
@@ -216,18 +209,12 @@ def lint_notebook_cells(configuration: Configuration, path: str, cells: Sequence
     }
     if rules is None:
         return LintResult(targets, error)
-    notebook = Notebook(tuple(Cell(i, c.kind, tuple(split_lines(c.text))) for i, c in enumerate(cells, start=1)))
+    notebook = Notebook(tuple(Cell(i, c.kind, cell_lines(c.text)) for i, c in enumerate(cells, start=1)))
     source, rows = to_python(notebook)
-    for d in lint(source, path, rules):
-        if d.code not in codes or not rows:
-            continue
-        number, row = rows[min(max(d.line, 1), len(rows)) - 1]
-        offset = d.line - row
-        cell = cells[number - 1]
-        end_line = max(row, d.end_line - offset) if d.end_line else row
-        noqa_row = d.noqa_row - offset if d.noqa_row else row
-        moved = Diagnostic(d.path, row, d.column, d.code, d.message, d.name, end_line, d.end_column, number, noqa_row)
-        targets[cell.uri][2].append(moved)
+    if not rows:
+        return LintResult(targets, error)
+    for d in map_to_cells([d for d in lint(source, path, rules) if d.code in codes], rows):
+        targets[cells[d.cell - 1].uri][2].append(d)
     return LintResult(targets, error)
 
 
@@ -304,7 +291,7 @@ def _comment_and_strings(text: str, row: int) -> Tuple[Optional[Tuple[int, str]]
     string_types = {tokenize.STRING} | {getattr(tokenize, n) for n in ("FSTRING_MIDDLE", "TSTRING_MIDDLE") if hasattr(tokenize, n)}
     comment = None
     try:
-        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        for tok in tokenize.generate_tokens(io.StringIO(text, newline=None).readline):
             if tok.start[0] > row:
                 break
             if tok.type == tokenize.COMMENT and tok.start[0] == row:
@@ -327,14 +314,11 @@ def noqa_edit(text: str, row0: int, code: str, codec: PositionCodec) -> Optional
         return None
     if comment is not None:
         column, comment_text = comment
-        m = NOQA_RE.search(comment_text)
-        if m is not None:
-            if not m.group("codes"):
-                return None  # a bare ``# noqa`` already suppresses everything
-            existing = {c.upper() for c in re.split(r"[,\s]+", m.group("codes")) if c}
-            if code in existing:
-                return None
-            at = _units(codec, line, column + m.end("codes"))
+        found = list(directives(comment_text))
+        if any(d.codes is None or code in d.codes for d in found):
+            return None  # already suppressed
+        if found:
+            at = _units(codec, line, column + found[0].end)
             return types.TextEdit(
                 range=types.Range(start=types.Position(line=row0, character=at), end=types.Position(line=row0, character=at)),
                 new_text=f", {code}",

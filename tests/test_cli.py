@@ -413,3 +413,47 @@ def test_exit_zero_and_statistics_with_ll101(project, run):
     from looplint.rule import rule_by_code
 
     assert run("--statistics", "-q", ".").out == f"2\tLL101\t{rule_by_code('LL101').name}\n"
+
+
+# ---------------------------------------------------------------------------------------------- edge cases
+
+
+def test_select_with_no_codes_is_a_usage_error(project, run):
+    project({"broken.py": BROKEN_PROGRAM})
+    result = run("--select", "", "broken.py")  # it used to turn off every rule, LL000 included
+    assert result.code == 2 and "--select" in result.err and "All checks passed" not in result.out
+
+
+def test_a_file_the_prefilter_skips_is_still_checked_for_syntax(project, run):
+    project({"notes.py": "def f(:\n    pass\n", "fine.py": "x = 1\n"})
+    result = run(".")
+    assert result.code == 1
+    assert [line.split(":")[0] for line in result.out.splitlines() if "LL000" in line] == ["notes.py"]
+
+
+def test_a_file_python_refuses_for_its_encoding_is_ll000(project, run, tmp_path):
+    project({})
+    # CPython decodes the whole file as UTF-16 and finds nothing but invalid characters.
+    (tmp_path / "wide.py").write_bytes(b"# coding: utf-16-le\nimport torch\nloss.backward()\n")
+    (tmp_path / "bom.py").write_bytes(b"# coding: utf-16\nx = 1\n")
+    result = run(".")
+    rows = sorted(line.split(":")[0] for line in result.out.splitlines() if "LL000" in line)
+    assert result.code == 1 and rows == ["bom.py", "wide.py"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_an_output_that_cannot_be_written_is_exit_2_naming_it(project, run):
+    project({"train.py": BAD_PROGRAM})
+    result = run("-o", "/dev/full", "train.py")
+    assert result.code == 2 and "cannot write to --output-file /dev/full" in result.err
+    assert "internal error" not in result.err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="closes a file descriptor before exec")
+def test_a_closed_stdout_is_exit_2_naming_it(project):
+    root = project({"train.py": BAD_PROGRAM})
+    for args in (["train.py"], ["rules"]):
+        proc = subprocess.run(_looplint_command() + args, cwd=root, capture_output=False, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(1))
+        assert proc.returncode == 2 and "cannot write to stdout: it is closed" in proc.stderr, proc.stderr
+        assert "internal error" not in proc.stderr

@@ -191,6 +191,9 @@ def test_per_file_ignores_apply_by_glob(project, run):
     ("[tool]\nlooplint = 3\n", ["tool.looplint", "table"]),
     ("[tool.looplint\n", ["cannot parse"]),
     (b"[tool.looplint]\nselect = ['\xff']\n", ["cannot parse"]),
+    # tomllib raises RecursionError / ValueError for these, not TOMLDecodeError: once an "internal error"
+    ("[tool.looplint]\nselect = " + "[" * 5000 + "]" * 5000 + "\n", ["cannot parse", "nested too deeply"]),
+    ("[tool.looplint]\nx = " + "1" * 5000 + "\n", ["cannot parse", "number too long"]),
 ])
 def test_configuration_errors_exit_2_naming_the_problem_and_the_file(project, run, tmp_path, text, names):
     project({"clean.py": CLEAN_PROGRAM})

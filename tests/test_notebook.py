@@ -31,7 +31,12 @@ def make_notebook(*cells, language="python"):
     ("%matplotlib inline", "pass"),
     ("!pip install torch", "pass"),
     ("    !ls -la", "    pass"),
-    ("%time train()", "pass"),
+    ("%time train()", "train()"),  # code magics keep their code
+    ("    %timeit -n 10 -r 3 opt.step()", "    opt.step()"),
+    ("%prun -l 5 train(model)", "train(model)"),
+    ("%timeit", "pass"),
+    ("% timeit f()", "f()"),
+    ("% matplotlib inline", "pass"),
     ("%%time", "pass"),
     ("files = !ls", "files = None"),
     ("out, err = %sx ls", "out, err = None"),
@@ -42,7 +47,6 @@ def make_notebook(*cells, language="python"):
     ("np.*load*?", "pass"),
     # plain Python is left alone
     ("x = a % b", "x = a % b"),
-    ("    % b)", "    % b)"),
     ("if a != b:", "if a != b:"),
     ("print('really?')", "print('really?')"),
     ("x = 1  # why?", "x = 1  # why?"),
@@ -60,8 +64,16 @@ def test_mask_cell_keeps_row_count_continuations_and_strings():
         "%this is text in a string",
         '"""',
         "%time f()",
+        "x = (a",
+        "     % b)",  # a modulo continuing an expression, not a magic
+        "y = a \\",
+        "    % b",
+        "% timeit f()",
     ]
-    assert mask_cell(lines) == ["pass", "", 'doc = """', "%this is text in a string", '"""', "pass"]
+    assert mask_cell(lines) == [
+        "pass", "", 'doc = """', "%this is text in a string", '"""', "f()", "x = (a", "     % b)", "y = a \\", "    % b",
+        "f()",
+    ]
 
 
 def test_cell_magics_decide_whether_a_cell_is_python():
@@ -87,7 +99,7 @@ def test_joined_rows_map_to_cells_counting_every_cell():
     ))
     source, rows = to_python(nb)
     assert source == "a = 1\nb = 2\npass\nc = 3\n"
-    assert rows == [(2, 1), (2, 2), (5, 1), (5, 2)]
+    assert rows == [(2, 1, 0), (2, 2, 0), (5, 1, 0), (5, 2, 0)]
 
 
 # ---------------------------------------------------------------------------------------------- lint
@@ -111,6 +123,38 @@ def test_masked_magics_do_not_cause_parse_errors():
         ("code", "%%bash\nthis is ( not python"),
         ("code", "torch.optim.SGD?"),
     )
+    assert lint_notebook_text(text, "nb.ipynb") == []
+
+
+@pytest.mark.parametrize("separator", ["\f", "\v", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_cells_split_rows_where_python_does(separator):
+    # str.splitlines() breaks at these characters, Python does not: rows would shift and the string break.
+    cell = f"import torch\ns = 'a{separator}b'\nx = 1\nloss.backward()\nopt.step()  # row 5\n"
+    found = lint_notebook_text(make_notebook(("code", cell)), "nb.ipynb")
+    assert [d.code for d in found if d.code == "LL000"] == []
+    assert notebook.parse_notebook(make_notebook(("code", cell))).cells[0].lines[4].startswith("opt.step()")
+
+
+@requires_ll101
+def test_a_code_magic_keeps_its_code_and_its_columns():
+    cell = (
+        "import torch\n"
+        "model = torch.nn.Linear(2, 1)\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x in torch.randn(4, 3, 2):\n"
+        "    opt.zero_grad()\n"
+        "    %time model(x).sum().backward()\n"
+        "    %timeit -n 1 -r 1 opt.step()\n"
+    )
+    found = lint_notebook_text(make_notebook(("code", cell)), "nb.ipynb")
+    assert found == []  # the backward inside %time counts: no LL104 "step without backward"
+    without_zero = cell.replace("    opt.zero_grad()\n", "")
+    [d] = lint_notebook_text(make_notebook(("code", without_zero)), "nb.ipynb")
+    assert (d.code, d.cell, d.line, d.column) == ("LL101", 1, 6, 5 + len("%timeit -n 1 -r 1 "))
+
+
+def test_a_magic_written_with_a_space_is_a_magic():
+    text = make_notebook(("code", "import torch\n% timeit loss.backward()\n% matplotlib inline\n"))
     assert lint_notebook_text(text, "nb.ipynb") == []
 
 

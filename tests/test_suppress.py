@@ -32,6 +32,14 @@ def with_comment(row: int, comment: str) -> str:
     ("# noqa: LL102, LL101", True),
     ("# noqa: LL102", False),
     ("# a comment", False),
+    ("# noqa: LL101 see issue #12", True),
+    ("# type: ignore # noqa: LL101", True),
+    ("# noqa: LL102 # noqa: LL101", True),  # every directive in the comment counts
+    # a directive that is not a list of codes suppresses nothing (it used to silence every code)
+    ("# noqa: garbage", False),
+    ("# noqa:", False),
+    ("# noqa: LL1O1", False),  # a typo: letter O (it used to read as the prefix LL1)
+    ("# noqa: LL102, LL1O1", False),
 ])
 def test_row_noqa(comment, suppressed):
     kept = apply_noqa([diag(2)], with_comment(2, comment))
@@ -59,6 +67,22 @@ def test_noqa_inside_a_string_is_not_a_comment():
 def test_file_level_noqa(header, suppressed):
     kept = apply_noqa([diag(2), diag(3)], header + "\n" + SOURCE)
     assert (kept == []) is suppressed
+
+
+@pytest.mark.parametrize("line_end", ["\r", "\r\n"])
+def test_noqa_rows_follow_python_line_ends(line_end):
+    source = with_comment(2, "# noqa: LL101").replace("\n", line_end)
+    assert apply_noqa([diag(2), diag(3)], source) == [diag(3)]
+
+
+@pytest.mark.parametrize("source", [
+    "a = 1  # looplint: noqa\nb = 2\nc = 3\n",
+    "a = 1  # ruff: noqa\nb = 2\nc = 3\n",
+    "# looplint: noqa: LL1O1\n" + SOURCE,
+    "# looplint: noqa: garbage\n" + SOURCE,
+])
+def test_a_file_level_noqa_after_code_or_without_codes_suppresses_nothing(source):
+    assert apply_noqa([diag(2), diag(3)], source) == [diag(2), diag(3)]
 
 
 def test_ll000_is_never_suppressed():
