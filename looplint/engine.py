@@ -105,7 +105,9 @@ class Screen(NamedTuple):
     depth: int = 0  # nesting depth, as libcst will nest it
 
 
-def screen(source: str) -> Screen:
+def screen(source: str, depth: bool = True) -> Screen:
+    """Parses with Python's own parser; measures the nesting depth if ``depth`` (only worth it for a
+    source that libcst will parse)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escape sequences and the like
@@ -114,7 +116,7 @@ def screen(source: str) -> Screen:
         return Screen(syntax_error=True)
     except (RecursionError, MemoryError) as e:
         return Screen(refused=f"nested too deeply for Python's parser ({type(e).__name__})")
-    return Screen(depth=nesting_depth(tree))
+    return Screen(depth=nesting_depth(tree) if depth else 0)
 
 
 def nesting_depth(tree: ast.AST) -> int:
@@ -138,10 +140,11 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
     rules = all_rules() if rules is None else list(rules)
     if len(source) > MAX_SOURCE_BYTES:
         return [too_large(path, len(source.encode("utf-8", "surrogatepass")))]
-    found = screen(source)
+    training = TRAINING_TOKENS.search(source) is not None
+    found = screen(source, depth=training)
     if found.refused:
         return [_error(path, f"cannot parse file: {found.refused}")]
-    if not TRAINING_TOKENS.search(source):
+    if not training:
         if not found.syntax_error:
             return []
         rules = []  # nothing to judge: only whether libcst parses it
@@ -153,7 +156,7 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
     try:
         return lint_parsed(source, path, rules)
     except MemoryError:
-        return [too_large(path, len(source))]
+        return [_error(path, "file too large to analyse: the parser ran out of memory")]
 
 
 def _lint_in_worker(source: str, path: str, rules: List[type]) -> List[Diagnostic]:
