@@ -434,7 +434,7 @@ def test_a_file_the_prefilter_skips_is_still_checked_for_syntax(project, run):
 def test_a_file_python_refuses_for_its_encoding_is_ll000(project, run, tmp_path):
     project({})
     # CPython decodes the whole file as UTF-16 and finds nothing but invalid characters.
-    (tmp_path / "wide.py").write_bytes(b"# coding: utf-16-le\nimport torch\nloss.backward()\n")
+    (tmp_path / "wide.py").write_bytes(b"# coding: utf-16-le\nimport torch\nloss.backward() \n")  # an even length
     (tmp_path / "bom.py").write_bytes(b"# coding: utf-16\nx = 1\n")
     result = run(".")
     rows = sorted(line.split(":")[0] for line in result.out.splitlines() if "LL000" in line)

@@ -6,7 +6,7 @@ Properties of ``looplint`` on any input (``problems``):
 * it never raises;
 * it is deterministic: the same input gives the same diagnostics;
 * it never reports outside the file: every row and column is one of the source's;
-* a ``# noqa`` added to one row changes no finding on any other row.
+* a ``# noqa`` (or any other suppression comment) added to one row changes no finding on any other row.
 
 ``mutants(seed, n)`` is a reproducible stream of mutated fixtures; ``tests/test_fuzz.py`` checks a few
 hundred in CI and ``bench/fuzz.py`` as many as asked.
@@ -148,17 +148,28 @@ def problems(source: str, path: str = "fuzz.py") -> List[str]:
             found.append(f"{d.code} outside the file: {where}")
     findings = [d for d in first if d.code != "LL000"]
     if findings and len(findings) == len(first):
-        target = (findings[0].noqa_row or findings[0].line)
-        if target in commentable_rows(source):
+        reported = {d.noqa_row or d.line for d in findings}
+        commentable = commentable_rows(source)
+        separator = "\r\n" if "\r\n" in source else "\r" if "\r" in source and "\n" not in source else "\n"
+        variant = ROW_COMMENTS[len(source) % len(ROW_COMMENTS)]
+        # On a row with a finding, and on a row without one.
+        edits = [(findings[0].noqa_row or findings[0].line, "# noqa"), (findings[0].noqa_row or findings[0].line, variant)]
+        edits += [(row, variant) for row in commentable if row not in reported][:1]
+        for target, comment in edits:
+            if target not in commentable:
+                continue
+            before_rest = sorted(_key(d) for d in first if (d.noqa_row or d.line) != target)
             edited = rows[:]
-            edited[target - 1] += "  # noqa"
-            separator = "\r\n" if "\r\n" in source else "\r" if "\r" in source and "\n" not in source else "\n"
+            edited[target - 1] += "  " + comment
             try:
                 after = lint_source(separator.join(edited), path)
             except Exception as e:  # noqa: BLE001
-                return found + [f"raised {type(e).__name__} after a noqa on row {target}: {e}"]
-            before_rest = sorted(_key(d) for d in first if (d.noqa_row or d.line) != target)
+                return found + [f"raised {type(e).__name__} after `{comment}` on row {target}: {e}"]
             after_rest = sorted(_key(d) for d in after if (d.noqa_row or d.line) != target)
             if before_rest != after_rest:
-                found.append(f"a noqa on row {target} changed findings on other rows")
+                found.append(f"`{comment}` on row {target} changed findings on other rows")
     return found
+
+
+# Comments a user may put at the end of one row; none of them may touch another row's findings.
+ROW_COMMENTS = ["# noqa: LL101", "# noqa: garbage", "# looplint: noqa", "# ruff: noqa", "# noqa: LL1O1"]
