@@ -119,7 +119,8 @@ def _outside(d: Diagnostic, rows: Sequence[str]) -> Optional[str]:
 
 
 def commentable_rows(source: str) -> List[int]:
-    """Rows that end in code (not inside a string, not continued by a backslash): a comment can go there."""
+    """Rows that end in code (not blank, not a comment, not inside a string, not continued by a backslash): a
+    comment added there follows code (on a row of its own, ``# ruff: noqa`` is meant for the whole file)."""
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source, newline=None).readline))
     except (tokenize.TokenError, SyntaxError):
@@ -128,6 +129,7 @@ def commentable_rows(source: str) -> List[int]:
     ends = {t.start[0] for t in tokens if t.type in (tokenize.NEWLINE, tokenize.NL, tokenize.COMMENT)}
     rows = split_lines(source)
     return sorted(r for r in ends if r <= len(rows) and not rows[r - 1].endswith("\\")
+                  and rows[r - 1].strip() and not rows[r - 1].lstrip().startswith("#")  # a comment after code
                   and not any(a <= r < b for a, b in spans))
 
 
