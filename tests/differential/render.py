@@ -458,7 +458,8 @@ class Renderer:
         return p
 
     def gate(self) -> Tuple[Lines, Optional[str], Optional[str]]:
-        """(lines computing the gate, the window-start test, the update test) of accumulation gating."""
+        """(lines computing the gate before the loss, the window-start test, the update test or the flag's
+        assignment) of accumulation gating."""
         g, n = self.c["gating"], ph("counter")
         if g in ACCUMULATION:
             self.constant(f"ACCUM_STEPS = {self.accum}")
@@ -468,8 +469,8 @@ class Renderer:
             return [f"phase = {n} % ACCUM_STEPS"], "if phase == 0:", "if phase == ACCUM_STEPS - 1:"
         if g == "cycle_phase":
             return [], f"if {n} == 1:", f"if {n} == ACCUM_STEPS:"
-        if g == "flag":
-            return [f"update = ({n} + 1) % ACCUM_STEPS == 0 or {n} + 1 == len({ph('loader')})"], None, "if update:"
+        if g == "flag":  # computed where the update happens (the update may live in a helper)
+            return [], None, f"update = ({n} + 1) % ACCUM_STEPS == 0 or {n} + 1 == len({ph('loader')})"
         return [], None, None
 
     def body(self) -> Tuple[Lines, Lines]:
@@ -540,6 +541,8 @@ class Renderer:
             upd.append(zero)
         if p.step_first:
             post = upd + post
+        elif update and update.startswith("update = "):
+            post += [update] + block("if update:", upd)
         elif update:
             post += block(update, upd)
         else:
