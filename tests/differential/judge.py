@@ -77,7 +77,8 @@ def explain(o: Outcome) -> str:
     parts = [f"{o.program.path}: {o.program.bug} ({o.program.choice['bug_variant']}); "
              + ", ".join(f"{k}={v}" for k, v in o.program.choice.items()
                          if k not in ("bug", "bug_variant") and v != NA)]
-    parts.append(f"  static {o.static} / runtime {o.dynamic} / intended {o.program.intended}")
+    parts.append(f"  static {o.static} / runtime {o.dynamic} / intended {o.program.intended}; the program: "
+                 f"python bench/differential.py --seed {o.program.seed} --show {o.program.index}")
     for v in row["unconfirmed"]:
         parts.append(f"  unconfirmed {v['code']} line {v['line']}: {v['reason']}")
     for v in row["unexpected"]:
