@@ -28,6 +28,7 @@ SOURCES = ("here", "param", "default", "attr", "tuple", "dict", "list", "factory
 EPOCH_SCHEDULERS = ("steplr", "multistep", "exponential", "cosine_epochs")
 STEP_SCHEDULERS = ("onecycle", "linear_warmup", "cosine_steps", "lambda_warmup")
 ACCUMULATION = ("modulo", "phase", "cycle_phase", "flag")
+SPELLED_ZERO = ("optimizer", "set_to_none", "model", "grad_none")  # zero_grad spellings (at the top of the body)
 FUNCTION_STRUCTURES = ("inline", "step_fn", "epoch_fn", "update_fn", "nested", "factory_fn", "partial", "lambda")
 CLASS_STRUCTURES = ("method", "base_class")
 MODULE_STRUCTURES = ("module", "main_guard")
@@ -36,8 +37,8 @@ DIMENSIONS: Dict[str, Tuple[str, ...]] = {
     "recipe": ("plain", "amp", "gan", "closure"),
     "structure": FUNCTION_STRUCTURES + CLASS_STRUCTURES + MODULE_STRUCTURES,
     "scheduler": (NONE,) + EPOCH_SCHEDULERS + STEP_SCHEDULERS + ("plateau",),
-    "gating": (NONE,) + ACCUMULATION + ("isfinite", "try_except"),
-    "loop": ("for", "enumerate", "tqdm", "zip_count", "cycle", "iter_next", "while", "range_len"),
+    "gating": (NONE,) + ACCUMULATION + ("micro_batches", "isfinite", "try_except"),
+    "loop": ("for", "enumerate", "tqdm", "zip_count", "cycle", "iter_next", "while", "while_true", "range_len"),
     "epochs": ("literal", "default", "call_arg", "attr", "argparse", "config"),
     "optimizer": ("sgd", "sgd_momentum", "adam", "adamw", "rmsprop", "lbfgs"),
     "model_source": SOURCES,
@@ -46,10 +47,10 @@ DIMENSIONS: Dict[str, Tuple[str, ...]] = {
     "sched_source": SOURCES,
     "scaler_source": SOURCES,
     "loss": ("functional", "criterion", "local_helper", "sibling_helper"),
-    "zero": ("optimizer", "set_to_none", "model", "after_step", "before_loop"),
+    "zero": ("optimizer", "set_to_none", "model", "grad_none", "after_step", "before_loop"),
     "clip": (NONE, "norm", "value"),
     "eval": (NONE, "no_grad", "train_top", "helper_restores"),
-    "extras": (NONE, "print", "logging", "writer", "timer", "nullcontext", "item_total", "sibling_log"),
+    "extras": (NONE, "print", "logging", "writer", "timer", "nullcontext", "item_total", "sibling_log", "ema"),
     "imports": ("qualified", "from_import", "alias"),
     "closure_form": ("def", "lambda", "partial"),
     "amp_backward": ("one_statement", "two_statements"),
@@ -143,11 +144,16 @@ def _scheduler(c: Choice) -> Sequence[str]:
 
 
 def _gating(c: Choice) -> Sequence[str]:
+    out = [g for g in _gating_for_bug(c) if g != "micro_batches" or c["bug"] in (NONE, "LL101", "LL108")]
+    return out
+
+
+def _gating_for_bug(c: Choice) -> Sequence[str]:
     bug, v = c["bug"], c["bug_variant"]
     if c["recipe"] in ("gan", "closure"):
         return (NONE, "try_except")
     if bug == "LL108":
-        return ACCUMULATION if v == "zero_every_micro_batch" else (NONE,)
+        return ACCUMULATION + ("micro_batches",) if v == "zero_every_micro_batch" else (NONE,)
     if bug in ("LL105", "LL106", "LL109", "LL205", "LL103"):
         return (NONE,)
     if bug in ("LL201", "LL104") or (bug == "LL203" and v == "before_step_in_batch"):
@@ -155,7 +161,7 @@ def _gating(c: Choice) -> Sequence[str]:
     if bug in ("LL404", "LL405", "LL403"):
         return (NONE,) + ACCUMULATION if bug != "LL403" else (NONE, "isfinite")
     if c["recipe"] == "amp" or c["scheduler"] == "onecycle":
-        return (NONE,) + ACCUMULATION + ("isfinite",)
+        return (NONE,) + ACCUMULATION + ("micro_batches", "isfinite")
     return DIMENSIONS["gating"]
 
 
@@ -169,7 +175,7 @@ def _loop(c: Choice) -> Sequence[str]:
 
 def _structure(c: Choice) -> Sequence[str]:
     out = list(DIMENSIONS["structure"])
-    if c["recipe"] in ("gan", "closure") or c["gating"] == "phase":
+    if c["recipe"] in ("gan", "closure") or c["gating"] in ("phase", "micro_batches"):
         out.remove("update_fn")  # (the phase is computed before the loss, the update test needs it after)
     if c["bug"] == "LL107":
         out = [s for s in out if s not in ("partial", "lambda", "factory_fn", "nested", "update_fn")]
@@ -263,18 +269,25 @@ def _loss(c: Choice) -> Sequence[str]:
 
 
 def _zero(c: Choice) -> Sequence[str]:
+    out = _zero_for_bug(c)
+    if c["bug"] in ("LL102", "LL108"):  # their oracles watch zero_grad calls; `p.grad = None` is none
+        out = tuple(z for z in out if z != "grad_none")
+    return out
+
+
+def _zero_for_bug(c: Choice) -> Sequence[str]:
     bug = c["bug"]
     if c["recipe"] == "closure":
-        return ("optimizer", "set_to_none", "model")
+        return SPELLED_ZERO
     if c["recipe"] == "gan":
-        return ("optimizer", "set_to_none", "model")
+        return SPELLED_ZERO
     if bug in ("LL101",) and c["bug_variant"] == "no_zero":
         return (NA,)
     if bug in ("LL101", "LL102", "LL103", "LL105", "LL106", "LL107", "LL108") or (
             bug == "LL403" and c["bug_variant"] == "before_backward"):
-        return ("optimizer", "set_to_none", "model")
+        return SPELLED_ZERO
     if c["gating"] in ACCUMULATION:
-        return ("optimizer", "set_to_none", "model")
+        return SPELLED_ZERO
     return DIMENSIONS["zero"]
 
 

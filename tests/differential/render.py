@@ -17,7 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .choices import ACCUMULATION, CLASS_STRUCTURES, MODULE_STRUCTURES, NONE, STEP_SCHEDULERS, Choice, rng
+from .choices import (ACCUMULATION, CLASS_STRUCTURES, MODULE_STRUCTURES, NONE, SPELLED_ZERO, STEP_SCHEDULERS, Choice,
+                      rng)
 
 Lines = List[str]
 _PH = re.compile("⟨([a-z_]+)⟩")
@@ -42,7 +43,6 @@ SCHED_ARGS = {
     "lambda_warmup": "{opt}, lambda step: min(1.0, (step + 1) / 4)",
     "plateau": '{opt}, mode="min", factor=0.5, patience=0',
 }
-SPELLED_ZERO = ("optimizer", "set_to_none", "model")
 FACTORY = {"gen": "make_generator", "disc": "make_discriminator", "model": "make_model", "opt": "make_optimizer",
            "loader": "make_loader", "sched": "make_scheduler", "scaler": "make_scaler", "crit": "make_criterion"}
 NET_CLASS = [
@@ -57,8 +57,9 @@ NET_CLASS = [
 
 
 def ind(lines: Sequence[str], n: int = 1) -> Lines:
+    """The lines indented by n levels (a line may hold several, separated by newlines)."""
     pad = "    " * n
-    return [pad + ln if ln else ln for ln in lines]
+    return [pad + ln if ln else ln for text in lines for ln in text.split("\n")]
 
 
 def block(header: str, body: Sequence[str]) -> Lines:
@@ -240,6 +241,9 @@ class Renderer:
             shuffle = ", shuffle=True" if self.detail("shuffle", ("yes", "no")) == "yes" else ""
             return f"DataLoader(TensorDataset(X, Y), batch_size={BATCH}{shuffle})"
         if o.kind == "scaler":
+            if self.detail("scaler_flag", ("yes", "no")) == "yes" and not self.in_lib:
+                self.constant("USE_AMP = True")
+                return f'{self._spelled("amp", "GradScaler")}("cpu", enabled=USE_AMP)'
             return f'{self._spelled("amp", "GradScaler")}("cpu")'
         if o.kind == "crit":
             return "nn.MSELoss()"
@@ -412,6 +416,11 @@ class Renderer:
             return f"{ph(key)}.zero_grad(set_to_none=True)"
         if z == "model":
             return f"{ph(model_key)}.zero_grad()"
+        if z == "grad_none":
+            header = f"for p in {ph(model_key)}.parameters():"
+            if self.detail("grad_none_form", ("one_line", "two_lines")) == "one_line":
+                return f"{header} p.grad = None"
+            return f"{header}\n    p.grad = None"
         return f"{ph(key)}.zero_grad()"
 
     def loss_expr(self, out: str, target: str) -> str:
@@ -499,28 +508,39 @@ class Renderer:
         p = self.plan()
         gate_pre, window, update = self.gate()
         zero = self.zero_call()
+        micro = c["gating"] == "micro_batches"
         pre: Lines = list(gate_pre)
-        if p.zero == "top":
-            pre.append(zero + ("  #@LL108" if bug == "LL108" else ""))
+        zero_line = zero + ("  #@LL108" if bug == "LL108" else "")
+        if p.zero == "top" and not (micro and bug == "LL108"):
+            pre.append(zero_line)
         elif p.zero == "window":
             pre += block(window or "", [zero])
         if bug == "LL403" and v == "before_backward":
             pre.append(self.clip_call() + "  #@LL403")
-        forward = ["out = ⟨model⟩(x)", f"loss = {self.loss_expr('out', 'y')}"
-                   + (" / ACCUM_STEPS" if c["gating"] in ACCUMULATION else "")]
+        xs, ys = ("xb", "yb") if micro else ("x", "y")
+        divisor = " / ACCUM_STEPS" if c["gating"] in ACCUMULATION else " / MICRO_BATCHES" if micro else ""
+        forward = [f"out = ⟨model⟩({xs})", f"loss = {self.loss_expr('out', ys)}{divisor}"]
         if c["extras"] == "nullcontext":
             self.imp("import contextlib")
             forward = block("with contextlib.nullcontext():", forward)
-        pre += forward
 
-        post: Lines = []
+        backward: Lines = []
         if p.backward:
             if amp and bug != "LL404" and c["amp_backward"] == "two_statements":
-                post += ["loss = ⟨scaler⟩.scale(loss)", "loss.backward()"]
+                backward += ["loss = ⟨scaler⟩.scale(loss)", "loss.backward()"]
             elif amp:
-                post.append("⟨scaler⟩.scale(loss).backward()")
+                backward.append("⟨scaler⟩.scale(loss).backward()")
             else:
-                post.append("loss.backward()" + {"LL105": "  #@LL105", "LL109": "  #@LL109"}.get(bug, ""))
+                backward.append("loss.backward()" + {"LL105": "  #@LL105", "LL109": "  #@LL109"}.get(bug, ""))
+        if micro:  # accumulation over the micro-batches of each batch, one step per batch
+            self.constant("MICRO_BATCHES = 2")
+            first = [zero_line] if bug == "LL108" else []
+            pre += block("for xb, yb in zip(x.chunk(MICRO_BATCHES), y.chunk(MICRO_BATCHES)):",
+                         first + forward + backward)
+            post: Lines = []
+        else:
+            pre += forward
+            post = backward
         upd: Lines = []
         if p.zero == "between":
             upd.append(zero + "  #@LL102")
@@ -626,6 +646,16 @@ class Renderer:
         elif c["extras"] == "item_total":
             before.append("running_loss = 0.0")
             after.append("running_loss += loss.item()")
+        if c["extras"] == "ema":  # a `.step()` that is no optimizer's
+            model = ph("gen" if c["recipe"] == "gan" else "model")
+            self.define("EMA", block("class EMA:", [
+                "def __init__(self, model, decay=0.9):", "    self.decay = decay",
+                "    self.shadow = [p.detach().clone() for p in model.parameters()]", "",
+                "def step(self, model):", "    with torch.no_grad():",
+                "        for s, p in zip(self.shadow, model.parameters()):",
+                "            s.mul_(self.decay).add_(p.detach(), alpha=1 - self.decay)"]))
+            before.append(f"ema = EMA({model})")
+            after.append(f"ema.step({model})")
         if c["extras"] == "logging":
             self.imp("import logging")
             self.module_objects.append("logger = logging.getLogger(__name__)")
@@ -674,6 +704,10 @@ class Renderer:
                     [], [], "i")
         if style == "iter_next":
             return ([f"batch_iter = iter({loader})"], f"for i in range(len({loader})):", ["x, y = next(batch_iter)"],
+                    [], "i")
+        if style == "while_true":
+            return ([f"batch_iter = iter({loader})", "i = -1"], "while True:",
+                    block("try:", ["x, y = next(batch_iter)"]) + block("except StopIteration:", ["break"]) + ["i += 1"],
                     [], "i")
         if style == "while":
             return ([f"batch_iter = iter({loader})", "i = 0"], f"while i < len({loader}):", ["x, y = next(batch_iter)"],
