@@ -339,11 +339,16 @@ def _alive_leftover(pid: int) -> bool:
     return state != b"Z" and (b"looplint-leftover" in cmdline or b"/bin/sh" in cmdline)
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
 def test_a_timeout_before_the_recorder_started_is_a_timeout(tmp_path):
-    trace = run_program(str(PROGRAMS / "runner_exit.py"), startup_timeout=0)
-    assert trace.status == "timeout" and trace.before_start and not trace.events
-    report = confirm.judge(str(PROGRAMS / "runner_exit.py"), trace, [])
-    assert report.error.startswith("timed out after 60 s before the recorder started")
+    # The recorder reads the program before it starts: a FIFO nobody writes keeps it from ever starting,
+    # however fast or slow the machine.
+    never = tmp_path / "never.py"
+    os.mkfifo(never)
+    trace = run_program(str(never), startup_timeout=0.5)
+    assert trace.status == "timeout" and trace.before_start and trace.timed_out == 0.5 and not trace.events
+    report = confirm.judge(str(never), trace, [])
+    assert report.error.startswith("timed out after 0.5 s before the recorder started")
 
 
 def test_step_budget_stops_a_program_that_catches_exceptions(runs):
@@ -359,12 +364,12 @@ def test_timeout_ends_the_program(runs):
 
 def test_supervisor_kills_at_the_startup_deadline_and_at_the_run_deadline(tmp_path):
     never = str(tmp_path / "never.jsonl")  # the recorder never starts
-    proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    proc = subprocess.Popen(["sleep", "600"], start_new_session=True)
     ending = _supervise(proc.poll, proc.pid, never, timeout=600, startup_timeout=0.2)
     assert ending == (-signal.SIGKILL, True, True)
     started = tmp_path / "started.jsonl"
     started.write_text('{"kind": "start"}\n')
-    proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    proc = subprocess.Popen(["sleep", "600"], start_new_session=True)
     assert _supervise(proc.poll, proc.pid, str(started), timeout=0.2, startup_timeout=600) == (-signal.SIGKILL, True, False)
     quick = subprocess.Popen([sys.executable, "-c", "raise SystemExit(4)"], start_new_session=True)
     assert _supervise(quick.poll, quick.pid, str(started), timeout=600, startup_timeout=600) == (4, False, False)

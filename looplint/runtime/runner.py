@@ -78,14 +78,17 @@ def _environment(trace_path: Optional[str] = None, max_steps: Optional[int] = No
     return env
 
 
-def _trace(program: str, trace_path: str, err_path: str, started: float, timeout: float, ending: Ending) -> Trace:
+def _trace(program: str, trace_path: str, err_path: str, started: float, timeout: float, startup_timeout: float,
+           ending: Ending) -> Trace:
+    """The trace of a run that ended as ``ending`` says (``timed_out``: the bound that was exceeded)."""
     try:
         with open(err_path, "rb") as f:
             stderr = f.read()[-4000:].decode("utf-8", "replace")
     except OSError:
         stderr = ""
     return Trace.load(program, trace_path, seconds=time.monotonic() - started, stderr=stderr,
-                      timed_out=timeout if ending.timed_out else None, returncode=ending.returncode,
+                      timed_out=(startup_timeout if ending.before_start else timeout) if ending.timed_out else None,
+                      returncode=ending.returncode,
                       before_start=ending.before_start)
 
 
@@ -122,7 +125,7 @@ def _run_plain(program: str, timeout: float, max_steps: int, startup_timeout: fl
             except OSError as e:
                 return Trace.failed(program, f"cannot start the program: {e}")
             ending = _supervise(lambda: proc.poll(), proc.pid, trace_path, timeout, startup_timeout)
-        return _trace(program, trace_path, err_path, started, timeout, ending)
+        return _trace(program, trace_path, err_path, started, timeout, startup_timeout, ending)
 
 
 def _supervise(poll, pid: int, trace_path: str, timeout: float, startup_timeout: float) -> Ending:
@@ -280,7 +283,7 @@ class ForkServer:
                 self.close()
                 return _run_plain(program, timeout, max_steps, self.startup_timeout)
             ending = Ending(reply.get("returncode"), bool(reply.get("timed_out")), bool(reply.get("before_start")))
-            return _trace(program, trace_path, err_path, started, timeout, ending)
+            return _trace(program, trace_path, err_path, started, timeout, self.startup_timeout, ending)
 
     def close(self) -> None:
         proc, self.proc = self.proc, None
