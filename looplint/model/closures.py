@@ -47,7 +47,9 @@ def closure_steps(model) -> List[ClosureStep]:
         if c is None or role.kind != OPTIMIZER or (event, id(role)) in seen:
             continue
         seen.add((event, id(role)))
-        if isinstance(c, Function):
+        if isinstance(c, Function) and event.closure_site is not None:
+            node, name = event.closure_site, "lambda"
+        elif isinstance(c, Function):
             node, name = c.node, c.name
         else:
             last = c.items[-1] if c.items else None

@@ -15,7 +15,7 @@ import libcst as cst
 from looplint.model.frameworks import WRAPPER_NAMES
 from looplint.model.values import class_of
 from looplint.model.roles import name_kind
-from looplint.model.scopes import Function, Scopes, dotted, has_call, last_name, names_in
+from looplint.model.scopes import Function, Scopes, dotted, has_call, last_name, names_in, positional_args
 
 # Event kinds
 ZERO = "zero_grad"  # X.zero_grad()
@@ -65,6 +65,7 @@ class Event:
     each_iteration: bool = False  # BIND of a loop target: a different object on every iteration
     bound_args: tuple = ()  # CALL / closure: arguments ``functools.partial`` bound in front of the call's own
     usage: str = "value"  # how the call's result is used: "stmt" (a bare statement), "with", "value"
+    closure_site: Optional[cst.CSTNode] = None  # a lambda that forwards to the closure function
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"<Event {self.kind} {cst.Module([]).code_for_node(self.node)[:40]!r}>"
@@ -105,6 +106,7 @@ class Loop:
     kind: str = "other"  # set by loops.classify: batch | epoch | step | micro | other | implicit
     counters: frozenset = frozenset()  # names that advance by one per iteration (targets, ``n += 1``)
     starts: tuple = ()  # (counter, first value) for ``enumerate(x)`` / ``range(n)`` targets
+    target_counters: frozenset = frozenset()  # the counters (see counters) the loop's targets are
     fn: Optional[Function] = None  # the function whose body holds the loop (set by loops.classify_all)
 
 
@@ -213,8 +215,9 @@ class _Build:
                     body.items.insert(0, Event(BIND, st, target=cst.Name(name), each_iteration=True))
             loop = Loop(st, body, self.suite(st.orelse), False, st.iter, frozenset(names_in(st.target)),
                         frozenset(_assigned_names(st.body) | names_in(st.target)),
-                        counters=frozenset(names_in(st.target)) | _incremented(st.body),
-                        starts=_counter_start(st))
+                        counters=frozenset(self._counter(n) for n in names_in(st.target) | _incremented(st.body)),
+                        starts=tuple((self._counter(n), v) for n, v in _counter_start(st, self.o.v, self.fn)),
+                        target_counters=frozenset(self._counter(n) for n in names_in(st.target)))
             self.o.loops.append(loop)
             out.append(loop)
         elif isinstance(st, cst.While):
@@ -226,7 +229,9 @@ class _Build:
                 # the test is evaluated again before every further iteration
                 self.expr(st.test, body.items)
             loop = Loop(st, body, self.suite(st.orelse), infinite, None, frozenset(), frozenset(_assigned_names(st.body)),
-                        counters=_incremented(st.body))
+                        counters=frozenset(self._counter(n) for n in _incremented(st.body)),
+                        starts=tuple((self._counter(n), v) for n in _incremented(st.body) if "." not in n
+                                     for v in [self.o.v.start_value(st, n, self.fn)] if v is not None and v <= 3))
             self.o.loops.append(loop)
             out.append(loop)
         elif isinstance(st, (cst.Try, cst.TryStar)):
@@ -268,9 +273,19 @@ class _Build:
             test, polarity = test.expression, not polarity
         then = self.suite(st.body)
         br = Branch(st, " ".join(code(test).split()), frozenset(names_in(test)), has_call(test), [then, other], polarity)
-        br.mod = _periodic(test, polarity) or self._phase_test(test, polarity)
+        mod = _periodic(test, polarity) or self._phase_test(test, polarity)
+        br.mod = (self._counter(mod[0]),) + tuple(mod[1:]) if mod is not None else None
         br.const = self._constant(test)
         return br
+
+    def _counter(self, v: str) -> str:
+        """A counter's identity across functions: ``k`` in ``train``, also when a helper receives it as
+        its parameter ``batch_idx`` (every call site passes ``k``); ``self.step`` per class."""
+        head, _, rest = v.partition(".")
+        if head == "self":
+            cls = class_of(self.fn)
+            return f"{cls.name}@{v}" if cls is not None else v
+        return self.o.v.counter_key(head, self.fn) + ("." + rest if rest else "")
 
     def _phase_test(self, test, polarity: bool):
         """``if k == d`` on a phase variable: ``k = i % K`` (the test is periodic on ``i``), or ``k`` drawn
@@ -281,7 +296,8 @@ class _Build:
         if not isinstance(comp.operator, (cst.Equal, cst.NotEqual)):
             return None
         eq = isinstance(comp.operator, cst.Equal)
-        found = self.o.v.assigned_values(test.left, self.fn)
+        name, fn = self.o.v.through_parameters(test.left, self.fn)
+        found = self.o.v.assigned_values(name, fn)
         if found and len(found) == 1:
             value, _where = found[0]
             if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Modulo):
@@ -291,7 +307,7 @@ class _Build:
                 if counter is not None and phase is not None:
                     return (counter, window, phase, eq if polarity else not eq)
             return None
-        cyc = _cycle_range(self.o.v, test.left, self.fn)
+        cyc = _cycle_range(self.o.v, name, fn)
         if cyc is None:
             return None
         lo, window = cyc
@@ -392,7 +408,7 @@ class _Build:
                 self.expr(a.value, out)
             n = len(out)
             self.call(e, out)
-            if len(out) > n and isinstance(out[-1], Event) and out[-1].call is e:
+            if len(out) > n and isinstance(out[-1], Event) and out[-1].node is e:
                 out[-1].usage = usage
             return
         if isinstance(e, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
@@ -467,7 +483,10 @@ class _Build:
             return
         callee, bound_self, bound_args = self.resolve_callee(c)
         if callee is not None:
-            out.append(Event(CALL, c, call=c, callee=callee, bound_self=bound_self, bound_args=bound_args))
+            if isinstance(bound_args, cst.Call):  # through a forwarding lambda: the call it makes
+                out.append(Event(CALL, c, call=bound_args, callee=callee, bound_self=bound_self))
+            else:
+                out.append(Event(CALL, c, call=c, callee=callee, bound_self=bound_self, bound_args=bound_args))
             return
         if method in ("train", "eval") and recv is not None:
             out.append(Event(MODE, c, target=recv, call=c))
@@ -496,6 +515,8 @@ class _Build:
         if isinstance(c.func, (cst.Name, cst.Attribute)):
             target = self.o.v.callable_of(c.func, self.fn)
             if target is not None and isinstance(target.target, Function) and not target.target.is_module:
+                if target.forward is not None:
+                    return target.target, target.bound_self, target.forwarded(c)
                 return target.target, target.bound_self, target.bound_args
         return None, False, ()
 
@@ -511,7 +532,9 @@ class _Build:
             return
         if target is not None and isinstance(target.target, Function) and not target.target.is_module:
             ev.closure = target.target
-            ev.bound_args = target.bound_args
+            ev.bound_args = tuple(target.forwarded(cst.Call(cst.Name("_"))).args) if target.forward is not None \
+                else target.bound_args
+            ev.closure_site = target.forward  # ``lambda: helper(...)``: findings go on the lambda
             ev.bound_self = target.bound_self
             return
         ev.closure_unknown = True
@@ -613,6 +636,11 @@ def _assigned_names(suite) -> Set[str]:
     return found
 
 
+# Wrappers that yield the items of their first argument unchanged (progress bars, prefetchers).
+_BARS = frozenset({"tqdm", "tqdm_notebook", "track", "progress_bar", "ProgressBar", "prefetch", "DataPrefetcher",
+                   "log_every", "alive_it", "rich_track", "tqdm_auto"})
+
+
 def _phase_of(comparator, window: str, lo: int) -> Optional[int]:
     """The phase (0 = first of a window, -1 = last) a test ``k == comparator`` picks, for ``k`` counting
     from ``lo`` in windows of ``window``."""
@@ -661,16 +689,37 @@ def _cycle_range(values, name: cst.Name, fn: Function):
     return None
 
 
-def _counter_start(st: cst.For) -> tuple:
+def _counter_start(st: cst.For, values=None, fn=None) -> tuple:
+    """(counter name, first value) for the loop targets that count from a known start: the index of
+    ``enumerate`` (also under a progress bar or through a name bound to one), ``range`` targets, and
+    ``cycle(range(...))`` zipped beside the data."""
     it, target = st.iter, st.target
+    for _ in range(6):
+        if isinstance(it, cst.Name) and values is not None:
+            found = values.assigned_values(it, fn)
+            if found and len(found) == 1 and isinstance(found[0][0], cst.Call):
+                it = found[0][0]
+                continue
+        if isinstance(it, cst.Call) and last_name(it.func) in _BARS and positional_args(it):
+            it = positional_args(it)[0]
+            continue
+        break
     name = None
     if isinstance(it, cst.Call) and last_name(it.func) == "zip" and isinstance(target, cst.Tuple):
         out = []
         for i, a in enumerate(it.args):
             v = a.value
-            if i < len(target.elements) and isinstance(target.elements[i].value, cst.Name) and \
-                    isinstance(v, cst.Call) and last_name(v.func) == "cycle":
-                out.append((target.elements[i].value.value, 0))
+            if i >= len(target.elements) or not isinstance(target.elements[i].value, cst.Name) or not isinstance(v, cst.Call):
+                continue
+            name = target.elements[i].value.value
+            fn_name = last_name(v.func)
+            args = positional_args(v)
+            if fn_name == "cycle":
+                out.append((name, 0))
+            elif fn_name in ("range", "count"):
+                first = args[0] if (fn_name == "count" or len(args) > 1) and args else cst.Integer("0")
+                if isinstance(first, cst.Integer) and int(first.value, 0) <= 3:
+                    out.append((name, int(first.value, 0)))
         return tuple(out)
     if isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "enumerate":
         if isinstance(target, cst.Tuple) and target.elements and isinstance(target.elements[0].value, cst.Name):

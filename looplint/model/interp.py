@@ -261,7 +261,10 @@ class Interp:
                 if known is None:  # what the loop's start says about its first iterations
                     known = _phase_matches(p, f"mod:{counter}:*:", phase)
                 if known is None:
-                    selected.add(p._replace(assume=p.assume | {(key, want)}))
+                    # a new phase fact replaces the older one: "the last of a window" says the next
+                    # iteration is the first, whatever else was known
+                    older = frozenset(a for a in p.assume if a[1] and want and a[0].startswith(base))
+                    selected.add(p._replace(assume=_normal((p.assume - older) | {(key, want)})))
                 elif known == want:
                     selected.add(p)
             arms.append(selected)
@@ -381,9 +384,10 @@ class Interp:
         """A new run of ``loop``: its targets restart."""
         p = self.on_enter(p, loop)
         assume = p.assume
-        if assume and loop.target_names:
+        restart = loop.target_counters | {c for c, _v in loop.starts}  # counters that start afresh
+        if assume and (loop.target_names or restart):
             assume = frozenset(a for a in assume if not (
-                (a[0].startswith("mod:") and a[0].split(":", 2)[1] in loop.target_names)
+                (a[0].startswith("mod:") and a[0].split(":", 2)[1] in restart)
                 or (not a[0].startswith("mod:") and (self.m.branch_info.get(a[0].split("@")[0], (frozenset(),))[0] & loop.target_names))))
         for counter, start in loop.starts:  # ``enumerate(loader)``: the counter starts at phase 0
             if start == 0 and counter in self.m.periodic_counters:
@@ -430,7 +434,7 @@ class Interp:
                         assume.add((f"{rest}:{nxt}", v))
                     continue
             assume.add((k, v))
-        return self._forget(p._replace(assume=frozenset(assume)), loop, keep_mod=loop.counters)
+        return self._forget(p._replace(assume=_normal(frozenset(assume))), loop, keep_mod=loop.counters)
 
     # -- which items can change anything -------------------------------------------------------------------
     def has_effect(self, item) -> bool:
@@ -454,11 +458,8 @@ def bind_arguments(roles, callee: Function, call: Optional[cst.Call], caller: Fr
     bindings: List[Tuple[str, Optional[Role]]] = []
     keys: List[Tuple[str, Optional[str]]] = []
     if params and params[0] in ("self", "cls") and callee.cls is not None:
-        recv = call.func.value if call is not None and isinstance(call.func, cst.Attribute) else None
-        if bound_self and recv is not None and not (isinstance(recv, cst.Name) and recv.value in ("self", "cls")):
-            key = roles.module_key(recv, caller)
-            if key is not None:  # else ``self.x`` keeps the identity its class gives it
-                keys.append(("self", key))
+        # ``self.x`` keeps the identity its class gives it (through the assignments of every method),
+        # whichever instance the method runs on
         params = params[1:]
     i = 0
     for a in (*bound_args, *(call.args if call is not None else ())):
@@ -472,7 +473,8 @@ def bind_arguments(roles, callee: Function, call: Optional[cst.Call], caller: Fr
         else:
             continue
         if name in callee.params:
-            bindings.append((name, roles.resolve(a.value, caller) if dotted(a.value) else None))
+            v = a.value
+            bindings.append((name, roles.resolve(v, caller) if dotted(v) or isinstance(v, (cst.Subscript, cst.Call)) else None))
             keys.append((name, roles.module_key(a.value, caller) or roles.fresh_module_key(a.value)))
     return bindings, keys
 
@@ -517,6 +519,28 @@ def _merge_jumps(out: Outcome, o: Outcome) -> None:
     out.brk |= o.brk
     out.cont |= o.cont
     out.ret |= o.ret
+
+
+def _normal(assume: FrozenSet) -> FrozenSet:
+    """What a path knows about each periodic counter, kept small: the phase it is at (when known), and
+    whether it is not at a window's first (0) or last (-1) iteration (which still matters when the known
+    phase runs past what is tracked: a window's first iteration only follows its last)."""
+    known = {}
+    for k, v in assume:
+        if v and k.startswith("mod:") and ":*:" not in k:
+            known[k.rsplit(":", 1)[0]] = k
+    out = set()
+    for k, v in assume:
+        if not k.startswith("mod:") or ":*:" in k:
+            out.add((k, v))
+            continue
+        base, phase = k.rsplit(":", 1)
+        if v:
+            if k == known.get(base):
+                out.add((k, v))
+        elif phase in ("0", "-1") and k != known.get(base):
+            out.add((k, v))
+    return frozenset(out) if len(out) != len(assume) else assume
 
 
 def _near_window_ends(a) -> bool:

@@ -228,6 +228,14 @@ class Roles:
                 return self._memo_role(key, lambda: self._from_ctor(kind, cls_name, expr, frame, _text(expr.func)))
             return None
         if isinstance(expr, cst.Subscript):
+            stored = self.v.entries(expr, frame.fn)
+            if stored:
+                # the same entry is the same object wherever it is read
+                found = [self._memo_role(("entry", id(v)), lambda v=v, w=where: self._from_value(Assignment(v, w), _text(expr)))
+                         for v, where in stored]
+                known = {id(r): r for r in found if r is not None and r is not _NONE}
+                if len(known) == 1 and len(found) == len(stored):
+                    return next(iter(known.values()))
             base = self.resolve(expr.value, frame)
             if base is not None and base.kind in (OPTIMIZER, SCHEDULER):
                 return base
@@ -427,11 +435,14 @@ class Roles:
         return None
 
     def _factory_result(self, call: cst.Call, index: Optional[int], frame: Frame):
-        """What a same-module factory returns (``model, opt = build(cfg)``), when every return agrees."""
+        """What a same-module factory returns (``model, opt = build(cfg)``), when every return agrees;
+        the same object for every caller (the factory runs once per call, but its roles are one)."""
         callee, _b = self.v.resolve_callee(call.func, frame.fn)
         if callee is None or callee.is_module or callee.cls is not None and callee.name == "__init__":
             return None
         key = ("factory", id(callee), index)
+        if key in self._memo:
+            return self._memo[key]
         if key in self._busy:
             return None
         self._busy.add(key)
@@ -446,9 +457,9 @@ class Roles:
                 if got is None or got is _NONE or got.kind == UNKNOWN:
                     return None
                 found.append(got)
-            if found and len({id(r) for r in found}) == 1:
-                return found[0]
-            return None
+            got = found[0] if found and len({id(r) for r in found}) == 1 else None
+            self._memo[key] = got
+            return got
         finally:
             self._busy.discard(key)
 
@@ -495,6 +506,15 @@ class Roles:
         if depth > 8:
             return None
         expr = unwrap_module(expr)
+        if isinstance(expr, cst.Subscript):  # ``parts["model"]``: what the entry holds
+            stored = self.v.entries(expr, frame.fn)
+            if not stored or len(stored) != 1:
+                return None
+            v, where = stored[0]
+            v = unwrap_module(v)
+            if dotted(v) is None:
+                return f"{where.qualname}:{_text(expr)}"
+            return self._module_key(v, frame if where is frame.fn else Frame(where), depth + 1)
         d = dotted(expr)
         if d is None:
             return None
@@ -520,6 +540,10 @@ class Roles:
         hit, role = frame.bound(parts[0])
         if hit:
             return _join_key(role.key if role is not None else None, parts[1:])
+        if len(parts) > 1 and isinstance(head, cst.Name):
+            cls = self.v.instance_class(head, frame.fn)
+            if cls is not None:  # ``trainer.generator`` of ``trainer = Trainer()``: the class's attribute
+                return _join_key(self._attr_key(cls, parts[1], depth), parts[2:])
         scope, binds = self.v.bindings(parts[0], frame.fn, head if isinstance(head, cst.Name) else None)
         if scope is None:
             return None if parts[0] in self.s.imports else d
@@ -560,10 +584,10 @@ class Roles:
             return None
         keys = set()
         for a, where in args:
-            if dotted(unwrap_module(a)) is None:  # a fresh object built at the call site
-                keys.add(self.fresh_module_key(a) or f"{fn.qualname}:{name}")
-            else:
-                keys.add(self._module_key(a, Frame(where), depth + 1))
+            key = self._module_key(a, Frame(where), depth + 1)
+            if key is None and dotted(unwrap_module(a)) is None:  # a fresh object built at the call site
+                key = self.fresh_module_key(a) or f"{fn.qualname}:{name}"
+            keys.add(key)
         return keys.pop() if len(keys) == 1 else None
 
     def _attr_key(self, cls: ClassInfo, attr: str, depth: int) -> Optional[str]:
@@ -572,7 +596,9 @@ class Roles:
         if memo in self._keys:
             return self._keys[memo]
         self._keys[memo] = None
-        own = f"{cls.name}.self.{attr}"
+        # one key per attribute of a class hierarchy: the class that assigns it names it
+        owner = next((a.scope.cls for a in assigns if a.scope is not None and a.scope.cls is not None), cls)
+        own = f"{owner.name}.self.{attr}"
         keys = set()
         for a in assigns:
             v = self.v._element(a.value, a.index, a.size, a.scope)

@@ -96,6 +96,8 @@ class ClassInfo:
     methods: Dict[str, "Function"] = field(default_factory=dict)
     # self.<attr> = value, from every method (and class-level assignments)
     attrs: Dict[str, List["Assignment"]] = field(default_factory=dict)
+    # self.<attr>[<literal>] = value, from every method
+    items: Dict[tuple, List["Assignment"]] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -120,6 +122,8 @@ class Function:
     assigns: Dict[str, List[Assignment]] = field(default_factory=dict)
     nested: Dict[str, "Function"] = field(default_factory=dict)
     globals_: Set[str] = field(default_factory=set)
+    # <name>[<literal>] = value: entries stored into containers, by (container, key text)
+    items: Dict[tuple, List[Assignment]] = field(default_factory=dict)
 
     @property
     def is_module(self) -> bool:
@@ -240,11 +244,22 @@ class _Collector:
             for i, e in enumerate(elts):
                 if isinstance(e, cst.Name) and not loop_target:
                     self._bind(fn, e.value, Assignment(value, fn, i, len(elts), node=node))
-                elif isinstance(e, cst.Attribute):
-                    self.target(e, cst.Name("None"), fn, node)  # attribute assigned from a tuple: unknown
+                elif isinstance(e, cst.Attribute) and isinstance(e.value, cst.Name) and e.value.value == "self":
+                    cls = _class_of(fn)
+                    if cls is not None:  # ``self.a, self.b = a, b``
+                        cls.attrs.setdefault(e.attr.value, []).append(
+                            Assignment(cst.Name("None") if loop_target else value, fn, i, len(elts), node=node))
         elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name):
-            if target.value.value == "self" and fn.cls is not None:
-                fn.cls.attrs.setdefault(target.attr.value, []).append(Assignment(value, fn, node=node))
+            cls = _class_of(fn)
+            if target.value.value == "self" and cls is not None:
+                cls.attrs.setdefault(target.attr.value, []).append(Assignment(value, fn, node=node))
+        elif isinstance(target, cst.Subscript) and len(target.slice) == 1 and isinstance(target.slice[0].slice, cst.Index):
+            base, key = dotted(target.value), target.slice[0].slice.value
+            if base is not None and isinstance(key, (cst.SimpleString, cst.Integer)) and not loop_target:
+                # ``parts["opt"] = ...``: an entry of a container, found again by ``parts["opt"]``
+                owner = _class_of(fn) if base.startswith("self.") else None
+                table = owner.items if owner is not None else fn.items
+                table.setdefault((base, code_of(key)), []).append(Assignment(value, fn, node=node))
 
     def _bind(self, fn: Function, name: str, a: Assignment) -> None:
         scope = self.s.module if name in fn.globals_ else fn
@@ -282,6 +297,18 @@ class _Collector:
                         for t in targets:
                             if isinstance(t, cst.Name):
                                 info.attrs.setdefault(t.value, []).append(Assignment(small.value, parent, node=small))
+
+
+def _class_of(fn: Optional[Function]) -> Optional[ClassInfo]:
+    while fn is not None:
+        if fn.cls is not None:
+            return fn.cls
+        fn = fn.parent
+    return None
+
+
+def code_of(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
 
 
 def _child_blocks(stmt: cst.CSTNode):

@@ -65,6 +65,9 @@ class CallSite:
     call: cst.Call
     caller: Function
     bound_self: bool  # the callee's first parameter (self) is the receiver, not an argument
+    # parameters of lambdas around the call (``lambda x, b: f(opt, x, b)``): an argument that reads one is
+    # known only through the lambda's own call sites (indexed separately, with the arguments forwarded)
+    lambda_params: FrozenSet[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,28 @@ class Callable:
     bound_scope: Optional[Function] = None
     bound_self: bool = False
     factory: Optional[Tuple[cst.Call, Function, Function]] = None  # (factory call, caller, factory function)
+    forward: Optional[cst.Lambda] = None  # a lambda whose body is one call of ``target``: it forwards to it
+
+    def forwarded(self, call: cst.Call) -> cst.Call:
+        """The call of ``target`` that calling the forwarding lambda with ``call``'s arguments makes: the
+        lambda's parameters replaced by the arguments they receive."""
+        lam = self.forward
+        inner = lam.body
+        params = [p.name.value for p in lam.params.params]
+        given: Dict[str, cst.BaseExpression] = {}
+        pos = [a for a in call.args if a.keyword is None and not a.star]
+        for name, a in zip(params, pos):
+            given[name] = a.value
+        for a in call.args:
+            if a.keyword is not None and a.keyword.value in params:
+                given[a.keyword.value] = a.value
+        args = []
+        for a in inner.args:
+            v = a.value
+            if isinstance(v, cst.Name) and v.value in given:
+                a = a.with_changes(value=given[v.value])
+            args.append(a)
+        return inner.with_changes(args=args)
 
 
 def _join(a: Optional[Dict[str, FrozenSet]], b: Optional[Dict[str, FrozenSet]]):
@@ -126,6 +151,7 @@ class _Reaching:
         self._try: List[list] = []
         self._defs: Dict[tuple, Def] = {}
         self._subtree: Dict[int, Dict[str, FrozenSet]] = {}
+        self.before_loop: Dict[int, Dict[str, FrozenSet]] = {}  # the bindings that reach a loop from before it
         env = {p: frozenset({Def(PARAM, fn, p)}) for p in fn.params}
         node = fn.node
         body = node.body if isinstance(node, cst.Module) else node.body.body
@@ -354,6 +380,7 @@ class _Reaching:
                 self.loads(st.iter, env)
                 env = self.walrus(st.iter, env)
             before = env
+            self.before_loop[id(st)] = before
             # what the back edge brings: every binding the body makes (one pass, linear in nesting)
             head = _join(before, self.subtree_defs(st))
             inner = head
@@ -634,6 +661,22 @@ class Values:
         got = r.uses.get(id(name))
         return got if got else None
 
+    def start_value(self, loop: cst.CSTNode, name: str, fn: Function) -> Optional[int]:
+        """The integer a local name holds when a loop starts (``i = 0`` before ``while i < n:``), when every
+        binding that reaches the loop from before it says the same literal."""
+        self.reaching(cst.Name("_"), fn)  # builds the function's reaching definitions
+        r = self._reaching.get(fn)
+        env = r.before_loop.get(id(loop)) if r is not None else None
+        binds = env.get(name) if env else None
+        if not binds:
+            return None
+        got = set()
+        for b in binds:
+            if not isinstance(b, Assignment) or b.index is not None or not isinstance(b.value, cst.Integer):
+                return None
+            got.add(int(b.value.value.replace("_", ""), 0))
+        return got.pop() if len(got) == 1 else None
+
     def bindings(self, name: str, fn: Function, at: Optional[cst.CSTNode] = None) -> Tuple[Optional[Function], List[Binding]]:
         """(scope that binds ``name``, the bindings visible at ``at``): the reaching ones for a local read,
         else every assignment and the parameter of the nearest enclosing scope that binds the name."""
@@ -686,6 +729,16 @@ class Values:
             class V(cst.CSTVisitor):
                 def __init__(self) -> None:
                     self.func_nodes: Set[int] = set()
+                    self.lambdas: List[FrozenSet[str]] = []
+                    self.forwarding: Set[int] = set()  # the body call of a ``lambda ...: f(...)``
+
+                def visit_Lambda(self, n: cst.Lambda) -> None:
+                    self.lambdas.append(frozenset(p.name.value for p in (*n.params.params, *n.params.kwonly_params)))
+                    if isinstance(n.body, cst.Call):
+                        self.forwarding.add(id(n.body))
+
+                def leave_Lambda(self, n: cst.Lambda) -> None:
+                    self.lambdas.pop()
 
                 def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
                     for d in n.decorators:
@@ -702,10 +755,21 @@ class Values:
                     return False
 
                 def visit_Call(self, n: cst.Call) -> None:
+                    around = frozenset().union(*self.lambdas) if self.lambdas else frozenset()
                     callee, bound_self = values.resolve_callee(n.func, fn)
                     if callee is not None:
-                        sites.setdefault(callee, []).append(CallSite(n, fn, bound_self))
                         self.func_nodes.add(id(n.func))
+                        if id(n) in self.forwarding:
+                            refs.add(callee)  # called where the lambda is called (indexed there), or elsewhere
+                            return
+                        sites.setdefault(callee, []).append(CallSite(n, fn, bound_self, around))
+                        return
+                    if isinstance(n.func, (cst.Name, cst.Attribute)):
+                        c = values.callable_of(n.func, fn)
+                        if c is not None and isinstance(c.target, Function):
+                            made = c.forwarded(n) if c.forward is not None else n.with_changes(
+                                args=(*c.bound_args, *n.args))  # partial: its arguments come first
+                            sites.setdefault(c.target, []).append(CallSite(made, fn, c.bound_self, around))
 
                 def visit_Name(self, n: cst.Name) -> None:
                     if id(n) in self.func_nodes:
@@ -751,6 +815,10 @@ class Values:
                 cls = class_of(fn)
                 if cls is not None:
                     m = self.method(cls, attr)
+                    if m is None:
+                        # a base class calling a method only a subclass defines (template method)
+                        found = {id(f): f for f in (self.method(c, attr) for c in self.subclasses(cls)) if f is not None}
+                        m = next(iter(found.values())) if len(found) == 1 else None
                     if m is not None:
                         return m, True
                 return None, False
@@ -778,6 +846,24 @@ class Values:
                     return m
         return None
 
+    def subclasses(self, cls: ClassInfo) -> List[ClassInfo]:
+        """Classes of this module that derive from ``cls`` (directly or through other local classes)."""
+        out = []
+        for c in self.s.classes.values():
+            seen, todo = set(), list(c.bases)
+            while todo:
+                b = todo.pop().rsplit(".", 1)[-1]
+                if b in seen:
+                    continue
+                seen.add(b)
+                base = self.s.classes.get(b)
+                if base is cls and c is not cls:
+                    out.append(c)
+                    break
+                if base is not None:
+                    todo.extend(base.bases)
+        return out
+
     def instance_class(self, expr: cst.BaseExpression, fn: Function, depth: int = 0) -> Optional[ClassInfo]:
         """The class of this module an expression is an instance of, when every binding says so."""
         if depth > 3:
@@ -797,6 +883,28 @@ class Values:
         return None
 
     # -- parameters --------------------------------------------------------------------------------------
+    def through_parameters(self, name: cst.Name, fn: Function, depth: int = 0) -> Tuple[cst.Name, Function]:
+        """The caller's name a parameter stands for when every call site of this module passes that same
+        name (``train_step(x, y, k)`` for ``def train_step(x, y, batch_idx)``); else the name itself."""
+        if depth > 4:
+            return name, fn
+        scope, binds = self.bindings(name.value, fn, name)
+        if scope is None or not binds or not all(isinstance(b, Def) and b.kind == PARAM for b in binds):
+            return name, fn
+        args, complete = self.arguments(scope, name.value)
+        sites = {(a.value, id(w)) if isinstance(a, cst.Name) else None for a, w in args}
+        if not complete or len(sites) != 1 or None in sites or any(a is _default(scope, name.value) for a, _w in args):
+            return name, fn
+        arg, where = args[0]
+        return self.through_parameters(arg, where, depth + 1)
+
+    def counter_key(self, name: str, fn: Function) -> str:
+        """A stable identity for a counter variable: its binding scope and name, after following
+        parameters to the caller's variable."""
+        got, where = self.through_parameters(cst.Name(name), fn)
+        scope, _b = self.bindings(got.value, where)
+        return f"{scope.qualname}@{got.value}" if scope is not None else got.value
+
     def arguments(self, fn: Function, name: str) -> Tuple[List[Tuple[cst.BaseExpression, Function]], bool]:
         """The expressions parameter ``name`` of ``fn`` may receive: its default and the argument of every
         call site in this module (with the scope each is evaluated in); ``complete`` is False when some call
@@ -825,9 +933,14 @@ class Values:
             unreadable = False
             i = 0
             for a in site.call.args:
-                if a.star:
-                    unreadable = True
-                    break
+                if a.star or (site.lambda_params and isinstance(a.value, cst.Name) and a.value.value in site.lambda_params):
+                    unreadable = a.star or (a.keyword is not None and a.keyword.value == name) or (
+                        a.keyword is None and i < len(pos_names) and pos_names[i] == name)
+                    if a.star:
+                        break
+                    if a.keyword is None:
+                        i += 1
+                    continue
                 if a.keyword is not None:
                     if a.keyword.value == name:
                         got = a.value
@@ -853,8 +966,10 @@ class Values:
         return expr
 
     def assigned_values(self, expr: cst.BaseExpression, fn: Function) -> Optional[List[Tuple[cst.BaseExpression, Function]]]:
-        """The expressions a name or ``self`` attribute was assigned (after unpacking tuples and reading
-        literal containers), or None when some binding is not an assignment we can read."""
+        """The expressions a name, ``self`` attribute or container entry was assigned (after unpacking
+        tuples and reading literal containers), or None when some binding is not an assignment we can read."""
+        if isinstance(expr, cst.Subscript):
+            return self.entries(expr, fn)
         if isinstance(expr, cst.Name):
             _scope, binds = self.bindings(expr.value, fn, expr)
             if not binds:
@@ -885,12 +1000,21 @@ class Values:
         return None
 
     def attribute_assignments(self, cls: ClassInfo, attr: str, depth: int = 0) -> List[Assignment]:
+        """``self.attr = ...`` in any method of the class or its local bases; when none assigns it, in the
+        local subclasses (a base class using what its subclasses set up)."""
+        got = self._inherited_assignments(cls, attr, depth)
+        if not got and depth == 0:
+            for sub in self.subclasses(cls):
+                got.extend(sub.attrs.get(attr, []))
+        return got
+
+    def _inherited_assignments(self, cls: ClassInfo, attr: str, depth: int) -> List[Assignment]:
         got = list(cls.attrs.get(attr, []))
         if depth < 5:
             for b in cls.bases:
                 base = self.s.classes.get(b.rsplit(".", 1)[-1]) if "." not in b else None
                 if base is not None and base is not cls:
-                    got.extend(self.attribute_assignments(base, attr, depth + 1))
+                    got.extend(self._inherited_assignments(base, attr, depth + 1))
         return got
 
     def _element(self, value, index, size, scope) -> Optional[cst.BaseExpression]:
@@ -980,11 +1104,23 @@ class Values:
         return None
 
     def entry(self, expr: cst.Subscript, fn: Function, depth: int = 0) -> Optional[Tuple[cst.BaseExpression, Function]]:
-        """``d["k"]`` of a dict literal (``d = {"k": 3}``, ``dict(k=3)``), ``l[1]`` of a list or tuple literal."""
+        """The one expression a container entry holds (see ``entries``), or None."""
+        got = self.entries(expr, fn, depth)
+        return got[0] if got and len(got) == 1 else None
+
+    def entries(self, expr: cst.Subscript, fn: Function, depth: int = 0) -> Optional[List[Tuple[cst.BaseExpression, Function]]]:
+        """What ``d["k"]`` / ``l[0]`` may hold: the values stored with ``d["k"] = ...`` (in the scope that binds
+        ``d``, or in any method for ``self.d``), else the entry of the dict or list literal (``{"k": v}``,
+        ``dict(k=v)``, ``[a, b]``) the container was assigned. None when unknown."""
         if depth > MAX_DEPTH or len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index):
             return None
         key = expr.slice[0].slice.value
         base = expr.value
+        base_text = dotted(base)
+        if base_text is not None and isinstance(key, (cst.SimpleString, cst.Integer)):
+            stored = self._stored(base_text, cst.Module([]).code_for_node(key), fn)
+            if stored:
+                return [(a.value, a.scope) for a in stored]
         found = self.assigned_values(base, fn) if isinstance(base, (cst.Name, cst.Attribute)) else [(base, fn)]
         if not found or len(found) != 1:
             return None
@@ -993,20 +1129,30 @@ class Values:
             k = literal_string(key)
             for el in container.elements:
                 if isinstance(el, cst.DictElement) and isinstance(el.key, cst.SimpleString) and literal_string(el.key) == k:
-                    return el.value, where
+                    return [(el.value, where)]
             return None
         if isinstance(container, cst.Call) and last_name(container.func) == "dict" and isinstance(key, cst.SimpleString):
             k = literal_string(key)
             for a in container.args:
                 if a.keyword is not None and a.keyword.value == k:
-                    return a.value, where
+                    return [(a.value, where)]
             return None
         if isinstance(container, (cst.List, cst.Tuple)) and isinstance(key, cst.Integer):
             i = int(key.value, 0)
             elts = container.elements
             if not any(isinstance(e, cst.StarredElement) for e in elts) and -len(elts) <= i < len(elts):
-                return elts[i].value, where
+                return [(elts[i].value, where)]
         return None
+
+    def _stored(self, base_text: str, key_text: str, fn: Function) -> List[Assignment]:
+        if base_text.startswith("self."):
+            cls = class_of(fn)
+            return list(cls.items.get((base_text, key_text), [])) if cls is not None else []
+        head = base_text.split(".")[0]
+        scope, _b = self.bindings(head, fn)
+        if scope is None:
+            scope = self.s.module
+        return list(scope.items.get((base_text, key_text), []))
 
     def _option_default(self, expr: cst.Attribute, fn: Function, depth: int) -> Optional[FrozenSet[int]]:
         """``args.epochs`` where ``args = parser.parse_args(...)``: the ``default=`` of ``--epochs``."""
@@ -1105,6 +1251,11 @@ class Values:
         if expr is None or depth > MAX_DEPTH:
             return None
         if isinstance(expr, cst.Lambda):
+            body = expr.body
+            if isinstance(body, cst.Call) and not any(a.star for a in body.args):
+                inner = self.callable_of(body.func, fn, depth + 1)
+                if inner is not None and isinstance(inner.target, Function) and not inner.bound_args:
+                    return Callable(inner.target, inner.scope, (), None, inner.bound_self, inner.factory, expr)
             return Callable(expr, fn)
         if isinstance(expr, cst.Call) and last_name(expr.func) == "partial" and expr.args and not expr.args[0].keyword:
             inner = self.callable_of(expr.args[0].value, fn, depth + 1)
@@ -1163,6 +1314,15 @@ class Values:
         if isinstance(node, cst.FunctionDef):
             node.visit(V())
         return out
+
+
+def _default(fn: Function, name: str):
+    node = fn.node
+    if isinstance(node, cst.FunctionDef):
+        for p in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params):
+            if p.name.value == name:
+                return p.default
+    return None
 
 
 def _in_source_order(found, assigns) -> List[Binding]:
