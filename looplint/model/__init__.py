@@ -257,12 +257,59 @@ class FileModel:
         return self.builder.after.get(loop.node, [])
 
     def backward_on_leaked_names(self, loop: Loop) -> List[cst.Call]:
-        """``backward()`` calls after ``loop`` (in its block) whose loss derives, through plain
-        assignments, from the loop's leaked variables: its targets and the names its body rebinds. A name
-        the body only adds to (``losses[i] = ...``, ``total += ...``, ``.append``) collects every
-        iteration and is no leak."""
+        """``backward()`` calls after ``loop`` (in its block, or in a function of this module called there)
+        whose loss derives, through plain assignments and arguments, from the loop's leaked variables: its
+        targets and the names its body rebinds. A name the body only adds to (``losses[i] = ...``, ``total
+        += ...``, ``.append``) collects every iteration and is no leak."""
         leaked = set(loop.target_names) | _rebound(loop.node.body)
-        return list(_backward_calls_after(self.statements_after(loop), leaked))
+        fn = loop.fn or self.scopes.module
+        return list(dict.fromkeys(self._leaked_backwards(self.statements_after(loop), leaked, fn, 0)))
+
+    def _leaked_backwards(self, statements, tainted, fn: Function, depth: int):
+        tainted = set(tainted)
+        for st in statements:
+            lines = [st] if isinstance(st, cst.SimpleStatementLine) else []
+            if isinstance(st, (cst.With, cst.If, cst.Try)):
+                body = st.body.body if isinstance(st.body, cst.IndentedBlock) else []
+                lines = [b for b in body if isinstance(b, cst.SimpleStatementLine)]
+            for line in lines:
+                for small in line.body:
+                    value = small.value if isinstance(small, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.Expr, cst.Return)) else None
+                    if value is None:
+                        continue
+                    for call in _calls(value):
+                        if _is_backward(call):
+                            if names_in(call.func) & tainted:
+                                yield call
+                        elif depth < 3:
+                            yield from self._leaked_into_call(call, tainted, fn, depth)
+                    if isinstance(small, (cst.Assign, cst.AugAssign, cst.AnnAssign)) and names_in(value) & tainted:
+                        targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+                        for t in targets:
+                            tainted |= names_in(t)
+
+    def _leaked_into_call(self, call: cst.Call, tainted, fn: Function, depth: int):
+        """Backward passes a same-module function runs on losses derived from the leaked values it receives."""
+        target = self.values.callable_of(call.func, fn)
+        if target is None or not isinstance(target.target, Function) or target.target.is_module:
+            return
+        callee = target.target
+        made = target.forwarded(call) if target.forward is not None else call.with_changes(args=(*target.bound_args, *call.args))
+        params = list(callee.params)
+        if params[:1] in (["self"], ["cls"]) and callee.cls is not None:
+            params = params[1:]
+        hit = set()
+        i = 0
+        for a in made.args:
+            if a.star:
+                break
+            name = a.keyword.value if a.keyword is not None else (params[i] if i < len(params) else None)
+            if a.keyword is None:
+                i += 1
+            if name is not None and names_in(a.value) & tainted:
+                hit.add(name)
+        if hit and isinstance(callee.node, cst.FunctionDef):
+            yield from self._leaked_backwards(callee.node.body.body, hit, callee, depth + 1)
 
     def steps_of(self, role: Role) -> List[Event]:
         return [e for e, roles in self.facts.acted_on.items() if e.kind == ev.STEP and role in roles]
@@ -298,30 +345,6 @@ def _optimizer_like(cls) -> bool:
 
 def build_model(module: cst.Module) -> FileModel:
     return FileModel(module)
-
-
-def _backward_calls_after(statements, tainted):
-    """Backward calls whose loss derives from ``tainted`` names, following simple assignments."""
-    tainted = set(tainted)
-    for st in statements:
-        lines = [st] if isinstance(st, cst.SimpleStatementLine) else []
-        if isinstance(st, (cst.With, cst.If)):
-            body = st.body.body if isinstance(st.body, cst.IndentedBlock) else []
-            lines = [b for b in body if isinstance(b, cst.SimpleStatementLine)]
-        for line in lines:
-            for small in line.body:
-                if isinstance(small, (cst.Assign, cst.AugAssign, cst.AnnAssign)) and small.value is not None:
-                    if names_in(small.value) & tainted:
-                        targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
-                        for t in targets:
-                            tainted |= names_in(t)
-                    for call in _calls(small.value):
-                        if _is_backward(call) and names_in(call.func) & tainted:
-                            yield call
-                elif isinstance(small, cst.Expr):
-                    for call in _calls(small.value):
-                        if _is_backward(call) and names_in(call.func) & tainted:
-                            yield call
 
 
 def _is_backward(call: cst.Call) -> bool:

@@ -37,7 +37,7 @@ def find(model) -> List[GraphAccumulation]:
     for fn in model.scopes.functions:
         # only functions whose own loops backpropagate (the event tree is cheap to walk, the syntax tree is not)
         if not any(isinstance(i, Loop) and any(isinstance(j, Event) and j.kind == BACKWARD
-                                               for j in walk(i.body, model.builder, depth=3))
+                                               for j in walk(i.body, model.builder))
                    for i in walk(model.builder.body(fn), model.builder, depth=3)):
             continue
         node = fn.node
@@ -48,7 +48,7 @@ def find(model) -> List[GraphAccumulation]:
             body = node.body
         else:
             body = node
-        v = _Visitor(fn)
+        v = _Visitor(fn, model)
         body.visit(v)
         out.extend(v.judge())
     return out
@@ -64,8 +64,9 @@ class _LoopInfo:
 
 
 class _Visitor(cst.CSTVisitor):
-    def __init__(self, fn: Function) -> None:
+    def __init__(self, fn: Function, model=None) -> None:
         self.fn = fn
+        self.model = model
         self.loops: List[_LoopInfo] = []
         self.all_loops: List[_LoopInfo] = []
         self.innermost: Dict[cst.AugAssign, _LoopInfo] = {}
@@ -124,6 +125,26 @@ class _Visitor(cst.CSTVisitor):
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:
             self._assign_names(_plain_names(t.target), node.value)
+        if self._backpropagated_value(node.value):
+            # ``loss = train_step(x, y)`` (a helper that backpropagates the loss it returns) or an alias of
+            # a backpropagated loss (``loss = g_loss``): the name holds a graph that backward ran on
+            for t in node.targets:
+                for n in _plain_names(t.target):
+                    self.backwarded_anywhere.add(n)
+                    for info in self.loops:
+                        info.backwarded.add(n)
+
+    def _backpropagated_value(self, value) -> bool:
+        if isinstance(value, cst.Name):
+            return any(value.value in info.backwarded for info in self.loops)
+        if self.model is None or not isinstance(value, cst.Call):
+            return False
+        target = self.model.values.callable_of(value.func, self.fn)
+        if target is None or not isinstance(target.target, Function):
+            return False
+        callee = target.target
+        backed = self.model.effects.backpropagated(callee)
+        return any(isinstance(r, cst.Name) and r.value in backed for r in self.model.values.returned(callee))
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:

@@ -99,7 +99,7 @@ class Effects:
             received.extend((r, True) for r in refs(e.target) or [e.target])
         for a in call.args:
             received.extend((r, False) for r in refs(a.value))
-        backwarded = self._backpropagated(frame.fn)
+        backwarded = self.backpropagated(frame.fn)
         for expr, is_receiver in received:
             if is_receiver and method is not None and OPTIMIZER_METHODS.get(method) == KEEPS:
                 continue  # ``optimizer.virtual_step()``: gradients kept for a later step (frameworks.py)
@@ -154,7 +154,7 @@ class Effects:
                         out.update(o for o in tracked if o is role or role.kind == ENGINE)
         return out
 
-    def _backpropagated(self, fn: Function) -> Set[str]:
+    def backpropagated(self, fn: Function) -> Set[str]:
         """Names the function passes to backward (``loss.backward()``, ``accelerator.backward(loss)``)."""
         got = self._backprop.get(fn)
         if got is None:

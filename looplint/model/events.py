@@ -137,7 +137,7 @@ def code(node: cst.CSTNode) -> str:
 class EventBuilder:
     """Builds (and caches) the event tree of every function of a module."""
 
-    def __init__(self, scopes: Scopes, ctor_kind, values=None):
+    def __init__(self, scopes: Scopes, ctor_kind, values=None):  # ctor_kind(call, fn) -> (kind, class)
         self.s = scopes
         self.ctor_kind = ctor_kind
         self.v = values
@@ -477,7 +477,7 @@ class _Build:
         if method in ("add_", "sub_", "copy_", "addcdiv_", "addcmul_") and any(_mentions_grad(a.value) for a in c.args):
             out.append(Event(MANUAL_UPDATE, c, target=recv, call=c))
             return
-        kind, cls_name = self.o.ctor_kind(c)
+        kind, cls_name = self.o.ctor_kind(c, self.fn)
         if kind in ("optimizer", "scheduler", "module", "scaler") and cls_name is not None:
             out.append(Event(CONSTRUCT, c, call=c))
             return

@@ -154,8 +154,8 @@ class GradientFlow(Interp):
                         visit(self.m.builder.body(item.closure), self._closure_frame(item, frame), stack + (item.closure,))
                 elif item.kind == ev.CALL and item.callee not in stack and len(stack) < MAX_DEPTH:
                     visit(self.m.builder.body(item.callee), self.bind(item, frame), stack + (item.callee,))
-                elif item.kind == ev.CONSTRUCT and item.assigned is not None:
-                    add(self.roles.resolve(item.assigned, frame))
+                elif item.kind == ev.CONSTRUCT:
+                    add(self.roles.resolve(item.assigned if item.assigned is not None else item.call, frame))
 
         visit(self.m.builder.body(fn), Frame(fn), (fn,))
         return found
@@ -272,8 +272,8 @@ class GradientFlow(Interp):
             return {self._apply(p, self.opts, _manual_update) for p in paths}
         if kind == ev.OPAQUE:
             return self._unseen(e, paths, ctx)
-        if kind == ev.CONSTRUCT and e.assigned is not None:
-            role = self.roles.resolve(e.assigned, ctx.frame)
+        if kind == ev.CONSTRUCT:
+            role = self.roles.resolve(e.assigned if e.assigned is not None else e.call, ctx.frame)
             if role is not None and role in self.index:
                 f.acted_on[e].add(role)
                 return {self._apply(p, [role], _new_optimizer) for p in paths}

@@ -80,9 +80,12 @@ def _source_kind(e: cst.BaseExpression, target_names, fn: Function, roles: Roles
         return SWEEP
     if any(_EPOCH.search(t) for t in target_names):
         return EPOCH
-    if isinstance(e, cst.Subscript) and isinstance(e.value, (cst.Name, cst.Attribute)) and re.search(
-            r"loaders$", last_name(e.value) or "", re.I):
-        return BATCH  # ``for x, y in dataloaders[phase]``: one loader of a dict of loaders
+    if isinstance(e, cst.Subscript):
+        role = roles.resolve(e, Frame(fn))
+        if role is not None and role.kind == LOADER:
+            return BATCH  # ``for x, y in loaders[0]``: an entry that holds a DataLoader
+        if isinstance(e.value, (cst.Name, cst.Attribute)) and re.search(r"loaders$", last_name(e.value) or "", re.I):
+            return BATCH  # ``for x, y in dataloaders[phase]``: one loader of a dict of loaders
     if isinstance(e, (cst.Name, cst.Attribute)):
         role = roles.resolve(e, Frame(fn))
         if role is not None and role.kind == LOADER:

@@ -164,8 +164,17 @@ class Roles:
         }
 
     # -- constructor classification --------------------------------------------------------------------
-    def ctor_kind(self, call: cst.Call) -> Tuple[Optional[str], Optional[str]]:
-        """(role kind, class name) for a constructor/factory call, or (None, None)."""
+    def ctor_kind(self, call: cst.Call, fn: Optional[Function] = None) -> Tuple[Optional[str], Optional[str]]:
+        """(role kind, class name) for a constructor/factory call, or (None, None). With the scope ``fn``, a
+        class passed in or given as a default (``opt_cls=torch.optim.LBFGS`` ... ``opt_cls(params)``) is
+        read through the values service."""
+        if fn is not None and isinstance(call.func, cst.Name):
+            scope, binds = self.v.bindings(call.func.value, fn, call.func)
+            if binds:
+                classes = self._class_values(binds)
+                if classes is not None:
+                    kinds = {self.ctor_kind(call.with_changes(func=c)) for c in classes}
+                    return kinds.pop() if len(kinds) == 1 else (None, None)
         q = self.s.qualify(call.func)
         if q is None:
             return None, None
@@ -204,6 +213,24 @@ class Roles:
             return OPTIMIZER, None  # Lightning: self.optimizers()
         return None, None
 
+    def _class_values(self, binds) -> Optional[List[cst.BaseExpression]]:
+        """The class expressions a name bound to classes holds (parameter defaults and call-site arguments,
+        assignments), when every one is a dotted name of a known constructor; else None."""
+        found: List[cst.BaseExpression] = []
+        for b in binds:
+            if isinstance(b, Def) and b.kind == PARAM:
+                args, complete = self.v.arguments(b.scope, b.name)
+                if not complete:
+                    return None
+                found.extend(a for a, _w in args)
+            elif isinstance(b, Assignment) and b.index is None:
+                found.append(b.value)
+            else:
+                return None
+        if not found or not all(dotted(c) is not None and self.ctor_kind(cst.Call(c))[0] is not None for c in found):
+            return None
+        return found
+
     # -- resolution -----------------------------------------------------------------------------------
     def resolve(self, expr: cst.BaseExpression, frame: Frame) -> Optional[Role]:
         """The role of an expression; names and self-attributes always get a role (maybe UNKNOWN)."""
@@ -218,10 +245,14 @@ class Roles:
             if d is not None:
                 if expr.attr.value == "module":  # DDP / DataParallel wrapper
                     return self.resolve(expr.value, frame)
+                if isinstance(expr.value, cst.Name):
+                    cls = self.v.instance_class(expr.value, frame.fn)
+                    if cls is not None:  # ``state.optimizer`` of ``state = TrainState()``
+                        return self._attr(cls, expr.attr.value)
                 return self._memo_role(("expr", id(frame.fn), d), lambda: self._weak(expr.attr.value, d))
             return None
         if isinstance(expr, cst.Call):
-            kind, cls_name = self.ctor_kind(expr)
+            kind, cls_name = self.ctor_kind(expr, frame.fn)
             if kind is not None:
                 # a getter (``self.optimizers()``) hands back the same object every time it is called
                 key = ("getter", id(class_of(frame.fn) or frame.fn), _text(expr.func)) if cls_name is None else ("call", id(expr))
@@ -399,10 +430,11 @@ class Roles:
             factory = self._factory_result(value, None, frame)
             if factory is not None:
                 return factory
-            kind, cls_name = self.ctor_kind(value)
+            kind, cls_name = self.ctor_kind(value, frame.fn)
             if kind is None:
                 return None
-            return self._from_ctor(kind, cls_name, value, frame, label)
+            # one object per constructor call, however it is reached (a name, a factory's return, an entry)
+            return self._memo_role(("call", id(value)), lambda: self._from_ctor(kind, cls_name, value, frame, label))
         if isinstance(value, (cst.Name, cst.Attribute)):
             return self.resolve(value, frame)
         if isinstance(value, cst.Subscript):
