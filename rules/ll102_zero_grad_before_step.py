@@ -34,7 +34,7 @@ class ZeroGradBeforeStep(Rule):
 
     def check(self, model):
         for event, role, states in model.optimizer_events(STEP):
-            if not states or any(s.gs != NONE for s in states) or event in model.facts.noop_then_backward:
+            if not states or any(s.gs != NONE or s.maybe for s in states):
                 continue
             for zero in {s.zeroed_by for s in states if s.zeroed_by is not None}:
                 yield Finding(

@@ -44,7 +44,9 @@ class StepBeforeBackward(Rule):
             enclosing = {l for stack in model.loop_stacks(event) for l in stack}
             # every time it runs, the step meets either no gradients (the first iteration, or a zeroing
             # before it) or only gradients left by a previous iteration: never this iteration's
-            if all(not s.doubt and (s.gs == NONE or (s.gs == FRESH and s.carried & enclosing)) for s in states):
+            if any(s.zeroed_by is not None for s in states):
+                continue  # a zero_grad cleared this iteration's gradients before the step: LL102's finding
+            if all(not s.doubt and not s.maybe and (s.gs == NONE or (s.gs == FRESH and s.carried & enclosing)) for s in states):
                 yield Finding(
                     event.node,
                     f"`{call_text(event)}` runs before this iteration's `backward()`: it finds no fresh "

@@ -1,6 +1,6 @@
 from looplint.model import NONE
 from looplint.model.describe import call_text
-from looplint.model.events import OPAQUE, STEP
+from looplint.model.events import STEP
 from looplint.rule import Finding, Rule
 
 
@@ -41,28 +41,14 @@ class StepWithoutBackward(Rule):
     def check(self, model):
         facts = model.facts
         for event, role, states in model.optimizer_events(STEP):
-            if not states or any(s.gs != NONE or s.zeroed_by is not None or s.doubt for s in states):
-                continue
+            if not states or any(s.gs != NONE or s.zeroed_by is not None or s.doubt or s.maybe for s in states):
+                continue  # a call we cannot see that may run backward leaves ``maybe``
             if event in facts.noop_then_backward or role in facts.tainted or not model.in_real_loop(event):
                 continue
             if event.closure is not None or event.closure_unknown:
-                continue
-            if self._hidden_backward(model, event):
                 continue
             yield Finding(
                 event.node,
                 f"`{call_text(event)}` runs in a training loop that never calls `backward()`: the optimizer "
                 f"receives no gradients and the parameters never change",
             )
-
-    @staticmethod
-    def _hidden_backward(model, event) -> bool:
-        """A call we cannot see into that mentions a loss or gradients may run backward."""
-        for stack in model.loop_stacks(event):
-            for loop in stack:
-                for item in model.loop_items(loop):
-                    if getattr(item, "kind", None) == OPAQUE and any(
-                        w in model.source(item.node).lower() for w in ("loss", "backward", "grad")
-                    ):
-                        return True
-        return False

@@ -55,7 +55,7 @@ class ZeroGradDiscardsAccumulation(Rule):
             inner = {l for l in innermost if l.kind in (BATCH, STEP, MICRO, IMPLICIT)}
             # discarded gradients of a backward whose gradients this optimizer steps on other iterations
             fed = facts.fed.get(role, set())
-            if any(s.gs == FRESH and not s.doubt and s.carried & inner and s.sources & fed for s in states):
+            if any(s.gs == FRESH and not s.doubt and not s.skipped and s.carried & inner and s.sources & fed for s in states):
                 yield Finding(
                     event.node,
                     f"`{call_text(event)}` discards gradients of earlier iterations that no step has applied: "

@@ -1,12 +1,6 @@
-import re
-
-from looplint.model import events as ev
-from looplint.model.closures import backward_runs, closure_steps, runs, zeroes
+from looplint.model.closures import backward_runs, closure_steps, runs, unseen_effects, zeroes
 from looplint.model.describe import call_text
-from looplint.model.scopes import last_name
 from looplint.rule import Finding, Rule
-
-_MAY_ZERO = re.compile(r"zero|reset|clear", re.I)
 
 
 class ClosureMissingZeroGrad(Rule):
@@ -61,7 +55,7 @@ class ClosureMissingZeroGrad(Rule):
             if not cs.re_evaluated or id(cs.node) in reported:
                 continue
             events = runs(model, cs.closure)
-            if not backward_runs(events) or zeroes(events) or _may_zero_unseen(events):
+            if not backward_runs(events) or zeroes(events) or unseen_effects(model, cs)[1]:
                 continue
             reported.add(id(cs.node))
             yield Finding(
@@ -69,8 +63,3 @@ class ClosureMissingZeroGrad(Rule):
                 f"closure `{cs.name}` runs `backward()` without `zero_grad()`, and `{call_text(cs.step)}` "
                 f"evaluates it several times per step: each evaluation adds to the previous gradients",
             )
-
-
-def _may_zero_unseen(events) -> bool:
-    return any(e.kind == ev.OPAQUE and e.call is not None and _MAY_ZERO.search(last_name(e.call.func) or "")
-               for e in events)

@@ -1,5 +1,5 @@
 from looplint.model import NONE
-from looplint.model.closures import backward_runs, closure_steps, may_backward_unseen, runs
+from looplint.model.closures import backward_runs, closure_steps, runs, unseen_effects
 from looplint.model.describe import call_text
 from looplint.rule import Finding, Rule
 
@@ -50,14 +50,14 @@ class ClosureMissingBackward(Rule):
             if id(cs.node) in reported:
                 continue
             events = runs(model, cs.closure)
-            if backward_runs(events) or may_backward_unseen(model, events):
+            if backward_runs(events) or unseen_effects(model, cs)[0]:
                 continue
             if cs.re_evaluated:
                 message = (f"closure `{cs.name}` passed to `{call_text(cs.step)}` never calls `backward()`: LBFGS "
                            f"re-evaluates it and sees the same stale loss and gradients every time")
             else:
-                if cs.optimizer.evidence != "constructor":
-                    continue  # an optimizer built elsewhere may do anything with its closure
+                if cs.optimizer.evidence not in ("constructor", "name"):
+                    continue  # a framework's optimizer wrapper may compute gradients its own way
                 states = facts.incoming.get((cs.step, cs.optimizer), set())
                 if not states or any(s.gs != NONE or s.doubt for s in states) or cs.optimizer in facts.tainted:
                     continue

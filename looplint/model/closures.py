@@ -8,7 +8,6 @@ backward and zero_grad (through same-module calls), and where to report (the ``d
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterator, List, Tuple, Union
 
@@ -16,13 +15,11 @@ import libcst as cst
 
 from looplint.model import events as ev
 from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
-from looplint.model.roles import OPTIMIZER, SCALER, Role
-from looplint.model.scopes import Function, dotted, keyword_arg, last_name, positional_args
+from looplint.model.roles import OPTIMIZER, SCALER, Frame, Role
+from looplint.model.scopes import Function, keyword_arg, positional_args
 
 # Optimizers that call the closure several times per step and use its value (float(closure())).
 RE_EVALUATING = frozenset({"LBFGS"})
-# A call we cannot see into may run backward when it is named like it or is handed the loss / optimizer.
-_MAY_BACKWARD = re.compile(r"backward|backprop|grad|step|train|update|closure|fit|optimi", re.I)
 
 
 @dataclass(frozen=True)
@@ -87,19 +84,19 @@ def backward_runs(events: List[Event]) -> bool:
     return any(e.kind == ev.BACKWARD for e in events)
 
 
-def may_backward_unseen(model, events: List[Event]) -> bool:
-    """A call looplint cannot see into that may run backward: named for it, or handed a loss or optimizer."""
-    for e in events:
+def unseen_effects(model, cs: "ClosureStep") -> Tuple[bool, bool]:
+    """(may run backward, may zero the gradients) over the calls a closure makes that looplint cannot see
+    into, from their effect summaries (``effects.py``): what they receive and how their result is used —
+    a loss helper that is only handed configuration and the model's output does neither."""
+    may_backward = may_zero = False
+    for e in runs(model, cs.closure):
         if e.kind != ev.OPAQUE or e.call is None:
             continue
-        name = last_name(e.call.func) or ""
-        if _MAY_BACKWARD.search(name):
-            return True
-        for a in e.call.args:
-            d = dotted(a.value) or ""
-            if "loss" in d.lower() or "opt" in d.lower():
-                return True
-    return False
+        fn = model.function_of(e) or model.scopes.module
+        eff = model.effects.of(e, Frame(fn), [cs.optimizer])
+        may_backward = may_backward or eff.may_backward or bool(eff.optimizers)
+        may_zero = may_zero or bool(eff.optimizers) or (e.usage == "stmt" and bool(eff.modules))
+    return may_backward, may_zero
 
 
 def scaler_closure_steps(model) -> Iterator[Event]:

@@ -41,6 +41,8 @@ class OptState(NamedTuple):
     doubt: bool = False  # reached through a clearing or update we cannot be sure of: no finding
     sources: FrozenSet[tuple] = frozenset()  # FRESH: the (backward call, frame) pairs these gradients come from
     maybe: bool = False  # NONE/USED: a call we cannot see may have run backward since
+    skipped: bool = False  # FRESH: an exception may have skipped the step meant for these gradients
+    after_noop: bool = False  # FRESH: computed after a step that found nothing (``step; backward``)
 
 
 class Path(NamedTuple):
@@ -198,11 +200,11 @@ class GradientFlow(Interp):
     def on_handler(self, paths: Set[Path], t: Try, ctx: Ctx) -> Set[Path]:
         """An exception out of a ``try`` that steps an optimizer (``except FloatingPointError`` around
         ``opt.step()``) skips that update on purpose: discarding its gradients afterwards is no loss of
-        accumulation, and whether the step ran is unknown."""
+        accumulation (LL108 does not count it); nothing else changes."""
         stepped = self._stepped_in(t, ctx.frame)
         if not stepped:
             return paths
-        return {self._apply(p, stepped, lambda s: s if s.gs == UNKNOWN else s._replace(doubt=True)) for p in paths}
+        return {self._apply(p, stepped, lambda s: s._replace(skipped=True) if s.gs == FRESH else s) for p in paths}
 
     def _stepped_in(self, t: Try, frame: Frame) -> List[Role]:
         out = []
@@ -273,10 +275,14 @@ class GradientFlow(Interp):
         if kind == ev.OPAQUE:
             return self._unseen(e, paths, ctx)
         if kind == ev.CONSTRUCT:
-            role = self.roles.resolve(e.assigned if e.assigned is not None else e.call, ctx.frame)
-            if role is not None and role in self.index:
-                f.acted_on[e].add(role)
-                return {self._apply(p, [role], _new_optimizer) for p in paths}
+            if e.assigned is not None:
+                built = [self.roles.resolve(e.assigned, ctx.frame)]
+            else:  # built and returned by a factory: each optimizer some call of it made
+                built = [o for o in self.opts if o.ctor is e.call] or [self.roles.resolve(e.call, ctx.frame)]
+            built = [r for r in built if r is not None and r in self.index]
+            if built:
+                f.acted_on[e].update(built)
+                return {self._apply(p, built, _new_optimizer) for p in paths}
         if kind == ev.UNSCALE and e.call is not None:
             pos = positional_args(e.call)
             role = self.roles.resolve(pos[0], ctx.frame) if pos else None
@@ -427,7 +433,10 @@ class GradientFlow(Interp):
                 s = states[i]
                 self.facts.incoming[(e, r)].add(s)
                 # a zeroing right after a step that found nothing keeps that step's mark (step; zero; backward)
-                states[i] = OptState(NONE, e if s.gs == FRESH and not s.doubt else None,
+                # it discards this iteration's gradients (not ones carried around the loop, ``zero; step;
+                # backward``, nor ones computed after a step that found nothing, ``step; backward; zero``:
+                # both are a step placed before its backward, LL103's business)
+                states[i] = OptState(NONE, e if s.gs == FRESH and not s.doubt and not s.carried and not s.after_noop else None,
                                      noop=s.noop if s.gs == NONE else None)
             for r in doubtful:
                 i = self.index[r]
@@ -456,7 +465,7 @@ class GradientFlow(Interp):
 
 def _backward(s: OptState, e) -> OptState:
     if s.gs == NONE:
-        return OptState(FRESH, doubt=s.doubt, sources=frozenset({e}))
+        return OptState(FRESH, doubt=s.doubt, sources=frozenset({e}), after_noop=s.noop is not None)
     if s.gs == FRESH:
         return s if e in s.sources else s._replace(sources=s.sources | {e})
     if s.gs in (USED, STALE):

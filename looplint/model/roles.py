@@ -112,6 +112,9 @@ class Role:
     # assignment was unrecognised (then its kind is unknown; see schedulers.py).
     alternatives: Tuple["Role", ...] = ()
     partial: bool = False
+    # an object a same-module factory built for one call site: the factory's frame at that call (its
+    # parameters bound to the call's arguments), in which the constructor's arguments are read
+    frame: Optional["Frame"] = None
 
     @property
     def is_optimizer(self) -> bool:
@@ -472,7 +475,7 @@ class Roles:
         callee, _b = self.v.resolve_callee(call.func, frame.fn)
         if callee is None or callee.is_module or callee.cls is not None and callee.name == "__init__":
             return None
-        key = ("factory", id(callee), index)
+        key = ("factory", id(call), index)
         if key in self._memo:
             return self._memo[key]
         if key in self._busy:
@@ -490,10 +493,38 @@ class Roles:
                     return None
                 found.append(got)
             got = found[0] if found and len({id(r) for r in found}) == 1 else None
+            if got is not None and got.ctor is not None and got.evidence == "constructor" and _within(got.scope, callee):
+                got = self._per_call(got, callee, call, frame)
             self._memo[key] = got
             return got
         finally:
             self._busy.discard(key)
+
+    def _per_call(self, role: Role, callee: Function, call: cst.Call, caller: Frame) -> Role:
+        """The object one call of a factory builds: a copy of the constructor's role whose arguments are
+        read in the factory's frame for this call (``make_optimizer(G)`` and ``make_optimizer(D)`` build two
+        optimizers, over G's and D's parameters)."""
+        import copy
+
+        keys = []
+        params = list(callee.params)
+        if params[:1] in (["self"], ["cls"]) and callee.cls is not None:
+            params = params[1:]
+        i = 0
+        for a in call.args:
+            if a.star:
+                break
+            name = a.keyword.value if a.keyword is not None else (params[i] if i < len(params) else None)
+            if a.keyword is None:
+                i += 1
+            if name is not None:
+                keys.append((name, self.module_key(a.value, caller) or self.fresh_module_key(a.value)))
+        site = Frame(callee, (), tuple(keys))
+        clone = copy.copy(role)
+        clone.frame = site
+        if clone.kind == OPTIMIZER:
+            clone.modules = self.param_modules(arg(role.ctor, 0, "params"), site)
+        return clone
 
     @staticmethod
     def _label_of(v) -> str:
@@ -708,6 +739,15 @@ def unwrap_module(expr: cst.BaseExpression) -> cst.BaseExpression:
         else:
             break
     return expr
+
+
+def _within(scope: Optional[Function], fn: Function) -> bool:
+    f = scope
+    while f is not None:
+        if f is fn:
+            return True
+        f = f.parent
+    return False
 
 
 def _is_literal_name(e) -> bool:

@@ -111,7 +111,7 @@ def optimizer_of(role: Optional[Role], roles: Roles, _depth: int = 0) -> Optiona
     """The optimizer a scheduler was built over, when its constructor says so."""
     if role is None or role.ctor is None or role.scope is None or _depth > 3:
         return None
-    call, frame = role.ctor, Frame(role.scope)
+    call, frame = role.ctor, (role.frame or Frame(role.scope))
     cls = role.cls_name or ""
     if cls == "ChainedScheduler":
         expr = arg(call, 1, "optimizer")
