@@ -56,8 +56,8 @@ class ClosureMissingBackward(Rule):
                 message = (f"closure `{cs.name}` passed to `{call_text(cs.step)}` never calls `backward()`: LBFGS "
                            f"re-evaluates it and sees the same stale loss and gradients every time")
             else:
-                if cs.optimizer.evidence not in ("constructor", "name"):
-                    continue  # a framework's optimizer wrapper may compute gradients its own way
+                if cs.optimizer.evidence != "constructor":
+                    continue  # an optimizer built elsewhere (a framework's wrapper) may compute gradients its own way
                 states = facts.incoming.get((cs.step, cs.optimizer), set())
                 if not states or any(s.gs != NONE or s.doubt for s in states) or cs.optimizer in facts.tainted:
                     continue

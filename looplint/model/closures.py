@@ -89,14 +89,51 @@ def unseen_effects(model, cs: "ClosureStep") -> Tuple[bool, bool]:
     into, from their effect summaries (``effects.py``): what they receive and how their result is used —
     a loss helper that is only handed configuration and the model's output does neither."""
     may_backward = may_zero = False
+    returned = _returned_calls(model, cs.closure)
     for e in runs(model, cs.closure):
         if e.kind != ev.OPAQUE or e.call is None:
             continue
         fn = model.function_of(e) or model.scopes.module
         eff = model.effects.of(e, Frame(fn), [cs.optimizer])
-        may_backward = may_backward or eff.may_backward or bool(eff.optimizers)
+        # the loss the closure returns comes from a method of an object looplint cannot see into
+        # (``return trainer.training_step(x)``): nothing after it backpropagates, so it may well have
+        may_backward = (may_backward or eff.may_backward or bool(eff.optimizers)
+                        or (e.target is not None and id(e.call) in returned))
         may_zero = may_zero or bool(eff.optimizers) or (e.usage == "stmt" and bool(eff.modules))
     return may_backward, may_zero
+
+
+def _returned_calls(model, closure: Union[Function, Block]) -> set:
+    """ids of the calls whose result a closure returns: ``return f(x)``, ``loss = f(x); return loss``, a
+    lambda's body."""
+    if isinstance(closure, Block):
+        last = closure.items[-1] if closure.items else None
+        values = [last.node.body] if isinstance(last, Jump) and isinstance(last.node, cst.Lambda) else []
+        fn = None
+    else:
+        fn = closure
+        values = [r.value for r in _returns_of(closure.node) if r.value is not None]
+    out = set()
+    for v in values:
+        if isinstance(v, cst.Call):
+            out.add(id(v))
+        elif isinstance(v, cst.Name) and fn is not None:
+            for value, _where in model.values.assigned_values(v, fn) or ():
+                if isinstance(value, cst.Call):
+                    out.add(id(value))
+    return out
+
+
+def _returns_of(node: cst.CSTNode) -> List[cst.Return]:
+    out, stack = [], [node.body] if isinstance(node, cst.FunctionDef) else []
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Return):
+            out.append(n)
+        if isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        stack.extend(n.children)
+    return out
 
 
 def scaler_closure_steps(model) -> Iterator[Event]:

@@ -124,7 +124,7 @@ class Effects:
                 continue
             opts.update(self._held(expr, frame, tracked))
             d = dotted(expr) or ""
-            if d in backwarded:
+            if d in backwarded or (statement and self.carries_graph(expr, frame, tracked)):
                 backprop = True
             if self._is_module(expr, role, frame, tracked):
                 modules.append(expr)
@@ -154,6 +154,24 @@ class Effects:
                         out.update(o for o in tracked if o is role or role.kind == ENGINE)
         return out
 
+    def carries_graph(self, expr: cst.BaseExpression, frame: Frame, tracked: Sequence[Role], depth: int = 3) -> bool:
+        """The value holds an autograd graph through a module an optimizer trains: it was computed by calling
+        such a module (``loss = model(x).sum()``, ``out = net(x); loss = crit(out, y)``), followed through
+        reaching assignments a few steps deep."""
+        if depth <= 0 or not isinstance(expr, cst.Name):
+            return False
+        found = self.m.values.assigned_values(expr, frame.fn)
+        for value, where in found or ():
+            sub = Frame(where) if where is not frame.fn else frame
+            for node in _walk(value):
+                if isinstance(node, cst.Call) and isinstance(node.func, (cst.Name, cst.Attribute)):
+                    role = self.roles.resolve(node.func, sub)
+                    if self._is_module(node.func, role, sub, tracked):
+                        return True
+                elif isinstance(node, cst.Name) and node is not expr and self.carries_graph(node, sub, tracked, depth - 1):
+                    return True
+        return False
+
     def backpropagated(self, fn: Function) -> Set[str]:
         """Names the function passes to backward (``loss.backward()``, ``accelerator.backward(loss)``)."""
         got = self._backprop.get(fn)
@@ -170,6 +188,17 @@ class Effects:
                             got.add(d)
             self._backprop[fn] = got
         return got
+
+
+def _walk(node: cst.CSTNode):
+    """The expression and its sub-expressions (no lambdas' bodies)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if isinstance(n, cst.Lambda):
+            continue
+        stack.extend(n.children)
 
 
 __all__ = ["Effect", "Effects", "NOTHING", "refs"]

@@ -195,13 +195,16 @@ def zero_grad_before_step(trace: Trace) -> List[Evidence]:
 
 @oracle("LL103")
 def step_before_backward(trace: Trace) -> List[Evidence]:
-    """A step found no gradients, and this iteration's backward ran after it."""
+    """A step found no gradients, and this iteration's backward ran after it (when a backward reaching the
+    optimizer ran before the step in the same iteration, its gradients were cleared: LL102's bug)."""
     hits = []
     backward_events = trace.of("backward")
     for opt in trace.optimizers():
         steps = trace.steps(opt)
         for s in _plain_steps(trace, opt):
             if not _empty(s):
+                continue
+            if any(b["seq"] < s["seq"] and Trace.same_iteration(b, s) and trace.reaches(b, opt) for b in backward_events):
                 continue
             nxt = _next_step(steps, s)
             for b in backward_events:
