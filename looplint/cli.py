@@ -20,7 +20,7 @@ from collections import Counter
 from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
 import looplint
-from looplint.config import ConfigError, Resolver, Selection, Settings, normalize_selectors
+from looplint.config import ConfigError, Overrides, Resolver, Selection, Settings, normalize_selectors
 from looplint.diagnostics import Diagnostic
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME
 
@@ -49,14 +49,19 @@ commands:
 
 files:
   Directories are searched for *.py, *.pyi and *.ipynb, skipping hidden directories, virtualenvs,
-  __pycache__ and the configured `exclude` (default .git, venv, .venv, build, dist, node_modules, ...)
-  and `extend-exclude` globs. Files named on the command line are always linted unless --force-exclude.
+  __pycache__, the configured `exclude` (default .git, venv, .venv, build, dist, node_modules, ...) and
+  `extend-exclude` globs, and what .gitignore (in a git repository), .ignore, .git/info/exclude and git's
+  global excludes file ignore (--no-respect-gitignore: lint those too). Globs match like ruff's: `*` any
+  characters, `**/` zero or more folders (`experiments/**/*.py` matches experiments/a.py). Files named on
+  the command line are always linted unless --force-exclude. --show-files lists what would be linted.
   A path that does not exist is reported as an LL000 finding naming it (like ruff's E902): the other
   paths are still linted and the exit status is 1.
 
 configuration:
   [tool.looplint] in pyproject.toml, or looplint.toml; the closest file to each path wins. Keys: select,
-  ignore, extend-select, per-file-ignores, exclude, extend-exclude. Options given here override it.
+  ignore, extend-select, per-file-ignores, exclude, extend-exclude, respect-gitignore. Options given here
+  override it: --config 'key = value' sets one key (a TOML fragment), --extend-exclude and
+  --extend-per-file-ignores add, --per-file-ignores replaces. --show-settings prints the result.
 
 exit status:
   0  no findings (or --exit-zero)
@@ -109,7 +114,18 @@ def _check_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--select", action="append", metavar="CODES", help="comma-separated codes or prefixes to enable (replaces the configured selection); ALL enables every rule")
     parser.add_argument("--extend-select", action="append", metavar="CODES", help="codes or prefixes to enable in addition")
     parser.add_argument("--ignore", action="append", metavar="CODES", help="codes or prefixes to disable")
-    parser.add_argument("--config", metavar="PATH", help="use this configuration file for every path (pyproject.toml or looplint.toml)")
+    parser.add_argument(
+        "--config", action="append", metavar="PATH|KEY=VALUE",
+        help="a configuration file to use for every path (pyproject.toml or looplint.toml), or a `key = value` "
+        "TOML fragment overriding a setting (e.g. --config 'ignore = [\"LL109\"]'); may be repeated",
+    )
+    parser.add_argument("--extend-exclude", action="append", metavar="GLOBS", help="comma-separated globs to exclude in addition to the configured ones")
+    parser.add_argument("--per-file-ignores", action="append", metavar="GLOB:CODES", help="GLOB:CODE,... ignores the codes in files matching GLOB (replaces the configured per-file-ignores; repeatable)")
+    parser.add_argument("--extend-per-file-ignores", action="append", metavar="GLOB:CODES", help="like --per-file-ignores, in addition to the configured ones")
+    parser.add_argument("--respect-gitignore", dest="respect_gitignore", action="store_true", default=None, help="skip files ignored by .gitignore, .ignore, .git/info/exclude and git's global excludes (the default)")
+    parser.add_argument("--no-respect-gitignore", dest="respect_gitignore", action="store_false", help="lint files even if ignore files name them")
+    parser.add_argument("--show-files", action="store_true", help="print the files that would be linted, then exit")
+    parser.add_argument("--show-settings", action="store_true", help="print the settings that apply to the first file, then exit")
     parser.add_argument("--isolated", action="store_true", help="ignore every configuration file")
     parser.add_argument("--stdin-filename", metavar="PATH", help="the name of the file read from stdin (config and per-file-ignores apply to it)")
     parser.add_argument("--force-exclude", action="store_true", help="apply the excludes to paths named on the command line too")
@@ -246,6 +262,42 @@ def _cli_selection(ns: argparse.Namespace) -> Selection:
     return Selection(tuple(select) if select is not None else None, tuple(extend), tuple(ignore))
 
 
+def _config_and_overrides(ns: argparse.Namespace) -> Tuple[Optional[str], Overrides]:
+    """``--config`` (a file, at most one, and any number of ``key = value`` fragments) and the other options
+    that override settings; a bad one is a ``ConfigError`` naming it (exit status 2)."""
+    from looplint.config import Pattern, parse_fragment
+
+    path, fields = None, {}
+    for value in ns.config or ():
+        if os.path.isfile(value) or (value.endswith(".toml") and "=" not in value):
+            if path is not None:
+                raise UsageError(f"--config names two configuration files: {path} and {value}")
+            path = value
+        else:
+            fields.update(parse_fragment(value))
+    cwd = os.getcwd()
+    extend_exclude = tuple(Pattern.parse(g.strip(), cwd) for g in _split_codes(ns.extend_exclude))
+    replaced = _cli_per_file_ignores(ns.per_file_ignores, "--per-file-ignores", cwd) if ns.per_file_ignores else None
+    extended = _cli_per_file_ignores(ns.extend_per_file_ignores, "--extend-per-file-ignores", cwd)
+    return path, Overrides(fields, extend_exclude, replaced, extended, ns.respect_gitignore)
+
+
+def _cli_per_file_ignores(values: Optional[List[str]], option: str, cwd: str):
+    from looplint.config import Pattern
+
+    out = []
+    for value in values or ():
+        glob, sep, codes = value.rpartition(":")
+        if not sep or not glob or not codes.strip():
+            raise UsageError(f"{option} expects GLOB:CODE[,CODE...], got {value!r}")
+        try:
+            selectors = normalize_selectors(codes.split(","), f"{option} {value!r}")
+        except ConfigError as e:
+            raise UsageError(str(e)) from None
+        out.append((Pattern.parse(glob, cwd), tuple(selectors)))
+    return tuple(out)
+
+
 def _output_format(ns: argparse.Namespace) -> str:
     if ns.output_format is not None:
         value, source = ns.output_format, "--output-format"
@@ -309,7 +361,8 @@ def check(argv: List[str], prog: str = "looplint") -> int:
     debug = ns.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     fmt = _output_format(ns)
     cli = _cli_selection(ns)
-    resolver = Resolver(config=ns.config, isolated=ns.isolated)
+    config_path, overrides = _config_and_overrides(ns)
+    resolver = Resolver(config=config_path, isolated=ns.isolated, overrides=overrides)
 
     from looplint import report
 
@@ -329,6 +382,8 @@ def check(argv: List[str], prog: str = "looplint") -> int:
         from looplint.files import discover
 
         found = discover(ns.paths or ["."], resolver.for_path, force_exclude=ns.force_exclude)
+        if ns.show_files or ns.show_settings:
+            return _show(ns, found, resolver, cli, context)
         if not found.files and not found.unreadable:
             _warn("no Python files found under the given paths")  # like ruff; still exit 0
         tasks = []
@@ -373,6 +428,47 @@ def check(argv: List[str], prog: str = "looplint") -> int:
     if diagnostics and not ns.exit_zero:
         return EXIT_FINDINGS
     return EXIT_CLEAN
+
+
+def _show(ns: argparse.Namespace, found, resolver: Resolver, cli: Selection, context) -> int:
+    """``--show-files``: the files to lint, one a line; ``--show-settings``: the settings of the first one."""
+    with _writing():
+        out = _stdout()
+        if ns.show_files:
+            for path in found.files:
+                out.write(context.display_path(path) + "\n")
+        if ns.show_settings:
+            first = found.files[0] if found.files else (ns.paths or ["."])[0]
+            out.write(_settings_text(first, resolver.for_path(first), cli, context))
+        out.flush()
+    return EXIT_CLEAN
+
+
+def _settings_text(path: str, settings: Settings, cli: Selection, context) -> str:
+    import json
+
+    def patterns(items) -> str:
+        return "[" + ", ".join(f'"{p}"' for p in items) + "]"
+
+    rows = [
+        f"Resolved settings for: {context.display_path(path)}",
+        f"Settings path: {settings.path or '(none: defaults)'}",
+        "",
+        f"root = {settings.root}",
+        f"enabled = {json.dumps(settings.enabled_codes(path, cli))}",
+        f"select = {json.dumps(list(settings.selection.select)) if settings.selection.select is not None else '(default: ALL)'}",
+        f"extend-select = {json.dumps(list(settings.selection.extend_select))}",
+        f"ignore = {json.dumps(list(settings.selection.ignore))}",
+        f"command line: select = {json.dumps(list(cli.select)) if cli.select is not None else '(not given)'}, "
+        f"extend-select = {json.dumps(list(cli.extend_select))}, ignore = {json.dumps(list(cli.ignore))}",
+        f"exclude = {patterns(settings.exclude)}",
+        f"extend-exclude = {patterns(settings.extend_exclude)}",
+        "per-file-ignores = {"
+        + ", ".join(f'"{p}" = {json.dumps(list(codes))}' for p, codes in settings.per_file_ignores)
+        + "}",
+        f"respect-gitignore = {'true' if settings.respect_gitignore else 'false'}",
+    ]
+    return "\n".join(rows) + "\n"
 
 
 @contextlib.contextmanager

@@ -5,7 +5,13 @@
   merged. A ``pyproject.toml`` without a ``[tool.looplint]`` table does not count. In one directory
   ``.looplint.toml`` beats ``looplint.toml`` beats ``pyproject.toml``.
 * ``--config PATH`` forces one file for every path; ``--isolated`` ignores every file.
-* Globs (``exclude``, ``extend-exclude``, ``per-file-ignores``) resolve relative to the file's directory.
+* Globs (``exclude``, ``extend-exclude``, ``per-file-ignores``) resolve relative to the file's directory and
+  are matched with ruff's semantics (``wcmatch``): against the absolute path and the basename, ``*`` matches
+  any characters (``/`` included, as in ruff), ``**/`` zero or more folders (``experiments/**/*.py`` matches
+  ``experiments/a.py``), ``{a,b}`` either, ``!`` in front negates.
+* Options from the command line (``--config 'key = value'``, ``--extend-exclude``, ``--per-file-ignores``,
+  ``--no-respect-gitignore``) are ``Overrides`` applied on top of every resolved configuration; their globs
+  resolve relative to the working directory.
 * Rule selection is layered like ruff's: the configuration file is one layer, the command line another on top
   of it. A layer with ``select`` starts afresh; ``extend-select`` adds; ``ignore`` removes. Within a layer the
   most specific selector wins (``LL101`` beats ``LL1`` beats ``LL`` beats ``ALL``); on a tie ``ignore`` wins.
@@ -16,9 +22,10 @@ Every mistake in a configuration file (bad TOML, an unknown key, a wrong type, a
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import fnmatch
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -28,11 +35,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python < 3.11 only
     import tomli as tomllib
 
+from wcmatch import fnmatch as wc
+from wcmatch import glob as wcglob
+
 from looplint.rule import PARSE_ERROR, all_rules
 
 CONFIG_FILES = (".looplint.toml", "looplint.toml", "pyproject.toml")
 
-KNOWN_KEYS = ("select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude")
+KNOWN_KEYS = (
+    "select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude", "respect-gitignore",
+)
 
 # Directories and files never worth linting (ruff's list, plus ``build``); ``exclude`` replaces it,
 # ``extend-exclude`` adds to it. Hidden directories, virtualenvs and ``__pycache__`` are always skipped.
@@ -103,6 +115,21 @@ class Selection:
         return out
 
 
+_GLOB_FLAGS = wc.BRACE | wc.DOTMATCH | wc.FORCEUNIX
+_REPEATED_GLOBSTAR = re.compile(r"(?:\*\*/)+")
+_GLOBSTAR_DIRS = re.compile(r"(^|/)\*\*/")
+_TRAILING_GLOBSTAR = re.compile(r"/\*\*$")
+
+
+def ruff_glob(glob: str) -> str:
+    """A glob with ruff's (globset's) meaning of ``**`` as a ``wcmatch.fnmatch`` pattern, whose ``*`` already
+    crosses ``/`` like ruff's: a ``**/`` component is zero or more folders (``{,*/}``), a trailing ``/**``
+    everything below."""
+    glob = _REPEATED_GLOBSTAR.sub("**/", glob)
+    glob = _GLOBSTAR_DIRS.sub(lambda m: m.group(1) + "{,*/}", glob)
+    return _TRAILING_GLOBSTAR.sub("/*", glob)
+
+
 @dataclass(frozen=True)
 class Pattern:
     """A glob from a configuration file, matched like ruff: against the basename and the absolute path."""
@@ -120,14 +147,20 @@ class Pattern:
 
     @property
     def absolute(self) -> str:
-        glob = os.path.expanduser(self.glob)
-        joined = glob if os.path.isabs(glob) else os.path.join(self.root, glob)
-        return _posix(os.path.normpath(joined))
+        glob = _posix(os.path.expanduser(self.glob))
+        if os.path.isabs(glob):
+            return glob
+        return wcglob.escape(_posix(os.path.abspath(self.root))).rstrip("/") + "/" + _posix(glob)
 
     def matches(self, path: str) -> bool:
         absolute = _posix(os.path.abspath(path))
-        hit = fnmatch.fnmatchcase(os.path.basename(absolute), self.glob) or fnmatch.fnmatchcase(absolute, self.absolute)
+        hit = wc.fnmatch(os.path.basename(absolute), ruff_glob(self.glob), flags=_GLOB_FLAGS) or wc.fnmatch(
+            absolute, ruff_glob(self.absolute), flags=_GLOB_FLAGS
+        )
         return hit != self.negated
+
+    def __str__(self) -> str:
+        return ("!" if self.negated else "") + self.glob
 
 
 def _posix(path: str) -> str:
@@ -144,6 +177,7 @@ class Settings:
     per_file_ignores: Tuple[Tuple[Pattern, Tuple[str, ...]], ...] = ()
     exclude: Tuple[Pattern, ...] = ()
     extend_exclude: Tuple[Pattern, ...] = ()
+    respect_gitignore: bool = True
 
     def is_excluded(self, path: str) -> bool:
         return any(p.matches(path) for p in self.exclude + self.extend_exclude)
@@ -224,39 +258,106 @@ def _describe(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def parse_settings(path: str, table: dict) -> Settings:
-    """Validates one looplint table and turns it into ``Settings`` (globs relative to the file's directory)."""
-    path = os.path.abspath(path)
-    root = os.path.dirname(path)
-    where = path
+def _selectors(table: dict, key: str, where: str) -> Tuple[str, ...]:
+    return tuple(normalize_selectors(_string_list(table[key], key, where), f"`{key}` of {where}"))
+
+
+def _per_file_ignores(value: object, root: str, where: str) -> Tuple[Tuple[Pattern, Tuple[str, ...]], ...]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"`per-file-ignores` in {where} must be a table of glob = [codes], got {_describe(value)}")
+    per_file = []
+    for glob, codes in value.items():
+        key = f"per-file-ignores.\"{glob}\""
+        selectors = normalize_selectors(_string_list(codes, key, where), f"`{key}` of {where}")
+        per_file.append((Pattern.parse(glob, root), tuple(selectors)))
+    return tuple(per_file)
+
+
+def _check_keys(table: dict, where: str) -> None:
     for key in table:
         if key not in KNOWN_KEYS:
             hint = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
             extra = f" (did you mean `{hint[0]}`?)" if hint else ""
-            raise ConfigError(
-                f"unknown key `{key}` in {where}{extra}; known keys: {', '.join(KNOWN_KEYS)}"
-            )
-    select = None
-    if "select" in table:
-        select = tuple(normalize_selectors(_string_list(table["select"], "select", where), f"`select` of {where}"))
-    extend = tuple(
-        normalize_selectors(_string_list(table.get("extend-select", []), "extend-select", where), f"`extend-select` of {where}")
-    )
-    ignore = tuple(normalize_selectors(_string_list(table.get("ignore", []), "ignore", where), f"`ignore` of {where}"))
-    pfi = table.get("per-file-ignores", {})
-    if not isinstance(pfi, dict):
-        raise ConfigError(f"`per-file-ignores` in {where} must be a table of glob = [codes], got {_describe(pfi)}")
-    per_file = []
-    for glob, codes in pfi.items():
-        key = f"per-file-ignores.\"{glob}\""
-        selectors = normalize_selectors(_string_list(codes, key, where), f"`{key}` of {where}")
-        per_file.append((Pattern.parse(glob, root), tuple(selectors)))
-    if "exclude" in table:
-        exclude = tuple(Pattern.parse(g, root) for g in _string_list(table["exclude"], "exclude", where))
-    else:
-        exclude = tuple(Pattern.parse(g, root) for g in DEFAULT_EXCLUDE)
-    extend_exclude = tuple(Pattern.parse(g, root) for g in _string_list(table.get("extend-exclude", []), "extend-exclude", where))
-    return Settings(path, root, Selection(select, extend, ignore), tuple(per_file), exclude, extend_exclude)
+            raise ConfigError(f"unknown key `{key}` in {where}{extra}; known keys: {', '.join(KNOWN_KEYS)}")
+
+
+def parse_fields(table: dict, root: str, where: str) -> Dict[str, object]:
+    """The ``Settings`` fields (and the ``Selection`` fields ``select``, ``extend_select``, ``ignore``) that
+    ``table`` sets, validated; globs relative to ``root``. Keys the table does not hold are left out."""
+    _check_keys(table, where)
+    fields: Dict[str, object] = {}
+    for key in ("select", "extend-select", "ignore"):
+        if key in table:
+            fields[key.replace("-", "_")] = _selectors(table, key, where)
+    if "per-file-ignores" in table:
+        fields["per_file_ignores"] = _per_file_ignores(table["per-file-ignores"], root, where)
+    for key in ("exclude", "extend-exclude"):
+        if key in table:
+            fields[key.replace("-", "_")] = tuple(Pattern.parse(g, root) for g in _string_list(table[key], key, where))
+    if "respect-gitignore" in table:
+        value = table["respect-gitignore"]
+        if not isinstance(value, bool):
+            raise ConfigError(f"`respect-gitignore` in {where} must be true or false, got {_describe(value)}")
+        fields["respect_gitignore"] = value
+    return fields
+
+
+_SELECTION_FIELDS = ("select", "extend_select", "ignore")
+
+
+def with_fields(settings: Settings, fields: Dict[str, object]) -> Settings:
+    """``settings`` with the fields of ``parse_fields`` replaced."""
+    selection = dataclasses.replace(settings.selection, **{k: v for k, v in fields.items() if k in _SELECTION_FIELDS})
+    rest = {k: v for k, v in fields.items() if k not in _SELECTION_FIELDS}
+    return dataclasses.replace(settings, selection=selection, **rest)
+
+
+def parse_settings(path: str, table: dict) -> Settings:
+    """Validates one looplint table and turns it into ``Settings`` (globs relative to the file's directory)."""
+    path = os.path.abspath(path)
+    root = os.path.dirname(path)
+    fields = parse_fields(table, root, path)
+    base = Settings(path, root, exclude=tuple(Pattern.parse(g, root) for g in DEFAULT_EXCLUDE))
+    return with_fields(base, fields)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Settings given on the command line, applied on top of every configuration (globs relative to the
+    working directory, where they were typed)."""
+
+    fields: Dict[str, object] = field(default_factory=dict)  # from `--config 'key = value'`, as parse_fields
+    extend_exclude: Tuple[Pattern, ...] = ()  # --extend-exclude adds to the configured ones
+    per_file_ignores: Optional[Tuple[Tuple[Pattern, Tuple[str, ...]], ...]] = None  # --per-file-ignores replaces
+    extend_per_file_ignores: Tuple[Tuple[Pattern, Tuple[str, ...]], ...] = ()
+    respect_gitignore: Optional[bool] = None
+
+    def apply(self, settings: Settings) -> Settings:
+        settings = with_fields(settings, self.fields)
+        per_file = settings.per_file_ignores if self.per_file_ignores is None else self.per_file_ignores
+        respect = settings.respect_gitignore if self.respect_gitignore is None else self.respect_gitignore
+        return dataclasses.replace(
+            settings,
+            extend_exclude=settings.extend_exclude + self.extend_exclude,
+            per_file_ignores=per_file + self.extend_per_file_ignores,
+            respect_gitignore=respect,
+        )
+
+
+def parse_fragment(text: str) -> Dict[str, object]:
+    """``--config 'key = value'``: a TOML fragment holding looplint keys, as ``parse_fields`` returns them.
+    ``tool.looplint.select = [...]`` is accepted as well as ``select = [...]``."""
+    where = f"--config {text!r}"
+    try:
+        table = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as e:
+        raise ConfigError(f"{where} is neither a configuration file nor a valid `key = value` TOML fragment: {e}") from None
+    tool = table.get("tool")
+    if set(table) == {"tool"} and isinstance(tool, dict) and set(tool) == {"looplint"} and isinstance(tool["looplint"], dict):
+        table = tool["looplint"]
+    if not table:
+        raise ConfigError(f"{where} sets no key")
+    return parse_fields(table, os.getcwd(), where)
 
 
 def load_file(path: str) -> Settings:
@@ -273,14 +374,15 @@ def load_file(path: str) -> Settings:
 class Resolver:
     """Finds the settings governing each path: the closest configuration file, searched upward."""
 
-    def __init__(self, config: Optional[str] = None, isolated: bool = False):
+    def __init__(self, config: Optional[str] = None, isolated: bool = False, overrides: Optional[Overrides] = None):
+        self._overrides = overrides or Overrides()
         self._forced: Optional[Settings] = None
         if isolated:
-            self._forced = default_settings()
+            self._forced = self._overrides.apply(default_settings())
         elif config is not None:
-            self._forced = load_file(config)
+            self._forced = self._overrides.apply(load_file(config))
         self._by_dir: Dict[str, Optional[Settings]] = {}
-        self._default = default_settings()
+        self._default = self._overrides.apply(default_settings())
 
     def for_path(self, path: str) -> Settings:
         if self._forced is not None:
@@ -311,12 +413,11 @@ class Resolver:
             self._by_dir[d] = result
         return result
 
-    @staticmethod
-    def _in_directory(directory: str) -> Optional[Settings]:
+    def _in_directory(self, directory: str) -> Optional[Settings]:
         for name in CONFIG_FILES:
             candidate = os.path.join(directory, name)
             if os.path.isfile(candidate):
                 table = _table(candidate, _read_toml(candidate))
                 if table is not None:
-                    return parse_settings(candidate, table)
+                    return self._overrides.apply(parse_settings(candidate, table))
         return None

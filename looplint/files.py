@@ -4,6 +4,8 @@
 * Hidden directories, ``__pycache__`` and virtualenvs (any directory holding a ``pyvenv.cfg``) are always
   skipped; so is whatever the governing configuration's ``exclude`` (default: ``.git``, ``venv``, ``.venv``,
   ``build``, ``dist``, ``node_modules``, ...) and ``extend-exclude`` globs match.
+* Unless ``respect-gitignore = false`` (``--no-respect-gitignore``), what ``.gitignore``, ``.ignore``,
+  ``.git/info/exclude`` and git's global excludes file ignore is skipped too (``looplint.ignore``).
 * A path named on the command line is always linted, whatever its suffix or the excludes say, unless
   ``--force-exclude`` is given.
 * Only regular files are linted. A path named on the command line that cannot be linted (it does not exist,
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Sequence, Tuple
 
 from looplint.config import Settings
+from looplint.ignore import IgnoreFiles
 
 SUFFIXES = (".py", ".pyi", ".ipynb")
 ALWAYS_SKIPPED = ("__pycache__",)
@@ -94,12 +97,13 @@ def _is_virtualenv(directory: str) -> bool:
     return os.path.isfile(os.path.join(directory, "pyvenv.cfg"))
 
 
-def _skip_directory(path: str, name: str, settings: Settings) -> bool:
+def _skip_directory(path: str, name: str, settings: Settings, ignored: IgnoreFiles) -> bool:
     return (
         name.startswith(".")
         or name in ALWAYS_SKIPPED
         or _is_virtualenv(path)
         or settings.is_excluded(path)
+        or (settings.respect_gitignore and ignored.is_ignored(path, is_dir=True))
     )
 
 
@@ -126,6 +130,7 @@ def discover(
     paths: Sequence[str], settings_for: Callable[[str], Settings], force_exclude: bool = False
 ) -> Discovery:
     """The files to lint under ``paths``. ``settings_for(path)`` gives the settings governing a path."""
+    ignored = IgnoreFiles()
     found: Dict[object, str] = {}  # file identity -> the path as it will be shown (first spelling seen)
     unreadable: Dict[object, Tuple[str, str]] = {}
 
@@ -152,7 +157,7 @@ def discover(
             kept = []
             for name in dirnames:
                 sub = os.path.join(directory, name)
-                if not _skip_directory(sub, name, settings_for(sub)):
+                if not _skip_directory(sub, name, settings_for(sub), ignored):
                     kept.append(name)
             dirnames[:] = sorted(kept)
             if not filenames:
@@ -161,7 +166,7 @@ def discover(
             for name in filenames:
                 if is_lintable(name):
                     path = os.path.join(directory, name)
-                    if settings.is_excluded(path):
+                    if settings.is_excluded(path) or (settings.respect_gitignore and ignored.is_ignored(path, False)):
                         continue
                     if os.path.isfile(path):
                         add(path)
