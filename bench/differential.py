@@ -3,10 +3,14 @@ how often the linter agrees with the runtime, overall, per dimension value and p
 
     python bench/differential.py --n 5000 --seed 1 --jobs 2 [--out DIR] [--keep] [--minimize]
     python bench/differential.py --seed 1 --show 123        # print program 123 (and its sibling module)
+    python bench/differential.py --rejudge DIR              # the linter again, against DIR's stored verdicts
 
 Writes ``summary.json`` (the tables) and ``disagreements.json`` (per disagreeing program: path, metadata,
 static vs dynamic findings, confirm's reasons and the program text) to DIR (default: a new temporary
-folder). The programs are written to DIR/programs and removed at the end unless ``--keep``.
+folder), and ``labels.json`` (every program's runtime verdict). The programs are written to DIR/programs and
+removed at the end unless ``--keep``. The runtime's verdict does not depend on the linter, so after a change
+to the model ``--rejudge DIR`` lints the kept programs again and compares with the stored verdicts in
+seconds (an estimate: confirm's own matching of lines is richer; rerun the corpus for the figures).
 ``--minimize`` also shrinks every disagreement to the dimensions that cause it (see
 ``tests/differential/minimize.py``) and prints the groups, largest first (written to ``groups.json``).
 """
@@ -38,7 +42,10 @@ def main(argv=None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the generated programs in OUT/programs")
     p.add_argument("--minimize", action="store_true", help="group the disagreements by likely root cause")
     p.add_argument("--show", type=int, metavar="INDEX", help="print one program of the corpus and exit")
+    p.add_argument("--rejudge", metavar="DIR", help="lint the programs kept in DIR again and compare with its labels")
     ns = p.parse_args(argv)
+    if ns.rejudge:
+        return rejudge(ns.rejudge)
     if ns.show is not None:
         prog = generate(ns.seed, ns.show)
         print(prog.source + (f"\n# ---- {prog.name}_lib.py\n{prog.lib_source}" if prog.lib_source else ""))
@@ -82,6 +89,9 @@ def main(argv=None) -> int:
         disagreements.append(row)
     with open(os.path.join(out, "disagreements.json"), "w", encoding="utf-8") as f:
         json.dump(disagreements, f, indent=1)
+    with open(os.path.join(out, "labels.json"), "w", encoding="utf-8") as f:
+        json.dump([{"path": o.program.path, "index": o.program.index, "seed": o.program.seed,
+                    "dynamic": o.dynamic, "static": o.static, "metadata": o.program.metadata()} for o in outcomes], f)
     with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
         json.dump({"command": command, "summary": summary, "rules": rules,
                    "dimensions": [vars(r) for r in dims]}, f, indent=1)
@@ -98,6 +108,35 @@ def main(argv=None) -> int:
     if not ns.keep:
         shutil.rmtree(programs_dir, ignore_errors=True)
     print(f"\n{len(disagreements)} disagreements written to {os.path.join(out, 'disagreements.json')}")
+    return 0
+
+
+def rejudge(out: str) -> int:
+    """The linter of this checkout on the programs kept in ``out``, against the runtime verdicts stored there."""
+    from collections import Counter
+
+    from looplint.engine import lint_file
+
+    with open(os.path.join(out, "labels.json"), encoding="utf-8") as f:
+        labels = json.load(f)
+    agree, misses, false, changed = 0, Counter(), Counter(), []
+    for row in labels:
+        if not os.path.exists(row["path"]):
+            print(f"{row['path']} is gone: run the corpus with --keep", file=sys.stderr)
+            return 2
+        static = sorted({(d.code, d.line) for d in lint_file(row["path"])})
+        dynamic = sorted({tuple(x) for x in row["dynamic"]})
+        if static == dynamic:
+            agree += 1
+        else:
+            misses.update(c for c, _l in set(dynamic) - set(static))
+            false.update(c for c, _l in set(static) - set(dynamic))
+            changed.append(f"--show {row['index']}: static {static} runtime {dynamic}")
+    print(f"{len(labels)} programs: {agree} agree ({100.0 * agree / max(1, len(labels)):.2f} %)")
+    print("missed:", dict(misses.most_common()))
+    print("false:", dict(false.most_common()))
+    for line in changed:
+        print(" ", line)
     return 0
 
 

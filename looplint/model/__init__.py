@@ -13,15 +13,17 @@ from typing import Dict, FrozenSet, Iterator, List, Optional, Set, Tuple
 
 import libcst as cst
 
+from looplint.model.walk import Walker
+
 from looplint.model import events as ev
-from looplint.model.events import Block, Branch, Event, EventBuilder, Loop, code
+from looplint.model.events import Branch, Event, EventBuilder, Loop, code
 from looplint.model.effects import Effects
 from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, GradientFlow, OptState, OverBudget, merge_facts
 from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, classify_all, walk
 from looplint.model.interp import items_below
 from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
 from looplint.model.scopes import Function, Scopes, dotted, names_in
-from looplint.model.values import PARAM, Def, Values
+from looplint.model.values import PARAM, Def, Values, partial_args
 
 __all__ = [
     "FileModel", "build_model", "Event", "Loop", "Role", "OptState", "Function",
@@ -59,6 +61,7 @@ class FileModel:
                     if isinstance(item.closure, Function):
                         self._called.add(item.closure)
         self._facts: Optional[Facts] = None
+        self._steps: Optional[Dict[Optional[Role], List[Event]]] = None
         self._handed: Dict[int, bool] = {}
 
     @cached_property
@@ -294,7 +297,7 @@ class FileModel:
         if target is None or not isinstance(target.target, Function) or target.target.is_module:
             return
         callee = target.target
-        made = target.forwarded(call) if target.forward is not None else call.with_changes(args=(*target.bound_args, *call.args))
+        made = target.forwarded(call) if target.forward is not None else call.with_changes(args=partial_args(target.bound_args, call.args))
         params = list(callee.params)
         if params[:1] in (["self"], ["cls"]) and callee.cls is not None:
             params = params[1:]
@@ -311,8 +314,20 @@ class FileModel:
         if hit and isinstance(callee.node, cst.FunctionDef):
             yield from self._leaked_backwards(callee.node.body.body, hit, callee, depth + 1)
 
-    def steps_of(self, role: Role) -> List[Event]:
-        return [e for e, roles in self.facts.acted_on.items() if e.kind == ev.STEP and role in roles]
+    def steps_of(self, role: Optional[Role]) -> List[Event]:
+        """The step events of an optimizer (of every optimizer when ``role`` is None), in event order."""
+        index = self._steps
+        if index is None:
+            index = self._steps = {}
+            for e, roles in self.facts.acted_on.items():
+                if e.kind != ev.STEP:
+                    continue
+                opts = [r for r in roles if r.kind == OPTIMIZER]
+                if opts:
+                    index.setdefault(None, []).append(e)
+                for r in set(roles):
+                    index.setdefault(r, []).append(e)
+        return list(index.get(role, ()))
 
     def source(self, node: cst.CSTNode) -> str:
         return " ".join(code(node).split())
@@ -354,12 +369,12 @@ def _is_backward(call: cst.Call) -> bool:
 def _calls(expr):
     found = []
 
-    class V(cst.CSTVisitor):
+    class V(Walker):
         def visit_Call(self, n: cst.Call) -> None:
             found.append(n)
 
     if expr is not None:
-        expr.visit(V())
+        V().walk(expr)
     return found
 
 
@@ -368,7 +383,7 @@ def _rebound(suite) -> Set[str]:
     bound: Set[str] = set()
     grown: Set[str] = set()
 
-    class V(cst.CSTVisitor):
+    class V(Walker):
         def visit_AssignTarget(self, n: cst.AssignTarget) -> None:
             t = n.target
             for el in (t.elements if isinstance(t, (cst.Tuple, cst.List)) else [t]):
@@ -390,5 +405,5 @@ def _rebound(suite) -> Set[str]:
         def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
             return False
 
-    suite.visit(V())
+    V().walk(suite)
     return bound - grown

@@ -15,6 +15,8 @@ from typing import Dict, List, Optional, Set
 
 import libcst as cst
 
+from looplint.model.walk import Walker
+
 from looplint.model.events import BACKWARD, Event, Loop
 from looplint.model.loops import walk
 from looplint.model.scopes import Function, last_name, names_in, positional_args
@@ -49,7 +51,7 @@ def find(model) -> List[GraphAccumulation]:
         else:
             body = node
         v = _Visitor(fn, model)
-        body.visit(v)
+        v.walk(body)
         out.extend(v.judge())
     return out
 
@@ -63,7 +65,7 @@ class _LoopInfo:
         self.augs: List[cst.AugAssign] = []
 
 
-class _Visitor(cst.CSTVisitor):
+class _Visitor(Walker):
     def __init__(self, fn: Function, model=None) -> None:
         self.fn = fn
         self.model = model

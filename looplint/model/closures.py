@@ -13,6 +13,8 @@ from typing import Iterator, List, Tuple, Union
 
 import libcst as cst
 
+from looplint.model.walk import Walker, children
+
 from looplint.model import events as ev
 from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
 from looplint.model.roles import OPTIMIZER, SCALER, Frame, Role
@@ -132,7 +134,7 @@ def _returns_of(node: cst.CSTNode) -> List[cst.Return]:
             out.append(n)
         if isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
             continue
-        stack.extend(n.children)
+        stack.extend(children(n))
     return out
 
 
@@ -231,7 +233,7 @@ def _returns_nothing(value: cst.BaseExpression) -> bool:
 def _is_generator(node: cst.FunctionDef) -> bool:
     found = []
 
-    class V(cst.CSTVisitor):
+    class V(Walker):
         def visit_Yield(self, n: cst.Yield) -> None:
             found.append(n)
 
@@ -241,5 +243,5 @@ def _is_generator(node: cst.FunctionDef) -> bool:
         def visit_Lambda(self, n: cst.Lambda) -> bool:
             return False
 
-    node.visit(V())
+    V().walk(node)
     return bool(found)

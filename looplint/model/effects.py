@@ -28,6 +28,8 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
+from looplint.model.walk import children
+
 from looplint.model import events as ev
 from looplint.model.events import Event
 from looplint.model.frameworks import KEEPS, OPTIMIZER_METHODS
@@ -166,11 +168,24 @@ class Effects:
             for node in _walk(value):
                 if isinstance(node, cst.Call) and isinstance(node.func, (cst.Name, cst.Attribute)):
                     role = self.roles.resolve(node.func, sub)
-                    if self._is_module(node.func, role, sub, tracked):
+                    if self._is_module(node.func, role, sub, tracked) or (
+                            (role is None or role.kind not in (OPTIMIZER, SCALER, ENGINE))
+                            and self._received_callable(node.func, sub)
+                            and any(o.modules is None for o in tracked)):
                         return True
                 elif isinstance(node, cst.Name) and node is not expr and self.carries_graph(node, sub, tracked, depth - 1):
                     return True
         return False
+
+    def _received_callable(self, func: cst.BaseExpression, frame: Frame) -> bool:
+        """``func`` is an object the function received (a parameter, or ``self.x``) and calls: with an
+        optimizer whose parameters cannot be read, such a call may be the forward of the trained module."""
+        from looplint.model.values import PARAM, Def
+
+        if isinstance(func, cst.Attribute):
+            return isinstance(func.value, cst.Name) and func.value.value == "self"
+        _scope, binds = self.m.values.bindings(func.value, frame.fn, func)
+        return bool(binds) and all(isinstance(b, Def) and b.kind == PARAM for b in binds)
 
     def backpropagated(self, fn: Function) -> Set[str]:
         """Names the function passes to backward (``loss.backward()``, ``accelerator.backward(loss)``)."""
@@ -198,7 +213,7 @@ def _walk(node: cst.CSTNode):
         yield n
         if isinstance(n, cst.Lambda):
             continue
-        stack.extend(n.children)
+        stack.extend(children(n))
 
 
 __all__ = ["Effect", "Effects", "NOTHING", "refs"]

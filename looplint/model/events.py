@@ -12,6 +12,8 @@ from typing import Dict, List, Optional, Set, Union
 
 import libcst as cst
 
+from looplint.model.walk import Walker, children
+
 from looplint.model.frameworks import WRAPPER_NAMES
 from looplint.model.values import class_of
 from looplint.model.roles import name_kind
@@ -216,7 +218,8 @@ class _Build:
             loop = Loop(st, body, self.suite(st.orelse), False, st.iter, frozenset(names_in(st.target)),
                         frozenset(_assigned_names(st.body) | names_in(st.target)),
                         counters=frozenset(self._counter(n) for n in names_in(st.target) | _incremented(st.body)),
-                        starts=tuple((self._counter(n), v) for n, v in _counter_start(st, self.o.v, self.fn)),
+                        starts=tuple((self._counter(n), v) for n, v in _counter_start(st, self.o.v, self.fn))
+                        + self._incremented_starts(st),
                         target_counters=frozenset(self._counter(n) for n in names_in(st.target)))
             self.o.loops.append(loop)
             out.append(loop)
@@ -230,8 +233,7 @@ class _Build:
                 self.expr(st.test, body.items)
             loop = Loop(st, body, self.suite(st.orelse), infinite, None, frozenset(), frozenset(_assigned_names(st.body)),
                         counters=frozenset(self._counter(n) for n in _incremented(st.body)),
-                        starts=tuple((self._counter(n), v) for n in _incremented(st.body) if "." not in n
-                                     for v in [self.o.v.start_value(st, n, self.fn)] if v is not None and v <= 3))
+                        starts=self._incremented_starts(st))
             self.o.loops.append(loop)
             out.append(loop)
         elif isinstance(st, (cst.Try, cst.TryStar)):
@@ -286,6 +288,21 @@ class _Build:
             cls = class_of(self.fn)
             return f"{cls.name}@{v}" if cls is not None else v
         return self.o.v.counter_key(head, self.fn) + ("." + rest if rest else "")
+
+    def _incremented_starts(self, st) -> tuple:
+        """(counter, first value) for names the loop body increments (``step += 1``) that hold a small
+        literal on every entry of the loop (``step = 0`` before it)."""
+        names = set(_incremented(st.body))
+        stack = [st.body]
+        while stack:  # also counters that loops nested in this one increment (a global step across epochs)
+            node = stack.pop()
+            for child in children(node):
+                if isinstance(child, (cst.For, cst.While)):
+                    names |= _incremented(child.body)
+                if not isinstance(child, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                    stack.append(child)
+        return tuple((self._counter(n), v) for n in sorted(names) if "." not in n
+                     for v in [self.o.v.start_value(st, n, self.fn)] if v is not None and v <= 3)
 
     def _phase_test(self, test, polarity: bool):
         """``if k == d`` on a phase variable: ``k = i % K`` (the test is periodic on ``i``), or ``k`` drawn
@@ -413,10 +430,10 @@ class _Build:
             return
         if isinstance(e, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
             # comprehensions run their element once per item: keep it simple, evaluate once
-            for child in e.children:
+            for child in children(e):
                 self.expr(child, out)
             return
-        for child in e.children:
+        for child in children(e):
             if isinstance(child, cst.BaseExpression) or isinstance(child, (cst.Arg, cst.Element, cst.DictElement,
                                                                            cst.StarredDictElement, cst.CompFor, cst.CompIf,
                                                                            cst.FormattedStringExpression, cst.Index,
@@ -549,7 +566,7 @@ def _rebound_names(fn: Function) -> frozenset:
     target, an augmented assignment)."""
     found: Set[str] = set()
 
-    class V(cst.CSTVisitor):
+    class V(Walker):
         def visit_Global(self, n: cst.Global) -> None:
             found.update(x.name.value for x in n.names)
 
@@ -560,7 +577,7 @@ def _rebound_names(fn: Function) -> frozenset:
             if isinstance(n.target, cst.Name):
                 found.add(n.target.value)
 
-    fn.node.visit(V())
+    V().walk(fn.node)
     return frozenset(found)
 
 
@@ -586,7 +603,7 @@ def _closure_arg(c: cst.Call) -> Optional[cst.BaseExpression]:
 
 
 def _mentions_grad(e: cst.CSTNode) -> bool:
-    class V(cst.CSTVisitor):
+    class V(Walker):
         hit = False
 
         def visit_Attribute(self, n: cst.Attribute) -> None:
@@ -594,7 +611,7 @@ def _mentions_grad(e: cst.CSTNode) -> bool:
                 V.hit = True
 
     v = V()
-    e.visit(v)
+    v.walk(e)
     return v.hit
 
 
@@ -613,7 +630,7 @@ def _parameters_receiver(it: cst.BaseExpression) -> Optional[cst.BaseExpression]
 def _assigned_names(suite) -> Set[str]:
     found: Set[str] = set()
 
-    class V(cst.CSTVisitor):
+    class V(Walker):
         def visit_AssignTarget(self, n: cst.AssignTarget) -> None:
             found.update(names_in(n.target))
 
@@ -632,7 +649,7 @@ def _assigned_names(suite) -> Set[str]:
         def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
             return False
 
-    suite.visit(V())
+    V().walk(suite)
     return found
 
 
@@ -646,6 +663,8 @@ def _phase_of(comparator, window: str, lo: int) -> Optional[int]:
     from ``lo`` in windows of ``window``."""
     if isinstance(comparator, cst.Integer):
         d = int(comparator.value, 0) - lo
+        if window.isdigit() and d == int(window) - 1:
+            return -1  # a literal window: its last value is the last phase
         return d if -3 <= d <= 3 else None
     text = " ".join(code(comparator).split())
     if lo == 1 and text == window:
@@ -700,7 +719,8 @@ def _counter_start(st: cst.For, values=None, fn=None) -> tuple:
             if found and len(found) == 1 and isinstance(found[0][0], cst.Call):
                 it = found[0][0]
                 continue
-        if isinstance(it, cst.Call) and last_name(it.func) in _BARS and positional_args(it):
+        if isinstance(it, cst.Call) and positional_args(it) and last_name(it.func) not in ("enumerate", "zip") and (
+                values.iteration_wrapper(it.func, fn) if values is not None else last_name(it.func) in _BARS):
             it = positional_args(it)[0]
             continue
         break
@@ -754,16 +774,24 @@ def _incremented(suite) -> frozenset:
 def _periodic(test, polarity: bool):
     """(counter, K, phase, then-arm runs when the phase matches) for ``(i + c) % K == d`` and its
     spellings (``!=``, a bare ``(i + 1) % K`` as a truth value, ``not ...``); None otherwise."""
-    eq, d = False, 0
+    eq, d, comparator = False, 0, None
     if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
         comp = test.comparisons[0]
-        if not isinstance(comp.comparator, cst.Integer) or not isinstance(comp.operator, (cst.Equal, cst.NotEqual)):
+        if not isinstance(comp.operator, (cst.Equal, cst.NotEqual)):
             return None
-        eq, d, mod = isinstance(comp.operator, cst.Equal), int(comp.comparator.value, 0), test.left
+        eq, comparator, mod = isinstance(comp.operator, cst.Equal), comp.comparator, test.left
     else:
         mod = test  # truthy: fires when the remainder is not 0
     if not (isinstance(mod, cst.BinaryOperation) and isinstance(mod.operator, cst.Modulo)):
         return None
+    window = " ".join(code(mod.right).split())
+    if comparator is not None:
+        if isinstance(comparator, cst.Integer):
+            d = int(comparator.value, 0)
+        elif _phase_of(comparator, window, 0) == -1:  # ``i % K == K - 1``: the last of a window
+            d = -1
+        else:
+            return None
     x, c = mod.left, 0
     if isinstance(x, cst.BinaryOperation) and isinstance(x.operator, (cst.Add, cst.Subtract)) and isinstance(x.right, cst.Integer):
         c = int(x.right.value, 0) * (1 if isinstance(x.operator, cst.Add) else -1)
@@ -771,4 +799,9 @@ def _periodic(test, polarity: bool):
     v = dotted(x)
     if v is None:
         return None
-    return (v, " ".join(code(mod.right).split()), d - c, eq if polarity else not eq)
+    phase = d - c
+    if window.isdigit() and int(window) > 1:  # a literal window: phases are residues, its last is -1
+        w = int(window)
+        phase = phase % w
+        phase = -1 if phase == w - 1 else phase
+    return (v, window, phase, eq if polarity else not eq)

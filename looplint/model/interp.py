@@ -93,6 +93,7 @@ class Interp:
         self.budget = BUDGET
         self._effect: Dict[int, bool] = {}
         self._memo: Dict[tuple, Outcome] = {}
+        self._nested: Dict[Loop, frozenset] = {}
 
     # -- domain hooks -----------------------------------------------------------------------------------
     def event(self, e: Event, paths: Set, ctx: Ctx) -> Set:  # pragma: no cover - abstract
@@ -307,7 +308,7 @@ class Interp:
         if loop.infinite and not implicit:
             normal_exits: Set = set()
         else:
-            normal_exits = {self._forget(q, loop) for q in exits}
+            normal_exits = {self._exit(q, loop) for q in exits}
         if loop.orelse.items and normal_exits:
             o = self.block(loop.orelse, normal_exits, ctx)
             _merge_jumps(out, o)
@@ -415,6 +416,29 @@ class Interp:
 
     def _back_edge(self, p, loop: Loop):
         p = self.on_back_edge(p, loop)
+        return self._forget(self._advance(p, loop), loop, keep_mod=loop.counters | self._nested_counters(loop))
+
+    def _nested_counters(self, loop: Loop) -> frozenset:
+        """Counters incremented by loops inside ``loop``: their phase is kept exact by those loops' own back
+        edges and exits, so it stays known around this loop (a global step counter across epochs)."""
+        got = self._nested.get(loop)
+        if got is None:
+            got = frozenset().union(*(i.counters - i.target_counters for i in items_below(loop.body)
+                                      if isinstance(i, Loop)))
+            self._nested[loop] = got
+        return got
+
+    def _exit(self, p, loop: Loop):
+        """Leaving ``loop`` at its head: a counter the body increments (``step += 1``) keeps its advanced
+        phase after the loop (a later run of the loop, or of another, continues from it); the rest of what
+        the iterations assumed is forgotten."""
+        if not any(a[0].startswith("mod:") for a in p.assume):
+            return self._forget(p, loop)
+        carried = (loop.counters - loop.target_counters) | self._nested_counters(loop)
+        return self._forget(self._advance(p, loop), loop, keep_mod=carried)
+
+    def _advance(self, p, loop: Loop):
+        """One iteration later: each counter of the loop is one phase further."""
         assume = set()
         for k, v in p.assume:
             if k.startswith("mod:"):
@@ -434,7 +458,7 @@ class Interp:
                         assume.add((f"{rest}:{nxt}", v))
                     continue
             assume.add((k, v))
-        return self._forget(p._replace(assume=_normal(frozenset(assume))), loop, keep_mod=loop.counters)
+        return p._replace(assume=_normal(frozenset(assume)))
 
     # -- which items can change anything -------------------------------------------------------------------
     def has_effect(self, item) -> bool:

@@ -8,6 +8,8 @@ from typing import Iterator, Optional, Set
 
 import libcst as cst
 
+from looplint.model.walk import Walker
+
 from looplint.model.events import CALL, Block, Branch, Event, Loop, Try, code
 from looplint.model.roles import LOADER, Frame, Roles, name_kind
 from looplint.model.scopes import Function, last_name
@@ -154,7 +156,7 @@ def _draws_batches(loop: Loop, roles: Roles) -> bool:
         return False
     found = []
 
-    class V(cst.CSTVisitor):
+    class V(Walker):
         def visit_Call(self, n: cst.Call) -> None:
             if isinstance(n.func, cst.Name) and n.func.value == "next" and n.args:
                 found.append(n.args[0].value)
@@ -168,7 +170,7 @@ def _draws_batches(loop: Loop, roles: Roles) -> bool:
         def visit_FunctionDef(self, n) -> bool:
             return False
 
-    loop.node.body.visit(V())
+    V().walk(loop.node.body)
     for it in found:
         for src, where, _z in roles.v.iterated(it, fn):
             if _source_kind(src, (), where, roles) == BATCH:

@@ -20,6 +20,8 @@ from typing import Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 
 import libcst as cst
 
+from looplint.model.walk import Walker
+
 from looplint.model import events as ev
 from looplint.model.events import Event, Loop, code
 from looplint.model.interp import Ctx, Interp, OverBudget, items_below
@@ -40,14 +42,14 @@ def _unchain(expr):
 
 def _reads_training(fn: Function) -> bool:
     """Whether the function reads ``X.training`` (it remembers the mode, usually to restore it)."""
-    class V(cst.CSTVisitor):
+    class V(Walker):
         hit = False
 
         def visit_Attribute(self, n: cst.Attribute) -> None:
             if n.attr.value == "training":
                 V.hit = True
 
-    fn.node.visit(V())
+    V().walk(fn.node)
     return V.hit
 
 

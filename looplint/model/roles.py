@@ -14,6 +14,8 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 
 import libcst as cst
 
+from looplint.model.walk import Walker
+
 from looplint.model.scopes import Assignment, ClassInfo, Function, Scopes, arg, dotted, keyword_arg, last_name, positional_args
 from looplint.model import frameworks
 from looplint.model.values import PARAM, SAME_OBJECT, Def, Values, class_of
@@ -555,10 +557,16 @@ class Roles:
         return self._module_key(expr, frame, 0) if expr is not None else None
 
     def fresh_module_key(self, expr: cst.BaseExpression) -> Optional[str]:
-        """An identity for a module built inline (``train(nn.Linear(2, 2), ...)``): an object of its own."""
+        """An identity for an object built inline (``train(nn.Linear(2, 2), ...)``, ``fit(Net(), ...)`` with
+        ``Net`` imported): each constructor call is an object of its own. A call of a function of this
+        module is not (what it returns is followed by the roles of its result)."""
         expr = unwrap_module(expr)
-        if isinstance(expr, cst.Call) and self.ctor_kind(expr)[0] == MODULE:
+        if not isinstance(expr, cst.Call):
+            return None
+        if self.ctor_kind(expr)[0] == MODULE:
             return f"new@{id(expr)}"
+        if isinstance(expr.func, (cst.Name, cst.Attribute)) and self.v.s.qualify(expr.func) != dotted(expr.func):
+            return f"new@{id(expr)}"  # a class or factory imported from elsewhere
         return None
 
     def module_ref(self, expr: cst.BaseExpression, frame: Frame) -> Tuple[Optional[str], bool]:
@@ -682,7 +690,7 @@ class Roles:
         unknown = [False]
         roles = self
 
-        class V(cst.CSTVisitor):
+        class V(Walker):
             def visit_Call(self, n: cst.Call) -> Optional[bool]:
                 if isinstance(n.func, cst.Attribute) and n.func.attr.value in ("parameters", "named_parameters"):
                     k = roles.module_key(n.func.value, frame)
@@ -693,7 +701,7 @@ class Roles:
                     return False
                 return True
 
-        params.visit(V())
+        V().walk(params)
         if not keys and isinstance(params, cst.Name):
             fn: Optional[Function] = frame.fn
             while fn is not None and params.value not in fn.assigns:

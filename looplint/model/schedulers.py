@@ -23,6 +23,8 @@ from typing import List, Optional, Tuple
 
 import libcst as cst
 
+from looplint.model.walk import Walker
+
 from looplint.model.events import Loop, code
 from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
 from looplint.model.scopes import Function, arg, keyword_arg, last_name, positional_args
@@ -139,7 +141,7 @@ def epoch_count(loop: Loop, values) -> Optional[int]:
     scope = loop.fn
     if scope is None:
         return None
-    while isinstance(e, cst.Call) and last_name(e.func) in ("tqdm", "enumerate", "iter") and e.func is not None:
+    while isinstance(e, cst.Call) and last_name(e.func) != "trange" and values.iteration_wrapper(e.func, scope):
         pos = positional_args(e)
         if not pos:
             return None
@@ -484,14 +486,14 @@ def _literal_float(expr: Optional[cst.BaseExpression]) -> Optional[float]:
 def _idents(node: cst.CSTNode) -> set:
     found = set()
 
-    class V(cst.CSTVisitor):
+    class V(Walker):
         def visit_Name(self, n: cst.Name) -> None:
             found.add(n.value)
 
         def visit_Attribute(self, n: cst.Attribute) -> None:
             found.add(n.attr.value)
 
-    node.visit(V())
+    V().walk(node)
     return found
 
 
@@ -523,13 +525,7 @@ def scheduler_steps(model):
 
 def optimizer_steps(model, optimizer: Optional[Role]):
     """Step events of ``optimizer`` (of every optimizer when it is not known)."""
-    from looplint.model.events import STEP
-
-    out = []
-    for e, roles in model.facts.acted_on.items():
-        if e.kind == STEP and any(r.kind == OPTIMIZER and (optimizer is None or r is optimizer) for r in roles):
-            out.append(e)
-    return out
+    return model.steps_of(optimizer)
 
 
 def presence_test(key: Optional[str], value: bool) -> bool:

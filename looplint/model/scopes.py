@@ -11,6 +11,8 @@ from typing import Dict, Iterator, List, Optional, Set, Union
 
 import libcst as cst
 
+from looplint.model.walk import Walker
+
 FunctionNode = Union[cst.FunctionDef, cst.Module]
 
 
@@ -42,7 +44,7 @@ def names_in(node: cst.CSTNode) -> Set[str]:
     """Every identifier read in an expression (``self`` included for ``self.x``)."""
     found: Set[str] = set()
 
-    class V(cst.CSTVisitor):
+    class V(Walker):
         def visit_Name(self, n: cst.Name) -> None:
             found.add(n.value)
 
@@ -50,15 +52,15 @@ def names_in(node: cst.CSTNode) -> Set[str]:
             d = dotted(n)
             if d:
                 found.add(d)
-            n.value.visit(self)
+            self.walk(n.value)
             return False
 
-    node.visit(V())
+    V().walk(node)
     return found
 
 
 def has_call(node: cst.CSTNode) -> bool:
-    class V(cst.CSTVisitor):
+    class V(Walker):
         hit = False
 
         def visit_Call(self, n: cst.Call) -> bool:
@@ -66,7 +68,7 @@ def has_call(node: cst.CSTNode) -> bool:
             return False
 
     v = V()
-    node.visit(v)
+    v.walk(node)
     return v.hit
 
 

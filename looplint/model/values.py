@@ -28,6 +28,8 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 
+from looplint.model.walk import Walker, children
+
 from looplint.model.scopes import Assignment, ClassInfo, Function, Scopes, dotted, last_name, positional_args
 
 # -- definitions -------------------------------------------------------------------------------------------
@@ -102,7 +104,52 @@ class Callable:
             if isinstance(v, cst.Name) and v.value in given:
                 a = a.with_changes(value=given[v.value])
             args.append(a)
-        return inner.with_changes(args=args)
+        return inner.with_changes(args=partial_args(self.bound_args, args))
+
+
+def _passes_through(node: cst.FunctionDef) -> bool:
+    """The function returns its first parameter, or yields every item of it (``yield from it``,
+    ``for v in it: yield v``)."""
+    params = node.params.params
+    if not params:
+        return False
+    first = params[0].name.value
+    stack: List[cst.CSTNode] = [node.body]
+    returns = yields_from = False
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        if isinstance(n, cst.Return) and n.value is not None:
+            if not (isinstance(n.value, cst.Name) and n.value.value == first):
+                return False
+            returns = True
+        elif isinstance(n, cst.Yield) and isinstance(n.value, cst.From):
+            yields_from = yields_from or (isinstance(n.value.item, cst.Name) and n.value.item.value == first)
+        elif isinstance(n, cst.For) and isinstance(n.iter, cst.Name) and n.iter.value == first and any(
+                isinstance(y, cst.Yield) for y in _descendants(n.body)):
+            yields_from = True
+        stack.extend(children(n))
+    return returns or yields_from
+
+
+def _descendants(node: cst.CSTNode):
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(children(n))
+
+
+def partial_args(bound: Sequence[cst.Arg], given: Sequence[cst.Arg]) -> Tuple[cst.Arg, ...]:
+    """The arguments ``partial(f, *bound)(*given)`` passes to ``f``: positional ones first (the bound before
+    the given), then keywords, a keyword given at the call replacing the bound one of that name."""
+    def positional(a: cst.Arg) -> bool:
+        return a.keyword is None and a.star != "**"
+    given_kw = {a.keyword.value for a in given if a.keyword is not None}
+    kws = [a for a in bound if not positional(a) and (a.keyword is None or a.keyword.value not in given_kw)]
+    return (*[a for a in bound if positional(a)], *[a for a in given if positional(a)],
+            *kws, *[a for a in given if not positional(a)])
 
 
 def _join(a: Optional[Dict[str, FrozenSet]], b: Optional[Dict[str, FrozenSet]]):
@@ -187,7 +234,7 @@ class _Reaching:
                 else:
                     add(name, r.make(kind, name, stmt, value, path))
 
-        class V(cst.CSTVisitor):
+        class V(Walker):
             def visit_Assign(self, n: cst.Assign) -> None:
                 for t in n.targets:
                     target(t.target, n, ASSIGN, n.value)
@@ -242,7 +289,7 @@ class _Reaching:
                             else (dotted(a.name) or "").split(".")[0]
                         add(name, r.make(OTHER, name, n))
 
-        loop.visit(V())
+        V().walk(loop)
         out = {k: frozenset(v) for k, v in found.items()}
         self._subtree[id(loop)] = out
         return out
@@ -281,19 +328,19 @@ class _Reaching:
             elif isinstance(e, (cst.SimpleString, cst.Integer, cst.Float, cst.Imaginary, cst.Ellipsis)):
                 continue
             else:
-                for c in e.children:
+                for c in children(e):
                     if isinstance(c, cst.BaseExpression):
                         stack.append(c)
                     elif isinstance(c, (cst.Arg, cst.Element, cst.DictElement, cst.StarredDictElement,
                                         cst.FormattedStringExpression, cst.SubscriptElement, cst.Index,
                                         cst.Slice, cst.ComparisonTarget, cst.LeftParen, cst.RightParen)):
-                        stack.extend(x for x in c.children if isinstance(x, (cst.BaseExpression, cst.Index, cst.Slice)))
+                        stack.extend(x for x in children(c) if isinstance(x, (cst.BaseExpression, cst.Index, cst.Slice)))
 
     def walrus(self, expr: Optional[cst.CSTNode], env):
         if env is None or expr is None or not _has_walrus(expr):
             return env
 
-        class V(cst.CSTVisitor):
+        class V(Walker):
             found: List[cst.NamedExpr] = []
 
             def visit_NamedExpr(self, n: cst.NamedExpr) -> None:
@@ -303,7 +350,7 @@ class _Reaching:
                 return False
 
         V.found = []
-        expr.visit(V())
+        V().walk(expr)
         env = dict(env)
         for n in V.found:
             if isinstance(n.target, cst.Name):
@@ -520,21 +567,21 @@ class _Reaching:
 
 
 def _has_walrus(expr) -> bool:
-    class V(cst.CSTVisitor):
+    class V(Walker):
         hit = False
 
         def visit_NamedExpr(self, n) -> bool:
             V.hit = True
             return False
 
-    expr.visit(V())
+    V().walk(expr)
     return V.hit
 
 
 def _pattern_names(pattern) -> Set[str]:
     found: Set[str] = set()
 
-    class V(cst.CSTVisitor):
+    class V(Walker):
         def visit_MatchAs(self, n: cst.MatchAs) -> None:
             if n.name is not None:
                 found.add(n.name.value)
@@ -547,7 +594,7 @@ def _pattern_names(pattern) -> Set[str]:
             if n.rest is not None:
                 found.add(n.rest.value)
 
-    pattern.visit(V())
+    V().walk(pattern)
     return found
 
 
@@ -557,7 +604,7 @@ def _bound_elsewhere(fn: Function) -> Set[str]:
     found: Set[str] = set(fn.nested)
     node = fn.node
 
-    class V(cst.CSTVisitor):
+    class V(Walker):
         def visit_For(self, n: cst.For) -> None:
             found.update(x for x, _p, _s in _target_names(n.target))
 
@@ -611,9 +658,9 @@ def _bound_elsewhere(fn: Function) -> Set[str]:
 
     if isinstance(node, cst.Module):
         for st in node.body:
-            st.visit(V())
+            V().walk(st)
     else:
-        node.body.visit(V())
+        V().walk(node.body)
     return found
 
 
@@ -622,14 +669,14 @@ def _nonlocals(fn: Function) -> Set[str]:
         return set()
     found: Set[str] = set()
 
-    class V(cst.CSTVisitor):
+    class V(Walker):
         def visit_Nonlocal(self, n: cst.Nonlocal) -> None:
             found.update(x.name.value for x in n.names)
 
         def visit_FunctionDef(self, n) -> bool:
             return n is fn.node
 
-    fn.node.visit(V())
+    V().walk(fn.node)
     return found
 
 
@@ -726,7 +773,7 @@ class Values:
             node = fn.node
             body = node.body if isinstance(node, cst.Module) else [node.body]
 
-            class V(cst.CSTVisitor):
+            class V(Walker):
                 def __init__(self) -> None:
                     self.func_nodes: Set[int] = set()
                     self.lambdas: List[FrozenSet[str]] = []
@@ -742,16 +789,16 @@ class Values:
 
                 def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
                     for d in n.decorators:
-                        d.decorator.visit(self)
+                        self.walk(d.decorator)
                     return n is node  # nested functions are indexed as functions of their own
 
                 def visit_ClassDef(self, n: cst.ClassDef) -> bool:
                     for stmt in (n.body.body if isinstance(n.body, cst.IndentedBlock) else []):
                         if not isinstance(stmt, cst.FunctionDef):
-                            stmt.visit(self)
+                            self.walk(stmt)
                         else:
                             for d in stmt.decorators:
-                                d.decorator.visit(self)
+                                self.walk(d.decorator)
                     return False
 
                 def visit_Call(self, n: cst.Call) -> None:
@@ -768,7 +815,7 @@ class Values:
                         c = values.callable_of(n.func, fn)
                         if c is not None and isinstance(c.target, Function):
                             made = c.forwarded(n) if c.forward is not None else n.with_changes(
-                                args=(*c.bound_args, *n.args))  # partial: its arguments come first
+                                args=partial_args(c.bound_args, n.args))
                             sites.setdefault(c.target, []).append(CallSite(made, fn, c.bound_self, around))
 
                 def visit_Name(self, n: cst.Name) -> None:
@@ -783,16 +830,16 @@ class Values:
                         callee, _b = values.resolve_callee(n, fn)
                         if callee is not None:
                             refs.add(callee)
-                    n.value.visit(self)
+                    self.walk(n.value)
                     return False
 
                 def visit_Arg(self, n: cst.Arg) -> bool:
-                    n.value.visit(self)  # the keyword is no reference
+                    self.walk(n.value)  # the keyword is no reference
                     return False
 
             v = V()
             for st in body:
-                st.visit(v)
+                v.walk(st)
         self._sites = sites
         self._referenced = refs
 
@@ -1176,7 +1223,7 @@ class Values:
         if self._argparse is None:
             found: Dict[str, List[cst.BaseExpression]] = {}
 
-            class V(cst.CSTVisitor):
+            class V(Walker):
                 def visit_Call(self, n: cst.Call) -> None:
                     if last_name(n.func) != "add_argument":
                         return
@@ -1195,7 +1242,7 @@ class Values:
                     if dest is not None and default is not None:
                         found.setdefault(dest, []).append(default)
 
-            self.s.module_node.visit(V())
+            V().walk(self.s.module_node)
             self._argparse = found
         return self._argparse
 
@@ -1207,7 +1254,7 @@ class Values:
         if expr is None or depth > MAX_DEPTH:
             return []
         e = expr
-        while isinstance(e, cst.Call) and last_name(e.func) in ITER_WRAPPERS and last_name(e.func) not in ("trange",):
+        while isinstance(e, cst.Call) and self.iteration_wrapper(e.func, fn) and last_name(e.func) not in ("trange",):
             args = positional_args(e)
             if not args:
                 return [(e, fn, False)]
@@ -1219,12 +1266,26 @@ class Values:
             return out
         if isinstance(e, cst.Name):
             found = self.assigned_values(e, fn)
-            if found and all(isinstance(v, cst.Call) and last_name(v.func) in ITER_WRAPPERS | {"zip"} for v, _w in found):
+            if found and all(isinstance(v, cst.Call) and (last_name(v.func) == "zip" or self.iteration_wrapper(v.func, w))
+                             for v, w in found):
                 out = []
                 for v, where in found:
                     out.extend(self.iterated(v, where, depth + 1))
                 return out
         return [(e, fn, False)]
+
+    def iteration_wrapper(self, func: cst.BaseExpression, fn: Function) -> bool:
+        """Iterating ``func(it, ...)`` yields the items of ``it``: a known wrapper under the name it was imported
+        from (``from tqdm import tqdm as progress``), or a function of this module that returns its first
+        parameter or yields from it (a fallback ``def progress(iterable, **kw): return iterable``)."""
+        q = self.s.qualify(func)
+        if q is not None and q.rsplit(".", 1)[-1] in ITER_WRAPPERS:
+            return True
+        if isinstance(func, cst.Name):
+            local = self.s.lookup_function(func.value, fn)
+            if local is not None and isinstance(local.node, cst.FunctionDef) and _passes_through(local.node):
+                return True
+        return last_name(func) in ITER_WRAPPERS
 
     # -- mixed precision ---------------------------------------------------------------------------------------
     def scaled_by(self, expr: Optional[cst.BaseExpression], fn: Function, depth: int = 0) -> Optional[Tuple[cst.BaseExpression, Function]]:
@@ -1254,8 +1315,11 @@ class Values:
             body = expr.body
             if isinstance(body, cst.Call) and not any(a.star for a in body.args):
                 inner = self.callable_of(body.func, fn, depth + 1)
-                if inner is not None and isinstance(inner.target, Function) and not inner.bound_args:
-                    return Callable(inner.target, inner.scope, (), None, inner.bound_self, inner.factory, expr)
+                if inner is not None and isinstance(inner.target, Function) and (
+                        not inner.bound_args or inner.bound_scope is fn):
+                    # a partial called by the lambda keeps its bound arguments (they come first)
+                    return Callable(inner.target, inner.scope, inner.bound_args, inner.bound_scope, inner.bound_self,
+                                    inner.factory, expr)
             return Callable(expr, fn)
         if isinstance(expr, cst.Call) and last_name(expr.func) == "partial" and expr.args and not expr.args[0].keyword:
             inner = self.callable_of(expr.args[0].value, fn, depth + 1)
@@ -1297,7 +1361,7 @@ class Values:
         out: List[cst.BaseExpression] = []
         node = fn.node
 
-        class V(cst.CSTVisitor):
+        class V(Walker):
             def visit_Return(self, n: cst.Return) -> None:
                 if n.value is not None:
                     out.append(n.value)
@@ -1312,7 +1376,7 @@ class Values:
                 return False
 
         if isinstance(node, cst.FunctionDef):
-            node.visit(V())
+            V().walk(node)
         return out
 
 

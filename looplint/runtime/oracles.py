@@ -233,9 +233,13 @@ def step_before_backward(trace: Trace) -> List[Evidence]:
 
 @oracle("LL104")
 def step_without_backward(trace: Trace) -> List[Evidence]:
-    """An optimizer stepped and no backward pass ever reached its parameters."""
+    """An optimizer stepped and no backward pass ever reached its parameters, in a program that computes
+    something to train on (a module's forward with autograd on): a loop that only steps an optimizer to
+    trace its learning-rate schedule trains nothing and is not this bug."""
     out = []
     backwards = trace.of("backward")
+    if not any(f.get("grad") for f in trace.of("forward")):
+        return out
     for opt, o in trace.optimizers().items():
         steps = _plain_steps(trace, opt)
         if not steps or any(trace.reaches(b, opt) for b in backwards) or not all(_empty(s) for s in steps):
