@@ -12,24 +12,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import importlib
 import os
 import sys
+import time
 import traceback
 from collections import Counter
 from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
 import looplint
 from looplint.config import ConfigError, Overrides, Resolver, Selection, Settings, normalize_selectors
-from looplint.diagnostics import Diagnostic
+from looplint.diagnostics import REPOSITORY_URL, Diagnostic
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME
+from looplint.terminal import Paint
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-ISSUES_URL = "https://github.com/looplint/looplint/issues"
+ISSUES_URL = f"{REPOSITORY_URL}/issues"
 DEBUG_ENV = "LOOPLINT_DEBUG"
 FORMAT_ENV = "LOOPLINT_OUTPUT_FORMAT"
-OUTPUT_FORMATS = ("concise", "full", "json", "json-lines", "github", "sarif")
+OUTPUT_FORMATS = ("concise", "full", "json", "json-lines", "github", "gitlab", "junit", "sarif")
 PARALLEL_THRESHOLD = 16  # fewer files than this are linted in this process
+PROGRESS_DELAY = 1.0  # seconds a run lasts before its progress line appears (on a terminal, not in CI)
 
 # Subcommands provided by optional parts: (module with ``main(argv)``, extra, its third-party imports).
 OPTIONAL_COMMANDS = {
@@ -41,8 +45,8 @@ SUBCOMMANDS = ("check", "rule", "rules") + tuple(OPTIONAL_COMMANDS)
 CHECK_EPILOG = f"""\
 commands:
   looplint [check] PATH...   lint files and directories (the default command)
-  looplint rule CODE         print a rule's documentation (--all: every rule)
-  looplint rules             list the rules: code, name, summary
+  looplint rule CODE|NAME    print a rule's documentation (LL101 or missing-zero-grad; --all: every rule)
+  looplint rules             list the rules (LL000 included): code, name, summary
   looplint server            language server over stdio (pip install 'looplint[lsp]')
   looplint confirm PATH...   run fixtures and confirm findings dynamically (pip install 'looplint[runtime]')
   (to lint a directory named like a command, write `looplint check rules`)
@@ -132,6 +136,9 @@ def _check_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--statistics", action="store_true", help="print the number of findings per rule instead of the findings")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     parser.add_argument("-q", "--quiet", action="store_true", help="print the findings only, no summary line")
+    parser.add_argument("-s", "--silent", action="store_true", help="print nothing (no findings, no warnings); the exit status still tells (a --output-file is still written)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="on stderr: the configuration files used, how long finding, linting and reporting took, the slowest files")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the concise and full formats: auto (default) on a terminal; NO_COLOR=1 turns auto off, FORCE_COLOR=1 on")
     parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="worker processes (default: the number of CPUs)")
     parser.add_argument("--debug", action="store_true", help=f"show tracebacks of internal errors (also env {DEBUG_ENV}=1)")
     parser.add_argument("--version", action="version", version=f"looplint {looplint.__version__}")
@@ -150,7 +157,7 @@ def _positive_int(text: str) -> int:
 
 def _rule_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="looplint rule", description="Print the documentation of a rule.")
-    parser.add_argument("code", nargs="?", metavar="CODE", help="a rule code, e.g. LL101")
+    parser.add_argument("code", nargs="?", metavar="CODE|NAME", help="a rule code or name, e.g. LL101 or missing-zero-grad")
     parser.add_argument("--all", action="store_true", help="print the documentation of every rule")
     parser.add_argument("--output-format", choices=("text", "json"), default="text")
     return parser
@@ -324,16 +331,17 @@ def _lint_task(path: str, codes: Tuple[str, ...]) -> Tuple[List[Diagnostic], Opt
         return [], (summary, trace)
 
 
-def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int]):
+def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on_done=None):
     """``_lint_task`` for every task, in worker processes when there are many. A worker that dies (the
-    parser crashed, or ran out of memory) costs the file it held an LL000; the others are still linted."""
+    parser crashed, or ran out of memory) costs the file it held an LL000; the others are still linted.
+    ``on_done(index, seconds)`` is called as each task ends (progress, ``-v`` timing)."""
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1 and len(tasks) >= PARALLEL_THRESHOLD:
         from looplint.engine import worker_died
         from looplint.worker import WorkerDied, WorkerError, run_tasks
 
         try:
-            outcomes = run_tasks(_lint_task, tasks, jobs)
+            outcomes = run_tasks(_lint_task, tasks, jobs, on_done=on_done)
         except (OSError, NotImplementedError):
             outcomes = None  # no worker processes on this machine: lint here instead
         if outcomes is not None:
@@ -345,7 +353,13 @@ def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int]):
                     outcome = [], (outcome.summary, outcome.trace)
                 results.append(outcome)
             return results
-    return [_lint_task(p, c) for p, c in tasks]
+    results = []
+    for index, (path, codes) in enumerate(tasks):
+        started = time.monotonic()
+        results.append(_lint_task(path, codes))
+        if on_done is not None:
+            on_done(index, time.monotonic() - started)
+    return results
 
 
 def _unreadable(path: str, reason: str) -> Diagnostic:
@@ -358,6 +372,7 @@ def _sort_key(d: Diagnostic, shown: Dict[str, str]):
 
 def check(argv: List[str], prog: str = "looplint") -> int:
     ns = _check_parser(prog).parse_args(argv)
+    timer = _Timer(ns.verbose and not ns.silent)
     debug = ns.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     fmt = _output_format(ns)
     cli = _cli_selection(ns)
@@ -384,7 +399,8 @@ def check(argv: List[str], prog: str = "looplint") -> int:
         found = discover(ns.paths or ["."], resolver.for_path, force_exclude=ns.force_exclude)
         if ns.show_files or ns.show_settings:
             return _show(ns, found, resolver, cli, context)
-        if not found.files and not found.unreadable:
+        timer.lap(f"found {len(found.files)} files to lint")
+        if not found.files and not found.unreadable and not ns.silent:
             _warn("no Python files found under the given paths")  # like ruff; still exit 0
         tasks = []
         wanted: Dict[str, List[str]] = {}
@@ -395,7 +411,8 @@ def check(argv: List[str], prog: str = "looplint") -> int:
         for path, reason in found.unreadable:
             if PARSE_ERROR in resolver.for_path(path).enabled_codes(path, cli):
                 diagnostics.append(_unreadable(path, reason))
-        for (path, _), (found_here, error) in zip(tasks, _run_tasks(tasks, ns.jobs)):
+        timer.settings(resolver, found.files)
+        for (path, _), (found_here, error) in zip(tasks, _run_with_progress(ns, tasks, timer)):
             if error is not None:
                 failures += 1
                 _internal_error(error[0], error[1], debug, where=path)
@@ -406,6 +423,23 @@ def check(argv: List[str], prog: str = "looplint") -> int:
     shown = {d.path: context.display_path(d.path) for d in diagnostics}
     diagnostics.sort(key=lambda d: _sort_key(d, shown))
 
+    context.color = _color(ns, fmt)
+    _write_report(ns, fmt, diagnostics, context)
+    timer.lap("wrote the report")
+    timer.report()
+
+    if failures:
+        return EXIT_ERROR
+    if diagnostics and not ns.exit_zero:
+        return EXIT_FINDINGS
+    return EXIT_CLEAN
+
+
+def _write_report(ns: argparse.Namespace, fmt: str, diagnostics: List[Diagnostic], context) -> None:
+    from looplint import report
+
+    if ns.silent and not ns.output_file:
+        return
     out, close = _open_output(ns.output_file)
     with _writing(ns.output_file):
         try:
@@ -416,18 +450,80 @@ def check(argv: List[str], prog: str = "looplint") -> int:
             else:
                 report.FORMATS[fmt](diagnostics, out, context)
                 if fmt in report.HUMAN_FORMATS and not ns.quiet:
-                    _write_summary(diagnostics, out)
+                    _write_summary(diagnostics, out, context.paint)
         finally:
             if close:
                 out.close()
             else:
                 out.flush()
 
-    if failures:
-        return EXIT_ERROR
-    if diagnostics and not ns.exit_zero:
-        return EXIT_FINDINGS
-    return EXIT_CLEAN
+
+def _color(ns: argparse.Namespace, fmt: str) -> bool:
+    """Colour only the formats meant for people, and in ``auto`` only on a terminal (``looplint.terminal``)."""
+    from looplint import report
+    from looplint.terminal import use_color
+
+    if fmt not in report.HUMAN_FORMATS or ns.statistics:
+        return False
+    if ns.output_file and ns.color == "auto":
+        return False
+    return use_color(ns.color, sys.stdout)
+
+
+def _run_with_progress(ns: argparse.Namespace, tasks, timer: "_Timer"):
+    """Lints the tasks with a progress line on stderr when it is a terminal and not in CI."""
+    from looplint.terminal import Progress, in_ci, is_terminal
+
+    shown = not (ns.quiet or ns.silent) and is_terminal(sys.stderr) and not in_ci()
+    progress = Progress(sys.stderr, len(tasks), shown, delay=PROGRESS_DELAY)
+
+    def done(index: int, seconds: float) -> None:
+        timer.file(tasks[index][0], seconds)
+        progress.update()
+
+    try:
+        return _run_tasks(tasks, ns.jobs, done)
+    finally:
+        progress.clear()
+        timer.lap(f"linted {len(tasks)} files")
+
+
+class _Timer:
+    """``-v``: what each phase of a run took, which configuration files governed the files, and the
+    slowest files, written to stderr at the end."""
+
+    SLOWEST = 5
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.start = self.last = time.monotonic()
+        self.lines: List[str] = []
+        self.files: List[Tuple[float, str]] = []
+
+    def lap(self, what: str) -> None:
+        now = time.monotonic()
+        self.lines.append(f"{what} in {now - self.last:.3f} s")
+        self.last = now
+
+    def file(self, path: str, seconds: float) -> None:
+        self.files.append((seconds, path))
+
+    def settings(self, resolver: Resolver, files: Sequence[str]) -> None:
+        if not self.enabled:
+            return
+        governing = Counter(resolver.for_path(f).path or "(defaults: no configuration file)" for f in files)
+        for path, n in sorted(governing.items()):
+            self.lines.append(f"settings from {path} for {n} file{'s' if n != 1 else ''}")
+
+    def report(self) -> None:
+        if not self.enabled:
+            return
+        slowest = sorted(self.files, reverse=True)[: self.SLOWEST]
+        if slowest:
+            self.lines.append("slowest: " + ", ".join(f"{path} {seconds:.3f} s" for seconds, path in slowest))
+        self.lines.append(f"total {time.monotonic() - self.start:.3f} s")
+        for line in self.lines:
+            _to_stderr(f"looplint: {line}\n")
 
 
 def _show(ns: argparse.Namespace, found, resolver: Resolver, cli: Selection, context) -> int:
@@ -539,12 +635,12 @@ def _lint_stdin(ns: argparse.Namespace, resolver: Resolver, cli: Selection, cont
     return [d for d in found if d.code in codes]
 
 
-def _write_summary(diagnostics: Sequence[Diagnostic], out: TextIO) -> None:
+def _write_summary(diagnostics: Sequence[Diagnostic], out: TextIO, paint: Paint = Paint()) -> None:
     n = len(diagnostics)
     if n:
         out.write(f"Found {n} error{'s' if n != 1 else ''}.\n")
     else:
-        out.write("All checks passed!\n")
+        out.write(paint("All checks passed!", "bold", "green") + "\n")
 
 
 def _write_statistics(diagnostics: Sequence[Diagnostic], out: TextIO, fmt: str) -> None:
@@ -569,64 +665,63 @@ def _write_statistics(diagnostics: Sequence[Diagnostic], out: TextIO, fmt: str) 
 # ---------------------------------------------------------------------------------------------- rule docs
 
 
-def _rule_doc_text(code: str) -> Tuple[str, str, str]:
-    """(name, documentation, summary) for a code, ``LL000`` included; UsageError if unknown."""
-    from looplint.report.sarif import PARSE_ERROR_DOC
-    from looplint.rule import rule_by_code
+def _rule_entry(text: str) -> Tuple[str, str, str, str]:
+    """(code, name, summary, documentation) of the rule named by a code (``LL101``, any case) or a name
+    (``missing-zero-grad``), ``LL000`` included; a UsageError naming it (with a close match) otherwise."""
+    from looplint.ruledocs import rule_docs
 
-    code = code.strip().upper()
-    if code == PARSE_ERROR:
-        return PARSE_ERROR_NAME, PARSE_ERROR_DOC, "File cannot be read, decoded or parsed."
-    rule = rule_by_code(code)
-    if rule is None:
-        raise UsageError(f"unknown rule code `{code}` (run `looplint rules` for the list)")
-    return rule.name, rule.documentation(), rule.summary()
+    docs = rule_docs()
+    wanted = text.strip()
+    for entry in docs:
+        if wanted.upper() == entry[0] or wanted.lower() == entry[1]:
+            return entry
+    hint = difflib.get_close_matches(wanted.lower(), [e[1] for e in docs], n=1) or difflib.get_close_matches(
+        wanted.upper(), [e[0] for e in docs], n=1, cutoff=0.8
+    )
+    extra = f" (did you mean `{hint[0]}`?)" if hint else ""
+    raise UsageError(f"unknown rule `{wanted}`{extra}: give a code like LL101 or a name like missing-zero-grad (run `looplint rules` for the list)")
 
 
 def rule_command(argv: List[str]) -> int:
     parser = _rule_parser()
     ns = parser.parse_args(argv)
-    from looplint.rule import all_rules
+    from looplint.diagnostics import docs_url
+    from looplint.ruledocs import rule_docs
 
     if ns.all == bool(ns.code):
-        parser.error("give either a rule CODE or --all")
-    codes = [r.code for r in all_rules()] if ns.all else [ns.code.strip().upper()]
-    docs = [(c,) + _rule_doc_text(c) for c in codes]
+        parser.error("give either a rule CODE or NAME, or --all")
+    docs = rule_docs() if ns.all else [_rule_entry(ns.code)]
     if ns.output_format == "json":
         import json
 
-        from looplint.diagnostics import DOCS_URL
-
-        items = [
-            {"code": c, "name": n, "summary": s, "explanation": d, "url": DOCS_URL.format(code=c.lower())}
-            for c, n, d, s in docs
-        ]
+        items = [{"code": c, "name": n, "summary": s, "explanation": d, "url": docs_url(c)} for c, n, s, d in docs]
         with _writing():
             json.dump(items if ns.all else items[0], _stdout(), indent=2)
             _stdout().write("\n")
             _stdout().flush()
         return EXIT_CLEAN
     with _writing():
-        _stdout().write("\n".join(f"# {n} ({c})\n\n{d.rstrip()}\n" for c, n, d, _ in docs))
+        _stdout().write("\n".join(f"# {n} ({c})\n\n{d.rstrip()}\n" for c, n, _, d in docs))
         _stdout().flush()
     return EXIT_CLEAN
 
 
 def rules_command(argv: List[str]) -> int:
+    """Every rule, ``LL000`` first: code, name, summary."""
     ns = _rules_parser().parse_args(argv)
-    from looplint.rule import all_rules
+    from looplint.ruledocs import rule_docs
 
-    rules = all_rules()
+    docs = rule_docs()
     with _writing():
         out = _stdout()
         if ns.output_format == "json":
             import json
 
-            json.dump([{"code": r.code, "name": r.name, "summary": r.summary()} for r in rules], out, indent=2)
+            json.dump([{"code": c, "name": n, "summary": s} for c, n, s, _ in docs], out, indent=2)
             out.write("\n")
-        elif rules:
-            name_width = max(len(r.name) for r in rules)
-            for r in rules:
-                out.write(f"{r.code}  {r.name:<{name_width}}  {r.summary()}\n")
+        else:
+            name_width = max(len(n) for _, n, _, _ in docs)
+            for code, name, summary, _ in docs:
+                out.write(f"{code}  {name:<{name_width}}  {summary}\n")
         out.flush()
     return EXIT_CLEAN

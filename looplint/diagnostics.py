@@ -4,7 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-DOCS_URL = "https://github.com/looplint/looplint/blob/main/README.md#{code}"
+REPOSITORY_URL = "https://github.com/looplint/looplint"
+# Each rule's page, generated from its docstring by ``looplint.ruledocs`` (a test checks that it exists).
+DOCS_PATH = "docs/rules/{code}.md"
+DOCS_URL = f"{REPOSITORY_URL}/blob/main/{DOCS_PATH}"
+
+
+def docs_url(code: str) -> str:
+    return DOCS_URL.format(code=code.upper())
 
 
 @dataclass(frozen=True, order=True)
@@ -26,4 +33,4 @@ class Diagnostic:
 
     @property
     def url(self) -> Optional[str]:
-        return DOCS_URL.format(code=self.code.lower()) if self.code != "LL000" else None
+        return docs_url(self.code)

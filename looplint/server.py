@@ -47,7 +47,7 @@ from pygls.workspace.text_document import TextDocument
 
 import looplint
 from looplint.config import CONFIG_FILES, ConfigError, Resolver, Settings, default_settings
-from looplint.diagnostics import DOCS_URL, Diagnostic
+from looplint.diagnostics import Diagnostic, docs_url
 from looplint.notebook import split_lines
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME, all_rules, rule_by_code
 from looplint.suppress import directives
@@ -282,7 +282,7 @@ def rule_hover_markdown(code: str) -> Optional[str]:
     rule = rule_by_code(code)
     if rule is None:
         return None
-    url = DOCS_URL.format(code=code.lower())
+    url = docs_url(code)
     return f"**{code}** `{rule.name}`\n\n{rule.documentation().rstrip()}\n\n[{code} documentation]({url})"
 
 

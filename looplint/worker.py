@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from multiprocessing.connection import wait
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Union
@@ -150,20 +151,29 @@ def _describe_exit(code: Optional[int]):
 Outcome = Union[Any, WorkerDied, WorkerError]
 
 
-def run_tasks(fn: Callable, tasks: Sequence[Iterable[Any]], jobs: int, **worker_options: Any) -> List[Outcome]:
+def run_tasks(
+    fn: Callable,
+    tasks: Sequence[Iterable[Any]],
+    jobs: int,
+    on_done: Optional[Callable[[int, float], None]] = None,
+    **worker_options: Any,
+) -> List[Outcome]:
     """``fn(*task)`` for every task, ``jobs`` workers at a time; in task order, the value or the
-    ``WorkerDied`` / ``WorkerError`` in its place."""
+    ``WorkerDied`` / ``WorkerError`` in its place. ``on_done(index, seconds)`` is called as each task ends
+    (in the order they end), with the time it took."""
     tasks = [tuple(t) for t in tasks]
     outcomes: List[Outcome] = [None] * len(tasks)
     workers = [Worker(**worker_options) for _ in range(max(1, min(jobs, len(tasks))))]
     queue = iter(range(len(tasks)))
     holding = {}  # worker -> the index of the task it runs
+    started = {}  # task index -> when it was given to a worker
 
     def give(worker: Worker) -> None:
         index = next(queue, None)
         if index is not None:
             worker.submit(fn, *tasks[index])
             holding[worker] = index
+            started[index] = time.monotonic()
 
     try:
         for worker in workers:
@@ -177,6 +187,8 @@ def run_tasks(fn: Callable, tasks: Sequence[Iterable[Any]], jobs: int, **worker_
                     outcomes[index] = worker.result()
                 except (WorkerDied, WorkerError) as e:
                     outcomes[index] = e
+                if on_done is not None:
+                    on_done(index, time.monotonic() - started[index])
                 give(worker)
     finally:
         for worker in workers:

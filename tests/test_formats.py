@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from looplint.diagnostics import Diagnostic
+from looplint.diagnostics import Diagnostic, docs_url
 from looplint.report import FORMATS, ReportContext, github, sarif
 from looplint.rule import Rule
 
@@ -120,7 +120,7 @@ def test_json_has_ruff_field_names_and_one_based_positions(sample):
     assert item["end_location"] == {"row": BAD_ROW, "column": BAD_COLUMN + 10}
     assert item["filename"] == str(root / "train.py")
     assert (item["code"], item["name"], item["fix"], item["cell"], item["noqa_row"]) == ("LL101", "missing-zero-grad", None, None, BAD_ROW)
-    assert item["url"] and "ll101" in item["url"]
+    assert item["url"] == docs_url("LL101") and item["url"].endswith("/docs/rules/LL101.md")
 
 
 def test_json_carries_the_notebook_cell(project):
@@ -215,7 +215,7 @@ def test_sarif_is_valid_and_lists_only_the_rules_that_fired(project, sarif_valid
     assert documented["help"]["text"] == _DocumentedRule.documentation()
     assert documented["shortDescription"]["text"] == _DocumentedRule.summary()
     assert documented["fullDescription"]["text"] == "Finds a synthetic problem. It has two sentences."
-    assert "ll101" in documented["helpUri"]
+    assert documented["helpUri"] == docs_url("LL101")
     results = run["results"]
     assert len(results) == 4
     for d, res in zip(diags, results):

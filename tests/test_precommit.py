@@ -153,3 +153,48 @@ def test_try_repo_fails_on_a_finding_and_passes_a_clean_file(tmp_path):
     bad = pre_commit("run", "--files", "train.py", cwd=user, home=home)  # the environment is reused
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert f"train.py:{BAD_ROW}:{BAD_COLUMN}: LL101 " in bad.stdout
+
+
+def readme_pre_commit_configs():
+    """The `.pre-commit-config.yaml` examples of the README's pre-commit section, verbatim."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## pre-commit\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```yaml\n(.*?)```", section, re.S)
+
+
+def test_readme_names_no_repository_or_rev_that_does_not_exist():
+    configs = readme_pre_commit_configs()
+    assert len(configs) == 2
+    assert "repo: local" in configs[0]
+    assert "github.com" not in "".join(configs)  # no published repository to name yet
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+@requires_ll101
+def test_readme_local_hook_runs_the_installed_looplint(tmp_path, monkeypatch):
+    """The README's first form, verbatim: `repo: local`, `language: system` (nothing to install)."""
+    user, home = tmp_path / "project", tmp_path / "pre-commit-home"
+    user.mkdir()
+    home.mkdir()
+    git("init", "-q", cwd=user)
+    (user / ".pre-commit-config.yaml").write_text(readme_pre_commit_configs()[0], encoding="utf-8")
+    (user / "train.py").write_text(BAD_PROGRAM, encoding="utf-8")
+    (user / "clean.py").write_text(CLEAN_PROGRAM, encoding="utf-8")
+    git("add", ".", cwd=user)
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    bad = pre_commit("run", "--files", "train.py", cwd=user, home=home)
+    clean = pre_commit("run", "--files", "clean.py", cwd=user, home=home)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert f"train.py:{BAD_ROW}:{BAD_COLUMN}: LL101 " in bad.stdout
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+
+def test_readme_clone_form_is_a_valid_config(tmp_path):
+    """The README's second form with its placeholders filled in is a configuration pre-commit accepts (it is
+    run for real, from a snapshot of this tree, by the try-repo test above)."""
+    config = readme_pre_commit_configs()[1]
+    config = config.replace("/path/to/looplint", str(REPO)).replace("0123456789abcdef0123456789abcdef01234567", "HEAD")
+    path = tmp_path / ".pre-commit-config.yaml"
+    path.write_text(config, encoding="utf-8")
+    proc = pre_commit("validate-config", str(path), cwd=tmp_path, home=tmp_path / "home")
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -151,20 +151,33 @@ def test_rule_all_prints_every_rule(run, registry):
     assert result.code == 0
     assert result.out.index("# synthetic-problem (LL901)") < result.out.index("# second-problem (LL902)")
     items = json.loads(run("rule", "--all", "--output-format", "json").out)
-    assert [(i["code"], i["name"]) for i in items] == [("LL901", "synthetic-problem"), ("LL902", "second-problem")]
-    assert items[0]["explanation"] == registry["LL901"].documentation()
+    assert [(i["code"], i["name"]) for i in items] == [
+        ("LL000", "unreadable-file"), ("LL901", "synthetic-problem"), ("LL902", "second-problem"),
+    ]
+    assert items[1]["explanation"] == registry["LL901"].documentation()
 
 
 def test_rules_command_lists_code_name_summary(run, registry):
     result = run("rules")
     assert result.code == 0
     assert result.out.splitlines() == [
+        "LL000  unreadable-file    File cannot be read, decoded or parsed.",
         "LL901  synthetic-problem  Finds a synthetic problem.",
         "LL902  second-problem     Finds a second problem.",
     ]
-    assert json.loads(run("rules", "--output-format", "json").out)[1] == {
+    assert json.loads(run("rules", "--output-format", "json").out)[2] == {
         "code": "LL902", "name": "second-problem", "summary": "Finds a second problem.",
     }
+
+
+def test_rule_command_accepts_a_name_like_ruff(run, registry):
+    by_name = run("rule", "second-problem")
+    assert by_name.code == 0 and by_name.out.startswith("# second-problem (LL902)")
+    assert run("rule", "Second-Problem").out == by_name.out
+    assert run("rule", "unreadable-file").out == run("rule", "LL000").out
+    assert json.loads(run("rule", "synthetic-problem", "--output-format", "json").out)["code"] == "LL901"
+    typo = run("rule", "second-problme")
+    assert typo.code == 2 and "did you mean `second-problem`" in typo.err
 
 
 def test_rule_command_errors_exit_2(run, registry):
@@ -184,6 +197,8 @@ def test_rule_command_for_every_registered_rule(run):
         result = run("rule", rule.code)
         assert result.code == 0
         assert rule.documentation().strip() in result.out
+        assert run("rule", rule.name).out == result.out
     listed = run("rules").out
+    assert listed.splitlines()[0].split()[:2] == ["LL000", "unreadable-file"]
     for rule in all_rules():
         assert re.search(rf"^{rule.code}\s+{re.escape(rule.name)}\s", listed, re.M)

@@ -186,7 +186,7 @@ async def test_open_bad_document_reports_the_finding_at_its_range(editor: Editor
     [d] = await editor.diagnostics(uri)
     assert d.code == "LL101"
     assert d.source == "looplint"
-    assert d.code_description is not None and d.code_description.href.endswith("#ll101")
+    assert d.code_description is not None and d.code_description.href.endswith("/docs/rules/LL101.md")
     assert (d.range.start.line, d.range.start.character) == (BAD_ROW - 1, BAD_COLUMN - 1)
     assert (d.range.end.line, d.range.end.character) == (BAD_ROW - 1, BAD_COLUMN - 1 + len("opt.step()"))
     assert "zero_grad" in d.message

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, TextIO
 
 from looplint.diagnostics import Diagnostic
-from looplint.report import concise, full, github, json, json_lines, sarif
+from looplint.report import concise, full, github, gitlab, json, json_lines, junit, sarif
+from looplint.terminal import Paint
 
 Writer = Callable[[Sequence[Diagnostic], TextIO, "ReportContext"], None]
 
@@ -21,6 +22,8 @@ FORMATS: Dict[str, Writer] = {
     "json-lines": json_lines.write,
     "github": github.write,
     "sarif": sarif.write,
+    "gitlab": gitlab.write,
+    "junit": junit.write,
 }
 
 # Formats meant for people: the command line adds ruff's summary line ("Found 3 errors.") after them.
@@ -34,7 +37,12 @@ class ReportContext:
     cwd: str = field(default_factory=os.getcwd)
     # Text that is not on disk (stdin), by diagnostic path.
     texts: Dict[str, str] = field(default_factory=dict)
+    color: bool = False  # ANSI colours in the human formats (decided by --color)
     _cache: Dict[str, Optional[List[str]]] = field(default_factory=dict)
+
+    @property
+    def paint(self) -> Paint:
+        return Paint(self.color)
 
     def display_path(self, path: str) -> str:
         """The path relative to the working directory when it lies below it, else absolute (like ruff)."""

@@ -10,10 +10,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def location(d: Diagnostic, context: "ReportContext") -> str:
-    cell = f"cell {d.cell}:" if d.cell is not None else ""
-    return f"{context.display_path(d.path)}:{cell}{d.line}:{d.column}"
+    paint = context.paint
+    colon = paint(":", "cyan")
+    cell = f"cell {d.cell}{colon}" if d.cell is not None else ""
+    return f"{paint(context.display_path(d.path), 'bold')}{colon}{cell}{d.line}{colon}{d.column}"
+
+
+def header(d: Diagnostic, context: "ReportContext") -> str:
+    """ruff's first line of a finding, in its colours when ``context.color``: bold path, cyan colons, the
+    code in bold red."""
+    paint = context.paint
+    return f"{location(d, context)}{paint(':', 'cyan')} {paint(d.code, 'bold', 'red')} {d.message}"
 
 
 def write(diagnostics: Sequence[Diagnostic], out: TextIO, context: "ReportContext") -> None:
     for d in diagnostics:
-        out.write(f"{location(d, context)}: {d.code} {d.message}\n")
+        out.write(f"{header(d, context)}\n")

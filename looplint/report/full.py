@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, List, Sequence, TextIO
 
 from looplint.diagnostics import Diagnostic
-from looplint.report.concise import location
+from looplint.report.concise import header
 
 if TYPE_CHECKING:  # pragma: no cover
     from looplint.report import ReportContext
@@ -51,7 +51,7 @@ def snippet(d: Diagnostic, lines: List[str]) -> List[str]:
 
 def write(diagnostics: Sequence[Diagnostic], out: TextIO, context: "ReportContext") -> None:
     for d in diagnostics:
-        out.write(f"{location(d, context)}: {d.code} {d.message}\n")
+        out.write(f"{header(d, context)}\n")
         lines = context.source_lines(d)
         body = snippet(d, lines) if lines is not None else []
         for line in body:

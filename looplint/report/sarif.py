@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any, Dict, List, Sequence, TextIO
 from urllib.parse import quote
 
 import looplint
-from looplint.diagnostics import DOCS_URL, Diagnostic
+from looplint.diagnostics import REPOSITORY_URL, Diagnostic, docs_url
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME, rule_by_code
 
 if TYPE_CHECKING:  # pragma: no cover
     from looplint.report import ReportContext
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
-INFORMATION_URI = "https://github.com/looplint/looplint"
+INFORMATION_URI = REPOSITORY_URL
 PARSE_ERROR_DOC = (
     "## What it does\nReports a file that looplint cannot read, decode or parse.\n\n"
     "## Why is this bad?\nNothing in such a file can be checked; the message says what went wrong."
@@ -51,8 +51,8 @@ def rule_descriptor(code: str) -> Dict[str, Any]:
         "help": {"text": doc or summary, "markdown": doc or summary},
         "defaultConfiguration": {"level": "error"},
     }
-    if code != PARSE_ERROR:
-        descriptor["helpUri"] = DOCS_URL.format(code=code.lower())
+    if code == PARSE_ERROR or rule is not None:
+        descriptor["helpUri"] = docs_url(code)
     return descriptor
 
 
