@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 import re
 import sys
@@ -130,6 +131,12 @@ def ruff_glob(glob: str) -> str:
     return _TRAILING_GLOBSTAR.sub("/*", glob)
 
 
+@functools.lru_cache(maxsize=4096)
+def _matcher(glob: str):
+    """The compiled form of a glob (compiling costs ~0.2 ms; discovery matches every folder and file)."""
+    return wc.compile([ruff_glob(glob)], flags=_GLOB_FLAGS)
+
+
 @dataclass(frozen=True)
 class Pattern:
     """A glob from a configuration file, matched like ruff: against the basename and the absolute path."""
@@ -145,7 +152,7 @@ class Pattern:
         body = body.rstrip("/\\") or body
         return cls(body, root, negated)
 
-    @property
+    @functools.cached_property
     def absolute(self) -> str:
         glob = _posix(os.path.expanduser(self.glob))
         if os.path.isabs(glob):
@@ -154,9 +161,7 @@ class Pattern:
 
     def matches(self, path: str) -> bool:
         absolute = _posix(os.path.abspath(path))
-        hit = wc.fnmatch(os.path.basename(absolute), ruff_glob(self.glob), flags=_GLOB_FLAGS) or wc.fnmatch(
-            absolute, ruff_glob(self.absolute), flags=_GLOB_FLAGS
-        )
+        hit = _matcher(self.glob).match(os.path.basename(absolute)) or _matcher(self.absolute).match(absolute)
         return hit != self.negated
 
     def __str__(self) -> str:
