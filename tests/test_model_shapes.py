@@ -518,3 +518,43 @@ def test_many_helpers_in_one_file_stay_within_budget():
     assert not over_budget(src)
     assert findings(src) == []
 
+
+
+# -- compound statements written on one line ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("clear", [
+    "for p in model.parameters(): p.grad = None",
+    "for p in model.parameters():\n            p.grad = None",
+    "if True: optimizer.zero_grad()",
+    "optimizer.zero_grad(); pass",
+    "with torch.no_grad(): optimizer.zero_grad()",
+])
+def test_one_line_bodies_are_statements_like_any_other(clear):
+    src = textwrap.dedent("""\
+    import torch
+    def train(loader):
+        model = torch.nn.Linear(2, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+        for x in loader:
+            {clear}
+            model(x).sum().backward()
+            optimizer.step()
+    """).replace("{clear}", clear)
+    assert findings(src) == []
+
+
+def test_an_assignment_in_a_one_line_branch_reaches_its_uses():
+    src = textwrap.dedent("""\
+    import torch
+    def train(model, loader, fast):
+        epochs = 10
+        if fast: epochs = 20
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3)
+        for epoch in range(epochs):
+            for x in loader:
+                opt.zero_grad(); model(x).sum().backward(); opt.step()
+                sched.step()
+    """)
+    assert findings(src) == [("LL201", line_of(src, "sched.step()"))]

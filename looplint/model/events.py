@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Set, Union
 
 import libcst as cst
 
-from looplint.model.walk import Walker, children
+from looplint.model.walk import Walker, children, descendants
 
 from looplint.model.frameworks import WRAPPER_NAMES
 from looplint.model.values import class_of
@@ -199,6 +199,8 @@ class _Build:
         if isinstance(st, cst.SimpleStatementLine):
             for small in st.body:
                 self.small(small, out)
+        elif isinstance(st, cst.BaseSmallStatement):  # the body of ``if c: x()`` / ``for p in ps: p.grad = None``
+            self.small(st, out)
         elif isinstance(st, cst.If):
             self.expr(st.test, out)
             out.append(self.branch(st))
@@ -215,12 +217,15 @@ class _Build:
             for name in sorted(names_in(st.target)):
                 if "." not in name and name_kind(name) == "optimizer":
                     body.items.insert(0, Event(BIND, st, target=cst.Name(name), each_iteration=True))
+            derived = _derived_counters(st)
             loop = Loop(st, body, self.suite(st.orelse), False, st.iter, frozenset(names_in(st.target)),
                         frozenset(_assigned_names(st.body) | names_in(st.target)),
-                        counters=frozenset(self._counter(n) for n in names_in(st.target) | _incremented(st.body)),
+                        counters=frozenset(self._counter(n) for n in names_in(st.target) | _incremented(st.body)
+                                           | set(derived)),
                         starts=tuple((self._counter(n), v) for n, v in _counter_start(st, self.o.v, self.fn))
-                        + self._incremented_starts(st),
-                        target_counters=frozenset(self._counter(n) for n in names_in(st.target)))
+                        + self._incremented_starts(st) + tuple((self._counter(n), v) for n, v in derived.items()
+                                                                if v is not None),
+                        target_counters=frozenset(self._counter(n) for n in names_in(st.target) | set(derived)))
             self.o.loops.append(loop)
             out.append(loop)
         elif isinstance(st, cst.While):
@@ -276,7 +281,7 @@ class _Build:
         then = self.suite(st.body)
         br = Branch(st, " ".join(code(test).split()), frozenset(names_in(test)), has_call(test), [then, other], polarity)
         mod = _periodic(test, polarity) or self._phase_test(test, polarity)
-        br.mod = (self._counter(mod[0]),) + tuple(mod[1:]) if mod is not None else None
+        br.mod = (self._counter(mod[0]),) + self._window(mod[1], mod[2]) + (mod[3],) if mod is not None else None
         br.const = self._constant(test)
         return br
 
@@ -288,6 +293,27 @@ class _Build:
             cls = class_of(self.fn)
             return f"{cls.name}@{v}" if cls is not None else v
         return self.o.v.counter_key(head, self.fn) + ("." + rest if rest else "")
+
+    def _window(self, window: str, phase: int) -> tuple:
+        """(window, phase) with the window's value when the values service reads a single small integer
+        (``ACCUM_STEPS = 2`` at module level, a default): phases are then residues, the last one -1."""
+        if not window.isdigit():
+            try:
+                expr = cst.parse_expression(window)
+            except cst.ParserSyntaxError:
+                return window, phase
+            got = self.o.v.ints(expr, self.fn)
+            if not got or len(got) != 1:
+                return window, phase
+            w = next(iter(got))
+            if not 1 < w <= 64:
+                return window, phase
+            window = str(w)
+        w = int(window)
+        if w <= 1:
+            return window, phase
+        phase %= w
+        return window, (-1 if phase == w - 1 else phase)
 
     def _incremented_starts(self, st) -> tuple:
         """(counter, first value) for names the loop body increments (``step += 1``) that hold a small
@@ -301,8 +327,18 @@ class _Build:
                     names |= _incremented(child.body)
                 if not isinstance(child, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
                     stack.append(child)
-        return tuple((self._counter(n), v) for n in sorted(names) if "." not in n
-                     for v in [self.o.v.start_value(st, n, self.fn)] if v is not None and v <= 3)
+        out = []
+        for n in sorted(names):
+            if "." in n:
+                continue
+            v = self.o.v.start_value(st, n, self.fn)
+            if v is None:
+                continue
+            if _incremented_first(st.body, n):
+                v += 1  # ``i = -1`` ... ``i += 1`` first thing in the body: the iterations see 0, 1, ...
+            if -3 <= v <= 3:
+                out.append((self._counter(n), v))
+        return tuple(out)
 
     def _phase_test(self, test, polarity: bool):
         """``if k == d`` on a phase variable: ``k = i % K`` (the test is periodic on ``i``), or ``k`` drawn
@@ -755,6 +791,50 @@ def _counter_start(st: cst.For, values=None, fn=None) -> tuple:
     if name is None or not isinstance(start, cst.Integer) or int(start.value, 0) > 3:
         return ()
     return ((name, int(start.value, 0)),)
+
+
+def _incremented_first(suite, name: str) -> bool:
+    """The body increments ``name`` before any other statement of it reads the name."""
+    body = suite.body if isinstance(suite, cst.IndentedBlock) else []
+    for line in body:
+        if isinstance(line, cst.SimpleStatementLine):
+            for small in line.body:
+                if isinstance(small, cst.AugAssign) and isinstance(small.target, cst.Name) and \
+                        small.target.value == name:
+                    return True
+                if any(isinstance(n, cst.Name) and n.value == name for n in descendants(small)):
+                    return False
+        elif any(isinstance(n, cst.Name) and n.value == name for n in descendants(line)):
+            return False
+    return False
+
+
+def _derived_counters(st: cst.For) -> Dict[str, Optional[int]]:
+    """Names the body sets, first thing every iteration, to the iteration's index computed from the loop
+    target (``for start in range(0, n, B): i = start // B``): they count iterations like a target does.
+    Each with its first value when known."""
+    it, target = st.iter, st.target
+    if not (isinstance(target, cst.Name) and isinstance(it, cst.Call) and last_name(it.func) == "range"):
+        return {}
+    args = positional_args(it)
+    if len(args) != 3:
+        return {}
+    start, step = args[0], " ".join(code(args[2]).split())
+    out: Dict[str, Optional[int]] = {}
+    body = st.body.body if isinstance(st.body, cst.IndentedBlock) else []
+    for line in body:
+        if not isinstance(line, cst.SimpleStatementLine):
+            break  # only what runs unconditionally before any branch
+        for small in line.body:
+            if not (isinstance(small, cst.Assign) and len(small.targets) == 1
+                    and isinstance(small.targets[0].target, cst.Name)):
+                continue
+            v = small.value
+            if isinstance(v, cst.BinaryOperation) and isinstance(v.operator, cst.FloorDivide) and \
+                    isinstance(v.left, cst.Name) and v.left.value == target.value and \
+                    " ".join(code(v.right).split()) == step:
+                out[small.targets[0].target.value] = 0 if isinstance(start, cst.Integer) and start.value == "0" else None
+    return out
 
 
 def _incremented(suite) -> frozenset:

@@ -391,8 +391,8 @@ class Interp:
                 (a[0].startswith("mod:") and a[0].split(":", 2)[1] in restart)
                 or (not a[0].startswith("mod:") and (self.m.branch_info.get(a[0].split("@")[0], (frozenset(),))[0] & loop.target_names))))
         for counter, start in loop.starts:  # ``enumerate(loader)``: the counter starts at phase 0
-            if start == 0 and counter in self.m.periodic_counters:
-                assume = assume | {(f"mod:{counter}:*:0", True)}
+            if start in (0, -1) and counter in self.m.periodic_counters:  # -1: the last phase of any window
+                assume = assume | {(f"mod:{counter}:*:{start}", True)}
         return p._replace(assume=assume) if assume != p.assume else p
 
     def _forget(self, p, loop: Loop, keep_mod=frozenset()):
@@ -403,9 +403,18 @@ class Interp:
             return p
         variant = loop.assigned
         keep = frozenset(a for a in p.assume
-                         if (a[0].startswith("mod:") and a[0].split(":", 2)[1] in keep_mod)
-                         or not self._is_variant(a[0], variant))
+                         if (a[0].startswith("mod:") and self._mod_kept(a[0].split(":", 2)[1], loop, keep_mod))
+                         or (not a[0].startswith("mod:") and not self._is_variant(a[0], variant)))
         return p._replace(assume=keep) if keep != p.assume else p
+
+    @staticmethod
+    def _mod_kept(counter: str, loop: Loop, keep_mod) -> bool:
+        """A counter's phase survives the loop's edges unless the loop changes the counter (a loop over the
+        parameters inside an accumulation step leaves the step's phase as it was)."""
+        if counter in keep_mod:
+            return True
+        name = counter.rsplit("@", 1)[-1].split(".")[0]
+        return counter not in loop.counters and name not in loop.assigned
 
     def _is_variant(self, key: str, variant) -> bool:
         info = self.m.branch_info.get(key.split("@")[0])
@@ -444,16 +453,24 @@ class Interp:
             if k.startswith("mod:"):
                 rest, phase = k.rsplit(":", 1)
                 counter = rest.split(":", 2)[1]
+                if counter not in loop.counters:
+                    assume.add((k, v))  # another loop's counter: this loop's iterations do not move it
+                    continue
                 if rest.endswith(":*"):
                     # the first iteration (counter == 0) is followed by one that is not at phase 0
                     if counter in loop.counters and phase == "0" and v:
                         assume.add((k, False))
+                    elif counter in loop.counters and phase == "-1" and v:
+                        assume.add((f"{rest}:0", True))  # after the last of a window, the first
                     continue
                 if counter in loop.counters:
                     # one iteration later the counter is one phase further; after the last (-1) of a
                     # window comes the first (0) of the next
                     q = int(phase)
                     nxt = 0 if q == -1 else q + 1
+                    window = rest.rsplit(":", 1)[-1]
+                    if window.isdigit() and nxt == int(window) - 1:
+                        nxt = -1  # a window of known length: its last phase is -1
                     if -3 <= nxt <= 3:
                         assume.add((f"{rest}:{nxt}", v))
                     continue
@@ -580,6 +597,11 @@ def _phase_matches(p, base: str, phase: int) -> Optional[bool]:
     exact = _assumed(p, f"{base}{phase}")
     if exact is not None:
         return exact
+    window = base.rstrip(":").rsplit(":", 1)[-1]
+    if window == "2" and phase in (0, -1):  # a window of two: not at one end is at the other
+        other = _assumed(p, f"{base}{-1 - phase}")
+        if other is not None:
+            return not other
     for k, v in p.assume:
         if k.startswith(base):
             other = int(k[len(base):])

@@ -634,7 +634,7 @@ class Roles:
                 if v is not None and dotted(v) is not None and not _is_literal_name(v):
                     keys.add(self._module_key(v, Frame(b.scope), depth + 1))
                 else:
-                    keys.add(own)
+                    keys.add(self._returned_key(b, depth) or own)
             elif isinstance(b, Def) and b.kind == PARAM:
                 keys.add(self._param_key(b.scope, name, depth))
             elif isinstance(b, Def) and b.kind == "loop":
@@ -644,6 +644,28 @@ class Roles:
         got = keys.pop() if len(keys) == 1 else None
         self._keys[memo] = got
         return got
+
+    def _returned_key(self, b: Assignment, depth: int) -> Optional[str]:
+        """``net, opt = build_parts()``: the identity of what a same-module factory returns (at the
+        unpacked position), when every return agrees."""
+        value = b.value
+        if not isinstance(value, cst.Call):
+            return None
+        callee, _bound = self.v.resolve_callee(value.func, b.scope)
+        if callee is None or callee.is_module:
+            return None
+        keys = set()
+        for r in self.v.returned(callee):
+            if b.index is not None:
+                if not (isinstance(r, (cst.Tuple, cst.List)) and len(r.elements) == b.size
+                        and not any(isinstance(e, cst.StarredElement) for e in r.elements)):
+                    return None
+                r = r.elements[b.index].value
+            r = unwrap_module(r)
+            if dotted(r) is None or _is_literal_name(r):
+                return None
+            keys.add(self._module_key(r, Frame(callee), depth + 1))
+        return keys.pop() if len(keys) == 1 else None
 
     def _param_key(self, fn: Function, name: str, depth: int) -> Optional[str]:
         """A parameter's module identity: the argument every same-module call site passes, else its own."""

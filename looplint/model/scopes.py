@@ -201,6 +201,9 @@ class _Collector:
             for small in stmt.body:
                 self.small(small, fn)
             return
+        if isinstance(stmt, cst.BaseSmallStatement):  # the body of ``if c: x = 1``
+            self.small(stmt, fn)
+            return
         # compound statements: for targets, with-as, except-as, then nested bodies
         if isinstance(stmt, cst.For):
             self.target(stmt.target, stmt.iter, fn, stmt, loop_target=True)

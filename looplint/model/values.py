@@ -406,6 +406,8 @@ class _Reaching:
                 if env is None:
                     return None
             return env
+        if isinstance(st, cst.BaseSmallStatement):  # the body of ``if c: x = 1``
+            return self.small(st, env)
         if isinstance(st, cst.If):
             ends = []
             cur = st
@@ -719,9 +721,13 @@ class Values:
             return None
         got = set()
         for b in binds:
-            if not isinstance(b, Assignment) or b.index is not None or not isinstance(b.value, cst.Integer):
+            v = b.value if isinstance(b, Assignment) and b.index is None else None
+            sign = 1
+            if isinstance(v, cst.UnaryOperation) and isinstance(v.operator, cst.Minus):  # ``i = -1``
+                v, sign = v.expression, -1
+            if not isinstance(v, cst.Integer):
                 return None
-            got.add(int(b.value.value.replace("_", ""), 0))
+            got.add(sign * int(v.value.replace("_", ""), 0))
         return got.pop() if len(got) == 1 else None
 
     def bindings(self, name: str, fn: Function, at: Optional[cst.CSTNode] = None) -> Tuple[Optional[Function], List[Binding]]:
