@@ -2,8 +2,10 @@
 
 A rule is one class in one module of ``looplint.rules`` (the repository's ``rules/`` folder). It asks the
 file's training-loop model questions and yields ``Finding``s; it never walks the syntax tree itself. Its
-docstring, under ruff's headings, is its documentation. The registry discovers rule modules on first use,
-so adding a rule needs no edit anywhere else.
+docstring, under ruff's headings, is its documentation: ``looplint rule CODE`` prints it, and
+``python -m looplint.ruledocs docs/rules`` turns it into the page ``docs/rules/CODE.md`` that every finding's
+help URL names (a test fails while a page is missing or stale, and while the README's rules table does not
+link it). The registry discovers rule modules on first use, so adding a rule needs no edit of the engine.
 """
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ def test_stale_check_notices_an_edited_or_missing_page(tmp_path):
 def test_every_findings_help_url_points_at_its_page(code):
     url = Diagnostic("t.py", 1, 1, code, "m").url
     assert url == docs_url(code) and url.startswith(REPOSITORY_URL + "/blob/main/")
-    assert target_exists(url), url
+    assert target_exists(url), f"{url}: no such page; run `python -m looplint.ruledocs docs/rules`"
     page = (REPO / url[len(REPOSITORY_URL + "/blob/main/"):]).read_text(encoding="utf-8")
     assert page.splitlines()[2].startswith(f"# {code}: ")
 
@@ -77,7 +77,9 @@ def test_each_page_holds_its_rules_documentation():
 def test_readme_links_every_rule_to_its_page():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for code in every_code():
-        assert f"[{code}](docs/rules/{code}.md)" in readme, code
+        assert f"[{code}](docs/rules/{code}.md)" in readme, (
+            f"README's rules table needs the row `| [{code}](docs/rules/{code}.md) | name | what goes wrong |`"
+        )
 
 
 @pytest.mark.parametrize("document", ["README.md", "docs/rules/README.md"] + [f"docs/rules/{c}.md" for c in every_code()[:2]])
