@@ -1,5 +1,5 @@
 from looplint.model.describe import call_text
-from looplint.model.events import BACKWARD, MANUAL_UPDATE, STEP, ZERO
+from looplint.model.events import BACKWARD, GRAD_CLEAR, MANUAL_UPDATE, STEP, ZERO
 from looplint.rule import Finding, Rule
 
 
@@ -43,10 +43,14 @@ class BackwardWithoutStep(Rule):
         for event, roles in facts.acted_on.items():
             if event.kind == STEP:
                 stepped.update(roles)
-            elif event.kind == ZERO:
+            elif event.kind in (ZERO, GRAD_CLEAR):
+                # the gradients this optimizer holds are cleared on purpose: its own zero_grad(), or a
+                # module's zero_grad() / ``p.grad = None`` over parameters it certainly holds
+                frame = next(iter(facts.frames[event]))
                 for r in roles:
-                    target = model.roles.resolve(event.target, next(iter(facts.frames[event]))) if event.target is not None else None
-                    if target is r:  # an explicit optimizer.zero_grad(), not a module's
+                    if event.kind == ZERO and event.target is not None and model.roles.resolve(event.target, frame) is r:
+                        zeroed.setdefault(r, []).append(event)  # an explicit optimizer.zero_grad()
+                    elif _clears_exactly(model, event, frame, r, facts):
                         zeroed.setdefault(r, []).append(event)
         idle = [r for r in zeroed if r not in stepped and r not in facts.tainted]
         if not idle:
@@ -63,3 +67,14 @@ class BackwardWithoutStep(Rule):
                         f"`{call_text(event)}` computes gradients that are never applied: `{role.label}` is "
                         f"zeroed in this loop but never stepped, so the parameters do not change",
                     )
+
+
+def _clears_exactly(model, event, frame, role, facts) -> bool:
+    """A module's ``zero_grad()`` or ``p.grad = None`` over ``M.parameters()`` where ``M`` is the module this
+    optimizer, and no other optimizer of the file, was built over."""
+    expr = event.param_loop_module if event.kind == GRAD_CLEAR else event.target
+    key = model.roles.module_key(expr, frame) if expr is not None else None
+    if key is None or not role.modules or set(role.modules) != {key}:
+        return False
+    others = {r for rs in facts.acted_on.values() for r in rs if r is not role and r.kind == role.kind}
+    return not any(r.modules is None or key in r.modules for r in others)

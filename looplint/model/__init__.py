@@ -194,14 +194,14 @@ class FileModel:
             if not isinstance(item, Event):
                 continue
             if item.kind == ev.BACKWARD:
-                root = _loss_root(item)
+                root = loss_root(item)
                 if root is None or not self._is_param(root, fn):
                     return True
             elif item.kind == ev.CALL and depth < 3 and item.callee is not fn:
                 handed = self._handed_losses(item)
                 for b in items_below(self.builder.body(item.callee)):
                     if isinstance(b, Event) and b.kind == ev.BACKWARD:
-                        root = _loss_root(b)
+                        root = loss_root(b)
                         if root is None or not self._is_param(root, item.callee):
                             return True
                         arg = handed.get(root.value)
@@ -333,7 +333,7 @@ class FileModel:
         return " ".join(code(node).split())
 
 
-def _loss_root(backward: Event) -> Optional[cst.Name]:
+def loss_root(backward: Event) -> Optional[cst.Name]:
     """The name a backward pass's loss is read from (``loss`` in ``(loss / k).backward()``,
     ``scaler.scale(loss).backward()``, ``accelerator.backward(loss)``)."""
     target = backward.target

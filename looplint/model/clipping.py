@@ -17,7 +17,7 @@ from looplint.model import events as ev
 from looplint.model.events import Event
 from looplint.model.interp import Ctx, Interp, OverBudget
 from looplint.model.roles import ENGINE, OPTIMIZER, SCALER, Frame
-from looplint.model.scopes import dotted, last_name, positional_args
+from looplint.model.scopes import last_name, positional_args
 
 ENTRY, UNKNOWN = "entry", "unknown"
 
@@ -74,11 +74,15 @@ class _ClipRun(Interp):
             return states
         if k == ev.STEP and e.target is not None:
             role, expr = self.roles.resolve(e.target, frame), e.target
+            closure = e.closure or e.closure_unknown
             if role is not None and role.kind == SCALER and e.call is not None and positional_args(e.call):
+                # ``scaler.step(optimizer[, closure])``: the optimizer is its first argument
+                closure = len(positional_args(e.call)) > 1 or any(
+                    a.keyword is not None and a.keyword.value == "closure" for a in e.call.args)
                 expr = positional_args(e.call)[0]
                 role = self.roles.resolve(expr, frame)
             if (role is None and last_name(expr) in self._optimizers()) or (role is not None and role.kind == OPTIMIZER):
-                if e.closure or e.closure_unknown:
+                if closure:
                     return {s._replace(pending=UNKNOWN) for s in states}
                 return {self._settle(s, last_name(expr), e) for s in states}
             if role is not None and role.kind not in (OPTIMIZER, SCALER, ENGINE, "unknown"):
@@ -96,10 +100,17 @@ class _ClipRun(Interp):
         if k in (ev.GRAD_WRITE, ev.MANUAL_UPDATE, ev.UNSCALE):
             return {s._replace(pending=UNKNOWN) for s in states} if k != ev.UNSCALE else states
         if k == ev.OPAQUE and e.call is not None:
-            exprs = [a.value for a in e.call.args] + ([e.target] if e.target is not None else [])
-            if any(dotted(x) for x in exprs):
+            # what the call may do to gradients, by def-use (effects.py): ``scaler.update()``, a logger or a
+            # loss helper leave them alone; a call handed an optimizer, a trained module or ``self`` may not
+            eff = self.m.effects.of(e, frame, self._optimizer_roles())
+            if eff.optimizers or eff.may_backward or eff.modules or eff.receives_self:
                 return {s._replace(pending=UNKNOWN) for s in states}
         return states
+
+    def _optimizer_roles(self) -> tuple:
+        if not hasattr(self, "_roles_cache"):
+            self._roles_cache = tuple({r for rs in self.m.facts.acted_on.values() for r in rs if r.kind == OPTIMIZER})
+        return self._roles_cache
 
     def _settle(self, s: ClipState, name: Optional[str], e: Event) -> ClipState:
         """Optimizers are told apart by the name they are stepped under (``opt_g``, ``self.optimizer``)."""

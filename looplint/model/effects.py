@@ -191,6 +191,7 @@ class Effects:
         """Names the function passes to backward (``loss.backward()``, ``accelerator.backward(loss)``)."""
         got = self._backprop.get(fn)
         if got is None:
+            from looplint.model import loss_root
             from looplint.model.interp import items_below
 
             got = set()
@@ -201,6 +202,9 @@ class Effects:
                         d = dotted(r)
                         if d:
                             got.add(d)
+                    root = loss_root(item)  # ``scaler.scale(loss).backward()``, ``(loss / k).backward()``
+                    if root is not None:
+                        got.add(root.value)
             self._backprop[fn] = got
         return got
 

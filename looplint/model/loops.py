@@ -8,7 +8,7 @@ from typing import Iterator, Optional, Set
 
 import libcst as cst
 
-from looplint.model.walk import Walker
+from looplint.model.walk import Walker, descendants
 
 from looplint.model.events import CALL, Block, Branch, Event, Loop, Try, code
 from looplint.model.roles import LOADER, Frame, Roles, name_kind
@@ -139,8 +139,17 @@ def classify_all(builder, roles: Roles, functions) -> None:
             loop.fn = fn
             loop.kind = _kind_of(loop, fn, roles)
             loops.append(loop)
+    parents = {}
+    for fn in functions:
+        for outer in _all_loops(builder.body(fn)):
+            for inner in _direct_loops(outer.body):
+                parents[inner] = outer
     for loop in loops:
         if loop.kind == OTHER and _draws_batches(loop, roles):
+            loop.kind = BATCH
+        elif loop.kind == STEP and loop in parents and _draws_batches(loop, roles, fresh_in=parents[loop]):
+            # ``batch_iter = iter(loader)`` in every epoch, then ``while True: next(batch_iter)`` (or
+            # ``while i < len(loader)``): one pass over the data, not a stream of updates
             loop.kind = BATCH
     for loop in loops:
         if loop.kind in (OTHER, STEP) and not loop.infinite:
@@ -149,8 +158,9 @@ def classify_all(builder, roles: Roles, functions) -> None:
                 loop.kind = EPOCH
 
 
-def _draws_batches(loop: Loop, roles: Roles) -> bool:
-    """``for i in range(n): x, y = next(it)`` with ``it = iter(loader)``: every iteration takes a batch."""
+def _draws_batches(loop: Loop, roles: Roles, fresh_in: Optional[Loop] = None) -> bool:
+    """``for i in range(n): x, y = next(it)`` with ``it = iter(loader)``: every iteration takes a batch (with
+    ``fresh_in``: from an iterator made afresh in each iteration of that enclosing loop)."""
     fn = getattr(loop, "fn", None)
     if fn is None:
         return False
@@ -171,7 +181,17 @@ def _draws_batches(loop: Loop, roles: Roles) -> bool:
             return False
 
     V().walk(loop.node.body)
+    inside = None
     for it in found:
+        if fresh_in is not None:
+            binds = roles.v.assigned_values(it, fn) if isinstance(it, cst.Name) else None
+            if not binds:
+                continue
+            if inside is None:
+                inside = {id(n) for n in descendants(fresh_in.node.body)}
+            _scope, defs = roles.v.bindings(it.value, fn, it)
+            if not defs or not all(getattr(d, "node", None) is not None and id(d.node) in inside for d in defs):
+                continue
         for src, where, _z in roles.v.iterated(it, fn):
             if _source_kind(src, (), where, roles) == BATCH:
                 return True

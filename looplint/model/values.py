@@ -1150,6 +1150,17 @@ class Values:
                         return None
                     out |= g
                 return frozenset(out) if out else None
+            if isinstance(expr.value, cst.Name):
+                cls = self.instance_class(expr.value, fn)
+                if cls is not None:  # ``config.epochs`` of ``config = TrainConfig()``: what the class assigns
+                    assigns = self.attribute_assignments(cls, expr.attr.value)
+                    out = set()
+                    for a in assigns or ():
+                        g = self.ints(self._element(a.value, a.index, a.size, a.scope), a.scope, depth + 1)
+                        if g is None:
+                            return None
+                        out |= g
+                    return frozenset(out) if out else None
             return self._option_default(expr, fn, depth)
         if isinstance(expr, cst.Subscript):
             v = self.entry(expr, fn, depth)
