@@ -636,6 +636,8 @@ class Roles:
                 else:
                     keys.add(self._returned_key(b, depth) or own)
             elif isinstance(b, Def) and b.kind == PARAM:
+                if len(binds) > 1 and self._only_none(b.scope, name):
+                    continue  # ``model=None`` that no call site fills: ``if model is None: model = Net()`` decides
                 keys.add(self._param_key(b.scope, name, depth))
             elif isinstance(b, Def) and b.kind == "loop":
                 keys.add(None)  # ``for net in nets``: another object every iteration
@@ -644,6 +646,11 @@ class Roles:
         got = keys.pop() if len(keys) == 1 else None
         self._keys[memo] = got
         return got
+
+    def _only_none(self, fn: Function, name: str) -> bool:
+        """Every value the parameter may receive in this module is ``None``."""
+        args, complete = self.v.arguments(fn, name)
+        return complete and bool(args) and all(isinstance(a, cst.Name) and a.value == "None" for a, _w in args)
 
     def _returned_key(self, b: Assignment, depth: int) -> Optional[str]:
         """``net, opt = build_parts()``: the identity of what a same-module factory returns (at the
