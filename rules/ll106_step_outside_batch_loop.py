@@ -44,9 +44,9 @@ class StepOutsideBatchLoop(Rule):
     def check(self, model):
         for event, role, states in model.optimizer_events(STEP):
             enclosing = {l for stack in model.loop_stacks(event) for l in stack}
-            # a data loop that steps this optimizer itself is accumulating: a step after it flushes the
-            # last partial window
-            stepping = {l for s in model.steps_of(role) for stack in model.loop_stacks(s) for l in stack}
+            # a data loop that steps (this optimizer, or the one built before it over the same parameters)
+            # is accumulating or training: a step after it flushes the last partial window
+            stepping = {l for s in model.steps_of(None) for stack in model.loop_stacks(s) for l in stack}
             summed = {l for s in states if s.gs == FRESH for l in s.carried
                       if l.kind == BATCH and l not in enclosing and l not in stepping and not s.doubt}
             if summed:

@@ -10,7 +10,7 @@ import libcst as cst
 
 from looplint.model.walk import Walker, descendants
 
-from looplint.model.events import CALL, Block, Branch, Event, Loop, Try, code
+from looplint.model.events import BACKWARD, CALL, OPAQUE, STEP as STEP_EVENT, Block, Branch, Event, Loop, Try, code
 from looplint.model.roles import LOADER, Frame, Roles, name_kind
 from looplint.model.scopes import Function, last_name
 
@@ -153,9 +153,25 @@ def classify_all(builder, roles: Roles, functions) -> None:
             loop.kind = BATCH
     for loop in loops:
         if loop.kind in (OTHER, STEP) and not loop.infinite:
-            inner = [i.kind for i in walk(loop.body, builder) if isinstance(i, Loop)]
-            if BATCH in inner or (loop.kind == OTHER and STEP in inner):
+            inner = [i for i in walk(loop.body, builder) if isinstance(i, Loop)]
+            # a pass over data that trains (an evaluation loop in a helper makes no epoch of its caller)
+            if any(i.kind == BATCH and _trains(i, builder) for i in inner) or (
+                    loop.kind == OTHER and any(i.kind == STEP for i in inner)):
                 loop.kind = EPOCH
+
+
+def _trains(loop: Loop, builder) -> bool:
+    """The loop runs a backward pass or an optimizer step (also through the functions of this module it
+    calls), or hands its batch to a function it cannot see as a statement (``train_step(batch)``)."""
+    for i in walk(loop.body, builder):
+        if not isinstance(i, Event):
+            continue
+        if i.kind in (BACKWARD, STEP_EVENT):
+            return True
+        if i.kind == OPAQUE and i.usage == "stmt" and i.target is None and i.call is not None and any(
+                isinstance(n, cst.Name) and n.value in loop.target_names for a in i.call.args for n in descendants(a.value)):
+            return True
+    return False
 
 
 def _draws_batches(loop: Loop, roles: Roles, fresh_in: Optional[Loop] = None) -> bool:
