@@ -40,13 +40,14 @@ OPTIONAL_COMMANDS = {
     "server": ("looplint.server", "lsp", ("pygls", "lsprotocol")),
     "confirm": ("looplint.runtime.confirm", "runtime", ("torch",)),
 }
-SUBCOMMANDS = ("check", "rule", "rules") + tuple(OPTIONAL_COMMANDS)
+SUBCOMMANDS = ("check", "rule", "rules", "clean") + tuple(OPTIONAL_COMMANDS)
 
 CHECK_EPILOG = f"""\
 commands:
   looplint [check] PATH...   lint files and directories (the default command)
   looplint rule CODE|NAME    print a rule's documentation (LL101 or missing-zero-grad; --all: every rule)
   looplint rules             list the rules (LL000 included): code, name, summary
+  looplint clean             remove the cache folder (.looplint_cache, or --cache-dir DIR)
   looplint server            language server over stdio (pip install 'looplint[lsp]')
   looplint confirm PATH...   run fixtures and confirm findings dynamically (pip install 'looplint[runtime]')
   (to lint a directory named like a command, write `looplint check rules`)
@@ -60,6 +61,12 @@ files:
   the command line are always linted unless --force-exclude. --show-files lists what would be linted.
   A path that does not exist is reported as an LL000 finding naming it (like ruff's E902): the other
   paths are still linted and the exit status is 1.
+
+cache:
+  Results are cached per file content, rule selection and looplint version in .looplint_cache in the
+  current folder (--cache-dir DIR or env LOOPLINT_CACHE_DIR elsewhere; --no-cache or LOOPLINT_NO_CACHE=1
+  to lint without it;
+  `looplint clean` removes it). Its folder holds a CACHEDIR.TAG and a .gitignore.
 
 configuration:
   [tool.looplint] in pyproject.toml, or looplint.toml; the closest file to each path wins. Keys: select,
@@ -139,7 +146,9 @@ def _check_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("-s", "--silent", action="store_true", help="print nothing (no findings, no warnings); the exit status still tells (a --output-file is still written)")
     parser.add_argument("-v", "--verbose", action="store_true", help="on stderr: the configuration files used, how long finding, linting and reporting took, the slowest files")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the concise and full formats: auto (default) on a terminal; NO_COLOR=1 turns auto off, FORCE_COLOR=1 on")
-    parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="worker processes (default: the number of CPUs)")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the results cache")
+    parser.add_argument("--cache-dir", metavar="DIR", help="the results cache folder (default: .looplint_cache; env LOOPLINT_CACHE_DIR)")
+    parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="worker processes (default: the CPUs this process may use)")
     parser.add_argument("--debug", action="store_true", help=f"show tracebacks of internal errors (also env {DEBUG_ENV}=1)")
     parser.add_argument("--version", action="version", version=f"looplint {looplint.__version__}")
     return parser
@@ -160,6 +169,12 @@ def _rule_parser() -> argparse.ArgumentParser:
     parser.add_argument("code", nargs="?", metavar="CODE|NAME", help="a rule code or name, e.g. LL101 or missing-zero-grad")
     parser.add_argument("--all", action="store_true", help="print the documentation of every rule")
     parser.add_argument("--output-format", choices=("text", "json"), default="text")
+    return parser
+
+
+def _clean_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="looplint clean", description="Remove the results cache folder.")
+    parser.add_argument("--cache-dir", metavar="DIR", help="the cache folder (default: .looplint_cache; env LOOPLINT_CACHE_DIR)")
     return parser
 
 
@@ -226,6 +241,8 @@ def _dispatch(args: List[str]) -> int:
             return rule_command(rest)
         if command == "rules":
             return rules_command(rest)
+        if command == "clean":
+            return clean_command(rest)
         return optional_command(command, rest)
     return check(args, prog="looplint")
 
@@ -331,11 +348,15 @@ def _lint_task(path: str, codes: Tuple[str, ...]) -> Tuple[List[Diagnostic], Opt
         return [], (summary, trace)
 
 
-def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on_done=None):
+TaskResult = Tuple[List[Diagnostic], Optional[Tuple[str, str]]]  # diagnostics, or an internal error
+
+
+def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on_done=None) -> List[Tuple[TaskResult, bool]]:
     """``_lint_task`` for every task, in worker processes when there are many. A worker that dies (the
     parser crashed, or ran out of memory) costs the file it held an LL000; the others are still linted.
-    ``on_done(index, seconds)`` is called as each task ends (progress, ``-v`` timing)."""
-    jobs = jobs or os.cpu_count() or 1
+    ``on_done(index, seconds)`` is called as each task ends (progress, ``-v`` timing). Each result comes
+    with whether it is the file's own (not a death or an internal error: worth caching)."""
+    jobs = jobs or default_jobs()
     if jobs > 1 and len(tasks) >= PARALLEL_THRESHOLD:
         from looplint.engine import worker_died
         from looplint.worker import WorkerDied, WorkerError, run_tasks
@@ -348,18 +369,77 @@ def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on
             results = []
             for (path, _), outcome in zip(tasks, outcomes):
                 if isinstance(outcome, WorkerDied):
-                    outcome = [worker_died(path, outcome)], None
+                    results.append((([worker_died(path, outcome)], None), False))
                 elif isinstance(outcome, WorkerError):
-                    outcome = [], (outcome.summary, outcome.trace)
-                results.append(outcome)
+                    results.append((([], (outcome.summary, outcome.trace)), False))
+                else:
+                    results.append((outcome, outcome[1] is None))
             return results
     results = []
     for index, (path, codes) in enumerate(tasks):
         started = time.monotonic()
-        results.append(_lint_task(path, codes))
+        result = _lint_task(path, codes)
+        results.append((result, result[1] is None))
         if on_done is not None:
             on_done(index, time.monotonic() - started)
     return results
+
+
+def default_jobs() -> int:
+    """The CPUs this process may use (its affinity mask, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        try:
+            return len(os.sched_getaffinity(0)) or 1
+        except OSError:
+            pass
+    return os.cpu_count() or 1
+
+
+def _lint_cached(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], cache, on_done=None) -> List[TaskResult]:
+    """``_run_tasks`` for the files whose content, rules and looplint have no entry in ``cache``; the
+    others from it (``on_done`` is called for them too, with 0 seconds). A file that changed while it was
+    linted is not stored."""
+    if cache is None:
+        return [r for r, _ in _run_tasks(tasks, jobs, on_done)]
+    from looplint.files import MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES, is_notebook, read_regular
+
+    results: List[Optional[TaskResult]] = [None] * len(tasks)
+    missing = []  # (index, key, (size, mtime) when read)
+    for index, (path, codes) in enumerate(tasks):
+        notebook = is_notebook(path)
+        try:
+            st = os.stat(path)
+            data = read_regular(path, MAX_NOTEBOOK_BYTES if notebook else MAX_SOURCE_BYTES)
+        except OSError:  # unreadable, too large, not a regular file: the engine says why, uncached
+            missing.append((index, None, None))
+            continue
+        key = cache.key(data, codes, notebook)
+        hit = cache.get(key, path)
+        if hit is not None:
+            results[index] = (hit, None)
+            if on_done is not None:
+                on_done(index, 0.0)
+        else:
+            missing.append((index, key, (st.st_size, st.st_mtime_ns)))
+
+    def done(i: int, seconds: float) -> None:
+        if on_done is not None:
+            on_done(missing[i][0], seconds)
+
+    linted = _run_tasks([tasks[i] for i, _, _ in missing], jobs, done)
+    for (index, key, seen), (result, own) in zip(missing, linted):
+        results[index] = result
+        if own and key is not None and _unchanged(tasks[index][0], seen):
+            cache.put(key, result[0])
+    return results  # type: ignore[return-value]
+
+
+def _unchanged(path: str, seen) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_size, st.st_mtime_ns) == seen
 
 
 def _unreadable(path: str, reason: str) -> Diagnostic:
@@ -482,7 +562,7 @@ def _run_with_progress(ns: argparse.Namespace, tasks, timer: "_Timer"):
         progress.update()
 
     try:
-        return _run_tasks(tasks, ns.jobs, done)
+        return _lint_cached(tasks, ns.jobs, _open_cache(ns), done)
     finally:
         progress.clear()
         timer.lap(f"linted {len(tasks)} files")
@@ -565,6 +645,31 @@ def _settings_text(path: str, settings: Settings, cli: Selection, context) -> st
         f"respect-gitignore = {'true' if settings.respect_gitignore else 'false'}",
     ]
     return "\n".join(rows) + "\n"
+
+
+def _open_cache(ns: argparse.Namespace):
+    """The results cache this run reads and writes, or None (``--no-cache``)."""
+    from looplint.cache import NO_CACHE_ENV, Cache, default_directory
+
+    if ns.no_cache or os.environ.get(NO_CACHE_ENV, "") not in ("", "0"):
+        return None
+
+    return Cache(ns.cache_dir or default_directory())
+
+
+def clean_command(argv: List[str]) -> int:
+    ns = _clean_parser().parse_args(argv)
+    from looplint.cache import CacheError, clean, default_directory
+
+    directory = ns.cache_dir or default_directory()
+    try:
+        removed = clean(directory)
+    except CacheError as e:
+        raise UsageError(str(e)) from None
+    with _writing():
+        _stdout().write(f"Removed {directory}\n" if removed else f"No cache at {directory}\n")
+        _stdout().flush()
+    return EXIT_CLEAN
 
 
 @contextlib.contextmanager

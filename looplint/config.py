@@ -29,7 +29,8 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from functools import cached_property, lru_cache
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,7 +40,7 @@ else:  # pragma: no cover - exercised on Python < 3.11 only
 from wcmatch import fnmatch as wc
 from wcmatch import glob as wcglob
 
-from looplint.rule import PARSE_ERROR, all_rules
+from looplint.rule import PARSE_ERROR, rule_codes
 
 CONFIG_FILES = (".looplint.toml", "looplint.toml", "pyproject.toml")
 
@@ -62,7 +63,7 @@ class ConfigError(Exception):
 
 def known_codes() -> List[str]:
     """Every code a selector may name: the registered rules plus ``LL000``."""
-    return [PARSE_ERROR] + [r.code for r in all_rules()]
+    return [PARSE_ERROR] + rule_codes()
 
 
 def _specificity(selector: str) -> int:
@@ -185,7 +186,12 @@ class Settings:
     respect_gitignore: bool = True
 
     def is_excluded(self, path: str) -> bool:
-        return any(p.matches(path) for p in self.exclude + self.extend_exclude)
+        return self._exclusion(path)
+
+    @cached_property
+    def _exclusion(self) -> Callable[[str], bool]:
+        """``exclude`` + ``extend-exclude`` compiled once: ``Pattern.matches`` of any, as one test."""
+        return compile_patterns(self.exclude + self.extend_exclude)
 
     def is_excluded_with_parents(self, path: str) -> bool:
         """``--force-exclude``: the path or one of its folders below the configuration's root is excluded."""
@@ -202,14 +208,46 @@ class Settings:
     def enabled_codes(self, path: str, cli: Selection = Selection()) -> List[str]:
         """The codes to report for ``path``: default ``ALL``, then this file's layer, the command line's,
         then the file's per-file-ignores."""
-        codes = known_codes()
-        enabled = set(codes)
-        for layer in (self.selection, cli):
-            enabled = layer.apply(enabled, codes)
+        codes, enabled = _layered(self.selection, cli)
         for pattern, selectors in self.per_file_ignores:
             if pattern.matches(path):
                 enabled = Selection(ignore=selectors).apply(enabled, codes)
         return [c for c in codes if c in enabled]
+
+
+@lru_cache(maxsize=64)
+def _layered(selection: Selection, cli: Selection) -> Tuple[List[str], set]:
+    """The known codes and those a configuration's and the command line's selections enable (computed
+    once per pair: every file under one configuration shares them)."""
+    codes = known_codes()
+    enabled = set(codes)
+    for layer in (selection, cli):
+        enabled = layer.apply(enabled, codes)
+    return codes, frozenset(enabled)
+
+
+def compile_patterns(patterns: Sequence[Pattern]) -> Callable[[str], bool]:
+    """One test for "any of ``patterns`` matches" (``Pattern.matches``): the globs that are not negated
+    become two compiled matchers (basenames, absolute paths); negated ones are tested one by one."""
+    plain = [p for p in patterns if not p.negated]
+    negated = [p for p in patterns if p.negated]
+    if not plain and not negated:
+        return lambda path: False
+
+    def either(globs):
+        return wc.compile([ruff_glob(g) for g in globs], flags=_GLOB_FLAGS).match if globs else (lambda s: False)
+
+    by_name = either([p.glob for p in plain])
+    by_path = either([p.absolute for p in plain])
+    abspath, basename = os.path.abspath, os.path.basename
+
+    def matches(path: str) -> bool:
+        absolute = _posix(abspath(path))
+        if by_name(basename(absolute)) or by_path(absolute):
+            return True
+        return any(p.matches(path) for p in negated)
+
+    return matches
 
 
 def default_settings(root: Optional[str] = None) -> Settings:

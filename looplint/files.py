@@ -89,6 +89,10 @@ class Discovery:
     unreadable: List[Tuple[str, str]] = field(default_factory=list)  # (path as given, the reason)
 
 
+def is_notebook(path: str) -> bool:
+    return path.lower().endswith(".ipynb")
+
+
 def is_lintable(name: str) -> bool:
     return name.endswith(SUFFIXES)
 

@@ -28,7 +28,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from looplint.diagnostics import Diagnostic
 from looplint.engine import lint_file, lint_source, too_large
-from looplint.files import MAX_NOTEBOOK_BYTES, NotRegularFile, TooLarge, read_regular
+from looplint.files import MAX_NOTEBOOK_BYTES, NotRegularFile, TooLarge, is_notebook, read_regular
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME
 
 # Cell magics whose body is still Python (ruff's list).
@@ -326,10 +326,6 @@ def lint_notebook(path: str, rules: Optional[Sequence[type]] = None) -> List[Dia
     except UnicodeDecodeError as e:
         return [_error(path, f"cannot decode notebook: {e}")]
     return lint_notebook_text(text, path, rules)
-
-
-def is_notebook(path: str) -> bool:
-    return path.lower().endswith(".ipynb")
 
 
 def lint_any(path: str, rules: Optional[Sequence[type]] = None) -> List[Diagnostic]:

@@ -16,12 +16,13 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Dict, Iterator, List
 
-import libcst as cst
-
 if TYPE_CHECKING:  # pragma: no cover
+    import libcst as cst
+
     from looplint.model import FileModel
 
 CODE_RE = re.compile(r"^LL\d{3}$")
+MODULE_RE = re.compile(r"^ll(\d{3})_\w+$")  # a rule module is named for its code: ll101_missing_zero_grad
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,31 @@ def all_rules() -> List[type]:
                 ):
                     if not CODE_RE.match(obj.code) or obj.code in _REGISTRY:
                         raise RuntimeError(f"rule {obj.__name__}: bad or duplicate code {obj.code!r}")
+                    if _module_code(info.name) != obj.code:
+                        raise RuntimeError(f"rule {obj.__name__} ({obj.code}) is in module {info.name}: "
+                                           f"a rule module is named ll<number>_<name> after its code")
                     _REGISTRY[obj.code] = obj
     return [_REGISTRY[c] for c in sorted(_REGISTRY)]
+
+
+def _module_code(name: str):
+    m = MODULE_RE.match(name)
+    return f"LL{m.group(1)}" if m else None
+
+
+def rule_codes() -> List[str]:
+    """Every rule's code, sorted, without importing the rules (and libcst, and the model) when their
+    modules are named for their codes (``all_rules`` checks that they are): a run whose every file is in
+    the results cache never needs them."""
+    if _REGISTRY:
+        return sorted(_REGISTRY)
+    import looplint.rules as package
+
+    names = [info.name for info in pkgutil.iter_modules(package.__path__)]
+    codes = [_module_code(n) for n in names]
+    if None in codes:
+        return [r.code for r in all_rules()]
+    return sorted(codes)
 
 
 def rule_by_code(code: str):

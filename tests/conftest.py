@@ -10,6 +10,11 @@ from typing import Dict, NamedTuple
 import pytest
 
 from looplint import cli
+from looplint.cache import NO_CACHE_ENV
+
+# Tests lint without the results cache (a hit would hide what a test changes in the engine); the cache's
+# own tests enable it.
+os.environ[NO_CACHE_ENV] = "1"
 from looplint.rule import rule_by_code
 
 # A training loop without zero_grad: LL101 at the step on line 7, column 5.

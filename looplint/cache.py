@@ -1,0 +1,164 @@
+"""The results cache: a file's diagnostics, keyed by what they depend on.
+
+An entry's key is a hash of
+
+* this looplint: its version and a fingerprint of its own source files (their names, sizes and modification
+  times: an edited rule or model module is another looplint),
+* the settings that reach the engine: the rule codes linted for the file, and whether it is a notebook,
+* the file's content (its bytes).
+
+Diagnostics do not depend on a file's name beyond that, so an entry holds them without the path and a hit
+gets the path it was looked up with. Entries live below the cache folder (default ``.looplint_cache`` in
+the current folder; ``--cache-dir``, ``$LOOPLINT_CACHE_DIR``), which carries a ``CACHEDIR.TAG`` (backup
+tools skip it) and a ``.gitignore``; ``looplint clean`` removes it. ``--no-cache`` (or ``$LOOPLINT_NO_CACHE``)
+lints without it.
+
+Concurrent runs and interrupted writes are safe: an entry is written to a temporary file in its own folder
+and renamed into place (``os.replace`` is atomic), so a reader sees a whole entry or none; an entry that
+cannot be read or does not decode (a truncated file left by a crash, a disk error) is a miss. Nothing the
+cache cannot do (a read-only folder, a full disk) fails a run: looplint then lints without it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Iterable, List, Optional, Sequence
+
+from looplint.diagnostics import Diagnostic
+
+DEFAULT_DIR = ".looplint_cache"
+ENV_DIR = "LOOPLINT_CACHE_DIR"
+NO_CACHE_ENV = "LOOPLINT_NO_CACHE"  # set (not "0"): as --no-cache
+FORMAT = "v1"  # the layout of entries; a change makes earlier entries unreachable
+TAG_NAME = "CACHEDIR.TAG"
+TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by looplint.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+
+_FIELDS = ("line", "column", "code", "message", "name", "end_line", "end_column", "cell", "noqa_row")
+
+
+class CacheError(Exception):
+    """``looplint clean`` was asked to remove something that is not a looplint cache."""
+
+
+def default_directory() -> str:
+    return os.environ.get(ENV_DIR) or DEFAULT_DIR
+
+
+def engine_fingerprint() -> str:
+    """Names this looplint: its version and the name, size and modification time of every source file of
+    the package and its rules."""
+    import looplint
+    import looplint.rules
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{looplint.__version__}\0{FORMAT}\0".encode())
+    for package in (looplint, looplint.rules):
+        for root in package.__path__:
+            for directory, dirnames, filenames in os.walk(root):
+                dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+                for name in sorted(filenames):
+                    if name.endswith(".py"):
+                        st = os.stat(os.path.join(directory, name))
+                        h.update(f"{os.path.relpath(os.path.join(directory, name), root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()
+
+
+class Cache:
+    """The entries of one looplint (``engine_fingerprint``) below ``directory``."""
+
+    def __init__(self, directory: str, fingerprint: Optional[str] = None) -> None:
+        self.directory = directory
+        self.fingerprint = fingerprint or engine_fingerprint()
+        self._entries = os.path.join(directory, FORMAT, self.fingerprint)
+        self._prepared = False
+        self.writable = True
+
+    def key(self, data: bytes, codes: Sequence[str], notebook: bool) -> str:
+        h = hashlib.blake2b(digest_size=20)
+        h.update(("nb" if notebook else "py").encode() + b"\0" + ",".join(codes).encode() + b"\0")
+        h.update(data)
+        return h.hexdigest()
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self._entries, key[:2], key)
+
+    def get(self, key: str, path: str) -> Optional[List[Diagnostic]]:
+        """The diagnostics stored under ``key``, for the file ``path``; None when there are none (a miss)."""
+        try:
+            with open(self._path(key), "rb") as f:
+                rows = json.loads(f.read())
+            return [Diagnostic(path, **dict(zip(_FIELDS, row))) for row in rows]
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def put(self, key: str, diagnostics: Iterable[Diagnostic]) -> None:
+        """Stores the diagnostics under ``key``: whole or not at all, never failing the run."""
+        if not self.writable:
+            return
+        data = json.dumps([[getattr(d, f) for f in _FIELDS] for d in diagnostics], separators=(",", ":")).encode()
+        target = self._path(key)
+        try:
+            self._prepare()
+            folder = os.path.dirname(target)
+            os.makedirs(folder, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(temporary, target)
+            except BaseException:
+                _remove(temporary)
+                raise
+        except OSError:
+            self.writable = False  # a read-only folder, a full disk: lint without storing
+
+    def _prepare(self) -> None:
+        if self._prepared:
+            return
+        os.makedirs(self.directory, exist_ok=True)
+        for name, text in ((TAG_NAME, TAG), (".gitignore", "# Created by looplint.\n*\n")):
+            path = os.path.join(self.directory, name)
+            if not os.path.exists(path):
+                fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(text)
+                os.replace(temporary, path)
+        self._prepared = True
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def is_cache_directory(directory: str) -> bool:
+    """Whether ``directory`` is a looplint cache (it holds looplint's ``CACHEDIR.TAG``)."""
+    try:
+        with open(os.path.join(directory, TAG_NAME), encoding="utf-8") as f:
+            text = f.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return text.startswith("Signature: 8a477f597d28d172789f06886806bc55") and "looplint" in text
+
+
+def clean(directory: str) -> bool:
+    """Removes the cache folder ``directory``; False if there is none. ``CacheError`` if it is a folder
+    that is not a looplint cache (it is left alone)."""
+    if not os.path.lexists(directory):
+        return False
+    if os.path.islink(directory) or not os.path.isdir(directory) or not is_cache_directory(directory):
+        raise CacheError(f"{directory} is not a looplint cache (no looplint CACHEDIR.TAG in it); not removed")
+    try:
+        shutil.rmtree(directory)
+    except OSError as e:
+        raise CacheError(f"cannot remove {directory}: {e.strerror or e}") from None
+    return True

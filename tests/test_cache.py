@@ -1,0 +1,203 @@
+"""The results cache: hits give what a fresh run gives, keys change with content, rules and looplint,
+entries are whole or absent, and ``looplint clean`` removes only a looplint cache."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import BAD_PROGRAM, CLEAN_PROGRAM
+from looplint import cache as cache_module
+from looplint import cli
+from looplint.cache import Cache, clean, is_cache_directory
+from looplint.diagnostics import Diagnostic
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.fixture
+def cached(monkeypatch):
+    """Runs with the cache on (the suite turns it off), recording the tasks that were linted, not read."""
+    monkeypatch.delenv(cache_module.NO_CACHE_ENV, raising=False)
+    monkeypatch.delenv(cache_module.ENV_DIR, raising=False)
+    linted = []
+    real = cli._run_tasks
+
+    def recording(tasks, jobs, on_done=None):
+        linted.append([path for path, _ in tasks])
+        return real(tasks, jobs, on_done)
+
+    monkeypatch.setattr(cli, "_run_tasks", recording)
+    return linted
+
+
+def _findings(result):
+    return sorted((d["filename"], d["location"]["row"], d["location"]["column"], d["code"], d["message"])
+                  for d in json.loads(result.out))
+
+
+def test_cache_hits_give_what_fresh_runs_give(tmp_path, project, run, cached):
+    # Enough files for worker processes (cli.PARALLEL_THRESHOLD), bad and good, and one that does not parse.
+    chosen = sorted(FIXTURES.glob("*/bad_*.py"))[:14] + sorted(FIXTURES.glob("*/good_*.py"))[:5]
+    for i, source in enumerate(chosen):
+        shutil.copy(source, tmp_path / f"f{i:02d}_{source.name}")
+    (tmp_path / "broken.py").write_text("import torch\nloss.backward(\n")
+    args = ["--isolated", "--output-format", "json", "."]
+    cold = run(*args)
+    warm = run(*args)
+    fresh = run("--no-cache", "--jobs", "1", *args)
+    assert cold.code == warm.code == fresh.code == 1
+    assert _findings(cold) == _findings(warm) == _findings(fresh)
+    assert {f[3] for f in _findings(cold)} >= {"LL000", "LL101"}
+    assert len(cached[0]) == len(chosen) + 1 and cached[1] == []  # the warm run linted nothing
+    assert cached[2] == cached[0]  # --no-cache linted everything
+    tag = tmp_path / ".looplint_cache" / "CACHEDIR.TAG"
+    assert tag.read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    assert (tmp_path / ".looplint_cache" / ".gitignore").read_text().strip().endswith("*")
+
+
+def test_an_edited_file_or_another_selection_is_linted_again(project, run, cached):
+    root = project({"train.py": BAD_PROGRAM})
+    assert run("--isolated", "-q", "train.py").code == 1
+    assert run("--isolated", "-q", "--ignore", "LL101", "train.py").code == 0  # other rules: another entry
+    assert run("--isolated", "-q", "train.py").code == 1
+    assert cached == [["train.py"], ["train.py"], []]
+    (root / "train.py").write_text(CLEAN_PROGRAM)
+    assert run("--isolated", "-q", "train.py").code == 0
+    assert cached[-1] == ["train.py"]
+
+
+def test_the_same_content_under_another_name_is_a_hit_with_that_name(project, run, cached):
+    project({"a.py": BAD_PROGRAM, "b/c.py": BAD_PROGRAM})
+    first = run("--isolated", "-q", "a.py")
+    second = run("--isolated", "-q", os.path.join("b", "c.py"))
+    assert cached == [["a.py"], []]
+    assert first.out.replace("a.py", "") == second.out.replace(os.path.join("b", "c.py"), "")
+
+
+def test_no_cache_and_cache_dir(project, run, cached, tmp_path):
+    project({"train.py": BAD_PROGRAM})
+    run("--isolated", "--no-cache", "train.py")
+    assert not (tmp_path / ".looplint_cache").exists()
+    run("--isolated", "--cache-dir", "elsewhere", "train.py")
+    run("--isolated", "--cache-dir", "elsewhere", "train.py")
+    assert is_cache_directory(str(tmp_path / "elsewhere")) and not (tmp_path / ".looplint_cache").exists()
+    assert cached == [["train.py"], ["train.py"], []]
+
+
+def test_a_truncated_or_garbled_entry_is_a_miss_and_is_rewritten(project, run, cached, tmp_path):
+    project({"train.py": BAD_PROGRAM})
+    expected = run("--isolated", "train.py")
+    entries = [p for p in (tmp_path / ".looplint_cache").rglob("*") if p.is_file() and len(p.name) == 40]
+    assert len(entries) == 1
+    for damage in (b"[[7, 5, \"LL1", b"\x00\xff", b"{\"a\": 1}", b"[[1]]"):
+        entries[0].write_bytes(damage)
+        again = run("--isolated", "train.py")
+        assert (again.code, again.out) == (expected.code, expected.out)
+    assert cached == [["train.py"]] * 5
+    assert run("--isolated", "train.py").out == expected.out and cached[-1] == []
+
+
+def test_an_unwritable_cache_folder_does_not_fail_the_run(project, run, cached, tmp_path):
+    project({"train.py": BAD_PROGRAM})
+    (tmp_path / "blocked").write_text("a file where the cache folder would be")
+    result = run("--isolated", "-q", "--cache-dir", "blocked/cache", "train.py")
+    assert result.code == 1 and "LL101" in result.out and result.err == ""
+
+
+def test_entries_are_whole_under_concurrent_writers(tmp_path):
+    cache = Cache(str(tmp_path / "c"), fingerprint="f" * 32)
+    key = cache.key(b"x = 1\n", ("LL101",), False)
+    payloads = [[Diagnostic("p", i, 1, "LL101", "m" * (i * 5000), "n", i, 2)] * i for i in range(1, 6)]
+    whole = [[(d.line, d.message) for d in p] for p in payloads]
+    seen, stop = [], threading.Event()
+
+    def write(payload):
+        for _ in range(60):
+            cache.put(key, payload)
+
+    def read():
+        while not stop.is_set():
+            got = cache.get(key, "p")
+            if got is not None:
+                seen.append([(d.line, d.message) for d in got])
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=write, args=(p,)) for p in payloads]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    stop.set()
+    reader.join()
+    assert seen and all(s in whole for s in seen)
+    assert [p.name for p in (tmp_path / "c").rglob(".tmp-*")] == []  # no temporary file left behind
+
+
+def test_entries_of_another_looplint_are_not_read(tmp_path):
+    one, other = Cache(str(tmp_path), fingerprint="1" * 32), Cache(str(tmp_path), fingerprint="2" * 32)
+    key = one.key(b"data", ("LL101",), False)
+    one.put(key, [Diagnostic("p", 1, 1, "LL101", "m")])
+    assert one.get(key, "q") == [Diagnostic("q", 1, 1, "LL101", "m")]
+    assert other.get(key, "q") is None
+    assert one.key(b"data", ("LL101",), True) != key and one.key(b"data", ("LL102",), False) != key
+
+
+def test_the_fingerprint_follows_looplint_sources(monkeypatch, tmp_path):
+    import looplint
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "engine.py").write_text("x = 1\n")
+    monkeypatch.setattr(looplint, "__path__", [str(package)])
+    before = cache_module.engine_fingerprint()
+    (package / "engine.py").write_text("x = 22\n")
+    assert cache_module.engine_fingerprint() != before
+
+
+def test_clean(project, run, cached, tmp_path):
+    project({"train.py": BAD_PROGRAM})
+    run("--isolated", "train.py")
+    assert (tmp_path / ".looplint_cache").is_dir()
+    result = run("clean")
+    assert result.code == 0 and not (tmp_path / ".looplint_cache").exists()
+    assert run("clean").code == 0  # nothing to remove is fine
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "data.txt").write_text("precious")
+    refused = run("clean", "--cache-dir", "mine")
+    assert refused.code == 2 and "not a looplint cache" in refused.err
+    assert (tmp_path / "mine" / "data.txt").read_text() == "precious"
+    with pytest.raises(cache_module.CacheError):
+        clean(str(tmp_path / "train.py"))
+
+
+def test_a_run_whose_files_are_all_cached_does_not_import_the_engine(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "train.py").write_text(BAD_PROGRAM)
+    program = (
+        "import sys\nfrom looplint.cli import main\ncode = main(['--isolated', '-q', 'train.py'])\n"
+        "print(code, [m for m in ('libcst', 'looplint.model', 'looplint.engine') if m in sys.modules])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != cache_module.NO_CACHE_ENV}
+    runs = [subprocess.run([sys.executable, "-c", program], cwd=tmp_path, env=env, capture_output=True, text=True)
+            for _ in range(2)]
+    assert runs[0].stdout.splitlines()[-1] == "1 ['libcst', 'looplint.model', 'looplint.engine']"
+    assert runs[1].stdout.splitlines()[-1] == "1 []"
+    assert runs[0].stdout.splitlines()[:-1] == runs[1].stdout.splitlines()[:-1]
+
+
+def test_rule_codes_are_the_registered_codes(monkeypatch):
+    from looplint import rule
+    from looplint.rule import _module_code, all_rules, rule_codes
+
+    registered = [r.code for r in all_rules()]
+    monkeypatch.setattr(rule, "_REGISTRY", {})  # as in a fresh process: codes from the module names
+    assert rule_codes() == registered
+    assert _module_code("ll101_missing_zero_grad") == "LL101" and _module_code("helpers") is None
