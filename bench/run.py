@@ -15,8 +15,9 @@ For the files looplint would lint under the PATHs (and/or ``N`` files of the det
   ``PATH``); a peer that is not installed is skipped with a message.
 
 Every measurement is a separate process started from here: wall time, files/s, MB/s and the peak resident
-memory of the whole process tree (the sum over the process and its descendants, sampled every 50 ms from
-``/proc``), and looplint's ratio to each floor. The OS file cache is warm for every run (the corpus is read
+memory of the whole process tree (summed over the process and its descendants, sampled every 50 ms from
+``/proc``: RSS, and PSS, which counts the pages forked workers share with their parent once), and
+looplint's ratio to each floor. The OS file cache is warm for every run (the corpus is read
 once before measuring). looplint's findings must be the same cold and warm; a difference is reported and
 the exit status is 1.
 """
@@ -66,20 +67,43 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def tree_rss(root: int) -> int:
-    """The resident memory of ``root`` and all its descendants, now."""
+def _pss(pid: int) -> int:
+    """The proportional set size: resident memory with pages shared among n processes counted 1/n."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return _rss(pid)
+
+
+def _tree(root: int) -> List[int]:
     children = _children_map()
-    total, stack = 0, [root]
+    found, stack = [], [root]
     while stack:
         pid = stack.pop()
-        total += _rss(pid)
+        found.append(pid)
         stack.extend(children.get(pid, ()))
-    return total
+    return found
+
+
+def tree_rss(root: int) -> int:
+    """The resident memory of ``root`` and all its descendants, now (shared pages counted in each)."""
+    return sum(_rss(pid) for pid in _tree(root))
+
+
+def tree_memory(root: int):
+    """(summed RSS, summed PSS) of ``root`` and its descendants: PSS counts a page that forked workers
+    share with their parent once, RSS once per process."""
+    pids = _tree(root)
+    return sum(_rss(p) for p in pids), sum(_pss(p) for p in pids)
 
 
 class Measured:
-    def __init__(self, seconds: float, peak_rss: int, returncode: int, stdout: str, stderr: str) -> None:
-        self.seconds, self.peak_rss, self.returncode = seconds, peak_rss, returncode
+    def __init__(self, seconds: float, peak_rss: int, peak_pss: int, returncode: int, stdout: str, stderr: str) -> None:
+        self.seconds, self.peak_rss, self.peak_pss, self.returncode = seconds, peak_rss, peak_pss, returncode
         self.stdout, self.stderr = stdout, stderr
 
 
@@ -88,13 +112,13 @@ def measure(command: Sequence[str], env: Optional[dict] = None) -> Measured:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(list(command), stdout=out, stderr=err, env=env)
-        peak = 0
+        peak = [0, 0]
         done = threading.Event()
 
         def sample() -> None:
-            nonlocal peak
             while not done.is_set():
-                peak = max(peak, tree_rss(process.pid))
+                rss, pss = tree_memory(process.pid)
+                peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
                 done.wait(SAMPLE_SECONDS)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -107,7 +131,7 @@ def measure(command: Sequence[str], env: Optional[dict] = None) -> Measured:
             sampler.join()
         out.seek(0)
         err.seek(0)
-        return Measured(seconds, peak, code, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
+        return Measured(seconds, peak[0], peak[1], code, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
 
 
 # ---------------------------------------------------------------------------------------------- floors
@@ -230,6 +254,7 @@ class Row:
         self.name, self.runs, self.command = name, runs, list(command)
         self.seconds = statistics.median(m.seconds for m in runs)
         self.peak_rss = statistics.median(m.peak_rss for m in runs)
+        self.peak_pss = statistics.median(m.peak_pss for m in runs)
 
     def as_dict(self, files: int, size: int, floors: Dict[str, float]) -> dict:
         return {
@@ -240,15 +265,16 @@ class Row:
             "files_per_second": round(files / self.seconds, 1),
             "mb_per_second": round(size / 1e6 / self.seconds, 2),
             "peak_rss_mb": round(self.peak_rss / 1e6, 1),
+            "peak_pss_mb": round(self.peak_pss / 1e6, 1),
             **{f"ratio_to_{k}": round(self.seconds / v, 3) for k, v in floors.items()},
         }
 
 
 def print_table(rows: List[dict]) -> None:
-    header = ["", "median s", "runs s", "files/s", "MB/s", "peak RSS MB", "x libcst floor", "x ast floor"]
+    header = ["", "median s", "runs s", "files/s", "MB/s", "peak RSS MB", "peak PSS MB", "x libcst floor", "x ast floor"]
     table = [header] + [
         [r["name"], f"{r['seconds_median']:.2f}", " ".join(f"{s:.2f}" for s in r["seconds_runs"]),
-         f"{r['files_per_second']:.0f}", f"{r['mb_per_second']:.2f}", f"{r['peak_rss_mb']:.0f}",
+         f"{r['files_per_second']:.0f}", f"{r['mb_per_second']:.2f}", f"{r['peak_rss_mb']:.0f}", f"{r['peak_pss_mb']:.0f}",
          f"{r.get('ratio_to_libcst', 0):.3f}", f"{r.get('ratio_to_ast', 0):.3f}"]
         for r in rows
     ]

@@ -358,9 +358,10 @@ def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on
     with whether it is the file's own (not a death or an internal error: worth caching)."""
     jobs = jobs or default_jobs()
     if jobs > 1 and len(tasks) >= PARALLEL_THRESHOLD:
-        from looplint.engine import worker_died
+        from looplint.engine import warm_up, worker_died
         from looplint.worker import WorkerDied, WorkerError, run_tasks
 
+        warm_up()  # before the workers start: forked ones inherit it
         try:
             outcomes = run_tasks(_lint_task, tasks, jobs, on_done=on_done)
         except (OSError, NotImplementedError):

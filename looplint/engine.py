@@ -28,6 +28,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from looplint.diagnostics import Diagnostic
 from looplint.files import MAX_SOURCE_BYTES, NotRegularFile, TooLarge, read_regular, size_text
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME, Rule, all_rules
+from looplint.relevance import blank_cold, relevance
 
 # A file that mentions none of these cannot hold a training loop; it is only checked for syntax.
 TRAINING_TOKENS = re.compile(r"backward\(|\.backward\b|zero_grad|\.step\(|\bstep\(|\.grad\b|\bclosure\b|lr_scheduler|Optimizer\b")
@@ -39,6 +40,10 @@ TRAINING_TOKENS = re.compile(r"backward\(|\.backward\b|zero_grad|\.step\(|\bstep
 MAX_DEPTH = 1000  # deeper code is LL000 without parsing
 IN_PROCESS_DEPTH = 250  # deeper code is parsed in a worker process
 IN_PROCESS_CHARS = 256 * 1024  # so is a larger source (memory: up to 2.5 GB per MB of source)
+
+# Parse and model only the code that can matter (looplint.relevance): top-level definitions not linked to
+# training code are blanked before libcst sees the file. False: every file whole (tests compare the two).
+SKIP_COLD_CODE = True
 
 IN_WORKER = False  # set in worker processes (looplint.worker), where risky input is parsed directly
 
@@ -103,6 +108,7 @@ class Screen(NamedTuple):
     refused: Optional[str] = None  # CPython cannot parse it at all (nested beyond its limits)
     syntax_error: bool = False  # a syntax error for this Python (libcst may know newer syntax)
     depth: int = 0  # nesting depth, as libcst will nest it
+    tree: Optional[ast.Module] = None  # Python's syntax tree, when it parsed
 
 
 def screen(source: str, depth: bool = True) -> Screen:
@@ -116,7 +122,7 @@ def screen(source: str, depth: bool = True) -> Screen:
         return Screen(syntax_error=True)
     except (RecursionError, MemoryError) as e:
         return Screen(refused=f"nested too deeply for Python's parser ({type(e).__name__})")
-    return Screen(depth=nesting_depth(tree) if depth else 0)
+    return Screen(depth=nesting_depth(tree) if depth else 0, tree=tree)
 
 
 def nesting_depth(tree: ast.AST) -> int:
@@ -148,25 +154,43 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
         if not found.syntax_error:
             return []
         rules = []  # nothing to judge: only whether libcst parses it
+    syntax_error, depth = found.syntax_error, found.depth
     if found.depth > MAX_DEPTH:
         return [_error(path, f"cannot parse file: its code is nested {found.depth} levels deep (looplint parses up to {MAX_DEPTH})")]
-    risky = found.syntax_error or found.depth > IN_PROCESS_DEPTH or len(source) > IN_PROCESS_CHARS
+    code = source  # what libcst parses and the model sees
+    if found.tree is not None and SKIP_COLD_CODE:
+        relevant = relevance(found.tree)
+        if not relevant.training:  # only comments and strings mention training: nothing to judge
+            return []
+        code = blank_cold(source, relevant.cold)
+    del found
+    risky = syntax_error or depth > IN_PROCESS_DEPTH or len(source) > IN_PROCESS_CHARS
     if risky and not IN_WORKER:
-        return _lint_in_worker(source, path, rules)
+        return _lint_in_worker(code, path, rules, source)
     try:
-        return lint_parsed(source, path, rules)
+        return lint_parsed(code, path, rules, source)
     except MemoryError:
         return [_error(path, "file too large to analyse: the parser ran out of memory")]
 
 
-def _lint_in_worker(source: str, path: str, rules: List[type]) -> List[Diagnostic]:
+def warm_up() -> None:
+    """Imports what linting a training file needs (libcst, the model, the rules): done once in a parent
+    that forks workers, so that none of them pays for it."""
+    import looplint.model  # noqa: F401
+    import looplint.suppress  # noqa: F401
+    from looplint.rule import all_rules
+
+    all_rules()
+
+
+def _lint_in_worker(source: str, path: str, rules: List[type], noqa_source: Optional[str] = None) -> List[Diagnostic]:
     global _worker
     from looplint.worker import Worker, WorkerDied
 
     if _worker is None:
         _worker = Worker()
     try:
-        return _worker.call(lint_parsed, source, path, rules)
+        return _worker.call(lint_parsed, source, path, rules, noqa_source)
     except WorkerDied as e:
         return [worker_died(path, e)]
 
@@ -178,8 +202,10 @@ def worker_died(path: str, death) -> Diagnostic:
     return _error(path, f"cannot parse file: the parser crashed ({death.reason})")
 
 
-def lint_parsed(source: str, path: str, rules: Sequence[type]) -> List[Diagnostic]:
-    """Parses with libcst and judges: the part of ``lint_source`` that may crash or exhaust memory."""
+def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Optional[str] = None) -> List[Diagnostic]:
+    """Parses with libcst and judges: the part of ``lint_source`` that may crash or exhaust memory.
+    ``noqa_source`` is the file as written when ``source`` is it with cold code blanked (its comments
+    decide what ``# noqa`` suppresses)."""
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as e:
@@ -195,7 +221,7 @@ def lint_parsed(source: str, path: str, rules: Sequence[type]) -> List[Diagnosti
     from looplint.suppress import apply_noqa
 
     try:
-        return apply_noqa(check_module(module, path, rules), source)
+        return apply_noqa(check_module(module, path, rules), source if noqa_source is None else noqa_source)
     except RecursionError:
         # Only pathological code (thousands of nested or concatenated expressions) gets here.
         return [_error(path, "cannot analyse file: its expressions are nested too deeply")]

@@ -5,7 +5,9 @@ libcst's native parser can die on input it cannot take (a stack overflow on code
 levels deep kills the process: no exception, nothing printed for any other file) and needs about 2 GB of
 memory per MB of token-dense source. So whatever may be too much for it runs in a ``Worker``: a child
 process with a memory cap (``MEMORY_BUDGET`` above what it holds at start), replaced when it dies or when
-a task left it large (``RECYCLE_RSS``). The caller learns of a death as ``WorkerDied`` for the task the
+a task left it large (``RECYCLE_RSS``, or ``RECYCLE_GROWTH`` over its size at start after freed memory is
+given back), or after ``MAX_TASKS`` tasks. Workers import the engine, the model and the rules before their
+first task (inherited from the parent when it has them and forks). The caller learns of a death as ``WorkerDied`` for the task the
 worker held, and the next task gets a fresh worker.
 
 ``run_tasks`` spreads many tasks over several workers (``looplint --jobs``) and knows which task each
@@ -26,6 +28,10 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence, Union
 
 MEMORY_BUDGET = 4 << 30  # address space a worker may add to what it holds when it starts
 RECYCLE_RSS = 1 << 30  # a worker resident above this after a task is replaced by a fresh one
+# A worker that grew by more than this over what it held when it started, even after giving freed memory
+# back to the system (a large file's parse leaves the native parser's buffers behind), is replaced too.
+RECYCLE_GROWTH = 160 << 20
+MAX_TASKS = 1000  # tasks a worker runs before a fresh one replaces it (fragmentation grows slowly)
 STACK_SIZE = 64 << 20  # the stack of the thread that runs tasks (the parser recurses on native frames)
 
 # Signals that mean "out of memory": the kernel's OOM killer, or an allocation failure aborting native code.
@@ -61,11 +67,15 @@ def _context():
 class Worker:
     """One child process that runs tasks, one at a time; started on first use, restarted after a death."""
 
-    def __init__(self, memory_budget: int = MEMORY_BUDGET, recycle_rss: int = RECYCLE_RSS) -> None:
+    def __init__(self, memory_budget: int = MEMORY_BUDGET, recycle_rss: int = RECYCLE_RSS,
+                 recycle_growth: int = RECYCLE_GROWTH, max_tasks: int = MAX_TASKS) -> None:
         self.memory_budget = memory_budget
         self.recycle_rss = recycle_rss
+        self.recycle_growth = recycle_growth
+        self.max_tasks = max_tasks
         self._process = None
         self._conn = None
+        self._kill_requested = False
 
     @property
     def pid(self) -> Optional[int]:
@@ -79,7 +89,8 @@ class Worker:
         ctx = _context()
         here, there = ctx.Pipe()
         process = ctx.Process(
-            target=_serve, args=(there, self.memory_budget, self.recycle_rss), daemon=True, name="looplint-worker"
+            target=_serve, args=(there, self.memory_budget, Recycling(self.recycle_rss, self.recycle_growth, self.max_tasks)),
+            daemon=True, name="looplint-worker",
         )
         process.start()
         there.close()
@@ -92,6 +103,8 @@ class Worker:
                 self._start()
             try:
                 self._conn.send((fn, args))
+                if self._kill_requested:  # killed while it started: the task must not run
+                    self._kill_now()
                 return
             except (BrokenPipeError, ConnectionResetError, EOFError):
                 if attempt == 2:
@@ -119,6 +132,7 @@ class Worker:
     def _reap(self):
         process, conn = self._process, self._conn
         self._process = self._conn = None
+        self._kill_requested = False
         if conn is not None:
             try:
                 conn.send(None)  # "stop" (a forked child may hold a copy of this end: no end of input)
@@ -136,6 +150,21 @@ class Worker:
     def close(self) -> None:
         """Ends the worker: asked to stop, killed if it does not."""
         self._reap()
+
+    def kill(self) -> None:
+        """Kills the process at once, from any thread (also one that is starting it for a task): a
+        ``result`` waiting in another thread raises ``WorkerDied`` (and reaps it); the next task gets a
+        fresh worker."""
+        self._kill_requested = True
+        self._kill_now()
+
+    def _kill_now(self) -> None:
+        process = self._process
+        if process is not None:
+            try:
+                process.kill()
+            except (OSError, ValueError, AttributeError):
+                pass
 
 
 def _describe_exit(code: Optional[int]):
@@ -225,7 +254,40 @@ def _cap_memory(budget: int) -> None:
         pass  # no address-space limit on this platform: the size limit still bounds the input
 
 
-def _serve(conn, memory_budget: int, recycle_rss: int) -> None:
+class Recycling:
+    """When a worker retires after a task: resident above ``rss``, grown by more than ``growth`` since it
+    started (after returning freed memory to the system), or ``max_tasks`` tasks done."""
+
+    def __init__(self, rss: int = RECYCLE_RSS, growth: int = RECYCLE_GROWTH, max_tasks: int = MAX_TASKS) -> None:
+        self.rss, self.growth, self.max_tasks = rss, growth, max_tasks
+        self.start = 0
+        self.tasks = 0
+
+    def started(self) -> None:
+        self.start = _resident_bytes()
+
+    def retire_after_task(self) -> bool:
+        self.tasks += 1
+        if self.tasks >= self.max_tasks:
+            return True
+        resident = _resident_bytes()
+        if resident - self.start > self.growth:
+            _return_free_memory()
+            resident = _resident_bytes()
+        return resident > self.rss or resident - self.start > self.growth
+
+
+def _return_free_memory() -> None:
+    """Gives the heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _serve(conn, memory_budget: int, recycling: Recycling) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # A dying parser writes to stderr ("memory allocation failed", a backtrace, a fault handler's dump);
     # the parent reports the death as an LL000 for the file.
@@ -237,14 +299,19 @@ def _serve(conn, memory_budget: int, recycle_rss: int) -> None:
     from looplint import engine
 
     engine.IN_WORKER = True  # input that is risky in-process is parsed right here
+    engine.warm_up()  # nothing to do when the parent had it all and forked
+    import gc
+
+    gc.freeze()  # what the imports made lives as long as the worker: the collector need not scan it
+    recycling.started()
     _cap_memory(memory_budget)
     threading.stack_size(STACK_SIZE)
-    runner = threading.Thread(target=_loop, args=(conn, recycle_rss), name="looplint-task")
+    runner = threading.Thread(target=_loop, args=(conn, recycling), name="looplint-task")
     runner.start()
     runner.join()
 
 
-def _loop(conn, recycle_rss: int) -> None:
+def _loop(conn, recycling: Recycling) -> None:
     while True:
         try:
             task = conn.recv()
@@ -259,7 +326,7 @@ def _loop(conn, recycle_rss: int) -> None:
             reply = ("memory", None)
         except BaseException as e:  # noqa: BLE001 - the parent decides what a failure means
             reply = ("error", (f"{type(e).__name__}: {e}", traceback.format_exc()))
-        retire = reply[0] == "memory" or _resident_bytes() > recycle_rss
+        retire = reply[0] == "memory" or recycling.retire_after_task()
         try:
             conn.send(reply + (retire,))
         except (OSError, ValueError):

@@ -208,3 +208,43 @@ def test_links_dangling_or_looping_are_reported_once_and_a_file_is_linted_once(p
         ("a.py", 1, "LL000"), (os.path.join("pkg", "dangling.py"), 1, "LL000"), (os.path.join("pkg", "train.py"), BAD_ROW, "LL101")]
     assert rows[0][3] == f"cannot read file: {os.strerror(errno.ELOOP)}"
     assert rows[1][3] == "cannot read file: broken symbolic link"
+
+
+def test_workers_retire_after_max_tasks_and_after_growing():
+    w = worker.Worker(max_tasks=2)
+    try:
+        assert w.call(_task, 1) == 2 and w.pid is not None
+        assert w.call(_task, 2) == 4 and w.pid is None  # retired after its second task
+    finally:
+        w.close()
+    w = worker.Worker(recycle_growth=64 << 20)
+    try:
+        assert w.call(_task, 1) == 2 and w.pid is not None
+        assert w.call(_hold, 128 << 20) == 128 << 20 and w.pid is None  # it kept 128 MB: replaced
+        assert w.call(_task, 3) == 6 and w.pid is not None
+    finally:
+        w.close()
+
+
+_HELD = []
+
+
+def _hold(size):
+    _HELD.append(bytearray(b"x" * size))  # written: resident, not only reserved
+    return len(_HELD[-1])
+
+
+def test_workers_start_with_the_engine_imported(tmp_path):
+    import subprocess
+    import sys
+
+    program = """if True:
+        import sys
+        from looplint.worker import Worker
+        w = Worker()
+        wanted = "[m in __import__('sys').modules for m in ('libcst', 'looplint.model', 'looplint.rules.ll101_missing_zero_grad')]"
+        print('looplint.model' in sys.modules, w.call(eval, wanted))
+        w.close()
+    """
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.strip() == "False [True, True, True]", out.stderr

@@ -1,0 +1,138 @@
+"""Parsing and modelling only the code that can matter (looplint.relevance) finds what linting whole files
+finds: over every fixture, and over programs built to tempt it into dropping code that matters."""
+from __future__ import annotations
+
+import ast
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from looplint import engine
+from looplint.relevance import blank_cold, relevance
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+UNRELATED = '''
+
+def unrelated_helper(values):
+    """Mentions backward() and optimizer.step() in its docstring only."""
+    total = 0
+    for v in values:
+        total += v  # loss.backward() in a comment
+    return total
+
+
+class Unrelated:
+    def method(self):
+        return [x * 2 for x in range(10)]
+'''
+
+
+def _both(source: str, monkeypatch, path: str = "t.py"):
+    with_shortcut = engine.lint_source(source, path)
+    monkeypatch.setattr(engine, "SKIP_COLD_CODE", False)
+    whole = engine.lint_source(source, path)
+    monkeypatch.setattr(engine, "SKIP_COLD_CODE", True)
+    return with_shortcut, whole
+
+
+def test_every_fixture_has_the_same_findings_with_and_without_the_shortcut(monkeypatch):
+    files = sorted(FIXTURES.rglob("*.py"))
+    assert len(files) > 50
+    blanked = 0
+    for i, path in enumerate(files):
+        source = path.read_text(encoding="utf-8")
+        text = source + UNRELATED if i % 2 else UNRELATED + source  # cold code after, or before
+        shortcut, whole = _both(text, monkeypatch, str(path))
+        assert shortcut == whole, path
+        try:
+            blanked += bool(relevance(ast.parse(text)).cold)
+        except SyntaxError:
+            continue
+    assert blanked > 50  # the shortcut did drop code in these files
+
+
+def _cold_names(source: str):
+    tree = ast.parse(source)
+    rows = {r for first, last in relevance(tree).cold for r in range(first, last + 1)}
+    return sorted(d.name for d in tree.body if getattr(d, "name", None) and d.lineno in rows)
+
+
+PROGRAM = textwrap.dedent('''\
+    import torch
+    LR = 0.1
+
+    def build(model):                    # a caller of train: its arguments tell what train's are
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return train(model, opt)
+
+    def train(model, opt):
+        for x in data():
+            loss = model(x).sum()
+            loss.backward()
+            opt.step()
+
+    def data():                          # a callee of train
+        return [torch.randn(3)]
+
+    @registry.on("epoch")                # a framework calls it
+    def handler(engine):
+        model.eval()
+
+    def uses_lr():                       # reads a module variable
+        return LR * 2
+
+    def rebinds():
+        global model
+        model = None
+
+    class Base:                          # the base of a class that trains
+        def setup(self):
+            self.ready = True
+
+    class Trainer(Base):
+        def fit(self):
+            self.opt.zero_grad()
+
+    def unrelated(a, b):
+        return a + b
+
+    class AlsoUnrelated:
+        def __repr__(self):
+            return "x"
+    ''')
+
+
+def test_only_definitions_unlinked_to_training_code_are_cold():
+    assert _cold_names(PROGRAM) == ["AlsoUnrelated", "unrelated"]
+
+
+def test_code_that_names_training_only_in_comments_and_strings_is_not_training():
+    assert not relevance(ast.parse('"""loss.backward() then optimizer.step()"""\n# zero_grad\nx = "a.grad"\n')).training
+    assert relevance(ast.parse("def f(o):\n    o.step()\n")).training
+    assert relevance(ast.parse("from torch.optim import lr_scheduler\n")).training
+    assert relevance(ast.parse("getattr(opt, 'zero_grad')()\n")).training
+
+
+def test_a_file_that_names_training_only_in_comments_is_only_checked_for_syntax():
+    assert engine.lint_source('"""Call loss.backward() and optimizer.step()."""\nx = 1\n') == []
+    broken = engine.lint_source('"""Call loss.backward() and optimizer.step()."""\nx = (\n')
+    assert [d.code for d in broken] == ["LL000"]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_blanking_keeps_every_row_and_column(newline):
+    source = newline.join(["import torch", "def cold():", "    return '\u2028\x0c'", "x = 1", ""])
+    out = blank_cold(source, [(2, 3)])
+    assert out == newline.join(["import torch", "", "", "x = 1", ""])
+    assert ast.parse(out).body[-1].lineno == 4
+
+
+def test_noqa_comments_in_blanked_code_still_count(monkeypatch):
+    found, _ = _both(PROGRAM, monkeypatch)
+    assert "LL101" in {d.code for d in found}
+    source = PROGRAM + "\ndef cold_with_file_noqa():\n# looplint: noqa\n    return 1\n"
+    assert "cold_with_file_noqa" in _cold_names(source)
+    shortcut, whole = _both(source, monkeypatch)
+    assert shortcut == whole == []
