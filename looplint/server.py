@@ -3,9 +3,11 @@
 What an editor gets:
 
 * diagnostics for Python documents (``.py``, ``.pyi``, or any document whose language is ``python``) and for
-  the code cells of Jupyter notebooks synced as notebook documents: on open and save at once, on change after
-  a short pause (``DEBOUNCE_SECONDS``; a newer version cancels an older pending lint, and a lint whose
-  document changed meanwhile is never published); closing a document clears them;
+  the code cells of Jupyter notebooks synced as notebook documents: on open and save at once, on change at
+  once when no lint of the document is waiting or running, otherwise after a short pause
+  (``DEBOUNCE_SECONDS``: a burst of typing is one lint) that replaces the waiting lint and cancels the
+  running one (its worker process is killed; a spare takes over); a lint whose document changed meanwhile
+  is never published; closing a document clears them;
 * ranges in the position encoding agreed with the client (UTF-16 code units unless the client offers
   another), converted from looplint's code-point columns;
 * ``code`` = the rule code, ``codeDescription.href`` = the rule's documentation, ``source`` = ``looplint``;
@@ -161,27 +163,77 @@ def _rules_for(configuration: Configuration, path: str) -> Tuple[Optional[List[t
     return rules, codes, error
 
 
+class LintCancelled(Exception):
+    """The lint was cancelled (``Linter.cancel``): a newer version of its document is waiting."""
+
+
 class Linter:
     """``lint_source`` in a worker process: the server never parses (a large document would hold the
     interpreter for seconds, and input that crashes the parser would take the server down). A crash is an
-    ``LL000`` for that document; the next lint gets a fresh worker."""
+    ``LL000`` for that document; the next lint gets a fresh worker.
 
-    def __init__(self) -> None:
+    ``cancel`` ends the running lint at once (its worker is killed and the call raises ``LintCancelled``):
+    a stale lint of a long document never delays the newer one. After a first cancel a spare worker is kept
+    started, so that the next lint does not wait for a fresh interpreter."""
+
+    def __init__(self, task=None) -> None:
         from looplint.worker import Worker
 
+        self.task = task  # the function run in the worker: ``engine.lint_source`` unless given
         self.worker = Worker()
+        self._lock = threading.Lock()
+        self._running = None  # the worker running a lint now
+        self._cancelled = False
+        self._spare = None  # a started worker, ready to replace a killed one
 
     def __call__(self, source: str, path: str, rules: Sequence[type]) -> List[Diagnostic]:
         from looplint.engine import lint_source, worker_died
         from looplint.worker import WorkerDied
 
+        with self._lock:
+            worker, self._running, self._cancelled = self.worker, self.worker, False
         try:
-            return self.worker.call(lint_source, source, path, list(rules))
+            return worker.call(self.task or lint_source, source, path, list(rules))
         except WorkerDied as e:
+            if self._cancelled:
+                raise LintCancelled() from None
             return [worker_died(path, e)]
+        finally:
+            with self._lock:
+                self._running = None
+
+    def cancel(self) -> bool:
+        """Ends the lint running now, if any; True if there was one."""
+        with self._lock:
+            worker = self._running
+            if worker is None:
+                return False
+            self._cancelled = True
+            self.worker = self._take_spare()
+        worker.kill()
+        return True
+
+    def _take_spare(self):
+        from looplint.worker import Worker
+
+        spare, self._spare = self._spare, Worker()
+        threading.Thread(target=_start_worker, args=(self._spare,), daemon=True, name="looplint-spare").start()
+        return spare if spare is not None else Worker()
 
     def close(self) -> None:
+        with self._lock:
+            spare, self._spare = self._spare, None
         self.worker.close()
+        if spare is not None:
+            spare.close()
+
+
+def _start_worker(worker) -> None:
+    """Starts ``worker`` (its process and imports) by giving it a trivial task."""
+    try:
+        worker.call(int)
+    except Exception:  # noqa: BLE001 - a spare that failed to start is replaced on first use
+        pass
 
 
 def lint_text_document(configuration: Configuration, uri: str, version: Optional[int], text: str, path: str,
@@ -550,7 +602,8 @@ class LooplintLanguageServer(LanguageServer):
         # parsing itself happens in a worker process (``Linter``).
         self.linter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="looplint-lint")
         self.lint = Linter()
-        self.pending: Dict[str, asyncio.Task] = {}
+        self.pending: Dict[str, asyncio.Task] = {}  # uri -> its lint, waiting or running
+        self.running: Optional[str] = None  # the uri whose lint runs in the lint thread now
         self.published: Dict[str, Published] = {}
         self.notebook_cells: Dict[str, List[str]] = {}  # notebook uri -> cell uris last published
         self.shown_errors: set = set()
@@ -596,10 +649,18 @@ class LooplintLanguageServer(LanguageServer):
             return
         self.pending[uri] = loop.create_task(self._lint_later(uri, delay))
 
+    def schedule_change(self, uri: str) -> None:
+        """A new version of ``uri``: linted at once when no lint of it is waiting or running; otherwise
+        after ``debounce`` seconds (a burst of typing is one lint), and the stale lint, if it still runs
+        then, is cancelled."""
+        self.schedule(uri, self.debounce if uri in self.pending else 0.0)
+
     def cancel(self, uri: str) -> None:
         task = self.pending.pop(uri, None)
         if task is not None:
             task.cancel()
+        if self.running == uri:
+            self.lint.cancel()
 
     def relint_all(self) -> None:
         # The documents' own URIs, as the client spelled them (the workspace's keys are unquoted).
@@ -614,11 +675,16 @@ class LooplintLanguageServer(LanguageServer):
         try:
             if delay > 0:
                 await asyncio.sleep(delay)
+            if self.running == uri:  # a lint of an older version still runs: its result would be dropped
+                self.lint.cancel()
             job = self._snapshot(uri)
             if job is None:
                 return
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self.linter, job)
+            try:
+                result = await loop.run_in_executor(self.linter, self._running_as(uri, job))
+            except LintCancelled:
+                return
             if result is None:
                 return
             if result.config_error and result.config_error not in self.shown_errors:
@@ -638,6 +704,16 @@ class LooplintLanguageServer(LanguageServer):
         finally:
             if self.pending.get(uri) is task:
                 del self.pending[uri]
+
+    def _running_as(self, uri: str, job):
+        def run():
+            self.running = uri
+            try:
+                return job()
+            finally:
+                self.running = None
+
+        return run
 
     def _snapshot(self, uri: str):
         """A function computing the lint of the current version of ``uri``, run in the lint thread."""
@@ -789,7 +865,7 @@ def create_server(debounce: float = DEBOUNCE_SECONDS) -> LooplintLanguageServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: LooplintLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
-        ls.schedule(ls.notebook_of_cell(uri) or uri, ls.debounce)
+        ls.schedule_change(ls.notebook_of_cell(uri) or uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
     def did_save(ls: LooplintLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -814,7 +890,7 @@ def create_server(debounce: float = DEBOUNCE_SECONDS) -> LooplintLanguageServer:
         structure = params.change.cells.structure if params.change.cells is not None else None
         for cell in (structure.did_open or []) if structure is not None else []:
             _adopt(ls.open_text_document(cell.uri))
-        ls.schedule(params.notebook_document.uri, ls.debounce)
+        ls.schedule_change(params.notebook_document.uri)
 
     @server.feature(types.NOTEBOOK_DOCUMENT_DID_SAVE)
     def notebook_did_save(ls: LooplintLanguageServer, params: types.DidSaveNotebookDocumentParams) -> None:
@@ -858,15 +934,28 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the looplint language server on stdin/stdout (for editors; see the README).",
     )
     parser.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default and only transport)")
+    parser.add_argument("--debounce", type=_seconds, default=DEBOUNCE_SECONDS, metavar="SECONDS",
+                        help=f"pause after a change made while its document is being linted (default {DEBOUNCE_SECONDS}); "
+                             "a change to a document that is not being linted is linted at once")
     parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level of the messages written to stderr")
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds: {text!r}") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 3600 seconds, got {text}")
+    return value
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ns = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, ns.log_level), format="looplint server: %(levelname)s: %(message)s")
     all_rules()  # import every rule once, here, before the lint thread uses the registry
-    server = create_server()
+    server = create_server(ns.debounce)
     try:
         return serve_stdio(server)
     finally:

@@ -635,3 +635,67 @@ def test_importing_looplint_does_not_import_pygls():
     check = script + "sys.stdout.write('\\n' + str(sorted(m for m in ('pygls', 'lsprotocol') if m in sys.modules)))\n"
     proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
     assert proc.stdout.splitlines()[-1] == "[]", proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------- latency
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER + ["--debounce", "600"], client_factory=make_client),
+                    scope="module")
+async def slow_debounce_client(lsp_client: LanguageClient):
+    await lsp_client.initialize_session(types.InitializeParams(capabilities=types.ClientCapabilities()))
+    yield
+    await lsp_client.shutdown_session()
+
+
+@in_session
+async def test_a_change_to_a_document_not_being_linted_is_linted_at_once(slow_debounce_client: LanguageClient, tmp_path: Path):
+    # The pause after a change is 600 s in this server, beyond the wait's guard: only a lint that does not
+    # wait for it can be published.
+    editor = Editor(slow_debounce_client, tmp_path)
+    uri = editor.open("train.py", CLEAN_PROGRAM)
+    assert await editor.diagnostics(uri) == []
+    version = editor.change(uri, BAD_PROGRAM)
+    [d] = await editor.diagnostics(uri, version)
+    assert d.code == "LL101"
+    version = editor.change(uri, CLEAN_PROGRAM)
+    assert await editor.diagnostics(uri, version) == []
+
+
+def _never_returns(source, path, rules):
+    import time
+
+    time.sleep(3600)
+
+
+def test_a_running_lint_is_cancelled_and_the_next_one_runs_on_a_spare_worker():
+    import threading
+    import time
+
+    from looplint.rule import all_rules
+    from looplint.server import LintCancelled, Linter
+
+    linter = Linter(task=_never_returns)
+    outcome = []
+
+    def lint():
+        try:
+            outcome.append(linter(BAD_PROGRAM, "train.py", all_rules()))
+        except LintCancelled as e:
+            outcome.append(e)
+
+    try:
+        thread = threading.Thread(target=lint)
+        thread.start()
+        deadline = time.monotonic() + WAIT  # a guard, not a measure
+        while not linter.cancel():  # False until the lint runs in the worker
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        thread.join(WAIT)
+        assert not thread.is_alive() and isinstance(outcome[0], LintCancelled)
+        assert not linter.cancel()  # nothing runs now
+        linter.task = None  # lint_source again, on the worker that replaced the killed one
+        [d] = linter(BAD_PROGRAM, "train.py", all_rules())
+        assert d.code == "LL101"
+    finally:
+        linter.close()
