@@ -159,7 +159,7 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
         return [_error(path, f"cannot parse file: its code is nested {found.depth} levels deep (looplint parses up to {MAX_DEPTH})")]
     code = source  # what libcst parses and the model sees
     if found.tree is not None and SKIP_COLD_CODE:
-        relevant = relevance(found.tree)
+        relevant = relevance(found.tree, source)
         if not relevant.training:  # only comments and strings mention training: nothing to judge
             return []
         code = blank_cold(source, relevant.cold)

@@ -9,7 +9,9 @@ cannot change one. ``TRAINING_NAMES`` are those names, tested on identifiers (na
 imported names, strings that are identifiers) rather than on text, so that a comment or a docstring does
 not count (the engine's text pre-filter is the same test on raw text).
 
-A top-level definition is kept (``hot``) when
+Whether a file trains is decided on the identifiers of its code; the links between its top-level
+definitions on the words of their rows (comments and strings too: a word too many keeps more code). A
+top-level definition is kept (``hot``) when
 
 * it names a training name, or carries a decorator (a framework may call it), or declares ``global`` /
   ``nonlocal`` (it rebinds what other code reads), or mentions a variable bound at module level;
@@ -88,20 +90,27 @@ def _module_variables(statements: List[ast.stmt]) -> Set[str]:
     return bound
 
 
-def relevance(tree: ast.Module) -> Relevance:
+def relevance(tree: ast.Module, source: str) -> Relevance:
+    """Whether ``tree``'s code names training, and which of its top-level definitions cannot matter.
+
+    Whether the file trains is decided on identifiers of the code (its comments and strings do not count).
+    Within a training file, the links between definitions are decided on the words of each definition's
+    rows, comments and strings included: a word too many only keeps more code (and costs a fraction of a
+    walk over the tree)."""
+    if not any(TRAINING_NAMES.search(n) for n in identifiers(tree)):
+        return Relevance(False, [])
+    rows = _LINES.findall(source)
     definitions = [s for s in tree.body if isinstance(s, _DEFS)]
     others = [s for s in tree.body if not isinstance(s, _DEFS)]
+    spans = [(_first_row(d), d.end_lineno or d.lineno) for d in definitions]
+    names = [set(_WORD.findall("".join(rows[first - 1:last]))) for first, last in spans]
     module_names: Set[str] = set()
     for statement in others:
-        module_names.update(identifiers(statement))
+        module_names.update(_WORD.findall("".join(rows[statement.lineno - 1:statement.end_lineno or statement.lineno])))
     variables = _module_variables(others)
-    names = [set(identifiers(d)) for d in definitions]
-    training = names_training(module_names) or any(names_training(n) for n in names)
-    if not training:
-        return Relevance(False, [])
     hot = [
         names_training(n) or bool(getattr(d, "decorator_list", None)) or bool(n & variables)
-        or any(type(x) in (ast.Global, ast.Nonlocal) for x in ast.walk(d))
+        or "global" in n or "nonlocal" in n
         for d, n in zip(definitions, names)
     ]
     changed = True
@@ -116,8 +125,10 @@ def relevance(tree: ast.Module) -> Relevance:
         for i, (d, n) in enumerate(zip(definitions, names)):
             if not hot[i] and (d.name in mentioned or n & hot_names):
                 hot[i] = changed = True
-    cold = [(_first_row(d), d.end_lineno or d.lineno) for d, h in zip(definitions, hot) if not h]
-    return Relevance(True, cold)
+    return Relevance(True, [span for span, h in zip(spans, hot) if not h])
+
+
+_WORD = re.compile(r"[^\W\d]\w*")
 
 
 def _first_row(definition: ast.stmt) -> int:

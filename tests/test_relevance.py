@@ -47,7 +47,7 @@ def test_every_fixture_has_the_same_findings_with_and_without_the_shortcut(monke
         shortcut, whole = _both(text, monkeypatch, str(path))
         assert shortcut == whole, path
         try:
-            blanked += bool(relevance(ast.parse(text)).cold)
+            blanked += bool(relevance(ast.parse(text), text).cold)
         except SyntaxError:
             continue
     assert blanked > 50  # the shortcut did drop code in these files
@@ -55,7 +55,7 @@ def test_every_fixture_has_the_same_findings_with_and_without_the_shortcut(monke
 
 def _cold_names(source: str):
     tree = ast.parse(source)
-    rows = {r for first, last in relevance(tree).cold for r in range(first, last + 1)}
+    rows = {r for first, last in relevance(tree, source).cold for r in range(first, last + 1)}
     return sorted(d.name for d in tree.body if getattr(d, "name", None) and d.lineno in rows)
 
 
@@ -109,10 +109,13 @@ def test_only_definitions_unlinked_to_training_code_are_cold():
 
 
 def test_code_that_names_training_only_in_comments_and_strings_is_not_training():
-    assert not relevance(ast.parse('"""loss.backward() then optimizer.step()"""\n# zero_grad\nx = "a.grad"\n')).training
-    assert relevance(ast.parse("def f(o):\n    o.step()\n")).training
-    assert relevance(ast.parse("from torch.optim import lr_scheduler\n")).training
-    assert relevance(ast.parse("getattr(opt, 'zero_grad')()\n")).training
+    def trains(source):
+        return relevance(ast.parse(source), source).training
+
+    assert not trains('"""loss.backward() then optimizer.step()"""\n# zero_grad\nx = "a.grad"\n')
+    assert trains("def f(o):\n    o.step()\n")
+    assert trains("from torch.optim import lr_scheduler\n")
+    assert trains("getattr(opt, 'zero_grad')()\n")
 
 
 def test_a_file_that_names_training_only_in_comments_is_only_checked_for_syntax():
