@@ -132,13 +132,30 @@ def test_a_loop_that_calls_a_function_with_a_batch_loop_is_an_epoch_loop():
     m = model_of("""
         def train_one(model, loader, optimizer):
             for x in loader:
-                pass
+                model(x).sum().backward()
+                optimizer.step()
         def main():
             for e in range(n):
                 train_one(model, loader, optimizer)
     """)
     kinds = {m.source(l.node).split(":")[0]: l.kind for l in m.builder.loops}
     assert kinds["for e in range(n)"] == EPOCH
+    assert kinds["for x in loader"] == BATCH
+
+
+def test_a_loop_that_calls_an_evaluation_pass_is_not_an_epoch_loop():
+    m = model_of("""
+        def evaluate(model, loader):
+            preds = []
+            for x in loader:
+                preds.append(model(x).argmax())
+            return preds
+        def main():
+            for item in items:
+                evaluate(model, loader)
+    """)
+    kinds = {m.source(l.node).split(":")[0]: l.kind for l in m.builder.loops}
+    assert kinds["for item in items"] != EPOCH
     assert kinds["for x in loader"] == BATCH
 
 

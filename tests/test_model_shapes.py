@@ -558,3 +558,28 @@ def test_an_assignment_in_a_one_line_branch_reaches_its_uses():
                 sched.step()
     """)
     assert findings(src) == [("LL201", line_of(src, "sched.step()"))]
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_a_loop_that_only_traces_the_schedule_is_not_training(accumulate):
+    pad = " " * (16 if accumulate else 12)
+    inner = ("            with accelerator.accumulate(model):\n" if accumulate else "") + \
+        f"{pad}optimizer.step()\n{pad}scheduler.step()\n"
+    src = (
+        "import torch\n"
+        "from accelerate import Accelerator\n"
+        "def trace(steps):\n"
+        "    accelerator = Accelerator()\n"
+        "    model = torch.nn.Linear(2, 4)\n"
+        "    optimizer = torch.optim.AdamW(model.parameters(), lr=10.0)\n"
+        "    scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, total_iters=steps)\n"
+        "    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)\n"
+        "    lrs = []\n"
+        "    for num_steps in [1, 2, 4]:\n"
+        "        for i in range(10 * num_steps):\n"
+        + inner +
+        "            lrs.append(scheduler.get_last_lr()[0])\n"
+        "    return lrs\n"
+    )
+    assert findings(src) == []
+    # (with a forward through the model and no backward it is LL104: fixtures/ll104/bad_*)
