@@ -1,18 +1,21 @@
 from looplint.model.describe import call_text
 from looplint.model.events import ZERO
+from looplint.model.partial_clips import analyse as partial_clips
 from looplint.rule import Finding, Rule
 
 
 class ClipOutsideBackwardStep(Rule):
     """## What it does
     Checks for gradient clipping that does not sit between `backward()` and the optimizer step: before
-    the backward pass (after `zero_grad()`) or after the step.
+    the backward pass (after `zero_grad()`) or after the step, or on micro-batches of gradient
+    accumulation whose step is skipped (the next micro-batch's backward follows the clip).
 
     ## Why is this bad?
     Clipping rescales the gradients currently stored in `.grad`. Before `backward()` they are zero (or
     the previous batch's, about to be cleared); after `step()` they have already been applied and are
-    cleared before the next backward. Either way the update is never clipped: exploding gradients go
-    through unchecked while the code looks protected.
+    cleared before the next backward. On a micro-batch that does not step, the clip rescales a partial sum
+    and the following backward passes add unclipped gradients to it. Either way the update is never
+    clipped: exploding gradients go through unchecked while the code looks protected.
 
     ## Known problems
     A backward pass or step hidden in a call looplint cannot see keeps the rule silent.
@@ -38,7 +41,8 @@ class ClipOutsideBackwardStep(Rule):
     name = "clip-outside-backward-step"
 
     def check(self, model):
-        for clip, settled in model.useless_clips.items():
+        settled_clips = model.useless_clips
+        for clip, settled in settled_clips.items():
             by = sorted(settled, key=lambda e: model.source(e.node))[0]
             where = ("after `{}` cleared the gradients and before the next `backward()`" if by.kind == ZERO
                      else "after `{}` already applied the gradients").format(call_text(by))
@@ -46,4 +50,14 @@ class ClipOutsideBackwardStep(Rule):
                 clip.node,
                 f"`{call_text(clip)}` runs {where}: no step ever applies the clipped gradients; clip between "
                 f"`backward()` and the step",
+            )
+        for clip, backwards in partial_clips(model).items():
+            if clip in settled_clips:
+                continue
+            again = sorted(backwards, key=lambda e: model.source(e.node))[0]
+            yield Finding(
+                clip.node,
+                f"`{call_text(clip)}` runs on micro-batches whose step is skipped: `{call_text(again)}` adds "
+                f"unclipped gradients to the clipped partial sum before the step, so the update is never "
+                f"clipped; clip only when the optimizer steps",
             )

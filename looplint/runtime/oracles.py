@@ -33,7 +33,7 @@ class Evidence:
 
 Oracle = Callable[[Trace], List[Evidence]]
 ORACLES: Dict[str, Oracle] = {}
-EXPLAINS_CRASH = {"LL204", "LL301", "LL304"}
+EXPLAINS_CRASH = {"LL204", "LL301", "LL304", "LL406", "LL407"}
 
 
 def oracle(code: str) -> Callable[[Oracle], Oracle]:
@@ -244,6 +244,8 @@ def step_without_backward(trace: Trace) -> List[Evidence]:
         steps = _plain_steps(trace, opt)
         if not steps or any(trace.reaches(b, opt) for b in backwards) or not all(_empty(s) for s in steps):
             continue
+        if any(_graphless(b) for b in backwards):
+            continue  # backward passes ran, on losses without history: LL112's bug
         s = steps[0]
         out.append(Evidence("LL104", s["line"], (
             f"`{o['cls']}.step()` (line {s['line']}) ran {len(steps)} times and 0 backward passes reached its "
@@ -260,6 +262,7 @@ def backward_without_step(trace: Trace) -> List[Evidence]:
     out = []
     pending = (trace.end or {}).get("pending_step") or {}
     tried = {e["opt"] for e in trace.of("step_error")} | {pending.get("opt")}
+    tried |= {e.get("opt") for e in trace.of("scaler") if e.get("op") in ("step", "unscale_")}  # refused: LL406/LL407
     for opt, o in trace.optimizers().items():
         if trace.steps(opt) or opt in tried:
             continue  # it stepped, or tried to and raised
@@ -842,17 +845,19 @@ def _augassign_lines(program: str, func: str, first_line: int, name: str) -> Lis
                 break
     if scope is None:
         return []
-    lines = []
+    return sorted(node.lineno for node in _own_nodes(scope) if isinstance(node, ast.AugAssign)
+                  and isinstance(node.op, ast.Add) and isinstance(node.target, ast.Name) and node.target.id == name)
+
+
+def _own_nodes(scope: ast.AST):
+    """The nodes of a function (or module) body, not those of the functions and classes it defines."""
     todo = list(ast.iter_child_nodes(scope))
     while todo:
         node = todo.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             continue
-        if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add) and isinstance(node.target, ast.Name) \
-                and node.target.id == name:
-            lines.append(node.lineno)
+        yield node
         todo.extend(ast.iter_child_nodes(node))
-    return sorted(lines)
 
 
 @oracle("LL401")
@@ -940,5 +945,199 @@ def clip_outside_backward_step(trace: Trace) -> List[Evidence]:
         out.append(Evidence("LL403", line, (
             f"`{c['op']}` ran {len(group)} times on gradients no step applied: the next "
             f"`{nexts[0]['cls']}.step()` (step {nexts[0]['n']}) used only backward passes that ran after the clip"
+        )))
+    out.extend(_clips_of_partial_sums(trace, by_opt))
+    return out
+
+
+def _clips_of_partial_sums(trace: Trace, by_opt: Dict[int, List[dict]]) -> List[Evidence]:
+    """A clip between backward passes whose gradients one step then applied together: the step applied the
+    clipped partial sum plus unclipped gradients (gradient accumulation clipped per micro-batch)."""
+    backwards = trace.of("backward")
+    hits = []
+    for c in trace.of("clip"):
+        for opt, steps in by_opt.items():
+            s = _next_step(steps, c)
+            if s is None:
+                continue
+            used = set(s.get("backwards") or [])
+            later = [b for b in backwards if c["seq"] < b["seq"] < s["seq"] and b["id"] in used]
+            clipped = [b for b in backwards if b["seq"] < c["seq"] and b["id"] in used]
+            if later and clipped:
+                hits.append(((c["line"],), (c, s, later)))
+                break
+    out = []
+    for (line,), group in _group(hits).items():
+        c, s, later = group[0]
+        runs = len([x for x in trace.of("clip") if x["line"] == line])
+        out.append(Evidence("LL403", line, (
+            f"`{c['op']}` (line {line}) clipped a partial sum {_plural(len(group), 'time')} of {runs}: "
+            f"{len(later)} backward pass{'es' if len(later) > 1 else ''} (line {later[0]['line']}) added unclipped gradients before "
+            f"`{s['cls']}.step()` (step {s['n']}) applied them"
+        )))
+    return out
+
+
+# ---------------------------------------------------------------------------------- autograd graphs
+
+def _forcing_lines(program: str, line: int) -> List[int]:
+    """Lines that force ``requires_grad`` (``x.requires_grad = True``, ``x.requires_grad_()``,
+    ``torch.tensor(..., requires_grad=True)``) in the innermost function of the program around ``line``."""
+    try:
+        with open(program, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    scope: ast.AST = tree
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno <= line <= (node.end_lineno or 0) \
+                and node.lineno > getattr(scope, "lineno", 0):
+            scope = node
+    found = []
+    for node in _own_nodes(scope):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets):
+            found.append(node.lineno)
+        elif isinstance(node, ast.Call) and (
+                (isinstance(node.func, ast.Attribute) and node.func.attr == "requires_grad_")
+                or any(k.arg == "requires_grad" and isinstance(k.value, ast.Constant) and k.value.value is True
+                       for k in node.keywords)):
+            found.append(node.lineno)
+    return sorted(set(found))
+
+
+def _graphless(backward: dict) -> bool:
+    """A backward pass that ran on a tensor with no module in its graph and reached no parameter."""
+    return not (backward.get("error") or backward.get("reached") or backward.get("opts") or backward.get("forwards")
+                or backward.get("closure"))
+
+
+@oracle("LL112")
+def loss_without_graph(trace: Trace) -> List[Evidence]:
+    """A backward pass of a tensor without autograd history (no module's forward in its graph) reached no
+    parameter at all while optimizers were training: no optimizer's ``.grad`` changed."""
+    hits = []
+    for b in trace.of("backward"):
+        if not _graphless(b):
+            continue
+        opts = [o for o in trace.of("optimizer") if o["seq"] < b["seq"]]
+        if not opts:
+            continue
+        hits.append((b["line"], b))
+    out = []
+    for (line,), group in _group([((ln,), v) for ln, v in hits]).items():
+        steps = [s for s in trace.steps() if s["seq"] > group[0]["seq"]]
+        moved = max((s.get("delta") or 0.0 for s in steps), default=None)
+        params = sum(o["params"] for o in trace.optimizers().values())
+        forcing = _forcing_lines(trace.program, line)
+        out.append(Evidence("LL112", line, (
+            f"the backward at line {line} ran {_plural(len(group), 'time')} and reached 0 of the {params} "
+            f"parameters the optimizers hold (its loss had no module in its graph): the {_plural(len(steps), 'step')} "
+            f"after it moved the parameters by at most {_fmt(moved)}"
+        ), lines=tuple(forcing)))
+    return out
+
+
+# ---------------------------------------------------------------------------------- GradScaler bookkeeping
+
+def _scaler_repeats(trace: Trace) -> List[Tuple[dict, dict]]:
+    """(earlier, later) ``GradScaler`` calls on one optimizer with no ``update()`` of that scaler between
+    them, where the later one is refused: ``unscale_`` after ``unscale_``, ``unscale_``/``step`` after ``step``."""
+    last: Dict[Tuple[object, object], dict] = {}
+    out = []
+    for e in trace.of("scaler"):
+        if e.get("op") == "update":
+            last = {k: v for k, v in last.items() if k[0] != e.get("scaler")}
+            continue
+        if e.get("opt") is None:
+            continue
+        key = (e.get("scaler"), e["opt"])
+        prev = last.get(key)
+        if prev is not None and (prev["op"] == "step" or e["op"] == "unscale_"):
+            out.append((prev, e))
+        last[key] = e
+    return out
+
+
+def _scaler_calls(trace: Trace, op: str) -> int:
+    return sum(1 for e in trace.of("scaler") if e.get("op") == op)
+
+
+def _scaler_error(trace: Trace, text: str) -> bool:
+    err = trace.error or {}
+    return err.get("type") == "RuntimeError" and text in (err.get("message") or "")
+
+
+@oracle("LL406")
+def unscale_per_micro_batch(trace: Trace) -> List[Evidence]:
+    """``scaler.unscale_(opt)`` ran twice with neither ``scaler.step(opt)`` nor ``update()`` in between."""
+    hits = [((b["line"],), (a, b)) for a, b in _scaler_repeats(trace) if a["op"] == b["op"] == "unscale_"]
+    out = []
+    for (line,), group in _group(hits).items():
+        a, b = group[0]
+        unscales, updates = _scaler_calls(trace, "unscale_"), _scaler_calls(trace, "update")
+        out.append(Evidence("LL406", line, (
+            f"`scaler.unscale_` (line {line}) ran again on `{trace.opt_name(b['opt'])}` after the one at line "
+            f"{a['line']} with no `update()` in between ({_plural(len(group), 'time')}; {unscales} unscale_ and "
+            f"{updates} update calls in the run): the second raises RuntimeError"
+        ), lines=(a["line"],), explains_crash=_scaler_error(trace, "unscale_() has already been called")))
+    return out
+
+
+@oracle("LL407")
+def scaler_update_missing(trace: Trace) -> List[Evidence]:
+    """``scaler.step(opt)`` was followed by another ``step``/``unscale_`` of that optimizer with no
+    ``update()`` of the scaler in between."""
+    hits = [((a["line"],), (a, b)) for a, b in _scaler_repeats(trace) if a["op"] == "step"]
+    out = []
+    for (line,), group in _group(hits).items():
+        a, b = group[0]
+        steps, updates = _scaler_calls(trace, "step"), _scaler_calls(trace, "update")
+        out.append(Evidence("LL407", line, (
+            f"`scaler.step` (line {line}) on `{trace.opt_name(a['opt'])}` was followed by `scaler.{b['op']}` "
+            f"(line {b['line']}) with no `update()` in between ({_plural(len(group), 'time')}; {steps} scaler "
+            f"steps and {updates} updates in the run): the second call raises RuntimeError"
+        ), lines=(b["line"],) if b["op"] == "unscale_" else (),
+            explains_crash=_scaler_error(trace, "since the last update") or _scaler_error(trace, "after step()")))
+    return out
+
+
+# ---------------------------------------------------------------------------------- schedules restarted
+
+_SCHEDULE_HORIZONS = ("step_size", "T_max", "total_steps", "total_iters", "T_0")
+
+
+def _schedule_horizon(args: dict) -> Optional[float]:
+    for name in _SCHEDULE_HORIZONS:
+        if isinstance(args.get(name), (int, float)):
+            return args[name]
+    milestones = args.get("milestones")
+    if isinstance(milestones, list) and milestones:
+        return max(milestones)
+    return None
+
+
+@oracle("LL206")
+def scheduler_created_in_loop(trace: Trace) -> List[Evidence]:
+    """One call site built schedulers over the same optimizer again after the previous one had stepped,
+    and no scheduler got through its horizon: the schedule restarted every time."""
+    out = []
+    sched_steps = trace.of("sched_step")
+    groups = _group([((s["line"], s.get("opt"), s["cls"]), s) for s in trace.of("scheduler") if s.get("opt") is not None])
+    for (line, opt, cls), group in groups.items():
+        if len(group) < 2:
+            continue
+        counts = [sum(1 for e in sched_steps if e["sched"] == s["sched"] and not e.get("error")) for s in group]
+        if not all(counts[:-1]):
+            continue  # built again before the previous one had stepped: nothing was restarted
+        horizon = _schedule_horizon(group[0].get("args") or {})
+        if horizon is not None and max(counts) >= horizon:
+            continue
+        lrs = [v for e in sched_steps if e["sched"] in {s["sched"] for s in group} for v in (e.get("lr_after") or [])
+               if v is not None]
+        span = f"; the learning rate only took values in [{_fmt(min(lrs))}, {_fmt(max(lrs))}]" if lrs else ""
+        of = f" of a {_fmt(horizon)}-step horizon" if horizon is not None else ""
+        out.append(Evidence("LL206", line, (
+            f"`{cls}` was constructed {len(group)} times at line {line} over the same `{trace.opt_name(opt)}`, "
+            f"each stepped at most {_plural(max(counts), 'time')}{of} before the next replaced it{span}"
         )))
     return out

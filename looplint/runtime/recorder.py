@@ -814,7 +814,7 @@ class Recorder:
                     if not outer:
                         return orig(self_, *a, **k)
                     opt = a[0] if a else k.get("optimizer")
-                    rec.emit(kind, op=op, opt=getattr(opt, "_looplint_serial", None))
+                    rec.emit(kind, op=op, opt=getattr(opt, "_looplint_serial", None), scaler=id(self_))
                     return orig(self_, *a, **k)
             return wrapped
 

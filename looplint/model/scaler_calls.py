@@ -1,0 +1,146 @@
+"""GradScaler bookkeeping: the order of ``unscale_``, ``step`` and ``update`` per optimizer.
+
+``torch.amp.GradScaler`` keeps a state per optimizer between two ``update()`` calls: *ready*, then
+*unscaled* after ``unscale_(opt)``, then *stepped* after ``step(opt)``; ``update()`` returns every optimizer
+to *ready*. A second ``unscale_(opt)`` while *unscaled* raises "unscale_() has already been called on this
+optimizer since the last update()"; ``unscale_(opt)`` or ``step(opt)`` while *stepped* raises too, and the
+scale never adapts.
+
+Every root function is interpreted over all paths (``interp.Interp``: branches that test the same thing
+take the same arm, periodic accumulation tests carry their phase around the loop, loops run to a
+fixpoint, calls of this module are entered), with a function that something outside calls once per
+iteration run as a loop. The state maps (scaler, optimizer) to the last ``unscale_``/``step`` since the
+scaler's last ``update()``. Only scalers built here (``GradScaler(...)``, not disabled by
+``enabled=False``) and never handed to code we cannot see count; a call we cannot see that receives the
+scaler or the optimizer forgets what we knew about them.
+"""
+from __future__ import annotations
+
+from typing import Dict, FrozenSet, NamedTuple, Optional, Set, Tuple
+
+import libcst as cst
+
+from looplint.model import events as ev
+from looplint.model.events import Event
+from looplint.model.interp import Ctx, Interp, OverBudget
+from looplint.model.roles import OPTIMIZER, SCALER, Frame, Role
+from looplint.model.scopes import dotted, keyword_arg, positional_args
+
+UNSCALED, STEPPED = "unscaled", "stepped"
+
+
+class ScalerBook(NamedTuple):
+    # (scaler role, optimizer role, UNSCALED | STEPPED, the event that did it) since the scaler's last update
+    ops: FrozenSet[Tuple[Role, Role, str, Event]] = frozenset()
+    assume: FrozenSet[Tuple[str, bool]] = frozenset()
+
+
+class ScalerFacts:
+    """``repeated_unscales``: ``unscale_`` calls that may run while the same optimizer is already unscaled
+    since the last ``update()`` (with the earlier ``unscale_`` calls). ``steps_without_update``:
+    ``scaler.step`` calls whose optimizer may be unscaled or stepped again before any ``update()`` (with
+    the call that does it)."""
+
+    def __init__(self) -> None:
+        self.repeated_unscales: Dict[Event, Set[Event]] = {}
+        self.steps_without_update: Dict[Event, Set[Event]] = {}
+
+
+def analyse(model) -> ScalerFacts:
+    facts = ScalerFacts()
+    if not any(isinstance(i, Event) and i.kind in (ev.UNSCALE, ev.SCALER_UPDATE)
+               for fn in model.scopes.functions for i in model.walk(fn)) and not _scaler_steps(model):
+        return facts
+    for fn in model.roots():
+        run = _Run(model, facts)
+        try:
+            run.run(fn, ScalerBook(), cyclic=model.is_per_step(fn))
+        except OverBudget:
+            continue
+        run.commit()
+    return facts
+
+
+def _scaler_steps(model) -> bool:
+    return any(isinstance(i, Event) and i.kind == ev.STEP and i.call is not None and positional_args(i.call)
+               for fn in model.scopes.functions for i in model.walk(fn))
+
+
+class _Run(Interp):
+    KINDS = frozenset({ev.UNSCALE, ev.STEP, ev.SCALER_UPDATE, ev.OPAQUE})
+
+    def __init__(self, model, facts: ScalerFacts) -> None:
+        super().__init__(model)
+        self.facts = facts
+        self.unscales: Dict[Event, Set[Event]] = {}
+        self.steps: Dict[Event, Set[Event]] = {}
+
+    def commit(self) -> None:
+        for e, by in self.unscales.items():
+            self.facts.repeated_unscales.setdefault(e, set()).update(by)
+        for e, by in self.steps.items():
+            self.facts.steps_without_update.setdefault(e, set()).update(by)
+
+    def on_unseen_call(self, e: Event, states, ctx: Ctx):
+        return {s._replace(ops=frozenset()) for s in states}
+
+    def event(self, e: Event, states: Set[ScalerBook], ctx: Ctx) -> Set[ScalerBook]:
+        frame = ctx.frame
+        if e.kind == ev.SCALER_UPDATE:
+            scaler = self._role(e.target, frame)
+            if scaler is None or scaler.kind != SCALER:
+                return states
+            return {s._replace(ops=frozenset(o for o in s.ops if o[0] is not scaler)) for s in states}
+        if e.kind == ev.OPAQUE:
+            return {self._handed_away(s, e, frame) for s in states}
+        # unscale_(opt) / step(opt) of a scaler
+        scaler = self._role(e.target, frame)
+        if scaler is None or scaler.kind != SCALER:
+            return states
+        args = positional_args(e.call) if e.call is not None else []
+        opt = self._role(args[0], frame) if args and dotted(args[0]) else None
+        if not self._counts(scaler, e, frame) or opt is None or opt.kind != OPTIMIZER:
+            return {s._replace(ops=frozenset(o for o in s.ops if o[0] is not scaler)) for s in states}
+        out = set()
+        for s in states:
+            for sc, op, st, by in s.ops:
+                if sc is not scaler or op is not opt:
+                    continue
+                if st == STEPPED:
+                    self.steps.setdefault(by, set()).add(e)
+                elif e.kind == ev.UNSCALE:
+                    self.unscales.setdefault(e, set()).add(by)
+            rest = frozenset(o for o in s.ops if not (o[0] is scaler and o[1] is opt))
+            out.add(s._replace(ops=rest | {(scaler, opt, UNSCALED if e.kind == ev.UNSCALE else STEPPED, e)}))
+        return out
+
+    def _handed_away(self, s: ScalerBook, e: Event, frame: Frame) -> ScalerBook:
+        """A call we cannot see that receives a scaler or an optimizer may unscale, step or update it."""
+        if not s.ops or e.call is None:
+            return s
+        exprs = [a.value for a in e.call.args] + ([e.target] if e.target is not None else [])
+        touched = set()
+        for x in exprs:
+            role = self._role(x, frame) if dotted(x) else None
+            if role is not None:
+                touched.add(id(role))
+        if not touched:
+            return s
+        return s._replace(ops=frozenset(o for o in s.ops if id(o[0]) not in touched and id(o[1]) not in touched))
+
+    def _role(self, expr, frame: Frame) -> Optional[Role]:
+        if expr is None:
+            return None
+        try:
+            return self.roles.resolve(expr, frame)
+        except RecursionError:  # pragma: no cover - defensive
+            return None
+
+    def _counts(self, scaler: Role, e: Event, frame: Frame) -> bool:
+        """A GradScaler built here, enabled, and never handed to code that keeps it."""
+        if scaler.evidence != "constructor" or scaler.ctor is None:
+            return False
+        enabled = keyword_arg(scaler.ctor, "enabled")
+        if isinstance(enabled, cst.Name) and enabled.value == "False":
+            return False
+        return not self.m.scaler_handed_over(e.target, frame.fn)

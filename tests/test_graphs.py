@@ -1,0 +1,180 @@
+"""LL112 and its model (looplint/model/graphs.py): a backpropagated loss without autograd history that was
+forced to require grad. Each test states a program and where the rule must (or must not) report."""
+import textwrap
+
+import pytest
+
+from looplint.engine import lint_source
+from looplint.rule import rule_by_code
+
+HEADER = """\
+import torch
+from torch import nn
+from torch.autograd import Variable
+import torch.nn.functional as F
+model = nn.Linear(4, 1)
+criterion = nn.MSELoss()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+loader = torch.utils.data.DataLoader([])
+"""
+
+
+def findings(body: str, code: str = "LL112"):
+    src = HEADER + textwrap.dedent(body)
+    lines = src.splitlines()
+    return [(d.line, lines[d.line - 1].strip()) for d in lint_source(src, "t.py", rules=[rule_by_code(code)])]
+
+
+@pytest.mark.parametrize("body, forced", [
+    # the forward pass under no_grad, the loss forced (other names, other spellings)
+    ("""
+    for x, y in loader:
+        with torch.no_grad():
+            out = model(x)
+        cost = criterion(out, y)
+        cost.requires_grad = True
+        cost.backward()
+        optimizer.step()
+    """, "cost.requires_grad = True"),
+    ("""
+    for x, y in loader:
+        with torch.inference_mode():
+            pred = model(x)
+        l = F.mse_loss(pred, y)
+        l.requires_grad_(True)
+        l.backward()
+        optimizer.step()
+    """, "l.requires_grad_(True)"),
+    # detached outputs
+    ("""
+    for x, y in loader:
+        out = model(x).detach()
+        loss = criterion(out, y)
+        if not loss.requires_grad:
+            loss.requires_grad = True
+        loss.backward()
+        optimizer.step()
+    """, "loss.requires_grad = True"),
+    # a Python number made a tensor again
+    ("""
+    for x, y in loader:
+        value = criterion(model(x), y).item()
+        loss = torch.tensor(value, requires_grad=True)
+        (loss / 4).backward()
+        optimizer.step()
+    """, "loss = torch.tensor(value, requires_grad=True)"),
+    ("""
+    for x, y in loader:
+        with torch.no_grad():
+            loss = criterion(model(x), y)
+        loss = Variable(loss, requires_grad=True)
+        loss.backward()
+        optimizer.step()
+    """, "loss = Variable(loss, requires_grad=True)"),
+    # other nesting: a method of a trainer, the no_grad block around the whole step
+    ("""
+    class Trainer:
+        def __init__(self):
+            self.net = nn.Linear(3, 1)
+            self.opt = torch.optim.Adam(self.net.parameters())
+            self.crit = nn.SmoothL1Loss()
+
+        def step(self, x, y):
+            with torch.no_grad():
+                out = self.net(x)
+                loss = self.crit(out, y)
+            loss.requires_grad_()
+            loss.backward()
+            self.opt.step()
+    """, "loss.requires_grad_()"),
+])
+def test_forced_loss_without_history_is_reported_at_the_forcing(body, forced):
+    assert [text for _, text in findings(body)] == [forced]
+
+
+@pytest.mark.parametrize("body", [
+    # the loss has a history: forcing is a no-op (or an error), not this bug
+    """
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.requires_grad = True
+        loss.backward()
+        optimizer.step()
+    """,
+    # one term without history, one through the model
+    """
+    for x, y in loader:
+        with torch.no_grad():
+            teacher = model(x)
+        loss = criterion(teacher, y)
+        loss.requires_grad_()
+        (loss + criterion(model(x), y)).backward()
+        optimizer.step()
+    """,
+    # gradients re-enabled inside the no_grad block
+    """
+    with torch.no_grad():
+        for x, y in loader:
+            with torch.enable_grad():
+                loss = criterion(model(x), y)
+            loss.requires_grad_()
+            loss.backward()
+            optimizer.step()
+    """,
+    # a loss handed in by a caller, or built by a helper looplint cannot see
+    """
+    def update(loss):
+        loss.requires_grad = True
+        loss.backward()
+        optimizer.step()
+    """,
+    """
+    from helpers import compute_loss
+    for x, y in loader:
+        loss = compute_loss(model, x, y)
+        loss.requires_grad_()
+        loss.backward()
+        optimizer.step()
+    """,
+    # the forced tensor is the input of a saliency map, not the loss
+    """
+    for x, y in loader:
+        x = x.detach().requires_grad_()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    """,
+    # a learned tensor the optimizer holds
+    """
+    w = torch.zeros(4, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.1)
+    for x, y in loader:
+        with torch.no_grad():
+            target = model(x)
+        loss = criterion(x @ w, target)
+        loss.backward()
+        opt.step()
+    """,
+    # no backward on the forced tensor at all: it raises, a crash and not a silent no-op
+    """
+    for x, y in loader:
+        with torch.no_grad():
+            loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    """,
+])
+def test_losses_with_history_or_unknown_provenance_are_silent(body):
+    assert findings(body) == []
+
+
+def test_no_optimizer_means_no_training_to_spoil():
+    src = textwrap.dedent("""
+        import torch
+        model = torch.nn.Linear(2, 1)
+        with torch.no_grad():
+            score = model(torch.randn(1, 2)).sum()
+        score.requires_grad_()
+        score.backward()
+    """)
+    assert lint_source(src, "t.py", rules=[rule_by_code("LL112")]) == []

@@ -1,0 +1,138 @@
+"""LL206 and its model (looplint/model/restarts.py): a scheduler rebuilt on every pass of a training
+loop over an optimizer that persists, when its schedule is longer than one pass."""
+import textwrap
+
+import pytest
+
+from looplint.engine import lint_source
+from looplint.rule import rule_by_code
+
+HEADER = """\
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import StepLR, CosineAnnealingLR, ExponentialLR, OneCycleLR
+from transformers import get_linear_schedule_with_warmup
+model = nn.Linear(4, 1)
+loader = torch.utils.data.DataLoader([])
+num_epochs = 10
+"""
+TRAIN = """
+        for x, y in loader:
+            optimizer.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+"""
+
+
+def findings(body: str):
+    src = HEADER + textwrap.dedent(body)
+    lines = src.splitlines()
+    return [lines[d.line - 1].strip() for d in lint_source(src, "t.py", rules=[rule_by_code("LL206")])]
+
+
+@pytest.mark.parametrize("body, ctor", [
+    # built and stepped once per epoch (another name, a horizon in epochs)
+    ("""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        sched = CosineAnnealingLR(optimizer, T_max=num_epochs)""" + TRAIN + """
+        sched.step()
+    """, "sched = CosineAnnealingLR(optimizer, T_max=num_epochs)"),
+    ("""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        lr_decay = ExponentialLR(optimizer, gamma=0.9)""" + TRAIN + """
+        lr_decay.step()
+    """, "lr_decay = ExponentialLR(optimizer, gamma=0.9)"),
+    # built per epoch, stepped per batch, sized for the whole run
+    ("""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    total_steps = num_epochs * len(loader)
+    for epoch in range(num_epochs):
+        scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=100, num_training_steps=total_steps)
+        for x, y in loader:
+            optimizer.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+            scheduler.step()
+    """, "scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=100, num_training_steps=total_steps)"),
+    ("""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        scheduler = OneCycleLR(optimizer, max_lr=0.1, epochs=num_epochs, steps_per_epoch=len(loader))
+        for x, y in loader:
+            optimizer.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+            scheduler.step()
+    """, "scheduler = OneCycleLR(optimizer, max_lr=0.1, epochs=num_epochs, steps_per_epoch=len(loader))"),
+    # in a function, the optimizer a parameter built by the caller
+    ("""
+    def fit(model, optimizer, epochs):
+        for epoch in range(epochs):
+            scheduler = StepLR(optimizer, step_size=30)
+            for x, y in loader:
+                optimizer.zero_grad()
+                nn.functional.mse_loss(model(x), y).backward()
+                optimizer.step()
+            scheduler.step()
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.1), num_epochs)
+    """, "scheduler = StepLR(optimizer, step_size=30)"),
+])
+def test_scheduler_rebuilt_every_pass_is_reported(body, ctor):
+    assert findings(body) == [ctor]
+
+
+@pytest.mark.parametrize("body", [
+    # a fresh optimizer and scheduler per fold / per setting
+    """
+    for lr in (0.1, 0.01):
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        scheduler = StepLR(optimizer, step_size=3)
+        for epoch in range(num_epochs):""" + textwrap.indent(TRAIN, "    ") + """
+            scheduler.step()
+    """,
+    # one cosine cycle per epoch, sized by the epoch's batches: restarting is the design
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        scheduler = CosineAnnealingLR(optimizer, T_max=len(loader))
+        for x, y in loader:
+            optimizer.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+            scheduler.step()
+    """,
+    # rebuilt behind a test: warm restarts every few epochs
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        if epoch % 5 == 0:
+            scheduler = StepLR(optimizer, step_size=2)""" + TRAIN + """
+        scheduler.step()
+    """,
+    # resumed where the previous one was
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        scheduler = StepLR(optimizer, step_size=2, last_epoch=epoch - 1)""" + TRAIN + """
+        scheduler.step()
+    """,
+    # built once before the loop
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = StepLR(optimizer, step_size=2)
+    for epoch in range(num_epochs):""" + TRAIN + """
+        scheduler.step()
+    """,
+    # a scheduler of unknown unit
+    """
+    from schedules import make_schedule
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, make_schedule(epoch))""" + TRAIN + """
+        scheduler.step()
+    """,
+])
+def test_schedulers_built_with_their_optimizer_or_on_purpose_are_silent(body):
+    assert findings(body) == []
