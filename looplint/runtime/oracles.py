@@ -246,6 +246,8 @@ def step_without_backward(trace: Trace) -> List[Evidence]:
             continue
         if any(_graphless(b) for b in backwards):
             continue  # backward passes ran, on losses without history: LL112's bug
+        if all(s.get("trainable") == 0 for s in steps):
+            continue  # every parameter it holds was frozen: LL110's bug
         s = steps[0]
         out.append(Evidence("LL104", s["line"], (
             f"`{o['cls']}.step()` (line {s['line']}) ran {len(steps)} times and 0 backward passes reached its "
@@ -1140,4 +1142,69 @@ def scheduler_created_in_loop(trace: Trace) -> List[Evidence]:
             f"`{cls}` was constructed {len(group)} times at line {line} over the same `{trace.opt_name(opt)}`, "
             f"each stepped at most {_plural(max(counts), 'time')}{of} before the next replaced it{span}"
         )))
+    return out
+
+
+# ---------------------------------------------------------------------------------- parameter sets
+
+def _freezing_lines(program: str) -> List[int]:
+    """Lines of the program that set ``requires_grad`` to False (``p.requires_grad = False``,
+    ``requires_grad_(False)``)."""
+    try:
+        with open(program, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad"
+                                                for t in node.targets) \
+                and isinstance(node.value, ast.Constant) and node.value.value is False:
+            found.add(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "requires_grad_" \
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value is False:
+            found.add(node.lineno)
+    return sorted(found)
+
+
+@oracle("LL110")
+def optimizer_over_frozen_parameters(trace: Trace) -> List[Evidence]:
+    """An optimizer stepped, and at every step none of its parameters required grad and none changed."""
+    out = []
+    for opt, o in trace.optimizers().items():
+        steps = _plain_steps(trace, opt)
+        if not steps or any(s.get("trainable", 1) or s.get("delta") for s in steps) or not o.get("params"):
+            continue
+        out.append(Evidence("LL110", o.get("line"), (
+            f"`{o['cls']}` (built at line {o.get('line')}) stepped {_plural(len(steps), 'time')}; at every step all "
+            f"{o['params']} of its parameters had requires_grad=False and none changed (delta 0)"
+        ), lines=tuple(_freezing_lines(trace.program))))
+    return out
+
+
+@oracle("LL111")
+def optimizer_misses_replaced_module(trace: Trace) -> List[Evidence]:
+    """Parameters created after an optimizer was built received gradients that no optimizer holds (so no
+    step changed them) while optimizers stepped."""
+    hits: Dict[Tuple, List[dict]] = {}
+    for b in trace.of("backward"):
+        orphans = b.get("orphans")
+        if not orphans:
+            continue
+        for stack in orphans.get("stacks") or []:
+            hits.setdefault(tuple(stack), []).append(b)
+    out = []
+    steps = trace.steps()
+    for stack, group in sorted(hits.items()):
+        if not stack:
+            continue
+        later = [s for s in steps if s["seq"] > group[0]["seq"]]
+        if not later:
+            continue
+        n = max(b["orphans"]["count"] for b in group)
+        out.append(Evidence("LL111", stack[-1], (
+            f"{_plural(n, 'parameter')} created at line {stack[-1]} after the optimizer was built received "
+            f"gradients in {len(group)} backward pass{'es' if len(group) > 1 else ''} and no optimizer holds them: "
+            f"{_plural(len(later), 'step')} left them unchanged"
+        ), lines=tuple(stack[:-1])))
     return out

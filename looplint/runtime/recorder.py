@@ -41,7 +41,7 @@ class StopProgram(BaseException):
 
 
 class _ParamState:
-    __slots__ = ("serial", "ref", "owner", "contrib", "applied", "incoming", "hooked")
+    __slots__ = ("serial", "ref", "owner", "contrib", "applied", "incoming", "hooked", "line", "late")
 
     def __init__(self, serial: int, param: Any) -> None:
         self.serial = serial
@@ -51,6 +51,8 @@ class _ParamState:
         self.applied: Dict[int, int] = {}  # optimizer serial -> len(contrib) when it last stepped on them
         self.incoming: Any = None
         self.hooked = False
+        self.line: tuple = ()  # the program's lines on the stack where it was created (registered)
+        self.late = False  # created after an optimizer was built
 
 
 class _OptInfo:
@@ -182,6 +184,8 @@ class Recorder:
             except (AttributeError, RuntimeError):
                 return None
             st = _ParamState(serial, p)
+            st.line = tuple(self.context()["stack"])
+            st.late = bool(self.opts)
             self.params[serial] = st
         if owner is not None and st.owner is None:
             try:
@@ -295,6 +299,15 @@ class Recorder:
                 out.append(None)
         return out
 
+    def trainable(self, serials: List[int]) -> int:
+        """How many of these parameters require grad now."""
+        n = 0
+        for s in serials:
+            p = self.params[s].ref()
+            if p is not None and p.requires_grad:
+                n += 1
+        return n
+
     def training(self, serials: List[int]) -> Optional[bool]:
         flags = set()
         for s in serials:
@@ -381,6 +394,10 @@ class Recorder:
             }
         fields = {"id": bw["id"], "opts": per_opt, "reached": len(bw["reached"]), "forwards": bw["forwards"],
                   "closure": self.closures[-1]["id"] if self.closures else None}
+        held = {s for info in self.opts.values() if info.ref() is not None for s in info.params}
+        orphans = [self.params[s] for s in bw["reached"] if s not in held and s in self.params and self.params[s].late]
+        if orphans:  # parameters created after an optimizer was built, with gradients no optimizer holds
+            fields["orphans"] = {"count": len(orphans), "stacks": sorted({o.line for o in orphans})}
         if error is not None:
             fields["error"] = _describe_exception(error)
         self.emit("backward", **fields)
@@ -508,7 +525,8 @@ class Recorder:
         self.emit("step", opt=info.serial, cls=info.cls, n=step["n"], closure=step["closure"],
                   calls=step["calls"], backwards=step["backwards"], stale=step["stale"],
                   norm_before=step["norm_before"], norm_after=self.grad_norm(serials), latest=latest,
-                  delta=_round(math.sqrt(delta)), lr=step["lr"], training=self.training(serials), step_line=line)
+                  delta=_round(math.sqrt(delta)), lr=step["lr"], training=self.training(serials), step_line=line,
+                  trainable=self.trainable(serials))
         self._graph_locals()
 
     def _graph_locals(self) -> None:

@@ -1,0 +1,384 @@
+"""Parameter sets: which module parameters an optimizer holds, which are frozen, and which submodules are
+replaced after the optimizer took its parameters.
+
+An optimizer takes the parameters its constructor is given (``model.head.parameters()``, parameter
+groups of such calls) once, when it is built; ``requires_grad`` is read at every backward pass. So:
+
+* **frozen** -- a freezing loop (``for p in model.parameters(): p.requires_grad = False``,
+  ``model.requires_grad_(False)``) that covers every module an optimizer holds, with nothing under those
+  modules re-enabled afterwards, leaves the optimizer without a single parameter that receives a gradient;
+* **replaced** -- ``model.fc = nn.Linear(...)`` (or ``setattr``/``add_module``) after an optimizer was built
+  over ``model.parameters()`` gives the model parameters the optimizer never holds: they receive gradients
+  and never change.
+
+The facts are read from straight-line code: the constructor, the freezing or replacing statements and the
+statement that trains (runs a step of that optimizer, directly or through functions of this module) must
+be statements of one block, in that order, outside any ``if``/loop of their own; module paths are dotted
+names (``model``, ``model.head``, ``self.net.fc``), one covering another when it is a prefix of it. A
+freezing loop under a test (``if "head" not in name``), a parameter set built by a call looplint cannot
+read, or a path it cannot compare keeps everything silent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+
+from looplint.model import events as ev
+from looplint.model.events import Event
+from looplint.model.interp import items_below
+from looplint.model.roles import OPTIMIZER, Frame, Role
+from looplint.model.scopes import Function, dotted, keyword_arg, positional_args
+
+
+@dataclass(eq=False)
+class FrozenOptimizer:
+    """Every module ``optimizer`` holds (``holds``) is frozen when it trains: by ``freeze`` after the
+    constructor, or before it (``freeze`` is then None and the constructor is reported)."""
+
+    ctor: cst.Call
+    optimizer: Role
+    holds: Tuple[str, ...]
+    freeze: Optional[cst.CSTNode]
+    by: cst.CSTNode  # the freezing statement that covers them last
+
+
+@dataclass(eq=False)
+class MissedModule:
+    """``node`` replaces or adds the submodule ``path`` after ``optimizer`` took the parameters of ``holds``."""
+
+    node: cst.CSTNode
+    path: str
+    optimizer: Role
+    ctor: cst.Call
+    holds: str
+
+
+@dataclass
+class ParamFacts:
+    frozen: List[FrozenOptimizer] = field(default_factory=list)
+    missed: List[MissedModule] = field(default_factory=list)
+
+
+def analyse(model) -> ParamFacts:
+    facts = ParamFacts()
+    trainers = _step_functions(model)
+    for fn in model.scopes.functions:
+        root = fn.node if isinstance(fn.node, cst.Module) else fn.node.body
+        for block in _blocks(root):
+            _Block(model, fn, block, trainers, facts).run()
+    return facts
+
+
+def _blocks(node) -> List[Sequence[cst.BaseStatement]]:
+    """Every statement list in a function body (its own, and those of ``if``/``with``/``try``/loops), not
+    those of nested functions and classes."""
+    out: List[Sequence[cst.BaseStatement]] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        body = n.body if isinstance(n, (cst.Module, cst.IndentedBlock)) else None
+        if body is not None:
+            out.append(body)
+            for st in body:
+                if isinstance(st, (cst.FunctionDef, cst.ClassDef)):
+                    continue
+                for child in st.children:
+                    if isinstance(child, (cst.IndentedBlock, cst.Else, cst.If, cst.ExceptHandler, cst.Finally)):
+                        stack.append(child if isinstance(child, cst.IndentedBlock) else child)
+        else:
+            for child in n.children:
+                if isinstance(child, (cst.IndentedBlock, cst.Else, cst.If, cst.ExceptHandler, cst.Finally)):
+                    stack.append(child)
+    return out
+
+
+def _step_functions(model) -> Dict[int, Set[Function]]:
+    """Per optimizer role (by id): the functions whose bodies step it, and every function of the module
+    that calls one of those (transitively)."""
+    direct: Dict[int, Set[Function]] = {}
+    for e, roles in model.facts.acted_on.items():
+        if e.kind != ev.STEP:
+            continue
+        fn = model.function_of(e)
+        for r in roles:
+            if r.kind == OPTIMIZER and fn is not None:
+                direct.setdefault(id(r), set()).add(fn)
+    callers: Dict[Function, Set[Function]] = {}
+    for f in model.scopes.functions:
+        for i in items_below(model.builder.body(f)):
+            if isinstance(i, Event) and i.kind == ev.CALL and i.callee is not None:
+                callers.setdefault(i.callee, set()).add(f)
+    out: Dict[int, Set[Function]] = {}
+    for key, fns in direct.items():
+        seen = set(fns)
+        todo = list(fns)
+        while todo:
+            f = todo.pop()
+            for c in callers.get(f, ()):
+                if c not in seen:
+                    seen.add(c)
+                    todo.append(c)
+        out[key] = seen
+    return out
+
+
+class _Block:
+    def __init__(self, model, fn: Function, block, trainers, facts: ParamFacts) -> None:
+        self.m = model
+        self.fn = fn
+        self.block = list(block)
+        self.trainers = trainers
+        self.facts = facts
+
+    def run(self) -> None:
+        for i, st in enumerate(self.block):
+            ctor = self._optimizer_ctor(st)
+            if ctor is None:
+                continue
+            call, role = ctor
+            holds = self._held_paths(call)
+            if holds is None:
+                continue
+            train = self._first_training(i, role)
+            if train is None:
+                continue
+            self._frozen(i, train, call, role, holds)
+            self._replaced(i, train, call, role, holds)
+
+    # -- the optimizer ----------------------------------------------------------------------------------
+    def _optimizer_ctor(self, st) -> Optional[Tuple[cst.Call, Role]]:
+        if not isinstance(st, cst.SimpleStatementLine) or len(st.body) != 1 or not isinstance(st.body[0], cst.Assign):
+            return None
+        a = st.body[0]
+        if len(a.targets) != 1 or not isinstance(a.value, cst.Call) or dotted(a.targets[0].target) is None:
+            return None
+        if self.m.roles.ctor_kind(a.value, self.fn)[0] != OPTIMIZER:
+            return None
+        role = self.m.roles.resolve(a.targets[0].target, Frame(self.fn))
+        if role is None or role.kind != OPTIMIZER or role.ctor is not a.value:
+            return None
+        return a.value, role
+
+    def _held_paths(self, call: cst.Call) -> Optional[Tuple[str, ...]]:
+        """The module paths whose parameters the constructor is given (None when not readable)."""
+        params = positional_args(call)[0] if positional_args(call) else keyword_arg(call, "params")
+        paths = _param_paths(params)
+        return tuple(paths) if paths else None
+
+    def _first_training(self, after: int, role: Role) -> Optional[int]:
+        """Index of the first statement after ``after`` that steps ``role`` (directly, or by calling a
+        function of this module that does)."""
+        fns = self.trainers.get(id(role))
+        if not fns:
+            return None
+        steps = {id(e.node) for e, roles in self.m.facts.acted_on.items() if e.kind == ev.STEP and role in roles}
+        for j in range(after + 1, len(self.block)):
+            if self._trains(self.block[j], steps, fns):
+                return j
+        return None
+
+    def _trains(self, st, steps: Set[int], fns: Set[Function]) -> bool:
+        found = []
+        m, fn = self.m, self.fn
+
+        class V(cst.CSTVisitor):
+            def visit_Call(self, n: cst.Call) -> None:
+                if id(n) in steps:
+                    found.append(n)
+                    return
+                callee, _ = m.values.resolve_callee(n.func, fn)
+                if callee is not None and callee in fns:
+                    found.append(n)
+
+            def visit_FunctionDef(self, n) -> bool:
+                return False
+
+            def visit_ClassDef(self, n) -> bool:
+                return False
+
+        st.visit(V())
+        return bool(found)
+
+    # -- frozen -------------------------------------------------------------------------------------------
+    def _frozen(self, i: int, train: int, call: cst.Call, role: Role, holds: Tuple[str, ...]) -> None:
+        """Every held path frozen by the last statement covering it before the training statement."""
+        ops = [(j, op) for j in range(train) for op in _grad_switches(self.block[j])]
+        if any(op is None for _, op in ops):
+            return  # a freezing statement we cannot read
+        last: Optional[Tuple[int, cst.CSTNode]] = None
+        for path in holds:
+            state: Optional[bool] = None
+            node = None
+            for j, (where, value, stmt) in ops:
+                if _covers(where, path):
+                    state, node = value, (j, stmt)
+                elif _covers(path, where) and value:
+                    state = True  # part of it re-enabled
+            if state is not False or node is None:
+                return
+            if last is None or node[0] > last[0]:
+                last = node
+        if last is None:
+            return
+        j, stmt = last
+        self.facts.frozen.append(FrozenOptimizer(call, role, holds, stmt if j > i else None, stmt))
+
+    # -- replaced -----------------------------------------------------------------------------------------
+    def _replaced(self, i: int, train: int, call: cst.Call, role: Role, holds: Tuple[str, ...]) -> None:
+        for j in range(i + 1, train):
+            st = self.block[j]
+            if self._optimizer_ctor(st) is not None:
+                return  # another optimizer built in between: which one trains the new module is unclear
+            for node, path in self._new_modules(st):
+                under = [h for h in holds if _covers(h, path) and h != path]
+                if under:
+                    self.facts.missed.append(MissedModule(node, path, role, call, under[0]))
+
+    def _new_modules(self, st) -> List[Tuple[cst.CSTNode, str]]:
+        out = []
+        if not isinstance(st, cst.SimpleStatementLine):
+            return out
+        for small in st.body:
+            if isinstance(small, cst.Assign) and len(small.targets) == 1 and self._builds_module(small.value):
+                t = small.targets[0].target
+                if isinstance(t, cst.Attribute) and dotted(t) is not None:
+                    out.append((small, dotted(t)))
+            elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+                c = small.value
+                name = c.func.attr.value if isinstance(c.func, cst.Attribute) else dotted(c.func)
+                args = positional_args(c)
+                if name == "setattr" and len(args) == 3 and isinstance(args[1], cst.SimpleString) \
+                        and dotted(args[0]) is not None and self._builds_module(args[2]):
+                    out.append((small, f"{dotted(args[0])}.{args[1].evaluated_value}"))
+                elif name in ("add_module", "register_module") and isinstance(c.func, cst.Attribute) and len(args) == 2 \
+                        and isinstance(args[0], cst.SimpleString) and dotted(c.func.value) is not None \
+                        and self._builds_module(args[1]):
+                    out.append((small, f"{dotted(c.func.value)}.{args[0].evaluated_value}"))
+        return out
+
+    def _builds_module(self, value) -> bool:
+        """A constructor of a torch module class (``nn.Linear(...)``) or of a module class of this file."""
+        if not isinstance(value, cst.Call):
+            return False
+        q = self.m.scopes.qualify(value.func) or ""
+        last = q.rsplit(".", 1)[-1]
+        if q.startswith("torch.nn.") and last[:1].isupper():
+            return True
+        cls = self.m.scopes.classes.get(dotted(value.func) or "")
+        return cls is not None and any(b.endswith("Module") for b in cls.bases)
+
+
+def _param_paths(params) -> Optional[List[str]]:
+    """``m.parameters()``, ``list(m.parameters())``, ``[{"params": m.parameters()}, ...]`` -> module paths."""
+    if params is None:
+        return None
+    if isinstance(params, cst.Call) and dotted(params.func) in ("list", "tuple") and len(params.args) == 1:
+        return _param_paths(params.args[0].value)
+    if isinstance(params, cst.Call) and isinstance(params.func, cst.Attribute) and params.func.attr.value == "parameters" \
+            and not params.args and dotted(params.func.value) is not None:
+        return [dotted(params.func.value)]
+    if isinstance(params, (cst.List, cst.Tuple)) and params.elements:
+        out: List[str] = []
+        for el in params.elements:
+            v = el.value
+            if isinstance(v, cst.Dict):
+                group = next((e.value for e in v.elements if isinstance(e, cst.DictElement)
+                              and isinstance(e.key, cst.SimpleString) and e.key.evaluated_value == "params"), None)
+                got = _param_paths(group)
+            else:
+                got = _param_paths(v)
+            if not got:
+                return None
+            out.extend(got)
+        return out
+    return None
+
+
+def _grad_switches(st) -> List[Optional[Tuple[str, bool, cst.CSTNode]]]:
+    """(module path, requires_grad value, the node) for each statement that sets ``requires_grad`` on a
+    module's parameters; None for one that does it in a way we cannot read."""
+    out: List[Optional[Tuple[str, bool, cst.CSTNode]]] = []
+    if isinstance(st, cst.For):
+        path = _params_iterated(st.iter)
+        target = st.target
+        if isinstance(target, cst.Tuple) and len(target.elements) == 2:
+            target = target.elements[1].value
+        sets = _sets_in(st.body, target.value if isinstance(target, cst.Name) else None)
+        if sets:
+            if path is None or sets == [None] or any(s is None for s in sets):
+                return [None]
+            return [(path, value, node) for value, node in sets]
+        return []
+    if isinstance(st, cst.SimpleStatementLine):
+        for small in st.body:
+            if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+                c = small.value
+                if isinstance(c.func, cst.Attribute) and c.func.attr.value == "requires_grad_":
+                    recv = c.func.value
+                    value = _bool(c.args[0].value) if c.args else True
+                    if dotted(recv) is None or value is None:
+                        out.append(None)
+                    else:
+                        out.append((dotted(recv), value, c))
+        return out
+    if isinstance(st, (cst.If, cst.While, cst.With, cst.Try)) and _mentions_requires_grad(st):
+        return [None]  # a conditional freeze: not readable
+    return out
+
+
+def _params_iterated(it) -> Optional[str]:
+    if isinstance(it, cst.Call) and isinstance(it.func, cst.Attribute) and it.func.attr.value in (
+            "parameters", "named_parameters") and not it.args and dotted(it.func.value) is not None:
+        return dotted(it.func.value)
+    return None
+
+
+def _sets_in(body, name: Optional[str]) -> List[Optional[Tuple[bool, cst.CSTNode]]]:
+    """``p.requires_grad = <bool>`` / ``p.requires_grad_(<bool>)`` statements of a loop body on its target
+    ``p``, unconditional; [None] when there is one we cannot read (under a test, on another name)."""
+    stmts = body.body if isinstance(body, cst.IndentedBlock) else []
+    out: List[Optional[Tuple[bool, cst.CSTNode]]] = []
+    for st in stmts:
+        if not isinstance(st, cst.SimpleStatementLine):
+            if _mentions_requires_grad(st):
+                return [None]
+            continue
+        for small in st.body:
+            if isinstance(small, cst.Assign) and any(isinstance(t.target, cst.Attribute)
+                                                     and t.target.attr.value == "requires_grad" for t in small.targets):
+                t = small.targets[0].target
+                value = _bool(small.value)
+                ok = len(small.targets) == 1 and isinstance(t.value, cst.Name) and t.value.value == name
+                out.append((value, small) if ok and value is not None else None)
+            elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call) \
+                    and isinstance(small.value.func, cst.Attribute) and small.value.func.attr.value == "requires_grad_":
+                c = small.value
+                value = _bool(c.args[0].value) if c.args else True
+                ok = isinstance(c.func.value, cst.Name) and c.func.value.value == name
+                out.append((value, c) if ok and value is not None else None)
+    return out
+
+
+def _mentions_requires_grad(node) -> bool:
+    found = []
+
+    class V(cst.CSTVisitor):
+        def visit_Name(self, n: cst.Name) -> None:
+            if n.value in ("requires_grad", "requires_grad_"):
+                found.append(n)
+
+    node.visit(V())
+    return bool(found)
+
+
+def _bool(value) -> Optional[bool]:
+    if isinstance(value, cst.Name) and value.value in ("True", "False"):
+        return value.value == "True"
+    return None
+
+
+def _covers(outer: str, inner: str) -> bool:
+    """``model`` covers ``model.head`` (and itself)."""
+    return inner == outer or inner.startswith(outer + ".")

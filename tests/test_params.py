@@ -1,0 +1,147 @@
+"""LL110 / LL111 and their model (looplint/model/params.py): which parameters an optimizer holds, which
+are frozen when it trains, and which submodules are replaced after it took its parameters."""
+import textwrap
+
+import pytest
+
+from looplint.engine import lint_source
+from looplint.rule import rule_by_code
+
+HEADER = """\
+import torch
+from torch import nn
+from torch.optim import Adam
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 1)
+
+
+def train(model, opt):
+    for step in range(3):
+        opt.zero_grad()
+        model.head(model.backbone(torch.randn(2, 4))).sum().backward()
+        opt.step()
+"""
+
+
+def findings(body: str):
+    src = HEADER + textwrap.dedent(body)
+    lines = src.splitlines()
+    rules = [rule_by_code("LL110"), rule_by_code("LL111")]
+    return sorted((d.code, lines[d.line - 1].strip()) for d in lint_source(src, "t.py", rules=rules))
+
+
+@pytest.mark.parametrize("body, found", [
+    # frozen after the optimizer was built (another spelling, named_parameters, a module method)
+    ("""
+    model = Net()
+    opt = Adam(model.head.parameters())
+    for name, w in model.named_parameters():
+        w.requires_grad_(False)
+    for w in model.backbone.parameters():
+        w.requires_grad = True
+    train(model, opt)
+    """, [("LL110", "w.requires_grad_(False)")]),
+    ("""
+    def main():
+        net = Net()
+        optimizer = torch.optim.SGD([{"params": net.head.parameters()}], lr=0.1)
+        net.requires_grad_(False)
+        train(net, optimizer)
+    """, [("LL110", "net.requires_grad_(False)")]),
+    # frozen before, and the optimizer built over the frozen part only
+    ("""
+    model = Net()
+    for p in model.backbone.parameters():
+        p.requires_grad = False
+    opt = Adam(list(model.backbone.parameters()), lr=1e-3)
+    train(model, opt)
+    """, [("LL110", "opt = Adam(list(model.backbone.parameters()), lr=1e-3)")]),
+    # replaced / added after the optimizer took model.parameters()
+    ("""
+    model = Net()
+    opt = Adam(model.parameters())
+    model.head = nn.Linear(4, 1)
+    train(model, opt)
+    """, [("LL111", "model.head = nn.Linear(4, 1)")]),
+    ("""
+    if __name__ == "__main__":
+        model = Net()
+        opt = Adam(model.parameters())
+        model.backbone.add_module("extra", nn.Linear(4, 4))
+        train(model, opt)
+    """, [("LL111", 'model.backbone.add_module("extra", nn.Linear(4, 4))')]),
+])
+def test_frozen_or_missed_parameters_are_reported(body, found):
+    assert findings(body) == found
+
+
+@pytest.mark.parametrize("body", [
+    # the usual fine-tuning orders
+    """
+    model = Net()
+    for p in model.backbone.parameters():
+        p.requires_grad = False
+    opt = Adam(model.head.parameters())
+    train(model, opt)
+    """,
+    """
+    model = Net()
+    opt = Adam(model.parameters())
+    for p in model.parameters():
+        p.requires_grad = False
+    for p in model.head.parameters():
+        p.requires_grad = True
+    train(model, opt)
+    """,
+    # a freeze by name: not readable
+    """
+    model = Net()
+    opt = Adam(model.head.parameters())
+    for name, p in model.named_parameters():
+        if "backbone" not in name:
+            p.requires_grad = False
+    train(model, opt)
+    """,
+    # frozen after training (for export)
+    """
+    model = Net()
+    opt = Adam(model.head.parameters())
+    train(model, opt)
+    model.requires_grad_(False)
+    """,
+    # replaced before the optimizer, or a new optimizer after the replacement
+    """
+    model = Net()
+    model.head = nn.Linear(4, 1)
+    opt = Adam(model.parameters())
+    train(model, opt)
+    """,
+    """
+    model = Net()
+    opt = Adam(model.parameters())
+    model.head = nn.Linear(4, 1)
+    opt = Adam(model.parameters())
+    train(model, opt)
+    """,
+    # the optimizer holds only another part: the replaced module was never its business
+    """
+    model = Net()
+    opt = Adam(model.backbone.parameters())
+    model.head = nn.Linear(4, 1)
+    train(model, opt)
+    """,
+    # not a module: a tensor or a moved copy
+    """
+    model = Net()
+    opt = Adam(model.parameters())
+    model.head = model.head.to("cpu")
+    train(model, opt)
+    """,
+])
+def test_correct_orders_and_unreadable_freezes_are_silent(body):
+    assert findings(body) == []
