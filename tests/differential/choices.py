@@ -19,7 +19,7 @@ RULES: Tuple[str, ...] = (
     "LL101", "LL102", "LL103", "LL104", "LL105", "LL106", "LL107", "LL108", "LL109",
     "LL201", "LL202", "LL203", "LL204", "LL205",
     "LL301", "LL302", "LL303", "LL304",
-    "LL401", "LL402", "LL403", "LL404", "LL405",
+    "LL401", "LL402", "LL403", "LL404", "LL405", "LL406", "LL407",
 )
 # One slot per rule plus correct programs: about a quarter of the corpus has no bug.
 BUG_SLOTS: Tuple[str, ...] = RULES + (NONE,) * 8
@@ -82,6 +82,8 @@ BUG_VARIANTS: Dict[str, Tuple[str, ...]] = {
     "LL403": ("after_step", "before_backward"),
     "LL404": ("raw_step",),
     "LL405": ("clip_scaled",),
+    "LL406": ("unscale_every_micro_batch",),
+    "LL407": ("no_update",),
     NONE: ("clean",),
 }
 
@@ -103,7 +105,7 @@ def _recipe(c: Choice) -> Sequence[str]:
     bug = c["bug"]
     if bug in ("LL301", "LL302", "LL303", "LL304"):
         return ("closure",)
-    if bug in ("LL404", "LL405"):
+    if bug in ("LL404", "LL405", "LL406", "LL407"):
         return ("amp",)
     if bug in ("LL102",):
         return ("plain", "gan")
@@ -124,8 +126,8 @@ def _variant(c: Choice) -> Sequence[str]:
 
 def _scheduler(c: Choice) -> Sequence[str]:
     bug, v = c["bug"], c["bug_variant"]
-    if c["recipe"] in ("gan", "closure"):
-        return (NONE,)
+    if c["recipe"] in ("gan", "closure") or bug in ("LL406", "LL407"):
+        return (NONE,)  # (LL406/LL407 programs stop at the scaler's RuntimeError)
     if bug == "LL201":
         return EPOCH_SCHEDULERS
     if bug == "LL202":
@@ -158,7 +160,9 @@ def _gating_for_bug(c: Choice) -> Sequence[str]:
         return (NONE,)
     if bug in ("LL201", "LL104") or (bug == "LL203" and v == "before_step_in_batch"):
         return (NONE, "isfinite", "try_except")
-    if bug in ("LL404", "LL405", "LL403"):
+    if bug == "LL406":
+        return ACCUMULATION  # unscale_ on micro-batches whose step is gated
+    if bug in ("LL404", "LL405", "LL403", "LL407"):
         return (NONE,) + ACCUMULATION if bug != "LL403" else (NONE, "isfinite")
     if c["recipe"] == "amp" or c["scheduler"] == "onecycle":
         return (NONE,) + ACCUMULATION + ("micro_batches", "isfinite")
@@ -270,7 +274,8 @@ def _loss(c: Choice) -> Sequence[str]:
 
 def _zero(c: Choice) -> Sequence[str]:
     out = _zero_for_bug(c)
-    if c["bug"] in ("LL102", "LL108"):  # their oracles watch zero_grad calls; `p.grad = None` is none
+    if c["bug"] in ("LL102", "LL108") or c["recipe"] == "closure":
+        # their oracles (and LL302's, for re-evaluated closures) watch zero_grad calls; `p.grad = None` is none
         out = tuple(z for z in out if z != "grad_none")
     return out
 
@@ -294,7 +299,7 @@ def _zero_for_bug(c: Choice) -> Sequence[str]:
 def _clip(c: Choice) -> Sequence[str]:
     if c["bug"] == "LL403" and c["bug_variant"] == "before_backward":
         return ("norm",)  # clip_grad_value_ raises on parameters without gradients
-    if c["bug"] in ("LL403", "LL405"):
+    if c["bug"] in ("LL403", "LL405", "LL406"):
         return ("norm", "value")
     if c["recipe"] in ("gan", "closure") or c["bug"] in ("LL104", "LL105", "LL106", "LL109", "LL103", "LL102",
                                                          "LL404"):

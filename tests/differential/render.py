@@ -496,6 +496,8 @@ class Renderer:
         amp = self.c["recipe"] == "amp"
         if amp and self.bug != "LL404":
             lines = [f"⟨scaler⟩.step(⟨opt⟩){mark}", "⟨scaler⟩.update()"]
+            if self.bug == "LL407":
+                lines = lines[:1]  # the update is missing
         else:
             lines = [f"⟨opt⟩.step(){mark}"]
         if self.c["gating"] == "try_except":
@@ -544,14 +546,17 @@ class Renderer:
         upd: Lines = []
         if p.zero == "between":
             upd.append(zero + "  #@LL102")
-        if c["clip"] != NONE and bug != "LL403":
+        if bug == "LL406":  # unscale and clip every micro-batch, before the gated update
+            post += ["⟨scaler⟩.unscale_(⟨opt⟩)  #@LL406", self.clip_call()]
+        elif c["clip"] != NONE and bug != "LL403":
             if amp and bug != "LL405":
                 upd.append("⟨scaler⟩.unscale_(⟨opt⟩)")
             upd.append(self.clip_call() + ("  #@LL405" if bug == "LL405" else ""))
         if bug == "LL203" and v == "before_step_in_batch":
             upd.append("⟨sched⟩.step()  #@LL203")
         if p.step == "batch":
-            mark = {"LL101": "  #@LL101", "LL103": "  #@LL103", "LL104": "  #@LL104", "LL404": "  #@LL404"}.get(bug, "")
+            mark = {"LL101": "  #@LL101", "LL103": "  #@LL103", "LL104": "  #@LL104", "LL404": "  #@LL404",
+                    "LL407": "  #@LL407"}.get(bug, "")
             upd += self.step_lines(mark)
         if bug == "LL403" and v == "after_step":
             upd.append(self.clip_call() + "  #@LL403")
