@@ -151,7 +151,25 @@ def _check_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="worker processes (default: the CPUs this process may use)")
     parser.add_argument("--debug", action="store_true", help=f"show tracebacks of internal errors (also env {DEBUG_ENV}=1)")
     parser.add_argument("--version", action="version", version=f"looplint {looplint.__version__}")
+    _add_fix_options(parser)
     return parser
+
+
+def _add_fix_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("fixes")
+    group.add_argument("--fix", action="store_true", help="apply the safe fixes, then report what remains")
+    group.add_argument("--unsafe-fixes", action="store_true", help="apply the unsafe fixes too")
+    group.add_argument("--fix-only", action="store_true", help="apply fixes and report nothing else")
+    group.add_argument("--diff", action="store_true", help="print the fixes as a unified diff instead of writing them (exit 1 when there is one)")
+    group.add_argument("--show-fixes", action="store_true", help="list the findings that were fixed")
+    group.add_argument("--exit-non-zero-on-fix", action="store_true", help="exit 1 when a fix was applied, even if nothing remains")
+    group.add_argument("--add-noqa", action="store_true", help="add `# noqa: LLxxx` to every line with a finding")
+
+
+def _fixing(ns: argparse.Namespace) -> bool:
+    if ns.add_noqa and (ns.fix or ns.fix_only or ns.diff):
+        raise UsageError("--add-noqa cannot be combined with --fix, --fix-only or --diff")
+    return ns.fix or ns.fix_only or ns.diff or ns.add_noqa
 
 
 def _positive_int(text: str) -> int:
@@ -443,6 +461,87 @@ def _unchanged(path: str, seen) -> bool:
     return (st.st_size, st.st_mtime_ns) == seen
 
 
+def _fix_tasks(tasks, ns: argparse.Namespace, fixes: List) -> List:
+    """Like ``_run_tasks``, fixing each file (or adding noqa comments) first; ``fixes`` collects the
+    ``looplint.rewrite.FileFix`` of every file (``--add-noqa``: (path, directives added))."""
+    from looplint import rewrite
+    from looplint.rule import rule_by_code
+
+    outcomes = []
+    for path, codes in tasks:
+        rules = [r for r in (rule_by_code(c) for c in codes) if r is not None]
+        try:
+            if ns.add_noqa:
+                fixes.append((path, rewrite.add_noqa_file(path, rules)))
+                outcomes.append(_lint_task(path, codes))
+                continue
+            result = rewrite.fix_file(path, rules, unsafe=ns.unsafe_fixes, write=not ns.diff)
+        except OSError as e:
+            outcomes.append(([], (f"cannot write {path}: {e.strerror or e}", "")))
+            continue
+        if result is None:
+            outcomes.append(_lint_task(path, codes))
+        else:
+            fixes.append(result)
+            outcomes.append((result.remaining, None))
+    return outcomes
+
+
+def _fix_report(ns: argparse.Namespace, fmt: str, fixes: List, remaining: List[Diagnostic], context, failures: int) -> int:
+    """The output and exit status of ``--fix``, ``--fix-only``, ``--diff`` and ``--add-noqa``."""
+    from looplint import report
+
+    fixed = [d for f in fixes if not ns.add_noqa for d in f.fixed]
+    with _report_output(ns.output_file) as out:
+        if ns.add_noqa:
+            added = sum(n for _path, n in fixes)
+            _to_stderr(f"Added {added} noqa directive{'s' if added != 1 else ''}.\n")
+            return EXIT_ERROR if failures else EXIT_CLEAN
+        if ns.diff:
+            for f in fixes:
+                out.write(f.diff)
+            n = len(fixed)
+            _to_stderr(f"Would fix {n} error{'s' if n != 1 else ''}.\n" if n else "No errors would be fixed.\n")
+            if failures:
+                return EXIT_ERROR
+            return EXIT_FINDINGS if any(f.changed for f in fixes) else EXIT_CLEAN
+        if not ns.fix_only:
+            report.FORMATS[fmt](remaining, out, context)
+        if fmt in report.HUMAN_FORMATS and not ns.quiet:
+            if ns.show_fixes and fixed:
+                _write_fixed(fixes, out, context)
+            _write_fix_summary(fixed, remaining, out, ns.fix_only)
+    if failures:
+        return EXIT_ERROR
+    if ns.exit_non_zero_on_fix and fixed:
+        return EXIT_FINDINGS
+    if remaining and not ns.fix_only and not ns.exit_zero:
+        return EXIT_FINDINGS
+    return EXIT_CLEAN
+
+
+def _write_fixed(fixes: List, out: TextIO, context) -> None:
+    n = sum(len(f.fixed) for f in fixes)
+    out.write(f"Fixed {n} error{'s' if n != 1 else ''}:\n")
+    for f in fixes:
+        if f.fixed:
+            out.write(f"- {context.display_path(f.path)}:\n")
+            for (code, name), count in sorted(Counter((d.code, d.name) for d in f.fixed).items()):
+                out.write(f"    {count} \u00d7 {code} ({name})\n")
+
+
+def _write_fix_summary(fixed: List[Diagnostic], remaining: List[Diagnostic], out: TextIO, fix_only: bool) -> None:
+    f, r = len(fixed), len(remaining)
+    if fix_only:
+        out.write(f"Fixed {f} error{'s' if f != 1 else ''}.\n")
+    elif f and r:
+        out.write(f"Found {f + r} errors ({f} fixed, {r} remaining).\n")
+    elif f:
+        out.write(f"Found {f} error{'s' if f != 1 else ''} ({f} fixed, 0 remaining).\n")
+    else:
+        _write_summary(remaining, out)
+
+
 def _unreadable(path: str, reason: str) -> Diagnostic:
     return Diagnostic(path, 1, 1, PARSE_ERROR, f"cannot read file: {reason}", PARSE_ERROR_NAME, 1, 1)
 
@@ -472,6 +571,8 @@ def check(argv: List[str], prog: str = "looplint") -> int:
         _warn("ignoring the paths given: --stdin-filename lints stdin")
         use_stdin = True
 
+    if use_stdin and _fixing(ns):
+        raise UsageError("--fix, --fix-only, --diff and --add-noqa work on files, not stdin")
     if use_stdin:
         diagnostics = _lint_stdin(ns, resolver, cli, context)
     else:
@@ -493,7 +594,9 @@ def check(argv: List[str], prog: str = "looplint") -> int:
             if PARSE_ERROR in resolver.for_path(path).enabled_codes(path, cli):
                 diagnostics.append(_unreadable(path, reason))
         timer.settings(resolver, found.files)
-        for (path, _), (found_here, error) in zip(tasks, _run_with_progress(ns, tasks, timer)):
+        fixes: List = []
+        outcomes = _fix_tasks(tasks, ns, fixes) if _fixing(ns) else _run_with_progress(ns, tasks, timer)
+        for (path, _), (found_here, error) in zip(tasks, outcomes):
             if error is not None:
                 failures += 1
                 _internal_error(error[0], error[1], debug, where=path)
@@ -503,6 +606,8 @@ def check(argv: List[str], prog: str = "looplint") -> int:
 
     shown = {d.path: context.display_path(d.path) for d in diagnostics}
     diagnostics.sort(key=lambda d: _sort_key(d, shown))
+    if _fixing(ns):
+        return _fix_report(ns, fmt, fixes, diagnostics, context, failures)
 
     context.color = _color(ns, fmt)
     _write_report(ns, fmt, diagnostics, context)
@@ -521,22 +626,15 @@ def _write_report(ns: argparse.Namespace, fmt: str, diagnostics: List[Diagnostic
 
     if ns.silent and not ns.output_file:
         return
-    out, close = _open_output(ns.output_file)
-    with _writing(ns.output_file):
-        try:
-            if ns.statistics:
-                _write_statistics(diagnostics, out, fmt)
-                if diagnostics and fmt in report.HUMAN_FORMATS and not ns.quiet:
-                    _write_summary(diagnostics, out)  # ruff prints the table, then its summary line
-            else:
-                report.FORMATS[fmt](diagnostics, out, context)
-                if fmt in report.HUMAN_FORMATS and not ns.quiet:
-                    _write_summary(diagnostics, out, context.paint)
-        finally:
-            if close:
-                out.close()
-            else:
-                out.flush()
+    with _report_output(ns.output_file) as out:
+        if ns.statistics:
+            _write_statistics(diagnostics, out, fmt)
+            if diagnostics and fmt in report.HUMAN_FORMATS and not ns.quiet:
+                _write_summary(diagnostics, out)  # ruff prints the table, then its summary line
+        else:
+            report.FORMATS[fmt](diagnostics, out, context)
+            if fmt in report.HUMAN_FORMATS and not ns.quiet:
+                _write_summary(diagnostics, out, context.paint)
 
 
 def _color(ns: argparse.Namespace, fmt: str) -> bool:
@@ -671,6 +769,20 @@ def clean_command(argv: List[str]) -> int:
         _stdout().write(f"Removed {directory}\n" if removed else f"No cache at {directory}\n")
         _stdout().flush()
     return EXIT_CLEAN
+
+
+@contextlib.contextmanager
+def _report_output(path: Optional[str]):
+    """The stream the report goes to (stdout or ``--output-file``), closed or flushed afterwards."""
+    out, close = _open_output(path)
+    with _writing(path):
+        try:
+            yield out
+        finally:
+            if close:
+                out.close()
+            else:
+                out.flush()
 
 
 @contextlib.contextmanager

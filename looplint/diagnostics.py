@@ -30,6 +30,8 @@ class Diagnostic:
     cell: Optional[int] = field(default=None, compare=False)
     # The physical row whose ``# noqa`` comment suppresses this diagnostic.
     noqa_row: Optional[int] = field(default=None, compare=False)
+    # The rule's fix (``looplint.fix.Fix``), when it has one.
+    fix: Optional[object] = field(default=None, compare=False)
 
     @property
     def url(self) -> Optional[str]:

@@ -227,6 +227,26 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
         return [_error(path, "cannot analyse file: its expressions are nested too deeply")]
 
 
+def lint_for_fixes(source: str, path: str, rules: Sequence[type]):
+    """(the parsed module, its diagnostics after ``# noqa``) for the fix loop (``looplint.fix``): the
+    diagnostics' fixes edit that module. A source that is parsed only in a worker process (deep, large, or
+    refused by this Python) is linted as usual and gets no fixes: (None, diagnostics)."""
+    found = screen(source, depth=TRAINING_TOKENS.search(source) is not None)
+    if (found.refused or found.syntax_error or found.depth > IN_PROCESS_DEPTH or len(source) > IN_PROCESS_CHARS
+            or not rules or TRAINING_TOKENS.search(source) is None):
+        return None, lint_source(source, path, rules)
+    try:
+        module = cst.parse_module(source)
+    except Exception:  # noqa: BLE001 - whatever libcst refuses is reported the usual way
+        return None, lint_source(source, path, rules)
+    from looplint.suppress import apply_noqa
+
+    try:
+        return module, apply_noqa(check_module(module, path, rules), source)
+    except RecursionError:
+        return None, lint_source(source, path, rules)
+
+
 # Deeply nested code (a few hundred ``elif``s, long chains) needs more Python frames than the default
 # limit while LibCST's visitors walk it: the model runs on a thread with a large stack and a high limit.
 DEEP_RECURSION_LIMIT = 20_000
@@ -287,6 +307,6 @@ def _check_module(module: cst.Module, path: str, rules: Iterable[type]) -> List[
         if key not in out:
             out[key] = Diagnostic(
                 path, rng.start.line, rng.start.column + 1, rule_cls.code, finding.message, rule_cls.name,
-                rng.end.line, rng.end.column + 1,
+                rng.end.line, rng.end.column + 1, fix=finding.fix,
             )
     return sorted(out.values())

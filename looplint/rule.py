@@ -14,11 +14,12 @@ import inspect
 import pkgutil
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Dict, Iterator, List
+from typing import TYPE_CHECKING, ClassVar, Dict, Iterator, List, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
     import libcst as cst
 
+    from looplint.fix import Fix
     from looplint.model import FileModel
 
 CODE_RE = re.compile(r"^LL\d{3}$")
@@ -31,6 +32,7 @@ class Finding:
 
     node: cst.CSTNode
     message: str
+    fix: Optional["Fix"] = None  # how to repair it, when the rule knows (see looplint.fix)
 
 
 class Rule:

@@ -17,7 +17,7 @@ def to_dict(d: Diagnostic, context: "ReportContext") -> Dict[str, Any]:
         "code": d.code,
         "end_location": {"column": d.end_column or d.column, "row": d.end_line or d.line},
         "filename": context.absolute_path(d.path),
-        "fix": None,
+        "fix": {"applicability": d.fix.applicability, "message": d.fix.title} if d.fix is not None else None,
         "location": {"column": d.column, "row": d.line},
         "message": d.message,
         "name": d.name,

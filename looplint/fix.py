@@ -1,0 +1,326 @@
+"""Fixes: what a rule proposes to change, and the engine that applies fixes to a source until none applies.
+
+A rule may attach a ``Fix`` to its ``Finding``: a title (ruff's ``help:`` line), an applicability decided
+by the rule, and ``Edit``s on statements of the module the model was built from (insert statements before or
+after one, remove one, replace a node). The edits are applied as one LibCST transformation, so everything
+the fix does not touch — comments, blank lines, formatting, line endings — comes out as it went in.
+
+Applicability, as ruff uses it:
+
+* ``safe``: the change keeps the program's behaviour except for the bug (``--fix`` applies it);
+* ``unsafe``: the change is right in the usual case but needs a human look (``--unsafe-fixes``).
+
+A finding the rule cannot fix with confidence carries no fix at all.
+
+``fix_source`` lints, applies every applicable fix whose statements no other fix of the round touches (the
+others are deferred), re-lints the result and repeats, at most ``MAX_ROUNDS`` times. ``# noqa``-suppressed
+findings are never fixed.
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+SAFE, UNSAFE = "safe", "unsafe"
+MAX_ROUNDS = 10
+
+INSERT_BEFORE, INSERT_AFTER, REMOVE, REPLACE = "insert_before", "insert_after", "remove", "replace"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change to the module: ``node`` is the statement an insertion is anchored at, the statement
+    removed, or the node replaced; ``new`` holds the statements inserted or the replacing node."""
+
+    kind: str
+    node: cst.CSTNode
+    new: Tuple[cst.CSTNode, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fix:
+    title: str
+    applicability: str = SAFE
+    edits: Tuple[Edit, ...] = field(default=(), compare=False, repr=False)
+
+    def __reduce__(self):
+        # Crossing a process boundary (worker processes) keeps what a report shows; the edits name nodes of
+        # a tree that lives in the process that built it.
+        return (Fix, (self.title, self.applicability))
+
+    def applies(self, unsafe: bool) -> bool:
+        return bool(self.edits) and (self.applicability == SAFE or (unsafe and self.applicability == UNSAFE))
+
+
+# -- what rules use to build fixes ------------------------------------------------------------------------
+
+class Tree:
+    """Parents of every node of one module, so that a rule can find the statement around a node."""
+
+    def __init__(self, module: cst.Module):
+        self.parents: Dict[int, cst.CSTNode] = {}
+        self.order: Dict[int, int] = {}  # source order (pre-order number) of every node
+        stack: List[cst.CSTNode] = [module]
+        while stack:
+            node = stack.pop()
+            self.order[id(node)] = len(self.order)
+            children = node.children
+            for child in children:
+                self.parents[id(child)] = node
+            stack.extend(reversed(children))
+
+    def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+        return self.parents.get(id(node))
+
+    def statement(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+        """The statement of a block (a module's or an indented block's body) that holds ``node``."""
+        while node is not None:
+            parent = self.parent(node)
+            if isinstance(parent, (cst.IndentedBlock, cst.Module)) and isinstance(node, cst.BaseStatement):
+                return node
+            node = parent
+        return None
+
+    def block_of(self, statement: cst.CSTNode) -> Optional[cst.CSTNode]:
+        parent = self.parent(statement)
+        return parent if isinstance(parent, (cst.IndentedBlock, cst.Module)) else None
+
+    def siblings(self, statement: cst.CSTNode) -> Sequence[cst.CSTNode]:
+        block = self.block_of(statement)
+        return block.body if block is not None else ()
+
+    def ancestors(self, node: cst.CSTNode) -> Iterable[cst.CSTNode]:
+        node = self.parent(node)
+        while node is not None:
+            yield node
+            node = self.parent(node)
+
+    def precedes(self, a: cst.CSTNode, b: cst.CSTNode) -> bool:
+        return self.order.get(id(a), -1) < self.order.get(id(b), -1)
+
+    def enclosing(self, node: cst.CSTNode, kinds) -> Optional[cst.CSTNode]:
+        """The innermost ancestor of one of ``kinds``, not looking past a function or class."""
+        for a in self.ancestors(node):
+            if isinstance(a, kinds):
+                return a
+            if isinstance(a, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                return None
+        return None
+
+    def sole_call_statement(self, call: cst.CSTNode) -> Optional[cst.SimpleStatementLine]:
+        """The line ``call`` makes up on its own (``x.step()`` as the only statement of its line)."""
+        expr = self.parent(call)
+        line = self.parent(expr) if isinstance(expr, cst.Expr) else None
+        if isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1 and isinstance(self.block_of(line), (cst.IndentedBlock, cst.Module)):
+            return line
+        return None
+
+
+_TREES: "weakref.WeakKeyDictionary[object, Tree]" = weakref.WeakKeyDictionary()
+
+
+def tree_of(model) -> Tree:
+    """The ``Tree`` of a file model's module (built once per model)."""
+    tree = _TREES.get(model)
+    if tree is None:
+        tree = _TREES[model] = Tree(model.module)
+    return tree
+
+
+def function_events(model, fn, kinds) -> List:
+    """The events of ``kinds`` written in ``fn``'s own body, in source order."""
+    from looplint.model.interp import items_below
+    from looplint.model.events import Event
+
+    if fn is None:
+        return []
+    tree = tree_of(model)
+    found = [i for i in items_below(model.builder.body(fn)) if isinstance(i, Event) and i.kind in kinds]
+    return sorted(found, key=lambda e: tree.order.get(id(e.node), -1))
+
+
+def optimizer_expression(model, step) -> Optional[cst.BaseExpression]:
+    """The optimizer a step event steps, as written where it runs: ``opt`` in ``opt.step()`` and in
+    ``scaler.step(opt)``."""
+    from looplint.model.roles import Frame
+
+    fn = model.function_of(step)
+    if fn is None or step.target is None:
+        return None
+    role = model.roles.resolve(step.target, Frame(fn))
+    if role is not None and role.kind == "scaler":
+        args = [a for a in step.call.args if a.keyword is None and not a.star] if step.call is not None else []
+        return args[0].value if args else None
+    return step.target
+
+
+def code_of(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
+
+
+def statement(text: str) -> cst.BaseStatement:
+    """One statement parsed from source text (``"optimizer.zero_grad()"``)."""
+    return cst.parse_statement(text + "\n")
+
+
+def insert_before(anchor: cst.CSTNode, *texts: str) -> Edit:
+    return Edit(INSERT_BEFORE, anchor, tuple(statement(t) for t in texts))
+
+
+def insert_after(anchor: cst.CSTNode, *texts: str) -> Edit:
+    return Edit(INSERT_AFTER, anchor, tuple(statement(t) for t in texts))
+
+
+def move_after(moved: cst.BaseStatement, anchor: cst.CSTNode) -> Tuple[Edit, Edit]:
+    """Moves a statement (with the comments above it, without the blank lines) after ``anchor``."""
+    kept = moved
+    if isinstance(moved, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+        lines = list(moved.leading_lines)
+        while lines and lines[0].comment is None:
+            lines.pop(0)
+        kept = moved.with_changes(leading_lines=lines)
+    return Edit(REMOVE, moved), Edit(INSERT_AFTER, anchor, (kept,))
+
+
+def replace(node: cst.CSTNode, new: cst.CSTNode) -> Edit:
+    return Edit(REPLACE, node, (new,))
+
+
+# -- applying edits ---------------------------------------------------------------------------------------
+
+class _Apply(cst.CSTTransformer):
+    def __init__(self, edits: Iterable[Edit]):
+        super().__init__()
+        self.before: Dict[int, List[cst.CSTNode]] = {}
+        self.after: Dict[int, List[cst.CSTNode]] = {}
+        self.removed = set()
+        self.replaced: Dict[int, cst.CSTNode] = {}
+        for e in edits:
+            if e.kind == INSERT_BEFORE:
+                self.before.setdefault(id(e.node), []).extend(e.new)
+            elif e.kind == INSERT_AFTER:
+                self.after.setdefault(id(e.node), []).extend(e.new)
+            elif e.kind == REMOVE:
+                self.removed.add(id(e.node))
+            elif e.kind == REPLACE:
+                self.replaced[id(e.node)] = e.new[0]
+
+    def on_leave(self, original, updated):
+        if id(original) in self.replaced:
+            return self.replaced[id(original)]
+        if isinstance(updated, (cst.IndentedBlock, cst.Module)):
+            body = self._body(original.body, updated.body)
+            if body is not None:
+                if not body and isinstance(updated, cst.IndentedBlock):
+                    body = [statement("pass")]
+                return updated.with_changes(body=body)
+        return updated
+
+    def _body(self, originals, updated) -> Optional[list]:
+        changed = False
+        out: list = []
+        for orig, new in zip(originals, updated):
+            before = self.before.get(id(orig))
+            if before:
+                changed = True
+                new, before = _split_leading(new, before)
+                out.extend(before)
+            if id(orig) in self.removed:
+                changed = True
+            else:
+                out.append(new)
+            after = self.after.get(id(orig))
+            if after:
+                changed = True
+                out.extend(after)
+        return out if changed else None
+
+
+def _split_leading(anchor, inserted: List[cst.CSTNode]):
+    """The blank lines above ``anchor`` go above the inserted statements; its comments stay with it."""
+    if not isinstance(anchor, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+        return anchor, inserted
+    lines = list(anchor.leading_lines)
+    blank = 0
+    while blank < len(lines) and lines[blank].comment is None:
+        blank += 1
+    first = inserted[0]
+    if blank and isinstance(first, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+        inserted = [first.with_changes(leading_lines=lines[:blank]), *inserted[1:]]
+        anchor = anchor.with_changes(leading_lines=lines[blank:])
+    return anchor, inserted
+
+
+def apply_edits(module: cst.Module, edits: Iterable[Edit]) -> cst.Module:
+    return module.visit(_Apply(edits))
+
+
+# -- the fix loop -----------------------------------------------------------------------------------------
+
+@dataclass
+class FixResult:
+    source: str  # the fixed source (the input when nothing applied)
+    fixed: List = field(default_factory=list)  # the diagnostics whose fixes were applied, in order
+    remaining: List = field(default_factory=list)  # the diagnostics of the fixed source
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.fixed)
+
+
+def _footprint(edit: Edit, positions, tree: Tree) -> Tuple[int, int]:
+    node = edit.node
+    if edit.kind == REPLACE:
+        node = tree.statement(node) or node
+    rng = positions[node]
+    return rng.start.line, rng.end.line
+
+
+def choose(module: cst.Module, diagnostics, unsafe: bool, only=None) -> List:
+    """The diagnostics whose fixes apply this round: applicable, and touching no statement an earlier
+    chosen fix touches (those are deferred to the next round, after re-linting)."""
+    candidates = [d for d in diagnostics if d.fix is not None and d.fix.applies(unsafe) and (only is None or only(d))]
+    if not candidates:
+        return []
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    tree = Tree(module)
+    taken: List[Tuple[int, int]] = []
+    chosen = []
+    for d in candidates:
+        try:
+            spans = [_footprint(e, positions, tree) for e in d.fix.edits]
+        except KeyError:  # a node that is not in this module: a rule's mistake, never applied
+            continue
+        if any(a <= y and x <= b for a, b in spans for x, y in taken):
+            continue
+        taken.extend(spans)
+        chosen.append(d)
+    return chosen
+
+
+def fix_source(source: str, path: str, rules: Sequence[type], unsafe: bool = False, only=None,
+               max_rounds: int = MAX_ROUNDS) -> FixResult:
+    """Applies fixes to ``source`` until none applies (at most ``max_rounds`` rounds). ``only(diagnostic)``
+    restricts which findings are fixed (the editor fixes one at a time)."""
+    from looplint.engine import lint_for_fixes
+
+    result = FixResult(source)
+    for _round in range(max_rounds):
+        module, diagnostics = lint_for_fixes(result.source, path, rules)
+        result.remaining = diagnostics
+        if module is None:
+            return result
+        chosen = choose(module, diagnostics, unsafe, only)
+        if not chosen:
+            return result
+        new = apply_edits(module, [e for d in chosen for e in d.fix.edits]).code
+        if new == result.source:
+            return result
+        result.source = new
+        result.fixed.extend(chosen)
+    _module, result.remaining = lint_for_fixes(result.source, path, rules)
+    return result

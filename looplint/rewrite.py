@@ -1,0 +1,260 @@
+"""Fixing files on disk: read, fix (``looplint.fix``), show as a unified diff or write back.
+
+A file is written back only when a fix changed it, atomically (a temporary file in the same folder, then
+``os.replace``), with its encoding (the PEP 263 cookie's), its byte-order mark, its line endings (LibCST
+keeps them) and its file mode. A notebook is fixed in its cells: the code cells are joined as for linting,
+fixed, and every changed row goes back to the cell it came from (a fix that would change rows of two cells
+at once, or a masked IPython row, is not applied); the other cells, outputs and metadata are left alone.
+
+``add_noqa_source`` adds ``# noqa: LLxxx`` to every row with a finding, merging with a ``# noqa: ...``
+already there (a bare ``# noqa`` already covers everything); running it twice adds nothing.
+"""
+from __future__ import annotations
+
+import difflib
+import io
+import json
+import os
+import re
+import tempfile
+import tokenize
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from looplint.diagnostics import Diagnostic
+from looplint.files import MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES, read_regular
+
+
+@dataclass
+class FileFix:
+    path: str
+    before: str = ""  # the text as read (a notebook: its JSON)
+    after: str = ""  # the text with the fixes (equal to ``before`` when nothing changed)
+    fixed: List[Diagnostic] = field(default_factory=list)
+    remaining: List[Diagnostic] = field(default_factory=list)
+    diff: str = ""  # unified diff, when something changed
+
+    @property
+    def changed(self) -> bool:
+        return self.after != self.before
+
+
+class Encoded:
+    """A Python file's text with what is needed to write it back as it was encoded."""
+
+    def __init__(self, data: bytes):
+        self.encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        text = data.decode(self.encoding)
+        self.bom = text.startswith("\ufeff")
+        self.text = text[1:] if self.bom else text
+
+    def encode(self, text: str) -> bytes:
+        if self.encoding == "utf-8-sig":  # the codec writes the mark itself
+            return text.encode(self.encoding)
+        return (("\ufeff" if self.bom else "") + text).encode(self.encoding)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Replaces ``path``'s content with ``data`` in one step, keeping its permission bits."""
+    mode = os.stat(path).st_mode & 0o7777
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".looplint-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def unified_diff(before: str, after: str, name: str) -> str:
+    lines = difflib.unified_diff(before.splitlines(True), after.splitlines(True), name, name)
+    return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+# -- Python sources ----------------------------------------------------------------------------------------
+
+def fix_python_text(text: str, path: str, rules: Sequence[type], unsafe: bool) -> FileFix:
+    from looplint.fix import fix_source
+
+    result = fix_source(text, path, rules, unsafe=unsafe)
+    out = FileFix(path, text, result.source, result.fixed, result.remaining)
+    if out.changed:
+        out.diff = unified_diff(text, result.source, path)
+    return out
+
+
+def fix_file(path: str, rules: Sequence[type], unsafe: bool = False, write: bool = True) -> Optional[FileFix]:
+    """Fixes one file (``write``: and writes it back). None when the file cannot be read or decoded: it is
+    linted the usual way, which reports why."""
+    from looplint.notebook import is_notebook
+
+    try:
+        data = read_regular(path, MAX_NOTEBOOK_BYTES if is_notebook(path) else MAX_SOURCE_BYTES)
+    except OSError:
+        return None
+    except Exception:  # noqa: BLE001 - too large, not a regular file: the lint reports it
+        return None
+    if is_notebook(path):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return None
+        result = fix_notebook_text(text, path, rules, unsafe)
+        encoded = (("\ufeff" if data.startswith(b"\xef\xbb\xbf") else "") + result.after).encode("utf-8")
+    else:
+        try:
+            source = Encoded(data)
+        except (UnicodeDecodeError, SyntaxError, LookupError):
+            return None
+        result = fix_python_text(source.text, path, rules, unsafe)
+        try:
+            encoded = source.encode(result.after)
+        except UnicodeEncodeError:
+            return None
+    if write and result.changed:
+        write_atomic(path, encoded)
+    return result
+
+
+# -- notebooks ---------------------------------------------------------------------------------------------
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def fix_notebook_text(text: str, path: str, rules: Sequence[type], unsafe: bool) -> FileFix:
+    from looplint.fix import fix_source
+    from looplint.notebook import NotebookError, lint_notebook_text, map_to_cells, parse_notebook, to_python
+
+    out = FileFix(path, text, text)
+    try:
+        notebook = parse_notebook(text)
+        data = json.loads(text)
+    except (NotebookError, ValueError, RecursionError):
+        out.remaining = lint_notebook_text(text, path, rules)
+        return out
+    if not notebook.is_python:
+        return out
+    joined, rows = to_python(notebook)
+    result = fix_source(joined, path, rules, unsafe=unsafe)
+    cells = _back_to_cells(joined, result.source, rows, notebook) if result.fixed else None
+    if not cells:
+        out.remaining = lint_notebook_text(text, path, rules)
+        return out
+    diffs = []
+    for number, lines in sorted(cells.items()):
+        raw = data["cells"][number - 1]
+        old = raw.get("source", "")
+        old_text = "".join(old) if isinstance(old, list) else old
+        m = _NEWLINE.search(old_text)
+        newline = m.group() if m else "\n"
+        new_text = newline.join(lines) + (newline if old_text.endswith(("\n", "\r")) else "")
+        raw["source"] = new_text.splitlines(True) if isinstance(old, list) else new_text
+        diffs.append(unified_diff(old_text, new_text, f"{path}:cell {number}"))
+    out.after = _dump_like(data, text)
+    out.fixed = map_to_cells(result.fixed, rows)
+    out.remaining = lint_notebook_text(out.after, path, rules)
+    out.diff = "".join(diffs)
+    return out
+
+
+def _back_to_cells(before: str, after: str, rows, notebook) -> Optional[Dict[int, List[str]]]:
+    """The new lines of every cell the fixed joined text changes, or None when a change cannot be put
+    back (it spans two cells, or touches a masked IPython row)."""
+    old = before.split("\n")[:-1]
+    new = after.split("\n")[:-1] if after.endswith("\n") else after.split("\n")
+    cells: Dict[int, List[str]] = {}
+    touched = set()
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if tag == "equal":
+            for i in range(i1, i2):
+                cells.setdefault(rows[i].cell, []).append(notebook.cell(rows[i].cell).lines[rows[i].line - 1])
+            continue
+        owners = {rows[i].cell for i in range(i1, i2)}
+        if not owners:  # a pure insertion: into the cell of the row before it (or the first cell)
+            owners = {rows[i1 - 1].cell if i1 > 0 else rows[0].cell}
+        if len(owners) != 1:
+            return None
+        cell = owners.pop()
+        for i in range(i1, i2):
+            if notebook.cell(rows[i].cell).lines[rows[i].line - 1] != old[i]:
+                return None  # a masked IPython row
+        cells.setdefault(cell, []).extend(new[j1:j2])
+        touched.add(cell)
+    return {c: lines for c, lines in cells.items() if c in touched}
+
+
+def _dump_like(data, text: str) -> str:
+    """JSON text of ``data`` indented as ``text`` was (nbformat writes one space)."""
+    m = re.search(r"\n( +)\"", text)
+    indent = len(m.group(1)) if m else None
+    dumped = json.dumps(data, indent=indent, ensure_ascii=False)
+    return dumped + ("\n" if text.endswith("\n") else "")
+
+
+# -- --add-noqa ---------------------------------------------------------------------------------------------
+
+def add_noqa_source(source: str, diagnostics: Sequence[Diagnostic]) -> Tuple[str, int]:
+    """``source`` with ``# noqa: CODES`` on every row that has a finding; (new source, directives added)."""
+    from looplint.suppress import ALL, directives, comments
+
+    wanted: Dict[int, set] = {}
+    for d in diagnostics:
+        if d.code != "LL000":
+            wanted.setdefault(d.noqa_row or d.line, set()).add(d.code)
+    if not wanted:
+        return source, 0
+    existing: Dict[int, Tuple[str, list]] = {}
+    for row, _alone, text in comments(source):
+        existing[row] = (text, list(directives(text)))
+    lines = source.splitlines(True)
+    added = 0
+    for row, codes in sorted(wanted.items()):
+        if row > len(lines):
+            continue
+        line = lines[row - 1]
+        body = line.rstrip("\r\n")
+        ending = line[len(body):]
+        comment, found = existing.get(row, (None, []))
+        if any(d.codes is ALL for d in found):
+            continue
+        have = set().union(*(d.codes for d in found)) if found else set()
+        missing = sorted(codes - have)
+        if not missing:
+            continue
+        if found:  # extend the first directive's code list
+            d = found[0]
+            start = body.rindex(comment)
+            at = start + d.end
+            body = body[:at] + ", " + ", ".join(missing) + body[at:]
+        else:
+            body = body.rstrip() + "  # noqa: " + ", ".join(missing)
+        lines[row - 1] = body + ending
+        added += 1
+    return "".join(lines), added
+
+
+def add_noqa_file(path: str, rules: Sequence[type]) -> int:
+    """Adds noqa directives to one Python file (written atomically); how many it added. Notebooks, and
+    files that cannot be read or decoded, are left alone."""
+    from looplint.engine import lint_source
+    from looplint.notebook import is_notebook
+
+    if is_notebook(path):
+        return 0
+    try:
+        source = Encoded(read_regular(path, MAX_SOURCE_BYTES))
+    except Exception:  # noqa: BLE001 - unreadable or undecodable: the lint reports it
+        return 0
+    found = [d for d in lint_source(source.text, path, rules) if d.code != "LL000"]
+    new, added = add_noqa_source(source.text, found)
+    if added:
+        write_atomic(path, source.encode(new))
+    return added
