@@ -158,6 +158,110 @@ def optimizer_expression(model, step) -> Optional[cst.BaseExpression]:
     return step.target
 
 
+def contains(tree: Tree, statement: cst.CSTNode, node: cst.CSTNode) -> bool:
+    return node is statement or any(a is statement for a in tree.ancestors(node))
+
+
+def move_past_next(model, event, kinds, title: str, risky=()) -> Optional[Fix]:
+    """Moves the statement of ``event`` (alone on its line) after the first later statement of its block
+    that holds an event of ``kinds``. Safe unless a statement it moves past holds an event of ``risky``
+    (or, with ``risky`` None, unless it moves past anything at all)."""
+    tree = tree_of(model)
+    stmt = tree.sole_call_statement(event.call) if event.call is not None else None
+    if stmt is None:
+        return None
+    fn = model.function_of(event)
+    nodes = [e.node for e in function_events(model, fn, kinds)]
+    siblings = list(tree.siblings(stmt))
+    later = siblings[siblings.index(stmt) + 1:]
+    for i, anchor in enumerate(later):
+        if any(contains(tree, anchor, n) for n in nodes):
+            between = later[:i]
+            if risky is None:
+                unsafe = bool(between)
+            else:
+                others = [e.node for e in function_events(model, fn, risky)]
+                unsafe = any(contains(tree, st, n) for st in between for n in others)
+            return Fix(title, UNSAFE if unsafe else SAFE, move_after(stmt, anchor))
+    return None
+
+
+def forward_pass_start(model, step) -> Optional[Tuple[cst.CSTNode, bool]]:
+    """Where the forward pass whose gradients ``step`` consumes starts, in the function that runs the step:
+    (the statement, whether it is in the step's block). The backward passes that count are those after the
+    last step of another optimizer before this one in the innermost loop (or function) around it, so a
+    GAN's generator pass starts after the discriminator's update; their first one's forward pass starts at
+    the first of the assignments right before it that compute what it backpropagates. None when no such
+    backward runs there."""
+    from looplint.model.events import BACKWARD, CALL, GRAD_CLEAR, STEP, ZERO
+    from looplint.model.interp import items_below
+
+    tree = tree_of(model)
+    opt = optimizer_expression(model, step)
+    step_stmt = tree.statement(step.node)
+    container = tree.enclosing(step.node, (cst.For, cst.While, cst.FunctionDef))
+    if opt is None or step_stmt is None or container is None:
+        return None
+
+    def runs_backward(call) -> bool:
+        return call.callee is not None and any(
+            getattr(i, "kind", None) == BACKWARD for i in items_below(model.builder.body(call.callee)))
+
+    events = [e for e in function_events(model, model.function_of(step), (STEP, ZERO, GRAD_CLEAR, BACKWARD, CALL))
+              if any(a is container for a in tree.ancestors(e.node)) and tree.precedes(e.node, step.node)
+              and (e.kind != CALL or runs_backward(e))]
+    start = 0
+    for i, e in enumerate(events):
+        other = optimizer_expression(model, e) if e.kind == STEP else None
+        if other is not None and code_of(other) != code_of(opt):
+            start = i + 1
+    backwards = [e for e in events[start:] if e.kind in (BACKWARD, CALL)]
+    anchor = tree.statement(backwards[0].node) if backwards else None
+    if anchor is None:
+        return None
+    anchor = forward_start(tree, anchor, {id(e.node) for e in events})
+    return anchor, tree.block_of(anchor) is tree.block_of(step_stmt)
+
+
+def forward_start(tree: Tree, backward_stmt: cst.CSTNode, event_nodes) -> cst.CSTNode:
+    """Where the forward pass of a backward starts: the first of the assignments right before
+    ``backward_stmt`` in its block that compute what it backpropagates (``out = model(x)``,
+    ``loss = criterion(out, y)``), stopping at a statement that holds an event (``event_nodes``: ids of
+    the calls that zero, step or backpropagate)."""
+    from looplint.model.scopes import names_in
+
+    siblings = list(tree.siblings(backward_stmt))
+    needed = names_in(backward_stmt)
+    first = backward_stmt
+    for st in reversed(siblings[: siblings.index(backward_stmt)]):
+        if not isinstance(st, cst.SimpleStatementLine) or not all(isinstance(s, (cst.Assign, cst.AnnAssign)) for s in st.body):
+            break
+        if any(id(n) in event_nodes for n in _calls(st)):
+            break
+        targets = set()
+        for s in st.body:
+            for t in ([t.target for t in s.targets] if isinstance(s, cst.Assign) else [s.target]):
+                targets |= names_in(t)
+        if not targets & needed:
+            break
+        for s in st.body:
+            if s.value is not None:
+                needed |= names_in(s.value)
+        first = st
+    return first
+
+
+def _calls(node: cst.CSTNode) -> List[cst.Call]:
+    found: List[cst.Call] = []
+
+    class V(cst.CSTVisitor):
+        def visit_Call(self, n: cst.Call) -> None:
+            found.append(n)
+
+    node.visit(V())
+    return found
+
+
 def code_of(node: cst.CSTNode) -> str:
     return cst.Module([]).code_for_node(node)
 
@@ -324,3 +428,12 @@ def fix_source(source: str, path: str, rules: Sequence[type], unsafe: bool = Fal
         result.fixed.extend(chosen)
     _module, result.remaining = lint_for_fixes(result.source, path, rules)
     return result
+
+
+def fixed_text(source: str, path: str, rules: Sequence[type], unsafe: bool = False, finding=None) -> str:
+    """``source`` with the fix of one finding (``finding`` = (code, row, column)), or with every applicable
+    fix when ``finding`` is None (the editor's code actions; runs in the lint worker)."""
+    if finding is None:
+        return fix_source(source, path, rules, unsafe=unsafe).source
+    return fix_source(source, path, rules, unsafe=unsafe, only=lambda d: (d.code, d.line, d.column) == tuple(finding),
+                      max_rounds=1).source

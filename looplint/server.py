@@ -13,7 +13,10 @@ What an editor gets:
 * ``code`` = the rule code, ``codeDescription.href`` = the rule's documentation, ``source`` = ``looplint``;
 * hover on a finding: the rule's documentation (markdown, ruff's headings);
 * a quick fix per finding, "Suppress LLxxx with # noqa", adding ``  # noqa: LLxxx`` at the end of the
-  reported row or merging the code into the row's ``# noqa: ...`` list;
+  reported row or merging the code into the row's ``# noqa: ...`` list; for a finding whose rule has a fix
+  (``looplint.fix``), a quick fix carrying it (its title; unsafe fixes say so and are never preferred), and
+  ``source.fixAll.looplint`` applying every safe fix of a Python document (as ``looplint --fix`` would). Fixes
+  are computed in the lint worker, as one edit of the changed region;
 * configuration as the command line finds it (the closest ``pyproject.toml`` / ``looplint.toml``), read
   again when such a file changes: on ``workspace/didChangeWatchedFiles`` (registered with the client when
   it supports that), when it is saved in the editor, and on every lint through a cheap check of the
@@ -58,6 +61,8 @@ SOURCE = "looplint"
 DEBOUNCE_SECONDS = 0.3
 PYTHON_SUFFIXES = (".py", ".pyi")
 NOQA_ACTION_TITLE = "Suppress {code} with # noqa"
+FIX_ALL_KIND = "source.fixAll.looplint"
+FIX_ALL_TITLE = "looplint: fix all safe fixes"
 CONFIG_WATCH_ID = "looplint-configuration-files"
 
 logger = logging.getLogger("looplint.server")
@@ -220,6 +225,16 @@ class Linter:
         threading.Thread(target=_start_worker, args=(self._spare,), daemon=True, name="looplint-spare").start()
         return spare if spare is not None else Worker()
 
+    def fixed(self, source: str, path: str, rules: Sequence[type], unsafe: bool, finding) -> str:
+        """``source`` with the fix of ``finding`` ((code, row, column)), or every fix when None."""
+        from looplint.fix import fixed_text
+        from looplint.worker import WorkerDied
+
+        try:
+            return self.worker.call(fixed_text, source, path, list(rules), unsafe, finding)
+        except WorkerDied:
+            return source
+
     def close(self) -> None:
         with self._lock:
             spare, self._spare = self._spare, None
@@ -353,6 +368,25 @@ def _comment_and_strings(text: str, row: int) -> Tuple[Optional[Tuple[int, str]]
     except (tokenize.TokenError, SyntaxError, ValueError):
         pass
     return comment, False
+
+
+def replacement_edit(old: str, new: str, codec: PositionCodec) -> Optional[types.TextEdit]:
+    """One edit turning ``old`` into ``new``: the region between their common prefix and suffix."""
+    if old == new:
+        return None
+    start = 0
+    limit = min(len(old), len(new))
+    while start < limit and old[start] == new[start]:
+        start += 1
+    end = 0
+    while end < limit - start and old[len(old) - 1 - end] == new[len(new) - 1 - end]:
+        end += 1
+
+    def position(offset: int) -> types.Position:
+        rows = split_lines(old[:offset])
+        return types.Position(line=len(rows) - 1, character=_units(codec, rows[-1], len(rows[-1])))
+
+    return types.TextEdit(range=types.Range(position(start), position(len(old) - end)), new_text=new[start:len(new) - end])
 
 
 def noqa_edit(text: str, row0: int, code: str, codec: PositionCodec) -> Optional[types.TextEdit]:
@@ -816,20 +850,33 @@ class LooplintLanguageServer(LanguageServer):
             range=hits[0].range,
         )
 
-    def code_actions(self, params: types.CodeActionParams) -> Optional[List[types.CodeAction]]:
-        only = params.context.only if params.context is not None else None
-        if only and not any(types.CodeActionKind.QuickFix.value.startswith(str(getattr(k, "value", k))) for k in only):
+    async def code_actions(self, params: types.CodeActionParams) -> Optional[List[types.CodeAction]]:
+        only = [str(getattr(k, "value", k)) for k in (params.context.only or [])] if params.context is not None else []
+        quick = not only or any(types.CodeActionKind.QuickFix.value.startswith(k) for k in only)
+        fix_all = not only or any(FIX_ALL_KIND.startswith(k) for k in only)
+        if not quick and not fix_all:
             return None
         uri = params.text_document.uri
         doc = self.open_text_document(uri)
         published = self.published.get(uri)
         if doc is None or published is None or published.version != doc.version:
             return None  # the findings are being recomputed: their rows may be stale
+        actions: List[types.CodeAction] = []
+        if quick:
+            actions.extend(self._noqa_actions(uri, doc, published, params.range))
+            actions.extend(await self._fix_actions(uri, doc, published, params.range))
+        if fix_all:
+            action = await self._fix_all_action(uri, doc, published)
+            if action is not None:
+                actions.append(action)
+        return actions
+
+    def _noqa_actions(self, uri, doc, published, rng) -> List[types.CodeAction]:
         codec = self.workspace.position_codec
         actions: List[types.CodeAction] = []
         seen = set()
         for lsp, d in published.items:
-            if d.code == PARSE_ERROR or not _overlaps(lsp.range, params.range):
+            if d.code == PARSE_ERROR or not _overlaps(lsp.range, rng):
                 continue
             row0 = (d.noqa_row or d.line) - 1
             if (row0, d.code) in seen:
@@ -847,6 +894,49 @@ class LooplintLanguageServer(LanguageServer):
                 )
             )
         return actions
+
+    async def _fixed(self, doc, unsafe: bool, finding) -> Optional[str]:
+        """The document's text with one finding's fix (or all safe fixes), computed in the lint thread."""
+        path = self.lint_path(doc.uri, doc.language_id)
+        if path is None:
+            return None
+        rules, _codes, _error = _rules_for(self.configuration, path)
+        if not rules:
+            return None
+        text = doc.source
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.linter, lambda: self.lint.fixed(text, path, rules, unsafe, finding))
+
+    async def _fix_actions(self, uri, doc, published, rng) -> List[types.CodeAction]:
+        if self.notebook_of_cell(uri) is not None:
+            return []  # a cell's fix may need the other cells: not offered there
+        codec = self.workspace.position_codec
+        actions: List[types.CodeAction] = []
+        for lsp, d in published.items:
+            if d.fix is None or not _overlaps(lsp.range, rng):
+                continue
+            unsafe = d.fix.applicability != "safe"
+            new = await self._fixed(doc, unsafe, (d.code, d.line, d.column))
+            edit = replacement_edit(doc.source, new, codec) if new is not None else None
+            if edit is None:
+                continue
+            actions.append(types.CodeAction(
+                title=f"{d.fix.title} ({d.code})" + (" (unsafe)" if unsafe else ""),
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[lsp],
+                is_preferred=not unsafe,
+                edit=types.WorkspaceEdit(changes={uri: [edit]}),
+            ))
+        return actions
+
+    async def _fix_all_action(self, uri, doc, published) -> Optional[types.CodeAction]:
+        if self.notebook_of_cell(uri) is not None or not any(d.fix is not None and d.fix.applicability == "safe" for _, d in published.items):
+            return None
+        new = await self._fixed(doc, False, None)
+        edit = replacement_edit(doc.source, new, self.workspace.position_codec) if new is not None else None
+        if edit is None:
+            return None
+        return types.CodeAction(title=FIX_ALL_TITLE, kind=FIX_ALL_KIND, edit=types.WorkspaceEdit(changes={uri: [edit]}))
 
 
 def create_server(debounce: float = DEBOUNCE_SECONDS) -> LooplintLanguageServer:
@@ -916,11 +1006,12 @@ def create_server(debounce: float = DEBOUNCE_SECONDS) -> LooplintLanguageServer:
             return None
 
     @server.feature(
-        types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix])
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix, FIX_ALL_KIND]),
     )
-    def code_action(ls: LooplintLanguageServer, params: types.CodeActionParams) -> Optional[List[types.CodeAction]]:
+    async def code_action(ls: LooplintLanguageServer, params: types.CodeActionParams) -> Optional[List[types.CodeAction]]:
         try:
-            return ls.code_actions(params)
+            return await ls.code_actions(params)
         except Exception:  # noqa: BLE001
             logger.exception("code action failed")
             return None

@@ -1,11 +1,7 @@
-import libcst as cst
-
-from looplint.fix import SAFE, UNSAFE, Fix, code_of, function_events, insert_before, optimizer_expression, tree_of
+from looplint.fix import SAFE, UNSAFE, Fix, code_of, forward_pass_start, insert_before, optimizer_expression
 from looplint.model import STALE, USED
 from looplint.model.describe import call_text
-from looplint.model.events import BACKWARD, CALL, GRAD_CLEAR, STEP, ZERO
-from looplint.model.interp import items_below
-from looplint.model.scopes import names_in
+from looplint.model.events import STEP
 from looplint.rule import Finding, Rule
 
 
@@ -71,73 +67,12 @@ class MissingZeroGrad(Rule):
                 )
 
 
-ORDERING_KINDS = (STEP, ZERO, GRAD_CLEAR, BACKWARD, CALL)
-
-
 def _fix(model, step):
     """``opt.zero_grad()`` before the forward pass that feeds the iteration's first backward."""
-    tree = tree_of(model)
     opt = optimizer_expression(model, step)
-    step_stmt = tree.statement(step.node)
-    container = tree.enclosing(step.node, (cst.For, cst.While, cst.FunctionDef))
-    if opt is None or step_stmt is None or container is None:
+    start = forward_pass_start(model, step)
+    if opt is None or start is None:
         return None
-    events = [e for e in function_events(model, model.function_of(step), ORDERING_KINDS)
-              if any(a is container for a in tree.ancestors(e.node)) and tree.precedes(e.node, step.node)
-              and (e.kind != CALL or _runs_backward(model, e))]
-    # the backward passes since the last step of another optimizer before this one
-    start = 0
-    for i, e in enumerate(events):
-        if e.kind == STEP:
-            start = i + 1
-    backwards = [e for e in events[start:] if e.kind in (BACKWARD, CALL)]
-    if not backwards:
-        return None
-    anchor = tree.statement(backwards[0].node)
-    if anchor is None:
-        return None
-    anchor = _first_feeding(tree, anchor, {id(e.node) for e in events})
-    safe = tree.block_of(anchor) is tree.block_of(step_stmt)
+    anchor, same_block = start
     text = f"{code_of(opt)}.zero_grad()"
-    return Fix(f"Insert `{text}` before the forward pass", SAFE if safe else UNSAFE, (insert_before(anchor, text),))
-
-
-def _runs_backward(model, call) -> bool:
-    """Whether a call of a same-module function runs a backward pass in its own body."""
-    return call.callee is not None and any(
-        getattr(i, "kind", None) == BACKWARD for i in items_below(model.builder.body(call.callee)))
-
-
-def _first_feeding(tree, backward_stmt, event_nodes):
-    """The first of the assignments right before ``backward_stmt`` in its block that compute what it
-    backpropagates (``out = model(x)``, ``loss = criterion(out, y)``)."""
-    siblings = list(tree.siblings(backward_stmt))
-    needed = names_in(backward_stmt)
-    first = backward_stmt
-    for st in reversed(siblings[: siblings.index(backward_stmt)]):
-        if not isinstance(st, cst.SimpleStatementLine) or not all(isinstance(s, (cst.Assign, cst.AnnAssign)) for s in st.body):
-            break
-        if any(id(n) in event_nodes for n in _calls(st)):
-            break
-        targets = set()
-        for s in st.body:
-            for t in ([t.target for t in s.targets] if isinstance(s, cst.Assign) else [s.target]):
-                targets |= names_in(t)
-        if not targets & needed:
-            break
-        for s in st.body:
-            if s.value is not None:
-                needed |= names_in(s.value)
-        first = st
-    return first
-
-
-def _calls(node):
-    found = []
-
-    class V(cst.CSTVisitor):
-        def visit_Call(self, n: cst.Call) -> None:
-            found.append(n)
-
-    node.visit(V())
-    return found
+    return Fix(f"Insert `{text}` before the forward pass", SAFE if same_block else UNSAFE, (insert_before(anchor, text),))

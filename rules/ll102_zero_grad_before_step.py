@@ -1,4 +1,5 @@
 from looplint.model import NONE
+from looplint.fix import code_of, move_past_next
 from looplint.model.describe import call_text
 from looplint.model.events import STEP
 from looplint.rule import Finding, Rule
@@ -27,6 +28,12 @@ class ZeroGradBeforeStep(Rule):
     loss.backward()
     optimizer.step()
     ```
+
+    ## Fix safety
+    The fix moves `zero_grad()` after the optimizer step that follows it in its block (the step then
+    applies the gradients and the next iteration starts clean). It is safe when the two are adjacent,
+    unsafe when statements in between may read the gradients (a gradient norm for logging). No fix is
+    offered when the step is not in the same block.
     """
 
     code = "LL102"
@@ -41,4 +48,10 @@ class ZeroGradBeforeStep(Rule):
                     zero.node,
                     f"`{call_text(zero)}` clears the gradients that `backward()` just computed: the following "
                     f"`{call_text(event)}` has nothing to apply and the parameters do not change",
+                    _fix(model, zero),
                 )
+
+
+def _fix(model, zero):
+    """Moves the ``zero_grad()`` after the step that follows it."""
+    return move_past_next(model, zero, (STEP,), f"Move `{code_of(zero.call)}` after the optimizer step", risky=None)

@@ -1,6 +1,7 @@
+from looplint.fix import code_of, move_past_next
 from looplint.model import FRESH, NONE
 from looplint.model.describe import call_text
-from looplint.model.events import STEP
+from looplint.model.events import BACKWARD, STEP, ZERO
 from looplint.rule import Finding, Rule
 
 
@@ -32,6 +33,11 @@ class StepBeforeBackward(Rule):
         loss.backward()
         optimizer.step()
     ```
+
+    ## Fix safety
+    The fix moves the step after the backward pass that follows it in its block. It is safe unless it
+    moves the step past a `zero_grad()` or another step (then unsafe: the order of the other calls may
+    need a look too). No fix is offered when the backward is not in the same block.
     """
 
     code = "LL103"
@@ -51,4 +57,10 @@ class StepBeforeBackward(Rule):
                     event.node,
                     f"`{call_text(event)}` runs before this iteration's `backward()`: it finds no fresh "
                     f"gradients, so the update it makes is empty or one batch late",
+                    _fix(model, event),
                 )
+
+
+def _fix(model, step):
+    """Moves the step after the backward pass that follows it."""
+    return move_past_next(model, step, (BACKWARD,), f"Move `{code_of(step.call)}` after the backward pass", risky=(STEP, ZERO))

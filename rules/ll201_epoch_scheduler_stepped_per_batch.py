@@ -1,4 +1,5 @@
 from looplint.model import BATCH, EPOCH
+from looplint.fix import SAFE, Fix, code_of, contains, move_after, tree_of
 from looplint.model.describe import call_text
 from looplint.model.schedulers import (
     PER_EPOCH, counts_steps, describe, epoch_count, optimizer_of, optimizer_steps,
@@ -48,6 +49,12 @@ class EpochSchedulerSteppedPerBatch(Rule):
         scheduler.step()
     ```
 
+    ## Fix safety
+    The fix moves `scheduler.step()` out of the batch loop to the statement right after it, in the epoch
+    loop (in a helper that trains one epoch, after its batch loop). It is safe: the scheduler then counts
+    epochs, as its size says. No fix is offered when the step does not stand alone on its line in the
+    batch loop's function.
+
     ## References
     - [PyTorch: How to adjust learning rate](https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate)
     """
@@ -76,6 +83,7 @@ class EpochSchedulerSteppedPerBatch(Rule):
                     f"`{call_text(event)}` runs on every batch, but {describe(role, kind)} is sized in "
                     f"epochs: its schedule is used up within the first batches and the learning rate is wrong "
                     f"for the rest of training",
+                    _fix(model, event, stack[batch]),
                 )
                 break
 
@@ -89,3 +97,12 @@ def _per_batch(stack):
         elif loop.kind == BATCH and seen_epoch:
             return i
     return None
+
+
+def _fix(model, event, batch_loop):
+    """Moves the scheduler step after the batch loop."""
+    tree = tree_of(model)
+    stmt = tree.sole_call_statement(event.call)
+    if stmt is None or not contains(tree, batch_loop.node, stmt) or tree.block_of(batch_loop.node) is None:
+        return None
+    return Fix(f"Move `{code_of(event.call)}` after the batch loop", SAFE, move_after(stmt, batch_loop.node))

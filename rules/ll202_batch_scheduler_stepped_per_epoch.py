@@ -1,4 +1,5 @@
 from looplint.model import BATCH, EPOCH, STEP
+from looplint.fix import SAFE, Fix, code_of, contains, move_after, tree_of
 from looplint.model.describe import call_text
 from looplint.model.schedulers import PER_STEP, counts_steps, describe, optimizer_of, optimizer_steps, scheduler_steps
 from looplint.rule import Finding, Rule
@@ -41,6 +42,11 @@ class BatchSchedulerSteppedPerEpoch(Rule):
             scheduler.step()
     ```
 
+    ## Fix safety
+    The fix moves `scheduler.step()` into the batch loop, right after the optimizer step it follows (inside
+    the same gate, for an accumulation loop). It is safe: the scheduler then counts optimizer steps, as its
+    size says. No fix is offered when the optimizer steps in another function.
+
     ## References
     - [PyTorch: `OneCycleLR`](https://pytorch.org/docs/stable/generated/torch.optim.lr_scheduler.OneCycleLR.html)
     """
@@ -66,6 +72,7 @@ class BatchSchedulerSteppedPerEpoch(Rule):
                     event.node,
                     f"`{call_text(event)}` runs once per epoch, but {describe(role, kind)} counts optimizer "
                     f"steps: the schedule advances one step per epoch and stays near its start",
+                    _fix(model, event, epoch, steps),
                 )
                 break
 
@@ -75,3 +82,17 @@ def _inside_batches(stack, epoch) -> bool:
     if epoch not in stack:
         return False
     return any(l.kind in (BATCH, STEP) for l in stack[stack.index(epoch) + 1:])
+
+
+def _fix(model, event, epoch, steps):
+    """Moves the scheduler step after the optimizer step of the batch loop before it."""
+    tree = tree_of(model)
+    stmt = tree.sole_call_statement(event.call)
+    if stmt is None:
+        return None
+    before = [s for s in steps if model.function_of(s) is model.function_of(event) and contains(tree, epoch.node, s.node)
+              and tree.precedes(s.node, event.node) and tree.sole_call_statement(s.call) is not None]
+    if not before:
+        return None
+    anchor = tree.sole_call_statement(before[-1].call)
+    return Fix(f"Move `{code_of(event.call)}` after `{code_of(before[-1].call)}`", SAFE, move_after(stmt, anchor))

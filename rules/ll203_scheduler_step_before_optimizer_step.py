@@ -1,4 +1,9 @@
+import libcst as cst
+
+from looplint.fix import SAFE, UNSAFE, Fix, code_of, function_events, move_after, tree_of
 from looplint.model.describe import call_text
+from looplint.model.events import CALL, STEP, Event
+from looplint.model.interp import items_below
 from looplint.model.schedulers import PLATEAU, presence_test, scheduler_steps
 from looplint.rule import Finding, Rule
 
@@ -39,6 +44,13 @@ class SchedulerStepBeforeOptimizerStep(Rule):
         scheduler.step()
     ```
 
+    ## Fix safety
+    The fix moves `scheduler.step()` (with an `if` that guards only it) after the statement of its block
+    that runs the optimizer step: after `optimizer.step()`, after the batch loop, or after the call of
+    the helper that trains. It is safe when nothing stands between the two; unsafe when statements in
+    between may read the learning rate (logging, checkpoints). No fix is offered when the scheduler step
+    is guarded together with other statements (a phase loop's `if phase == "train":`).
+
     ## References
     - [PyTorch: How to adjust learning rate](https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate)
     """
@@ -64,6 +76,7 @@ class SchedulerStepBeforeOptimizerStep(Rule):
                 event.node,
                 f"`{call_text(event)}` runs before the first `{first}`: the schedule skips its first "
                 f"learning rate and every later value is applied one step early",
+                _fix(model, event, facts.sched_before_step[event]),
             )
 
 
@@ -81,3 +94,33 @@ def _same_guards(facts, conds, depth, optimizer_steps) -> bool:
             return True
     return False
 
+
+def _fix(model, event, optimizer_steps):
+    """Moves the scheduler step (with an ``if`` that only guards it) after the statement of its block that
+    runs the optimizer step it precedes."""
+    tree = tree_of(model)
+    fn = model.function_of(event)
+    unit = tree.sole_call_statement(event.call)
+    if unit is None or fn is None:
+        return None
+    while True:  # ``if scheduler is not None: scheduler.step()`` moves as a whole
+        block = tree.block_of(unit)
+        owner = tree.parent(block)
+        if (isinstance(owner, cst.If) and owner.orelse is None and len(block.body) == 1
+                and tree.block_of(owner) is not None and tree.enclosing(owner, (cst.For, cst.While)) is not None):
+            unit = owner
+        else:
+            break
+    steps = {id(s.node) for s in optimizer_steps}
+    stepping = [e.node for e in function_events(model, fn, (STEP,)) if id(e.node) in steps]
+    stepping += [e.node for e in function_events(model, fn, (CALL,))
+                 if any(id(i.node) in steps for i in items_below(model.builder.body(e.callee)) if isinstance(i, Event))]
+    siblings = list(tree.siblings(unit))
+    later = siblings[siblings.index(unit) + 1:]
+    anchors = [st for st in later if any(any(a is st for a in tree.ancestors(n)) or n is st for n in stepping)]
+    if not anchors:
+        return None
+    anchor = anchors[-1]
+    safe = later.index(anchor) == 0
+    return Fix(f"Move `{code_of(event.call)}` after the optimizer step", SAFE if safe else UNSAFE,
+               move_after(unit, anchor))

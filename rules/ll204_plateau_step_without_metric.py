@@ -1,3 +1,6 @@
+import libcst as cst
+
+from looplint.fix import UNSAFE, Fix, code_of, replace, tree_of
 from looplint.model.describe import call_text
 from looplint.model.schedulers import PLATEAU, has_metric, scheduler_steps
 from looplint.rule import Finding, Rule
@@ -31,6 +34,12 @@ class PlateauStepWithoutMetric(Rule):
         scheduler.step(val_loss)
     ```
 
+    ## Fix safety
+    When a statement of the same block, before the step, assigns a name from a call of a function of
+    this module (`val_loss = evaluate(model, val_loader)`), the fix passes that name:
+    `scheduler.step(val_loss)`. It is unsafe: looplint cannot tell that the value is the metric the
+    scheduler should watch. Otherwise no fix is offered.
+
     ## References
     - [PyTorch: `ReduceLROnPlateau`](https://pytorch.org/docs/stable/generated/torch.optim.lr_scheduler.ReduceLROnPlateau.html)
     """
@@ -47,4 +56,27 @@ class PlateauStepWithoutMetric(Rule):
                     event.node,
                     f"`{call_text(event)}` steps ReduceLROnPlateau `{role.label}` without the metric it "
                     f"watches: `step()` raises TypeError (missing 'metrics') when it first runs",
+                    _fix(model, event),
                 )
+
+
+def _fix(model, event):
+    """``scheduler.step(metric)`` with the nearest name assigned from a same-module function's result."""
+    tree = tree_of(model)
+    fn = model.function_of(event)
+    stmt = tree.statement(event.node)
+    if fn is None or stmt is None or event.call.args:
+        return None
+    siblings = list(tree.siblings(stmt))
+    for st in reversed(siblings[: siblings.index(stmt)]):
+        if not isinstance(st, cst.SimpleStatementLine):
+            continue
+        for small in st.body:
+            if (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)
+                    and isinstance(small.value, cst.Call)):
+                target = model.values.callable_of(small.value.func, fn)
+                if target is not None and not getattr(target.target, "is_module", True):
+                    metric = small.targets[0].target.value
+                    new = event.call.with_changes(args=[cst.Arg(cst.Name(metric))])
+                    return Fix(f"Pass `{metric}` to `{code_of(event.call.func)}`", UNSAFE, (replace(event.call, new),))
+    return None

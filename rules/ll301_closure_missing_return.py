@@ -1,4 +1,9 @@
+import libcst as cst
+
+from looplint.fix import SAFE, Fix, function_events, insert_after, replace, tree_of
 from looplint.model.closures import closure_steps, returns
+from looplint.model.events import BACKWARD
+from looplint.model.scopes import Function
 from looplint.model.describe import call_text
 from looplint.rule import Finding, Rule
 
@@ -39,6 +44,12 @@ class ClosureMissingReturn(Rule):
     optimizer.step(closure)
     ```
 
+    ## Fix safety
+    The fix adds `return loss` where the closure falls off its end (or puts the loss in its final bare
+    `return`), `loss` being the tensor the closure backpropagates in its own body. It is safe: a closure's
+    value is only read by `step()`. No fix is offered for a lambda, or when the closure backpropagates
+    more than one loss or does so inside a branch.
+
     ## References
     - [PyTorch: Taking an optimization step with a closure](https://pytorch.org/docs/stable/optim.html#optimizer-step-closure)
     """
@@ -63,4 +74,35 @@ class ClosureMissingReturn(Rule):
             else:
                 continue
             reported.add(id(cs.node))
-            yield Finding(cs.node, message)
+            yield Finding(cs.node, message, _fix(model, cs))
+
+
+def _fix(model, cs):
+    """``return loss`` where the closure falls off its end (or in place of its last bare ``return``)."""
+    closure = cs.closure
+    if not isinstance(closure, Function) or not isinstance(closure.node, cst.FunctionDef):
+        return None
+    body = closure.node.body
+    if not isinstance(body, cst.IndentedBlock) or not body.body:
+        return None
+    tree = tree_of(model)
+    losses = []
+    backwards = function_events(model, closure, (BACKWARD,))
+    for e in backwards:
+        loss = e.call.args[0].value if e.wrapper and e.call is not None and e.call.args else e.target
+        st = tree.statement(e.node)
+        if isinstance(loss, cst.Name) and st is not None and tree.block_of(st) is body:
+            losses.append(loss.value)
+    if len(set(losses)) != 1:
+        return None
+    text = f"return {losses[-1]}"
+    last = body.body[-1]
+    small = last.body[-1] if isinstance(last, cst.SimpleStatementLine) else None
+    if isinstance(small, cst.Return):
+        if small.value is not None and not (isinstance(small.value, cst.Name) and small.value.value == "None") \
+                and not any(small.value is e.node or small.value is e.call for e in backwards):
+            return None
+        edit = replace(small, cst.parse_statement(text + "\n").body[0])
+    else:
+        edit = insert_after(last, text)
+    return Fix(f"Return `{losses[-1]}` from the closure", SAFE, (edit,))

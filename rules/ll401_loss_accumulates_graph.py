@@ -1,3 +1,6 @@
+import libcst as cst
+
+from looplint.fix import SAFE, Fix, code_of, replace
 from looplint.rule import Finding, Rule
 
 
@@ -36,6 +39,11 @@ class LossAccumulatesGraph(Rule):
         running_loss += loss.item()
     ```
 
+    ## Fix safety
+    The fix adds `.detach()` to the value added (`total += loss.detach()`): the sum stays a tensor, so code
+    that reads it (`total.item()`, `total / n`) keeps working, and no graph is kept. It is safe: nothing
+    backpropagates through a running total.
+
     ## References
     - [PyTorch FAQ: my model reports "cuda runtime error(2): out of memory"](https://pytorch.org/docs/stable/notes/faq.html)
     """
@@ -49,4 +57,13 @@ class LossAccumulatesGraph(Rule):
                 acc.node,
                 f"`{acc.target}` adds `{acc.value}` with its autograd graph on every iteration: the graphs of all "
                 f"iterations stay alive; add `{acc.value}.item()` (or `{acc.value}.detach()`)",
+                _fix(acc.node),
             )
+
+
+def _fix(node: cst.AugAssign) -> Fix:
+    """``total += loss.detach()``: the sum stays a tensor (code that reads it keeps working), without graphs."""
+    value = node.value
+    simple = isinstance(value, (cst.Name, cst.Attribute, cst.Call, cst.Subscript))
+    text = code_of(value) if simple else f"({code_of(value)})"
+    return Fix(f"Add `{text}.detach()`", SAFE, (replace(value, cst.parse_expression(f"{text}.detach()")),))

@@ -1,3 +1,4 @@
+from looplint.fix import SAFE, Fix, forward_pass_start, insert_before
 from looplint.model.describe import call_text
 from looplint.rule import Finding, Rule
 
@@ -39,6 +40,12 @@ class EvalModeLeak(Rule):
             loss = criterion(model(x), y)
             ...
     ```
+
+    ## Fix safety
+    The fix inserts `model.train()` (the module as the `eval()` call names it) right before the forward
+    pass of the training step (the forward pass of its backward). It is safe: training code that runs in train mode is what
+    the loop meant (deliberate eval-mode training carries a `# noqa`). No fix is offered when the module's
+    name in the `eval()` call does not hold where the training step runs (a helper's parameter).
     """
 
     code = "LL402"
@@ -53,4 +60,18 @@ class EvalModeLeak(Rule):
                 leak.eval_call.node,
                 f"`{call_text(leak.eval_call)}` is not undone before the training step `{call_text(leak.backward)}`: {where} "
                 f"(dropout off, BatchNorm statistics frozen); call `{leak.module}.train()` before training",
+                _fix(model, leak),
             )
+
+
+def _fix(model, leak):
+    """``model.train()`` before the forward pass of the training step."""
+    fn, where = model.function_of(leak.backward), model.function_of(leak.eval_call)
+    if fn is None or where is None:
+        return None
+    same_object = where is fn or (leak.module.split(".")[0] == "self" and where.cls is not None and where.cls is fn.cls)
+    start = forward_pass_start(model, leak.backward)
+    if not same_object or start is None:
+        return None
+    text = f"{leak.module}.train()"
+    return Fix(f"Insert `{text}` before the training step", SAFE, (insert_before(start[0], text),))

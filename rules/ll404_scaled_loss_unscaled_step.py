@@ -1,4 +1,8 @@
+import libcst as cst
+
+from looplint.fix import SAFE, Fix, code_of, function_events, insert_after, replace, tree_of
 from looplint.model.describe import call_text
+from looplint.model.events import SCALER_UPDATE
 from looplint.rule import Finding, Rule
 
 
@@ -32,6 +36,12 @@ class ScaledLossUnscaledStep(Rule):
     scaler.update()
     ```
 
+    ## Fix safety
+    The fix replaces `optimizer.step()` with `scaler.step(optimizer)` and, unless the function already
+    calls `scaler.update()`, adds `scaler.update()` after it, using the scaler of the scaled backward. It
+    is safe: only the scale handling changes. No fix is offered when the scaled backward runs in another
+    function, or when the step's result is used or it receives a closure.
+
     ## References
     - [Automatic Mixed Precision examples](https://pytorch.org/docs/stable/notes/amp_examples.html)
     """
@@ -46,4 +56,22 @@ class ScaledLossUnscaledStep(Rule):
                 step.node,
                 f"`{call_text(step)}` applies the gradients of `{call_text(scaled)}` still multiplied by the "
                 f"GradScaler's scale factor: use `scaler.step(optimizer)` and `scaler.update()`",
+                _fix(model, step, scaled),
             )
+
+
+def _fix(model, step, backward):
+    """``scaler.step(opt)`` (and ``scaler.update()``) in place of ``opt.step()``."""
+    tree = tree_of(model)
+    fn = model.function_of(step)
+    line = tree.sole_call_statement(step.call) if step.call is not None else None
+    if line is None or step.call.args or fn is None or model.function_of(backward) is not fn:
+        return None
+    scaled = model.values.scaled_by(backward.target, fn)
+    if scaled is None or scaled[1] is not fn:
+        return None
+    scaler, opt = code_of(scaled[0]), code_of(step.target)
+    edits = [replace(step.call, cst.parse_expression(f"{scaler}.step({opt})"))]
+    if not any(code_of(u.target) == scaler for u in function_events(model, fn, (SCALER_UPDATE,))):
+        edits.append(insert_after(line, f"{scaler}.update()"))
+    return Fix(f"Use `{scaler}.step({opt})` and `{scaler}.update()`", SAFE, tuple(edits))

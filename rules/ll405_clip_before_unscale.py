@@ -1,3 +1,4 @@
+from looplint.fix import SAFE, Fix, code_of, insert_before, optimizer_expression, tree_of
 from looplint.model.describe import call_text
 from looplint.rule import Finding, Rule
 
@@ -34,6 +35,11 @@ class ClipBeforeUnscale(Rule):
     scaler.update()
     ```
 
+    ## Fix safety
+    The fix inserts `scaler.unscale_(optimizer)` right before the clip, with the scaler and optimizer of
+    the `scaler.step` that follows. It is safe: the clip then measures true gradients and `scaler.step`
+    knows they are unscaled. No fix is offered when that step runs in another function.
+
     ## References
     - [Working with unscaled gradients](https://pytorch.org/docs/stable/notes/amp_examples.html#gradient-clipping)
     """
@@ -49,4 +55,17 @@ class ClipBeforeUnscale(Rule):
                 f"`{call_text(clip)}` measures gradients still multiplied by the GradScaler's scale factor: "
                 f"the effective threshold is divided by the scale; call `scaler.unscale_(optimizer)` before "
                 f"clipping (`{call_text(step)}` follows)",
+                _fix(model, clip, step),
             )
+
+
+def _fix(model, clip, step):
+    """``scaler.unscale_(opt)`` right before the clip."""
+    tree = tree_of(model)
+    fn = model.function_of(clip)
+    anchor = tree.statement(clip.node)
+    opt = optimizer_expression(model, step)
+    if anchor is None or opt is None or fn is None or model.function_of(step) is not fn or step.target is None:
+        return None
+    text = f"{code_of(step.target)}.unscale_({code_of(opt)})"
+    return Fix(f"Insert `{text}` before the clip", SAFE, (insert_before(anchor, text),))

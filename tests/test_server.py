@@ -166,15 +166,32 @@ def apply_edits(text: str, edits: List[types.TextEdit]) -> str:
     return "\n".join(lines)
 
 
-async def noqa_actions(client: LanguageClient, uri: str, diagnostic: types.Diagnostic) -> List[types.CodeAction]:
+async def code_actions(client: LanguageClient, uri: str, diagnostic: types.Diagnostic, only=None) -> List[types.CodeAction]:
     result = await client.text_document_code_action_async(
         types.CodeActionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
             range=diagnostic.range,
-            context=types.CodeActionContext(diagnostics=[diagnostic]),
+            context=types.CodeActionContext(diagnostics=[diagnostic], only=only),
         )
     )
     return [a for a in result or [] if isinstance(a, types.CodeAction)]
+
+
+async def noqa_actions(client: LanguageClient, uri: str, diagnostic: types.Diagnostic) -> List[types.CodeAction]:
+    return [a for a in await code_actions(client, uri, diagnostic) if a.title.startswith("Suppress ")]
+
+
+def apply_edit(text: str, edit: types.TextEdit) -> str:
+    """Applies one edit of any extent (ASCII text: UTF-16 units are characters)."""
+    lines = text.split("\n")
+
+    def offset(p: types.Position) -> int:
+        return sum(len(line) + 1 for line in lines[: p.line]) + p.character
+
+    return text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end):]
+
+
+FIXED_PROGRAM = BAD_PROGRAM.replace("    loss = model(x)", "    opt.zero_grad()\n    loss = model(x)")
 
 
 # ---------------------------------------------------------------------------------------------- diagnostics
@@ -380,6 +397,37 @@ async def test_code_action_merges_into_an_existing_noqa_list(editor: Editor, cli
     assert fixed.split("\n")[BAD_ROW - 1] == "    opt.step()  # noqa: E501, LL101 keep this"
     version = editor.change(uri, fixed)
     assert await editor.diagnostics(uri, version) == []
+
+
+@in_session
+async def test_code_action_carries_the_rule_fix(editor: Editor, client: LanguageClient):
+    uri = editor.open("fixme.py", BAD_PROGRAM)
+    [d] = await editor.diagnostics(uri)
+    [action] = [a for a in await code_actions(client, uri, d) if not a.title.startswith("Suppress ")
+                and a.kind == types.CodeActionKind.QuickFix]
+    assert action.title == "Insert `opt.zero_grad()` before the forward pass (LL101)"
+    assert action.is_preferred and list(action.diagnostics) == [d]
+    [edit] = action.edit.changes[uri]
+    fixed = apply_edit(BAD_PROGRAM, edit)
+    assert fixed == FIXED_PROGRAM
+    version = editor.change(uri, fixed)
+    assert await editor.diagnostics(uri, version) == []
+
+
+@in_session
+async def test_source_fix_all_applies_the_safe_fixes(editor: Editor, client: LanguageClient):
+    uri = editor.open("fixall.py", BAD_PROGRAM)
+    [d] = await editor.diagnostics(uri)
+    [action] = await code_actions(client, uri, d, only=[types.CodeActionKind.SourceFixAll])
+    assert action.kind == "source.fixAll.looplint"
+    [edit] = action.edit.changes[uri]
+    assert apply_edit(BAD_PROGRAM, edit) == FIXED_PROGRAM
+    # a client asking only for quick fixes gets no fix-all action, and no fix-all is offered for nothing
+    assert all(a.kind == types.CodeActionKind.QuickFix
+               for a in await code_actions(client, uri, d, only=[types.CodeActionKind.QuickFix]))
+    clean = editor.open("clean_fixall.py", FIXED_PROGRAM)
+    assert await editor.diagnostics(clean) == []
+    assert await code_actions(client, clean, d, only=[types.CodeActionKind.SourceFixAll]) == []
 
 
 # ---------------------------------------------------------------------------------------------- configuration
