@@ -857,8 +857,21 @@ def _write_summary(diagnostics: Sequence[Diagnostic], out: TextIO, paint: Paint 
     n = len(diagnostics)
     if n:
         out.write(f"Found {n} error{'s' if n != 1 else ''}.\n")
+        _write_fixable(diagnostics, out)
     else:
         out.write(paint("All checks passed!", "bold", "green") + "\n")
+
+
+def _write_fixable(diagnostics: Sequence[Diagnostic], out: TextIO) -> None:
+    """ruff's hint: how many findings ``--fix`` (and ``--unsafe-fixes``) would repair."""
+    fixes = Counter(d.fix.applicability for d in diagnostics if d.fix is not None)
+    safe, unsafe = fixes["safe"], fixes["unsafe"]
+    hidden = (f"{unsafe} hidden fix{'es' if unsafe != 1 else ''} can be enabled with the `--unsafe-fixes` option"
+              if unsafe else "")
+    if safe:
+        out.write(f"[*] {safe} fixable with the `--fix` option" + (f" ({hidden})" if hidden else "") + ".\n")
+    elif unsafe:
+        out.write(f"No fixes available ({hidden}).\n")
 
 
 def _write_statistics(diagnostics: Sequence[Diagnostic], out: TextIO, fmt: str) -> None:

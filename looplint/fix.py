@@ -279,15 +279,20 @@ def insert_after(anchor: cst.CSTNode, *texts: str) -> Edit:
     return Edit(INSERT_AFTER, anchor, tuple(statement(t) for t in texts))
 
 
+def _without_blank_lines(moved: cst.BaseStatement) -> cst.BaseStatement:
+    if isinstance(moved, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+        return moved.with_changes(leading_lines=[line for line in moved.leading_lines if line.comment is not None])
+    return moved
+
+
 def move_after(moved: cst.BaseStatement, anchor: cst.CSTNode) -> Tuple[Edit, Edit]:
     """Moves a statement (with the comments above it, without the blank lines) after ``anchor``."""
-    kept = moved
-    if isinstance(moved, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
-        lines = list(moved.leading_lines)
-        while lines and lines[0].comment is None:
-            lines.pop(0)
-        kept = moved.with_changes(leading_lines=lines)
-    return Edit(REMOVE, moved), Edit(INSERT_AFTER, anchor, (kept,))
+    return Edit(REMOVE, moved), Edit(INSERT_AFTER, anchor, (_without_blank_lines(moved),))
+
+
+def move_before(moved: cst.BaseStatement, anchor: cst.CSTNode) -> Tuple[Edit, Edit]:
+    """Moves a statement (with the comments above it, without the blank lines) before ``anchor``."""
+    return Edit(REMOVE, moved), Edit(INSERT_BEFORE, anchor, (_without_blank_lines(moved),))
 
 
 def replace(node: cst.CSTNode, new: cst.CSTNode) -> Edit:

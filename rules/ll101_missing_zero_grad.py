@@ -1,7 +1,9 @@
-from looplint.fix import SAFE, UNSAFE, Fix, code_of, forward_pass_start, insert_before, optimizer_expression
+from looplint.fix import (
+    SAFE, Fix, code_of, contains, forward_pass_start, function_events, insert_after, insert_before, optimizer_expression, tree_of,
+)
 from looplint.model import STALE, USED
 from looplint.model.describe import call_text
-from looplint.model.events import STEP
+from looplint.model.events import GRAD_CLEAR, STEP, ZERO
 from looplint.rule import Finding, Rule
 
 
@@ -41,10 +43,11 @@ class MissingZeroGrad(Rule):
     ## Fix safety
     The fix inserts `optimizer.zero_grad()` where the iteration's gradients start: before the first
     forward pass that feeds the first backward the step consumes (after the steps of other optimizers, so
-    a GAN's generator is zeroed after the discriminator's update). It is safe when that backward and the
-    step are in the same block, unsafe when the step sits in a branch of its own (a human should check
-    that no accumulation was meant). No fix is offered when the backward runs in another function or
-    outside the loop that runs the step.
+    a GAN's generator is zeroed after the discriminator's update). When the step runs under a condition
+    of its own (`if (i + 1) % k == 0:`, gradient accumulation), it inserts `optimizer.zero_grad()` right
+    after the step instead, so the micro-batches of a window still add up. It is safe: gradients are
+    only ever cleared after a step applied them or before a fresh pass. No fix is offered when the
+    backward runs in another function or outside the loop that runs the step.
 
     ## References
     - [PyTorch: `Optimizer.zero_grad`](https://pytorch.org/docs/stable/generated/torch.optim.Optimizer.zero_grad.html)
@@ -68,11 +71,24 @@ class MissingZeroGrad(Rule):
 
 
 def _fix(model, step):
-    """``opt.zero_grad()`` before the forward pass that feeds the iteration's first backward."""
+    """``opt.zero_grad()`` before the forward pass that feeds the iteration's first backward; after the step
+    when the step runs under a condition of its own (gradient accumulation: the zeroing belongs to the
+    update, not to every micro-batch)."""
     opt = optimizer_expression(model, step)
     start = forward_pass_start(model, step)
     if opt is None or start is None:
         return None
     anchor, same_block = start
     text = f"{code_of(opt)}.zero_grad()"
-    return Fix(f"Insert `{text}` before the forward pass", SAFE if same_block else UNSAFE, (insert_before(anchor, text),))
+    if same_block:
+        return Fix(f"Insert `{text}` before the forward pass", SAFE, (insert_before(anchor, text),))
+    tree = tree_of(model)
+    line = tree.sole_call_statement(step.call) if step.call is not None else None
+    if line is None:
+        return None
+    siblings = list(tree.siblings(line))
+    after = siblings[siblings.index(line) + 1:]
+    zeros = [e.node for e in function_events(model, model.function_of(step), (ZERO, GRAD_CLEAR))]
+    if after and any(contains(tree, after[0], n) for n in zeros):
+        return None  # zeroed right after the step already: the stale gradients come from elsewhere
+    return Fix(f"Insert `{text}` after the step", SAFE, (insert_after(line, text),))

@@ -35,6 +35,9 @@ class StepWithoutBackward(Rule):
         loss.backward()
         optimizer.step()
     ```
+
+    ## Fix safety
+    No fix is offered: which loss the step should follow is for the author to say.
     """
 
     code = "LL104"

@@ -32,6 +32,9 @@ class BackwardWithoutStep(Rule):
         loss.backward()
         optimizer.step()
     ```
+
+    ## Fix safety
+    No fix is offered: adding a step and dropping the backward pass are both plausible repairs.
     """
 
     code = "LL105"

@@ -36,6 +36,10 @@ class StepOutsideBatchLoop(Rule):
         loss.backward()
         optimizer.step()
     ```
+
+    ## Fix safety
+    No fix is offered: full-batch descent may be deliberate (say so with `# noqa: LL106`); otherwise the step and the
+    zeroing must move together into the batch loop, which is the author's call.
     """
 
     code = "LL106"

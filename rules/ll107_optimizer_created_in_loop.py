@@ -42,6 +42,10 @@ class OptimizerCreatedInLoop(Rule):
             ...
             optimizer.step()
     ```
+
+    ## Fix safety
+    No fix is offered: hoisting the constructor out of the loop needs the model's life cycle (a model rebuilt per fold
+    needs its optimizer rebuilt too).
     """
 
     code = "LL107"

@@ -34,6 +34,9 @@ class ZeroGradDiscardsAccumulation(Rule):
             optimizer.step()
             optimizer.zero_grad()
     ```
+
+    ## Fix safety
+    No fix is offered: whether the step should run more often or the zeroing less often is the author's choice.
     """
 
     code = "LL108"

@@ -34,6 +34,9 @@ class TrainingAfterDataLoop(Rule):
         loss.backward()
         optimizer.step()
     ```
+
+    ## Fix safety
+    No fix is offered: moving the training code into the loop re-indents several statements and changes what they see.
     """
 
     code = "LL109"

@@ -36,6 +36,9 @@ class SchedulerSteppedTwice(Rule):
             optimizer.step()
             scheduler.step()
     ```
+
+    ## Fix safety
+    No fix is offered: which of the two steps is meant cannot be read from the code.
     """
 
     code = "LL205"

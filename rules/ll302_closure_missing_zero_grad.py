@@ -1,5 +1,9 @@
+import libcst as cst
+
+from looplint.fix import SAFE, Fix, code_of, insert_before, optimizer_expression
 from looplint.model.closures import backward_runs, closure_steps, runs, unseen_effects, zeroes
 from looplint.model.describe import call_text
+from looplint.model.scopes import Function
 from looplint.rule import Finding, Rule
 
 
@@ -42,6 +46,12 @@ class ClosureMissingZeroGrad(Rule):
     optimizer.step(closure)
     ```
 
+    ## Fix safety
+    The fix inserts `optimizer.zero_grad()` as the closure's first statement (after a docstring), for a
+    closure defined in the function that steps. It is safe: every evaluation then starts from clean
+    gradients, which is what the optimizer assumes. No fix is offered for a lambda or a closure defined
+    elsewhere.
+
     ## References
     - [PyTorch: `LBFGS`](https://pytorch.org/docs/stable/generated/torch.optim.LBFGS.html)
     """
@@ -62,4 +72,20 @@ class ClosureMissingZeroGrad(Rule):
                 cs.node,
                 f"closure `{cs.name}` runs `backward()` without `zero_grad()`, and `{call_text(cs.step)}` "
                 f"evaluates it several times per step: each evaluation adds to the previous gradients",
+                _fix(model, cs),
             )
+
+
+def _fix(model, cs):
+    """``optimizer.zero_grad()`` at the top of the closure."""
+    closure, opt = cs.closure, optimizer_expression(model, cs.step)
+    if (opt is None or not isinstance(closure, Function) or not isinstance(closure.node, cst.FunctionDef)
+            or closure.parent is not model.function_of(cs.step) or not isinstance(closure.node.body, cst.IndentedBlock)):
+        return None
+    body = closure.node.body.body
+    first = body[0]
+    if (len(body) > 1 and isinstance(first, cst.SimpleStatementLine) and isinstance(first.body[0], cst.Expr)
+            and isinstance(first.body[0].value, (cst.SimpleString, cst.ConcatenatedString))):
+        first = body[1]  # after the docstring
+    text = f"{code_of(opt)}.zero_grad()"
+    return Fix(f"Insert `{text}` at the top of the closure", SAFE, (insert_before(first, text),))

@@ -38,6 +38,9 @@ class ClosureMissingBackward(Rule):
 
     optimizer.step(closure)
     ```
+
+    ## Fix safety
+    No fix is offered: the loss to backpropagate cannot be chosen for the author.
     """
 
     code = "LL303"

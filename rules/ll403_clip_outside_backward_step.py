@@ -1,5 +1,6 @@
+from looplint.fix import SAFE, Fix, code_of, contains, function_events, move_before, tree_of
 from looplint.model.describe import call_text
-from looplint.model.events import ZERO
+from looplint.model.events import BACKWARD, STEP, ZERO
 from looplint.model.partial_clips import analyse as partial_clips
 from looplint.rule import Finding, Rule
 
@@ -35,6 +36,11 @@ class ClipOutsideBackwardStep(Rule):
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
     ```
+
+    ## Fix safety
+    The fix moves the clip to just before the optimizer step of its block, after the backward pass there.
+    It is safe: the step then applies the clipped gradients, as the clip meant. No fix is offered when the
+    step or the backward runs in another block or function.
     """
 
     code = "LL403"
@@ -50,6 +56,7 @@ class ClipOutsideBackwardStep(Rule):
                 clip.node,
                 f"`{call_text(clip)}` runs {where}: no step ever applies the clipped gradients; clip between "
                 f"`backward()` and the step",
+                _fix(model, clip),
             )
         for clip, backwards in partial_clips(model).items():
             if clip in settled_clips:
@@ -61,3 +68,23 @@ class ClipOutsideBackwardStep(Rule):
                 f"unclipped gradients to the clipped partial sum before the step, so the update is never "
                 f"clipped; clip only when the optimizer steps",
             )
+
+
+def _fix(model, clip):
+    """Moves the clip right before the step of its block (which a backward of the block precedes)."""
+    tree = tree_of(model)
+    stmt = tree.sole_call_statement(clip.call) if clip.call is not None else None
+    if stmt is None:
+        return None
+    fn = model.function_of(clip)
+    siblings = list(tree.siblings(stmt))
+
+    def holding(kind):
+        nodes = [e.node for e in function_events(model, fn, (kind,))]
+        return [i for i, st in enumerate(siblings) if st is not stmt and any(contains(tree, st, n) for n in nodes)]
+
+    steps, backwards = holding(STEP), holding(BACKWARD)
+    if len(steps) != 1 or not any(b < steps[0] for b in backwards):
+        return None
+    step = siblings[steps[0]]
+    return Fix(f"Move `{code_of(clip.call)}` before the optimizer step", SAFE, move_before(stmt, step))

@@ -207,6 +207,12 @@ def test_fix_with_stdin_or_add_noqa_with_fix_is_a_usage_error(project, run):
     assert code == 2 and "--add-noqa" in err
 
 
+def test_summary_counts_fixable_findings(project, run):
+    project({"a.py": BAD_PROGRAM, "b.py": BAD_PROGRAM})
+    code, out, _err = run(".")
+    assert code == 1 and out.endswith("Found 2 errors.\n[*] 2 fixable with the `--fix` option.\n")
+
+
 def test_json_output_names_the_fix(project, run):
     project({"a.py": BAD_PROGRAM})
     code, out, _err = run("--output-format", "json", "a.py")

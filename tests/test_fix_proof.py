@@ -35,6 +35,7 @@ NOT_FIXED = {
     "ll202/bad_cosine_sized_in_steps_per_epoch.py": "the optimizer steps in a helper the scheduler is not handed to",
     "ll203/bad_phase_loop_tutorial.py": "`if phase == 'train':` guards the scheduler step together with model.train()",
     "ll204/bad_plateau_in_trainer_hook.py": "no metric is computed in the hook's scope",
+    "ll302/bad_closure_backward_in_helper.py": "the closure is a lambda",
     "ll402/bad_eval_in_helper_inline_argument.py": "the helper names the module `network`, the training loop `model`",
 }
 
