@@ -1,3 +1,5 @@
+from typing import Optional
+
 import libcst as cst
 
 from looplint.fix import UNSAFE, Fix, code_of, replace, tree_of
@@ -35,8 +37,9 @@ class PlateauStepWithoutMetric(Rule):
     ```
 
     ## Fix safety
-    When a statement of the same block, before the step, assigns a name from a call of a function of
-    this module (`val_loss = evaluate(model, val_loader)`), the fix passes that name:
+    When a statement of the same block (or of a `with` block in it), before the step, assigns a name
+    from a call of a function of this module (`val_loss = evaluate(model, val_loader)`) or from `.item()`
+    (`val_loss = criterion(model(x), y).item()`), the fix passes the nearest such name:
     `scheduler.step(val_loss)`. It is unsafe: looplint cannot tell that the value is the metric the
     scheduler should watch. Otherwise no fix is offered.
 
@@ -61,7 +64,9 @@ class PlateauStepWithoutMetric(Rule):
 
 
 def _fix(model, event):
-    """``scheduler.step(metric)`` with the nearest name assigned from a same-module function's result."""
+    """``scheduler.step(metric)`` with the nearest metric assigned before the step in its block (inside a
+    ``with`` block too): a name bound to what a same-module function returns, or to a number read from a
+    tensor (``.item()``)."""
     tree = tree_of(model)
     fn = model.function_of(event)
     stmt = tree.statement(event.node)
@@ -69,14 +74,27 @@ def _fix(model, event):
         return None
     siblings = list(tree.siblings(stmt))
     for st in reversed(siblings[: siblings.index(stmt)]):
-        if not isinstance(st, cst.SimpleStatementLine):
-            continue
-        for small in st.body:
-            if (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)
-                    and isinstance(small.value, cst.Call)):
-                target = model.values.callable_of(small.value.func, fn)
-                if target is not None and not getattr(target.target, "is_module", True):
-                    metric = small.targets[0].target.value
+        lines = [st] if isinstance(st, cst.SimpleStatementLine) else []
+        if isinstance(st, cst.With) and isinstance(st.body, cst.IndentedBlock):
+            lines = [b for b in reversed(st.body.body) if isinstance(b, cst.SimpleStatementLine)]
+        for line in lines:
+            for small in reversed(line.body):
+                metric = _metric(model, fn, small)
+                if metric is not None:
                     new = event.call.with_changes(args=[cst.Arg(cst.Name(metric))])
                     return Fix(f"Pass `{metric}` to `{code_of(event.call.func)}`", UNSAFE, (replace(event.call, new),))
+    return None
+
+
+def _metric(model, fn, small) -> Optional[str]:
+    if not (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)
+            and isinstance(small.value, cst.Call)):
+        return None
+    call = small.value
+    if isinstance(call.func, cst.Attribute) and call.func.attr.value == "item" and not call.args:
+        return small.targets[0].target.value  # a number read from a tensor
+    target = model.values.callable_of(call.func, fn)
+    node = getattr(target.target, "node", None) if target is not None else None
+    if isinstance(node, cst.FunctionDef) and node.name.value != "__init__":
+        return small.targets[0].target.value  # what a function of this module returns
     return None

@@ -113,9 +113,8 @@ def _fix(model, step):
             for t in ([t.target for t in small.targets] if isinstance(small, cst.Assign) else
                       [small.target] if isinstance(small, (cst.AnnAssign, cst.AugAssign)) else []):
                 assigned |= names_in(t)
-    later = siblings[siblings.index(stmt) + 1:]
-    if any(assigned & names_in(st) for st in later):
-        return None  # the closure would hide a name the code reads afterwards
+    if assigned & _names_outside(fn.node, body):
+        return None  # the closure would hide a name the function reads elsewhere
     statements = list(body)
     if isinstance(last.target, cst.Name) and not last.wrapper:
         loss = last.target.value
@@ -133,3 +132,22 @@ def _fix(model, step):
     edits.append(Edit(INSERT_BEFORE, stmt, (closure,)))
     edits.append(replace(step.call, step.call.with_changes(args=[cst.Arg(cst.Name("closure"))])))
     return Fix("Wrap the forward and backward pass in a closure passed to `step()`", UNSAFE, tuple(edits))
+
+
+def _names_outside(function: cst.CSTNode, statements) -> set:
+    """The names read or bound in ``function`` outside ``statements`` (and outside nested functions)."""
+    skip = {id(st) for st in statements}
+    found: set = set()
+
+    class V(cst.CSTVisitor):
+        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+            return id(node) not in skip
+
+        def visit_Name(self, node: cst.Name) -> None:
+            found.add(node.value)
+
+    if isinstance(function, cst.FunctionDef):
+        function.body.visit(V())
+    else:
+        function.visit(V())
+    return found
