@@ -94,7 +94,7 @@ class Cache:
         try:
             with open(self._path(key), "rb") as f:
                 rows = json.loads(f.read())
-            return [Diagnostic(path, **dict(zip(_FIELDS, row))) for row in rows]
+            return [Diagnostic(path, **dict(zip(_FIELDS, row)), fix=_fix(row[len(_FIELDS):])) for row in rows]
         except (OSError, ValueError, TypeError):
             return None
 
@@ -102,7 +102,8 @@ class Cache:
         """Stores the diagnostics under ``key``: whole or not at all, never failing the run."""
         if not self.writable:
             return
-        data = json.dumps([[getattr(d, f) for f in _FIELDS] for d in diagnostics], separators=(",", ":")).encode()
+        data = json.dumps([[getattr(d, f) for f in _FIELDS] + ([[d.fix.title, d.fix.applicability]] if d.fix is not None else [])
+                           for d in diagnostics], separators=(",", ":")).encode()
         target = self._path(key)
         try:
             self._prepare()
@@ -162,3 +163,13 @@ def clean(directory: str) -> bool:
     except OSError as e:
         raise CacheError(f"cannot remove {directory}: {e.strerror or e}") from None
     return True
+
+
+def _fix(rest):
+    """A stored fix's title and applicability (what reports show; its edits are made again by ``--fix``)."""
+    if not rest:
+        return None
+    from looplint.diagnostics import Fix
+
+    title, applicability = rest[0]
+    return Fix(title, applicability)

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Tuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    import libcst as cst
 
 REPOSITORY_URL = "https://github.com/looplint/looplint"
 # Each rule's page, generated from its docstring by ``looplint.ruledocs`` (a test checks that it exists).
@@ -31,8 +34,39 @@ class Diagnostic:
     # The physical row whose ``# noqa`` comment suppresses this diagnostic.
     noqa_row: Optional[int] = field(default=None, compare=False)
     # The rule's fix (``looplint.fix.Fix``), when it has one.
-    fix: Optional[object] = field(default=None, compare=False)
+    fix: Optional["Fix"] = field(default=None, compare=False)
 
     @property
     def url(self) -> Optional[str]:
         return docs_url(self.code)
+
+
+# -- fixes (the engine that applies them is looplint.fix; these need no libcst to be read from a cache) ----
+
+SAFE, UNSAFE = "safe", "unsafe"
+INSERT_BEFORE, INSERT_AFTER, REMOVE, REPLACE = "insert_before", "insert_after", "remove", "replace"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change to the module: ``node`` is the statement an insertion is anchored at, the statement
+    removed, or the node replaced; ``new`` holds the statements inserted or the replacing node."""
+
+    kind: str
+    node: cst.CSTNode
+    new: Tuple[cst.CSTNode, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fix:
+    title: str
+    applicability: str = SAFE
+    edits: Tuple[Edit, ...] = field(default=(), compare=False, repr=False)
+
+    def __reduce__(self):
+        # Crossing a process boundary (worker processes) keeps what a report shows; the edits name nodes of
+        # a tree that lives in the process that built it.
+        return (Fix, (self.title, self.applicability))
+
+    def applies(self, unsafe: bool) -> bool:
+        return bool(self.edits) and (self.applicability == SAFE or (unsafe and self.applicability == UNSAFE))

@@ -25,35 +25,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-SAFE, UNSAFE = "safe", "unsafe"
+from looplint.diagnostics import INSERT_AFTER, INSERT_BEFORE, REMOVE, REPLACE, SAFE, UNSAFE, Edit, Fix  # noqa: F401
+
 MAX_ROUNDS = 10
-
-INSERT_BEFORE, INSERT_AFTER, REMOVE, REPLACE = "insert_before", "insert_after", "remove", "replace"
-
-
-@dataclass(frozen=True)
-class Edit:
-    """One change to the module: ``node`` is the statement an insertion is anchored at, the statement
-    removed, or the node replaced; ``new`` holds the statements inserted or the replacing node."""
-
-    kind: str
-    node: cst.CSTNode
-    new: Tuple[cst.CSTNode, ...] = ()
-
-
-@dataclass(frozen=True)
-class Fix:
-    title: str
-    applicability: str = SAFE
-    edits: Tuple[Edit, ...] = field(default=(), compare=False, repr=False)
-
-    def __reduce__(self):
-        # Crossing a process boundary (worker processes) keeps what a report shows; the edits name nodes of
-        # a tree that lives in the process that built it.
-        return (Fix, (self.title, self.applicability))
-
-    def applies(self, unsafe: bool) -> bool:
-        return bool(self.edits) and (self.applicability == SAFE or (unsafe and self.applicability == UNSAFE))
 
 
 # -- what rules use to build fixes ------------------------------------------------------------------------
