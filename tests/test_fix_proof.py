@@ -48,7 +48,16 @@ FIXABLE = [p for p in BAD if _fixes(p)]
 
 
 def fixing_rules():
-    return sorted(r.code for r in all_rules() if "## Fix safety" in r.documentation() and "No fix" not in r.documentation().split("## Fix safety")[1][:12])
+    """Rules whose "Fix safety" section says they fix (not "No fix", not "not applied automatically")."""
+    out = []
+    for r in all_rules():
+        doc = r.documentation()
+        if "## Fix safety" not in doc:
+            continue
+        section = " ".join(doc.split("## Fix safety")[1].split("##")[0].split())
+        if not section.startswith("No fix") and "not applied automatically" not in section:
+            out.append(r.code)
+    return sorted(out)
 
 
 def fid(path: Path) -> str:
