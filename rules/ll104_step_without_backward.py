@@ -1,5 +1,3 @@
-import libcst as cst
-
 from looplint.model import NONE
 from looplint.model.describe import call_text
 from looplint.model.events import STEP
@@ -52,7 +50,7 @@ class StepWithoutBackward(Rule):
                 continue
             if event.closure is not None or event.closure_unknown:
                 continue
-            if not _runs_a_forward(model, event, role):
+            if not model.forward_around(event, role):
                 continue  # nothing is computed from the modules: an LR-schedule trace, not training
             yield Finding(
                 event.node,
@@ -60,24 +58,3 @@ class StepWithoutBackward(Rule):
                 f"receives no gradients and the parameters never change",
             )
 
-
-def _runs_a_forward(model, step, role) -> bool:
-    """Some loop around the step calls a module (the optimizer's, or any when its parameters cannot be
-    read): a forward pass, whose loss could have been backpropagated."""
-    from looplint.model.loops import walk
-    from looplint.model.roles import MODULE, Frame
-
-    for stack in model.loop_stacks(step):
-        for loop in stack:
-            for item in walk(loop.body, model.builder):
-                call = getattr(item, "call", None)
-                if not isinstance(call, cst.Call) or not isinstance(call.func, (cst.Name, cst.Attribute, cst.Subscript)):
-                    continue
-                frame = Frame(model.function_of(item) or model.scopes.module)
-                target = model.roles.resolve(call.func, frame)
-                if target is not None and target.kind == MODULE:
-                    return True
-                key = model.roles.module_key(call.func, frame)
-                if key is not None and (role.modules is None or key in role.modules):
-                    return True
-    return False

@@ -1,5 +1,6 @@
 from looplint.model.describe import call_text
 from looplint.model.events import BACKWARD, GRAD_CLEAR, MANUAL_UPDATE, STEP, ZERO
+from looplint.model.roles import OPTIMIZER
 from looplint.rule import Finding, Rule
 
 
@@ -43,6 +44,7 @@ class BackwardWithoutStep(Rule):
     def check(self, model):
         facts = model.facts
         stepped, zeroed = set(), {}
+        optimizers = {r for rs in facts.acted_on.values() for r in rs if r.kind == OPTIMIZER}
         for event, roles in facts.acted_on.items():
             if event.kind == STEP:
                 stepped.update(roles)
@@ -53,7 +55,7 @@ class BackwardWithoutStep(Rule):
                 for r in roles:
                     if event.kind == ZERO and event.target is not None and model.roles.resolve(event.target, frame) is r:
                         zeroed.setdefault(r, []).append(event)  # an explicit optimizer.zero_grad()
-                    elif _clears_exactly(model, event, frame, r, facts):
+                    elif _clears_exactly(model, event, frame, r, optimizers):
                         zeroed.setdefault(r, []).append(event)
         idle = [r for r in zeroed if r not in stepped and r not in facts.tainted]
         if not idle:
@@ -72,12 +74,11 @@ class BackwardWithoutStep(Rule):
                     )
 
 
-def _clears_exactly(model, event, frame, role, facts) -> bool:
+def _clears_exactly(model, event, frame, role, optimizers) -> bool:
     """A module's ``zero_grad()`` or ``p.grad = None`` over ``M.parameters()`` where ``M`` is the module this
     optimizer, and no other optimizer of the file, was built over."""
     expr = event.param_loop_module if event.kind == GRAD_CLEAR else event.target
     key = model.roles.module_key(expr, frame) if expr is not None else None
     if key is None or not role.modules or set(role.modules) != {key}:
         return False
-    others = {r for rs in facts.acted_on.values() for r in rs if r is not role and r.kind == role.kind}
-    return not any(r.modules is None or key in r.modules for r in others)
+    return not any(r.modules is None or key in r.modules for r in optimizers if r is not role)

@@ -314,6 +314,28 @@ class FileModel:
         if hit and isinstance(callee.node, cst.FunctionDef):
             yield from self._leaked_backwards(callee.node.body.body, hit, callee, depth + 1)
 
+    def forward_around(self, step: Event, role: Role) -> bool:
+        """Some loop around ``step`` calls a module (the optimizer's, or any when its parameters cannot be
+        read): a forward pass, whose loss could have been backpropagated. A loop that only steps and reads
+        the learning rate (an LR-schedule trace) trains nothing."""
+        from looplint.model.loops import walk
+        from looplint.model.roles import MODULE
+
+        for stack in self.loop_stacks(step):
+            for loop in stack:
+                for item in walk(loop.body, self.builder):
+                    call = getattr(item, "call", None)
+                    if not isinstance(call, cst.Call) or not isinstance(call.func, (cst.Name, cst.Attribute, cst.Subscript)):
+                        continue
+                    frame = Frame(self.function_of(item) or self.scopes.module)
+                    target = self.roles.resolve(call.func, frame)
+                    if target is not None and target.kind == MODULE:
+                        return True
+                    key = self.roles.module_key(call.func, frame)
+                    if key is not None and (role.modules is None or key in role.modules):
+                        return True
+        return False
+
     def steps_of(self, role: Optional[Role]) -> List[Event]:
         """The step events of an optimizer (of every optimizer when ``role`` is None), in event order."""
         index = self._steps

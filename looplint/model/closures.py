@@ -13,7 +13,7 @@ from typing import Iterator, List, Tuple, Union
 
 import libcst as cst
 
-from looplint.model.walk import Walker, children
+from looplint.model.walk import Walker, descendants
 
 from looplint.model import events as ev
 from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
@@ -127,15 +127,11 @@ def _returned_calls(model, closure: Union[Function, Block]) -> set:
 
 
 def _returns_of(node: cst.CSTNode) -> List[cst.Return]:
-    out, stack = [], [node.body] if isinstance(node, cst.FunctionDef) else []
-    while stack:
-        n = stack.pop()
-        if isinstance(n, cst.Return):
-            out.append(n)
-        if isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            continue
-        stack.extend(children(n))
-    return out
+    """The function's own ``return`` statements (not those of functions, classes or lambdas inside it)."""
+    if not isinstance(node, cst.FunctionDef):
+        return []
+    nested = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+    return [n for n in descendants(node.body, prune=lambda n: isinstance(n, nested)) if isinstance(n, cst.Return)]
 
 
 def scaler_closure_steps(model) -> Iterator[Event]:

@@ -28,7 +28,7 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from looplint.model.walk import children
+from looplint.model.walk import descendants
 
 from looplint.model import events as ev
 from looplint.model.events import Event
@@ -165,7 +165,7 @@ class Effects:
         found = self.m.values.assigned_values(expr, frame.fn)
         for value, where in found or ():
             sub = Frame(where) if where is not frame.fn else frame
-            for node in _walk(value):
+            for node in descendants(value, prune=lambda n: isinstance(n, cst.Lambda)):
                 if isinstance(node, cst.Call) and isinstance(node.func, (cst.Name, cst.Attribute)):
                     role = self.roles.resolve(node.func, sub)
                     if self._is_module(node.func, role, sub, tracked) or (
@@ -207,17 +207,6 @@ class Effects:
                         got.add(root.value)
             self._backprop[fn] = got
         return got
-
-
-def _walk(node: cst.CSTNode):
-    """The expression and its sub-expressions (no lambdas' bodies)."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        if isinstance(n, cst.Lambda):
-            continue
-        stack.extend(children(n))
 
 
 __all__ = ["Effect", "Effects", "NOTHING", "refs"]

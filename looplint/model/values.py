@@ -28,7 +28,7 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 
-from looplint.model.walk import Walker, children
+from looplint.model.walk import Walker, children, descendants
 
 from looplint.model.scopes import Assignment, ClassInfo, Function, Scopes, dotted, last_name, positional_args
 
@@ -127,18 +127,10 @@ def _passes_through(node: cst.FunctionDef) -> bool:
         elif isinstance(n, cst.Yield) and isinstance(n.value, cst.From):
             yields_from = yields_from or (isinstance(n.value.item, cst.Name) and n.value.item.value == first)
         elif isinstance(n, cst.For) and isinstance(n.iter, cst.Name) and n.iter.value == first and any(
-                isinstance(y, cst.Yield) for y in _descendants(n.body)):
+                isinstance(y, cst.Yield) for y in descendants(n.body)):
             yields_from = True
         stack.extend(children(n))
     return returns or yields_from
-
-
-def _descendants(node: cst.CSTNode):
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        stack.extend(children(n))
 
 
 def partial_args(bound: Sequence[cst.Arg], given: Sequence[cst.Arg]) -> Tuple[cst.Arg, ...]:
