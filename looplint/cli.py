@@ -571,8 +571,10 @@ def check(argv: List[str], prog: str = "looplint") -> int:
         _warn("ignoring the paths given: --stdin-filename lints stdin")
         use_stdin = True
 
+    if use_stdin and ns.add_noqa:
+        raise UsageError("--add-noqa works on files, not stdin")
     if use_stdin and _fixing(ns):
-        raise UsageError("--fix, --fix-only, --diff and --add-noqa work on files, not stdin")
+        return _fix_stdin(ns, resolver, cli, fmt, context)
     if use_stdin:
         diagnostics = _lint_stdin(ns, resolver, cli, context)
     else:
@@ -826,31 +828,78 @@ def _read_stdin(limit: int) -> bytes:
     return stream.read(limit + 1).encode("utf-8")
 
 
-def _lint_stdin(ns: argparse.Namespace, resolver: Resolver, cli: Selection, context) -> List[Diagnostic]:
+def _stdin_text(ns: argparse.Namespace, resolver: Resolver, cli: Selection):
+    """Reads stdin: (its name, its text or None, the enabled codes, the diagnostics that replace a lint —
+    too large, undecodable — or None; an excluded ``--stdin-filename`` gives no codes at all)."""
     from looplint.engine import decode, too_large
     from looplint.files import MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES
-    from looplint.notebook import is_notebook, lint_text
-    from looplint.rule import rule_by_code
+    from looplint.notebook import is_notebook
 
     name = ns.stdin_filename or "-"
     limit = MAX_NOTEBOOK_BYTES if is_notebook(name) else MAX_SOURCE_BYTES
     settings: Settings = resolver.for_path(name if ns.stdin_filename else os.getcwd())
     if ns.force_exclude and ns.stdin_filename and settings.is_excluded_with_parents(name):
-        _read_stdin(limit)
-        return []
+        return name, _read_stdin(limit).decode("utf-8", "replace"), [], []
     codes = settings.enabled_codes(name, cli)
     data = _read_stdin(limit)
     if len(data) > limit:
-        return [d for d in [too_large(name, len(data), limit)] if d.code in codes]
+        return name, None, codes, [d for d in [too_large(name, len(data), limit)] if d.code in codes]
     try:
         text = data.decode("utf-8-sig") if is_notebook(name) else decode(data)
     except (UnicodeDecodeError, SyntaxError, LookupError) as e:
-        found = [Diagnostic(name, 1, 1, PARSE_ERROR, f"cannot decode stdin: {e}", PARSE_ERROR_NAME, 1, 1)]
-    else:
+        return name, None, codes, [Diagnostic(name, 1, 1, PARSE_ERROR, f"cannot decode stdin: {e}", PARSE_ERROR_NAME, 1, 1)]
+    return name, text, codes, None
+
+
+def _stdin_rules(codes: Sequence[str]) -> List[type]:
+    from looplint.rule import rule_by_code
+
+    return [r for r in (rule_by_code(c) for c in codes if c != PARSE_ERROR) if r is not None]
+
+
+def _lint_stdin(ns: argparse.Namespace, resolver: Resolver, cli: Selection, context) -> List[Diagnostic]:
+    from looplint.notebook import lint_text
+
+    name, text, codes, found = _stdin_text(ns, resolver, cli)
+    if found is None:
         context.texts[name] = text
-        rules = [r for r in (rule_by_code(c) for c in codes if c != PARSE_ERROR) if r is not None]
-        found = lint_text(text, name, rules)
+        found = lint_text(text, name, _stdin_rules(codes))
     return [d for d in found if d.code in codes]
+
+
+def _fix_stdin(ns: argparse.Namespace, resolver: Resolver, cli: Selection, fmt: str, context) -> int:
+    """``--fix``/``--fix-only``/``--diff`` on stdin, like ruff: the fixed text (or the diff) goes to stdout,
+    what remains is reported on stderr."""
+    from looplint import report, rewrite
+    from looplint.notebook import is_notebook
+
+    name, text, codes, found = _stdin_text(ns, resolver, cli)
+    if found is not None:
+        if text is not None:  # excluded (--force-exclude): the text goes through unchanged
+            if not ns.diff:
+                sys.stdout.write(text)
+            return EXIT_CLEAN
+        report.FORMATS[fmt](found, sys.stderr, context)  # too large or undecodable: nothing to fix
+        return EXIT_FINDINGS if found and not ns.exit_zero else EXIT_CLEAN
+    fixer = rewrite.fix_notebook_text if is_notebook(name) else rewrite.fix_python_text
+    result = fixer(text, name, _stdin_rules(codes), ns.unsafe_fixes)
+    fixed = [d for d in result.fixed if d.code in codes]
+    remaining = [d for d in result.remaining if d.code in codes]
+    context.texts[name] = result.after
+    if ns.diff:
+        sys.stdout.write(result.diff)
+        n = len(fixed)
+        _to_stderr(f"Would fix {n} error{'s' if n != 1 else ''}.\n" if n else "No errors would be fixed.\n")
+        return EXIT_FINDINGS if result.changed else EXIT_CLEAN
+    sys.stdout.write(result.after)
+    sys.stdout.flush()
+    if not ns.fix_only and remaining:
+        report.FORMATS[fmt](remaining, sys.stderr, context)
+    if ns.exit_non_zero_on_fix and fixed:
+        return EXIT_FINDINGS
+    if remaining and not ns.fix_only and not ns.exit_zero:
+        return EXIT_FINDINGS
+    return EXIT_CLEAN
 
 
 def _write_summary(diagnostics: Sequence[Diagnostic], out: TextIO, paint: Paint = Paint()) -> None:

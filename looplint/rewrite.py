@@ -19,7 +19,7 @@ import re
 import tempfile
 import tokenize
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from looplint.diagnostics import Diagnostic
 from looplint.files import MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES, read_regular
@@ -144,10 +144,20 @@ def fix_notebook_text(text: str, path: str, rules: Sequence[type], unsafe: bool)
         return out
     joined, rows = to_python(notebook)
     result = fix_source(joined, path, rules, unsafe=unsafe)
-    cells = _back_to_cells(joined, result.source, rows, notebook) if result.fixed else None
-    if not cells:
+    if not (result.fixed and _into_cells(out, data, joined, result.source, rows, notebook)):
         out.remaining = lint_notebook_text(text, path, rules)
         return out
+    out.fixed = map_to_cells(result.fixed, rows)
+    out.remaining = lint_notebook_text(out.after, path, rules)
+    return out
+
+
+def _into_cells(out: FileFix, data, joined: str, new_joined: str, rows, notebook) -> bool:
+    """Puts the changes of the notebook's joined Python text back into its cells: sets ``out.after`` (the
+    notebook's JSON, indented as it was) and ``out.diff`` (per cell). False when a change cannot be put back."""
+    cells = _back_to_cells(joined, new_joined, rows, notebook)
+    if not cells:
+        return False
     diffs = []
     for number, lines in sorted(cells.items()):
         raw = data["cells"][number - 1]
@@ -157,12 +167,10 @@ def fix_notebook_text(text: str, path: str, rules: Sequence[type], unsafe: bool)
         newline = m.group() if m else "\n"
         new_text = newline.join(lines) + (newline if old_text.endswith(("\n", "\r")) else "")
         raw["source"] = new_text.splitlines(True) if isinstance(old, list) else new_text
-        diffs.append(unified_diff(old_text, new_text, f"{path}:cell {number}"))
-    out.after = _dump_like(data, text)
-    out.fixed = map_to_cells(result.fixed, rows)
-    out.remaining = lint_notebook_text(out.after, path, rules)
+        diffs.append(unified_diff(old_text, new_text, f"{out.path}:cell {number}"))
+    out.after = _dump_like(data, out.before)
     out.diff = "".join(diffs)
-    return out
+    return True
 
 
 def _back_to_cells(before: str, after: str, rows, notebook) -> Optional[Dict[int, List[str]]]:
@@ -197,6 +205,75 @@ def _dump_like(data, text: str) -> str:
     indent = len(m.group(1)) if m else None
     dumped = json.dumps(data, indent=indent, ensure_ascii=False)
     return dumped + ("\n" if text.endswith("\n") else "")
+
+
+# -- a fix as text edits (ruff's JSON ``fix.edits``) -------------------------------------------------------
+
+class TextEdit(NamedTuple):
+    """Replace the text from (row, column) to (end_row, end_column), 1-based and end-exclusive, with
+    ``content`` (in a notebook: rows of the diagnostic's cell)."""
+
+    row: int
+    column: int
+    end_row: int
+    end_column: int
+    content: str
+
+
+def fix_edits(text: str, path: str, diagnostic: Diagnostic) -> List[TextEdit]:
+    """The edit the fix of ``diagnostic`` makes to ``text`` (the file's text; a notebook's JSON): one
+    replacement between what the fixed text shares with the original at both ends. Empty when the fix no
+    longer applies or (in a notebook) would change more than the diagnostic's cell."""
+    from looplint.fix import fixed_text
+    from looplint.notebook import NotebookError, is_notebook, parse_notebook, to_python
+    from looplint.rule import rule_by_code
+
+    rule = rule_by_code(diagnostic.code)
+    if rule is None:
+        return []
+    rows = None
+    line, column = diagnostic.line, diagnostic.column
+    if is_notebook(path):
+        try:
+            notebook = parse_notebook(text)
+        except (NotebookError, ValueError, RecursionError):
+            return []
+        text, rows = to_python(notebook)
+        at = next((i for i, r in enumerate(rows) if (r.cell, r.line) == (diagnostic.cell, diagnostic.line)), None)
+        if at is None:
+            return []
+        line, column = at + 1, diagnostic.column - rows[at].shift
+    new = fixed_text(text, path, [rule], unsafe=True, finding=(diagnostic.code, line, column))
+    if new == text:
+        return []
+    start, end = common_ends(text, new)
+    (row, col), (end_row, end_col) = _row_column(text, start), _row_column(text, len(text) - end)
+    if rows is not None:  # back to the cell's rows (an edit may end at the start of the row after the cell)
+        first, last = rows[row - 1], rows[min(end_row, len(rows)) - 1]
+        if first.cell != last.cell or first.shift or last.shift:
+            return []
+        row, end_row = first.line, last.line + max(0, end_row - len(rows))
+    return [TextEdit(row, col, end_row, end_col, new[start:len(new) - end])]
+
+
+def common_ends(old: str, new: str) -> Tuple[int, int]:
+    """The lengths of the longest common prefix of ``old`` and ``new`` and of their longest common suffix
+    that does not overlap it."""
+    limit = min(len(old), len(new))
+    start = 0
+    while start < limit and old[start] == new[start]:
+        start += 1
+    end = 0
+    while end < limit - start and old[len(old) - 1 - end] == new[len(new) - 1 - end]:
+        end += 1
+    return start, end
+
+
+def _row_column(text: str, offset: int) -> Tuple[int, int]:
+    """1-based (row, column) of a character offset."""
+    before = text[:offset]
+    row = before.count("\n") + 1
+    return row, offset - (before.rfind("\n") + 1) + 1
 
 
 # -- --add-noqa ---------------------------------------------------------------------------------------------
@@ -242,13 +319,13 @@ def add_noqa_source(source: str, diagnostics: Sequence[Diagnostic]) -> Tuple[str
 
 
 def add_noqa_file(path: str, rules: Sequence[type]) -> int:
-    """Adds noqa directives to one Python file (written atomically); how many it added. Notebooks, and
-    files that cannot be read or decoded, are left alone."""
+    """Adds noqa directives to one Python file or notebook (written atomically); how many it added. Files
+    that cannot be read or decoded are left alone (the lint reports why)."""
     from looplint.engine import lint_source
     from looplint.notebook import is_notebook
 
     if is_notebook(path):
-        return 0
+        return _add_noqa_notebook(path, rules)
     try:
         source = Encoded(read_regular(path, MAX_SOURCE_BYTES))
     except Exception:  # noqa: BLE001 - unreadable or undecodable: the lint reports it
@@ -257,4 +334,35 @@ def add_noqa_file(path: str, rules: Sequence[type]) -> int:
     new, added = add_noqa_source(source.text, found)
     if added:
         write_atomic(path, source.encode(new))
+    return added
+
+
+def _add_noqa_notebook(path: str, rules: Sequence[type]) -> int:
+    """``--add-noqa`` in a notebook's code cells: the directives go on the cell lines of the findings (a
+    finding on a masked IPython line, or one that cannot be put back, is left alone)."""
+    from looplint.engine import lint_source
+    from looplint.notebook import parse_notebook, to_python
+
+    try:
+        data = read_regular(path, MAX_NOTEBOOK_BYTES)
+        text = data.decode("utf-8-sig")
+        notebook = parse_notebook(text)
+        raw = json.loads(text)
+    except Exception:  # noqa: BLE001 - unreadable, undecodable or not a notebook: the lint reports it
+        return 0
+    if not notebook.is_python:
+        return 0
+    joined, rows = to_python(notebook)
+    lines = joined.split("\n")
+
+    def as_written(row: int) -> bool:  # a row of a cell as the cell shows it (not a masked IPython line)
+        return 1 <= row <= len(rows) and notebook.cell(rows[row - 1].cell).lines[rows[row - 1].line - 1] == lines[row - 1]
+
+    found = [d for d in lint_source(joined, path, rules) if d.code != "LL000" and as_written(d.noqa_row or d.line)]
+    new, added = add_noqa_source(joined, found)
+    out = FileFix(path, text, text)
+    if not added or not _into_cells(out, raw, joined, new, rows, notebook):
+        return 0
+    bom = "\ufeff" if data.startswith(b"\xef\xbb\xbf") else ""
+    write_atomic(path, (bom + out.after).encode("utf-8"))
     return added

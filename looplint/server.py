@@ -372,15 +372,11 @@ def _comment_and_strings(text: str, row: int) -> Tuple[Optional[Tuple[int, str]]
 
 def replacement_edit(old: str, new: str, codec: PositionCodec) -> Optional[types.TextEdit]:
     """One edit turning ``old`` into ``new``: the region between their common prefix and suffix."""
+    from looplint.rewrite import common_ends
+
     if old == new:
         return None
-    start = 0
-    limit = min(len(old), len(new))
-    while start < limit and old[start] == new[start]:
-        start += 1
-    end = 0
-    while end < limit - start and old[len(old) - 1 - end] == new[len(new) - 1 - end]:
-        end += 1
+    start, end = common_ends(old, new)
 
     def position(offset: int) -> types.Position:
         rows = split_lines(old[:offset])

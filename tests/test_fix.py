@@ -157,6 +157,20 @@ def test_add_noqa_merges_and_is_idempotent(tmp_path, run):
     assert run(path).code == 0  # the finding is suppressed now
 
 
+def test_add_noqa_in_a_notebook_writes_the_directive_into_the_cell(tmp_path, run):
+    head, loop = BAD_PROGRAM.split("for x in")
+    path = tmp_path / "train.ipynb"
+    path.write_text(_notebook(("code", ["%matplotlib inline\n", *head.splitlines(True)]), ("markdown", "# Train"),
+                              ("code", ("for x in" + loop).splitlines(True))), encoding="utf-8")
+    code, _out, err = run("--add-noqa", path)
+    assert code == 0 and "Added 1 noqa directive." in err
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["cells"][0]["source"][0] == "%matplotlib inline\n"
+    assert "".join(data["cells"][2]["source"]) == ("for x in" + loop).replace("opt.step()", "opt.step()  # noqa: LL101")
+    assert run(path).code == 0  # suppressed now
+    assert "Added 0 noqa directives." in run("--add-noqa", path).err
+
+
 def test_add_noqa_source_appends_a_directive_and_respects_a_bare_noqa():
     from looplint.engine import lint_source
 
@@ -200,11 +214,45 @@ def test_exit_non_zero_on_fix_and_fix_only(project, run):
     assert open("b.py").read() == FIXED_BAD_PROGRAM
 
 
-def test_fix_with_stdin_or_add_noqa_with_fix_is_a_usage_error(project, run):
+def test_add_noqa_with_stdin_or_with_fix_is_a_usage_error(project, run, monkeypatch):
     project({"a.py": BAD_PROGRAM})
-    assert run("--fix", "-").code == 2
+    _stdin(monkeypatch, BAD_PROGRAM)
+    code, _out, err = run("--add-noqa", "-")
+    assert code == 2 and "stdin" in err
     code, _out, err = run("--add-noqa", "--fix", "a.py")
     assert code == 2 and "--add-noqa" in err
+
+
+def _stdin(monkeypatch, text: str) -> None:
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode("utf-8")), encoding="utf-8"))
+
+
+def test_fix_on_stdin_prints_the_fixed_text_and_reports_what_remains_on_stderr(project, run, monkeypatch):
+    project({})
+    two = BAD_PROGRAM + "opt.zero_grad()\n"  # LL101 (fixable) stays fixable; a trailing zero_grad is harmless
+    _stdin(monkeypatch, two)
+    code, out, err = run("--fix", "--stdin-filename", "train.py")
+    assert (code, out) == (0, FIXED_BAD_PROGRAM + "opt.zero_grad()\n") and err == ""
+    unfixable = BAD_PROGRAM.replace("    loss = model(x)", "    opt.zero_grad()\n    loss = model(x)").replace("    opt.step()\n", "")
+    _stdin(monkeypatch, unfixable)  # LL105 (never stepped) has no fix
+    code, out, err = run("--fix", "-")
+    assert (code, out) == (1, unfixable) and err.startswith("-:7:5: LL105 ")
+    _stdin(monkeypatch, BAD_PROGRAM)
+    code, out, err = run("--fix-only", "-")
+    assert (code, out, err) == (0, FIXED_BAD_PROGRAM, "")
+
+
+def test_diff_on_stdin_prints_the_diff_and_exits_1(project, run, monkeypatch):
+    project({})
+    _stdin(monkeypatch, BAD_PROGRAM)
+    code, out, err = run("--diff", "--stdin-filename", "train.py")
+    assert code == 1 and out.startswith("--- train.py\n+++ train.py\n") and "+    opt.zero_grad()\n" in out
+    assert "Would fix 1 error." in err
+    _stdin(monkeypatch, FIXED_BAD_PROGRAM)
+    assert run("--diff", "-")[:2] == (0, "")
 
 
 def test_summary_counts_fixable_findings(project, run):
@@ -213,7 +261,53 @@ def test_summary_counts_fixable_findings(project, run):
     assert code == 1 and out.endswith("Found 2 errors.\n[*] 2 fixable with the `--fix` option.\n")
 
 
-def test_json_output_names_the_fix(project, run):
+def _apply(text: str, edits) -> str:
+    """``text`` with ruff-shaped JSON edits (1-based rows and columns, end exclusive) applied."""
+    lines = text.splitlines(True)
+
+    def offset(loc):
+        return sum(len(line) for line in lines[:loc["row"] - 1]) + loc["column"] - 1
+
+    for e in sorted(edits, key=lambda e: offset(e["location"]), reverse=True):
+        text = text[:offset(e["location"])] + e["content"] + text[offset(e["end_location"]):]
+    return text
+
+
+def test_json_output_names_the_fix_and_its_edits(project, run):
     project({"a.py": BAD_PROGRAM})
     code, out, _err = run("--output-format", "json", "a.py")
-    assert json.loads(out)[0]["fix"] == {"applicability": "safe", "message": "Insert `opt.zero_grad()` before the forward pass"}
+    fix = json.loads(out)[0]["fix"]
+    assert (fix["applicability"], fix["message"]) == ("safe", "Insert `opt.zero_grad()` before the forward pass")
+    assert _apply(BAD_PROGRAM, fix["edits"]) == FIXED_BAD_PROGRAM
+
+
+@pytest.mark.parametrize("rule_dir", ["ll201", "ll203", "ll401", "ll404", "ll405"])
+def test_json_edits_make_the_same_change_as_fix(rule_dir, tmp_path, run):
+    from looplint.fix import fixed_text
+
+    fixtures = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", rule_dir)
+    checked = 0
+    for name in sorted(os.listdir(fixtures)):
+        if not name.startswith("bad"):
+            continue
+        text = open(os.path.join(fixtures, name), encoding="utf-8").read()
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        for d in json.loads(run("--output-format", "json", "--select", rule_dir.upper(), path).out):
+            if d["fix"] is None or d["fix"]["applicability"] != "safe":
+                continue
+            finding = (d["code"], d["location"]["row"], d["location"]["column"])
+            rule = [r for r in all_rules() if r.code == d["code"]]
+            assert _apply(text, d["fix"]["edits"]) == fixed_text(text, str(path), rule, finding=finding), (name, finding)
+            checked += 1
+    assert checked
+
+
+def test_json_edits_in_a_notebook_are_rows_of_the_cell(tmp_path, run):
+    head, loop = BAD_PROGRAM.split("for x in")
+    cell = "for x in" + loop
+    path = tmp_path / "train.ipynb"
+    path.write_text(_notebook(("code", head.splitlines(True)), ("code", cell.splitlines(True))), encoding="utf-8")
+    (d,) = json.loads(run("--output-format", "json", path).out)
+    assert d["cell"] == 2
+    assert _apply(cell, d["fix"]["edits"]) == "for x in" + FIXED_BAD_PROGRAM.split("for x in")[1]

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, TextIO
 
 from looplint.diagnostics import Diagnostic
 from looplint.report import concise, full, github, gitlab, json, json_lines, junit, sarif
 from looplint.terminal import Paint
+
+if TYPE_CHECKING:  # pragma: no cover
+    from looplint.rewrite import TextEdit
 
 Writer = Callable[[Sequence[Diagnostic], TextIO, "ReportContext"], None]
 
@@ -65,7 +68,8 @@ class ReportContext:
             self._cache[key] = self._load(diagnostic.path, diagnostic.cell)
         return self._cache[key]
 
-    def _load(self, path: str, cell: Optional[int]) -> Optional[List[str]]:
+    def text(self, path: str) -> Optional[str]:
+        """The whole text the diagnostics of ``path`` refer to (a notebook: its JSON); None if unreadable."""
         from looplint import notebook
         from looplint.engine import decode
 
@@ -77,6 +81,22 @@ class ReportContext:
                 text = data.decode("utf-8-sig") if notebook.is_notebook(path) else decode(data)
             except (OSError, UnicodeDecodeError, SyntaxError, LookupError):
                 return None
+            self.texts[path] = text
+        return text
+
+    def fix_edits(self, diagnostic: Diagnostic) -> List["TextEdit"]:
+        """The text edits of the diagnostic's fix (ruff's ``fix.edits``), computed on demand."""
+        from looplint.rewrite import fix_edits
+
+        text = self.text(diagnostic.path)
+        return fix_edits(text, diagnostic.path, diagnostic) if text is not None and diagnostic.fix else []
+
+    def _load(self, path: str, cell: Optional[int]) -> Optional[List[str]]:
+        from looplint import notebook
+
+        text = self.text(path)
+        if text is None:
+            return None
         if cell is None:
             return text.splitlines()
         try:

@@ -17,13 +17,19 @@ def to_dict(d: Diagnostic, context: "ReportContext") -> Dict[str, Any]:
         "code": d.code,
         "end_location": {"column": d.end_column or d.column, "row": d.end_line or d.line},
         "filename": context.absolute_path(d.path),
-        "fix": {"applicability": d.fix.applicability, "message": d.fix.title} if d.fix is not None else None,
+        "fix": _fix(d, context) if d.fix is not None else None,
         "location": {"column": d.column, "row": d.line},
         "message": d.message,
         "name": d.name,
         "noqa_row": d.noqa_row or d.line,
         "url": d.url,
     }
+
+
+def _fix(d: Diagnostic, context: "ReportContext") -> Dict[str, Any]:
+    edits = [{"content": e.content, "end_location": {"column": e.end_column, "row": e.end_row},
+              "location": {"column": e.column, "row": e.row}} for e in context.fix_edits(d)]
+    return {"applicability": d.fix.applicability, "edits": edits, "message": d.fix.title}
 
 
 def write(diagnostics: Sequence[Diagnostic], out: TextIO, context: "ReportContext") -> None:
