@@ -155,22 +155,38 @@ def fix_notebook_text(text: str, path: str, rules: Sequence[type], unsafe: bool)
 def _into_cells(out: FileFix, data, joined: str, new_joined: str, rows, notebook) -> bool:
     """Puts the changes of the notebook's joined Python text back into its cells: sets ``out.after`` (the
     notebook's JSON, indented as it was) and ``out.diff`` (per cell). False when a change cannot be put back."""
-    cells = _back_to_cells(joined, new_joined, rows, notebook)
+
+    def old_text(number: int) -> str:
+        old = data["cells"][number - 1].get("source", "")
+        return "".join(old) if isinstance(old, list) else old
+
+    cells = changed_cells(joined, new_joined, rows, notebook, old_text)
     if not cells:
         return False
     diffs = []
-    for number, lines in sorted(cells.items()):
+    for number, new_text in sorted(cells.items()):
         raw = data["cells"][number - 1]
-        old = raw.get("source", "")
-        old_text = "".join(old) if isinstance(old, list) else old
-        m = _NEWLINE.search(old_text)
-        newline = m.group() if m else "\n"
-        new_text = newline.join(lines) + (newline if old_text.endswith(("\n", "\r")) else "")
-        raw["source"] = new_text.splitlines(True) if isinstance(old, list) else new_text
-        diffs.append(unified_diff(old_text, new_text, f"{out.path}:cell {number}"))
+        raw["source"] = new_text.splitlines(True) if isinstance(raw.get("source", ""), list) else new_text
+        diffs.append(unified_diff(old_text(number), new_text, f"{out.path}:cell {number}"))
     out.after = _dump_like(data, out.before)
     out.diff = "".join(diffs)
     return True
+
+
+def changed_cells(joined: str, new_joined: str, rows, notebook, old_text) -> Optional[Dict[int, str]]:
+    """The new text of every cell (by number) that a change of the notebook's joined Python text touches,
+    written with the cell's own line endings (``old_text(number)``: the cell's text); None when a change
+    cannot be put back."""
+    cells = _back_to_cells(joined, new_joined, rows, notebook)
+    if not cells:
+        return None
+    out = {}
+    for number, lines in cells.items():
+        old = old_text(number)
+        m = _NEWLINE.search(old)
+        newline = m.group() if m else "\n"
+        out[number] = newline.join(lines) + (newline if old.endswith(("\n", "\r")) else "")
+    return out
 
 
 def _back_to_cells(before: str, after: str, rows, notebook) -> Optional[Dict[int, List[str]]]:

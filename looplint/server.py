@@ -15,8 +15,9 @@ What an editor gets:
 * a quick fix per finding, "Suppress LLxxx with # noqa", adding ``  # noqa: LLxxx`` at the end of the
   reported row or merging the code into the row's ``# noqa: ...`` list; for a finding whose rule has a fix
   (``looplint.fix``), a quick fix carrying it (its title; unsafe fixes say so and are never preferred), and
-  ``source.fixAll.looplint`` applying every safe fix of a Python document (as ``looplint --fix`` would). Fixes
-  are computed in the lint worker, as one edit of the changed region;
+  ``source.fixAll.looplint`` applying every safe fix of a Python document or notebook (as ``looplint --fix``
+  would). Fixes are computed in the lint worker, as one edit of the changed region (in a notebook, of each
+  cell the fix changes: the joined code cells are fixed as ``looplint --fix`` fixes an ``.ipynb``);
 * configuration as the command line finds it (the closest ``pyproject.toml`` / ``looplint.toml``), read
   again when such a file changes: on ``workspace/didChangeWatchedFiles`` (registered with the client when
   it supports that), when it is saved in the editor, and on every lint through a cheap check of the
@@ -745,19 +746,25 @@ class LooplintLanguageServer(LanguageServer):
 
         return run
 
+    def _cells(self, notebook) -> Tuple[str, List[CellText]]:
+        """The path a notebook is configured and linted as, and the current text of its cells."""
+        uri = notebook.uri
+        path = to_fs_path(uri) if uri.startswith("file:") else None
+        path = path or os.path.join(self.workspace.root_path or os.getcwd(), "untitled.ipynb")
+        cells = []
+        for cell in notebook.cells:
+            doc = self.open_text_document(cell.document)
+            if doc is None:
+                continue
+            kind = "code" if cell.kind == types.NotebookCellKind.Code and (doc.language_id or "python") == "python" else "markdown"
+            cells.append(CellText(cell.document, doc.version, kind, doc.source))
+        return path, cells
+
     def _snapshot(self, uri: str):
         """A function computing the lint of the current version of ``uri``, run in the lint thread."""
         notebook = self.open_notebook(uri)
         if notebook is not None:
-            path = to_fs_path(uri) if uri.startswith("file:") else None
-            path = path or os.path.join(self.workspace.root_path or os.getcwd(), "untitled.ipynb")
-            cells = []
-            for cell in notebook.cells:
-                doc = self.open_text_document(cell.document)
-                if doc is None:
-                    continue
-                kind = "code" if cell.kind == types.NotebookCellKind.Code and (doc.language_id or "python") == "python" else "markdown"
-                cells.append(CellText(cell.document, doc.version, kind, doc.source))
+            path, cells = self._cells(notebook)
             return lambda: lint_notebook_cells(self.configuration, path, cells, self.lint)
         doc = self.open_text_document(uri)
         if doc is None:
@@ -896,24 +903,56 @@ class LooplintLanguageServer(LanguageServer):
         path = self.lint_path(doc.uri, doc.language_id)
         if path is None:
             return None
+        return await self._fixed_text(doc.source, path, unsafe, finding)
+
+    async def _fixed_text(self, text: str, path: str, unsafe: bool, finding) -> Optional[str]:
         rules, _codes, _error = _rules_for(self.configuration, path)
         if not rules:
             return None
-        text = doc.source
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.linter, lambda: self.lint.fixed(text, path, rules, unsafe, finding))
 
-    async def _fix_actions(self, uri, doc, published, rng) -> List[types.CodeAction]:
-        if self.notebook_of_cell(uri) is not None:
-            return []  # a cell's fix may need the other cells: not offered there
+    async def _fix_edit(self, uri, doc, unsafe: bool, d: Optional[Diagnostic]) -> Optional[types.WorkspaceEdit]:
+        """The workspace edit of one finding's fix (``d``), or of every safe fix when ``d`` is None: one edit
+        of the changed region of a document; in a notebook, one per cell the fix changes (a fix may insert
+        a statement in another cell than the finding's)."""
         codec = self.workspace.position_codec
+        nb_uri = self.notebook_of_cell(uri)
+        if nb_uri is None:
+            new = await self._fixed(doc, unsafe, (d.code, d.line, d.column) if d is not None else None)
+            edit = replacement_edit(doc.source, new, codec) if new is not None else None
+            return types.WorkspaceEdit(changes={uri: [edit]}) if edit is not None else None
+        notebook = self.open_notebook(nb_uri)
+        if notebook is None:
+            return None
+        from looplint.notebook import Cell, Notebook, cell_lines, to_python
+        from looplint.rewrite import changed_cells
+
+        path, cells = self._cells(notebook)
+        parsed = Notebook(tuple(Cell(i, c.kind, cell_lines(c.text)) for i, c in enumerate(cells, start=1)))
+        joined, rows = to_python(parsed)
+        finding = None
+        if d is not None:
+            at = next((i for i, r in enumerate(rows) if (r.cell, r.line) == (d.cell, d.line)), None)
+            if at is None:
+                return None
+            finding = (d.code, at + 1, d.column - rows[at].shift)
+        new = await self._fixed_text(joined, path, unsafe, finding)
+        if new is None or new == joined:
+            return None
+        texts = changed_cells(joined, new, rows, parsed, lambda n: cells[n - 1].text)
+        if not texts:
+            return None
+        changes = {cells[n - 1].uri: [replacement_edit(cells[n - 1].text, text, codec)] for n, text in texts.items()}
+        return types.WorkspaceEdit(changes=changes)
+
+    async def _fix_actions(self, uri, doc, published, rng) -> List[types.CodeAction]:
         actions: List[types.CodeAction] = []
         for lsp, d in published.items:
             if d.fix is None or not _overlaps(lsp.range, rng):
                 continue
             unsafe = d.fix.applicability != "safe"
-            new = await self._fixed(doc, unsafe, (d.code, d.line, d.column))
-            edit = replacement_edit(doc.source, new, codec) if new is not None else None
+            edit = await self._fix_edit(uri, doc, unsafe, d)
             if edit is None:
                 continue
             actions.append(types.CodeAction(
@@ -921,18 +960,17 @@ class LooplintLanguageServer(LanguageServer):
                 kind=types.CodeActionKind.QuickFix,
                 diagnostics=[lsp],
                 is_preferred=not unsafe,
-                edit=types.WorkspaceEdit(changes={uri: [edit]}),
+                edit=edit,
             ))
         return actions
 
     async def _fix_all_action(self, uri, doc, published) -> Optional[types.CodeAction]:
-        if self.notebook_of_cell(uri) is not None or not any(d.fix is not None and d.fix.applicability == "safe" for _, d in published.items):
+        if not any(d.fix is not None and d.fix.applicability == "safe" for _, d in published.items):
             return None
-        new = await self._fixed(doc, False, None)
-        edit = replacement_edit(doc.source, new, self.workspace.position_codec) if new is not None else None
+        edit = await self._fix_edit(uri, doc, False, None)
         if edit is None:
             return None
-        return types.CodeAction(title=FIX_ALL_TITLE, kind=FIX_ALL_KIND, edit=types.WorkspaceEdit(changes={uri: [edit]}))
+        return types.CodeAction(title=FIX_ALL_TITLE, kind=FIX_ALL_KIND, edit=edit)
 
 
 def create_server(debounce: float = DEBOUNCE_SECONDS) -> LooplintLanguageServer:

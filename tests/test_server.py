@@ -430,6 +430,34 @@ async def test_source_fix_all_applies_the_safe_fixes(editor: Editor, client: Lan
     assert await code_actions(client, clean, d, only=[types.CodeActionKind.SourceFixAll]) == []
 
 
+@in_session
+async def test_notebook_cell_gets_the_fix_and_fix_all(editor: Editor, client: LanguageClient):
+    nb_uri = editor.uri("fixnb.ipynb")
+    cell_uris = [f"vscode-notebook-cell:{editor.folder.as_posix()}/fixnb.ipynb#cell{i}" for i in range(len(NOTEBOOK_CELLS))]
+    client.notebook_document_did_open(
+        types.DidOpenNotebookDocumentParams(
+            notebook_document=types.NotebookDocument(
+                uri=nb_uri, notebook_type="jupyter-notebook", version=1,
+                cells=[types.NotebookCell(kind=k, document=u) for (k, _, _), u in zip(NOTEBOOK_CELLS, cell_uris)],
+            ),
+            cell_text_documents=[
+                types.TextDocumentItem(uri=u, language_id=lang, version=1, text=text)
+                for (_, lang, text), u in zip(NOTEBOOK_CELLS, cell_uris)
+            ],
+        )
+    )
+    [d] = await editor.diagnostics(cell_uris[2])
+    cell = NOTEBOOK_CELLS[2][2]
+    fixed = cell.replace("    loss = model(x)", "    opt.zero_grad()\n    loss = model(x)")
+    [action] = [a for a in await code_actions(client, cell_uris[2], d) if not a.title.startswith("Suppress ")
+                and a.kind == types.CodeActionKind.QuickFix]
+    assert action.title == "Insert `opt.zero_grad()` before the forward pass (LL101)"
+    assert list(action.edit.changes) == [cell_uris[2]]  # the magic line and the other cells are untouched
+    assert apply_edits(cell, action.edit.changes[cell_uris[2]]) == fixed
+    [fix_all] = await code_actions(client, cell_uris[2], d, only=[types.CodeActionKind.SourceFixAll])
+    assert apply_edits(cell, fix_all.edit.changes[cell_uris[2]]) == fixed
+
+
 # ---------------------------------------------------------------------------------------------- configuration
 
 
