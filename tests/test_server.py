@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import attrs
 import pytest
@@ -290,10 +290,10 @@ NOTEBOOK_CELLS = [
 ]
 
 
-@in_session
-async def test_notebook_cells_get_their_own_diagnostics(editor: Editor, client: LanguageClient):
-    nb_uri = editor.uri("train.ipynb")
-    cell_uris = [f"vscode-notebook-cell:{editor.folder.as_posix()}/train.ipynb#cell{i}" for i in range(len(NOTEBOOK_CELLS))]
+def open_notebook(editor: Editor, client: LanguageClient, name: str) -> Tuple[str, List[str]]:
+    """Opens NOTEBOOK_CELLS as the notebook ``name``: (its uri, its cells' uris)."""
+    nb_uri = editor.uri(name)
+    cell_uris = [f"vscode-notebook-cell:{editor.folder.as_posix()}/{name}#cell{i}" for i in range(len(NOTEBOOK_CELLS))]
     client.notebook_document_did_open(
         types.DidOpenNotebookDocumentParams(
             notebook_document=types.NotebookDocument(
@@ -306,6 +306,12 @@ async def test_notebook_cells_get_their_own_diagnostics(editor: Editor, client: 
             ],
         )
     )
+    return nb_uri, cell_uris
+
+
+@in_session
+async def test_notebook_cells_get_their_own_diagnostics(editor: Editor, client: LanguageClient):
+    nb_uri, cell_uris = open_notebook(editor, client, "train.ipynb")
     [d] = await editor.diagnostics(cell_uris[2])
     assert d.code == "LL101"
     assert (d.range.start.line, d.range.start.character) == (4, 4)  # row 5 of the third cell, after the magic
@@ -432,20 +438,7 @@ async def test_source_fix_all_applies_the_safe_fixes(editor: Editor, client: Lan
 
 @in_session
 async def test_notebook_cell_gets_the_fix_and_fix_all(editor: Editor, client: LanguageClient):
-    nb_uri = editor.uri("fixnb.ipynb")
-    cell_uris = [f"vscode-notebook-cell:{editor.folder.as_posix()}/fixnb.ipynb#cell{i}" for i in range(len(NOTEBOOK_CELLS))]
-    client.notebook_document_did_open(
-        types.DidOpenNotebookDocumentParams(
-            notebook_document=types.NotebookDocument(
-                uri=nb_uri, notebook_type="jupyter-notebook", version=1,
-                cells=[types.NotebookCell(kind=k, document=u) for (k, _, _), u in zip(NOTEBOOK_CELLS, cell_uris)],
-            ),
-            cell_text_documents=[
-                types.TextDocumentItem(uri=u, language_id=lang, version=1, text=text)
-                for (_, lang, text), u in zip(NOTEBOOK_CELLS, cell_uris)
-            ],
-        )
-    )
+    _nb_uri, cell_uris = open_notebook(editor, client, "fixnb.ipynb")
     [d] = await editor.diagnostics(cell_uris[2])
     cell = NOTEBOOK_CELLS[2][2]
     fixed = cell.replace("    loss = model(x)", "    opt.zero_grad()\n    loss = model(x)")
