@@ -10,7 +10,8 @@ static vs dynamic findings, confirm's reasons and the program text) to DIR (defa
 folder), and ``labels.json`` (every program's runtime verdict). The programs are written to DIR/programs and
 removed at the end unless ``--keep``. The runtime's verdict does not depend on the linter, so after a change
 to the model ``--rejudge DIR`` lints the kept programs again and compares with the stored verdicts in
-seconds (an estimate: confirm's own matching of lines is richer; rerun the corpus for the figures).
+seconds, with the same per-dimension table (an estimate: confirm's own matching of lines is richer; rerun the corpus for the
+figures).
 ``--minimize`` also shrinks every disagreement to the dimensions that cause it (see
 ``tests/differential/minimize.py``) and prints the groups, largest first (written to ``groups.json``).
 """
@@ -23,6 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
+from types import SimpleNamespace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
@@ -125,9 +127,11 @@ def rejudge(out: str) -> int:
     # one worker process, renewed every 200 programs: the memory of thousands of lints stays bounded
     with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=200) as pool:
         found = pool.map(_static, [row["path"] for row in labels], chunksize=50)
-    agree, misses, false, changed = 0, Counter(), Counter(), []
+    agree, misses, false, changed, judged = 0, Counter(), Counter(), [], []
     for row, static in zip(labels, found):
         dynamic = sorted({tuple(x) for x in row["dynamic"]})
+        choice = row["metadata"]["choice"]
+        judged.append(SimpleNamespace(program=SimpleNamespace(choice=choice, bug=choice["bug"]), agrees=static == dynamic))
         if static == dynamic:
             agree += 1
         else:
@@ -137,6 +141,9 @@ def rejudge(out: str) -> int:
     print(f"{len(labels)} programs: {agree} agree ({100.0 * agree / max(1, len(labels)):.2f} %)")
     print("missed:", dict(misses.most_common()))
     print("false:", dict(false.most_common()))
+    print("\nper dimension value:")
+    print(judge.format_table(judge.by_dimension(judged)))
+    print()
     for line in changed:
         print(" ", line)
     return 0
