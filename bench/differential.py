@@ -10,8 +10,8 @@ static vs dynamic findings, confirm's reasons and the program text) to DIR (defa
 folder), and ``labels.json`` (every program's runtime verdict). The programs are written to DIR/programs and
 removed at the end unless ``--keep``. The runtime's verdict does not depend on the linter, so after a change
 to the model ``--rejudge DIR`` lints the kept programs again and compares with the stored verdicts in
-seconds, with the same per-dimension table (an estimate: confirm's own matching of lines is richer; rerun the corpus for the
-figures).
+minutes, with the same per-dimension table (an estimate: confirm's own matching of lines is richer; rerun
+the corpus for the figures).
 ``--minimize`` also shrinks every disagreement to the dimensions that cause it (see
 ``tests/differential/minimize.py``) and prints the groups, largest first (written to ``groups.json``).
 """
