@@ -539,7 +539,7 @@ def _write_fix_summary(fixed: List[Diagnostic], remaining: List[Diagnostic], out
     elif f:
         out.write(f"Found {f} error{'s' if f != 1 else ''} ({f} fixed, 0 remaining).\n")
     else:
-        _write_summary(remaining, out)
+        _write_summary(remaining, out, unsafe=ns.unsafe_fixes)
 
 
 def _unreadable(path: str, reason: str) -> Diagnostic:
@@ -632,11 +632,11 @@ def _write_report(ns: argparse.Namespace, fmt: str, diagnostics: List[Diagnostic
         if ns.statistics:
             _write_statistics(diagnostics, out, fmt)
             if diagnostics and fmt in report.HUMAN_FORMATS and not ns.quiet:
-                _write_summary(diagnostics, out)  # ruff prints the table, then its summary line
+                _write_summary(diagnostics, out, unsafe=ns.unsafe_fixes)  # ruff prints the table, then its summary line
         else:
             report.FORMATS[fmt](diagnostics, out, context)
             if fmt in report.HUMAN_FORMATS and not ns.quiet:
-                _write_summary(diagnostics, out, context.paint)
+                _write_summary(diagnostics, out, context.paint, unsafe=ns.unsafe_fixes)
 
 
 def _color(ns: argparse.Namespace, fmt: str) -> bool:
@@ -902,24 +902,25 @@ def _fix_stdin(ns: argparse.Namespace, resolver: Resolver, cli: Selection, fmt: 
     return EXIT_CLEAN
 
 
-def _write_summary(diagnostics: Sequence[Diagnostic], out: TextIO, paint: Paint = Paint()) -> None:
+def _write_summary(diagnostics: Sequence[Diagnostic], out: TextIO, paint: Paint = Paint(), unsafe: bool = False) -> None:
     n = len(diagnostics)
     if n:
         out.write(f"Found {n} error{'s' if n != 1 else ''}.\n")
-        _write_fixable(diagnostics, out)
+        _write_fixable(diagnostics, out, unsafe)
     else:
         out.write(paint("All checks passed!", "bold", "green") + "\n")
 
 
-def _write_fixable(diagnostics: Sequence[Diagnostic], out: TextIO) -> None:
-    """ruff's hint: how many findings ``--fix`` (and ``--unsafe-fixes``) would repair."""
+def _write_fixable(diagnostics: Sequence[Diagnostic], out: TextIO, unsafe: bool = False) -> None:
+    """ruff's hint: how many findings ``--fix`` would repair (with ``--unsafe-fixes`` given, the unsafe ones
+    count as fixable; otherwise they are the hidden fixes)."""
     fixes = Counter(d.fix.applicability for d in diagnostics if d.fix is not None)
-    safe, unsafe = fixes["safe"], fixes["unsafe"]
-    hidden = (f"{unsafe} hidden fix{'es' if unsafe != 1 else ''} can be enabled with the `--unsafe-fixes` option"
-              if unsafe else "")
+    safe, hidden_count = (fixes["safe"] + fixes["unsafe"], 0) if unsafe else (fixes["safe"], fixes["unsafe"])
+    hidden = (f"{hidden_count} hidden fix{'es' if hidden_count != 1 else ''} can be enabled with the `--unsafe-fixes` option"
+              if hidden_count else "")
     if safe:
         out.write(f"[*] {safe} fixable with the `--fix` option" + (f" ({hidden})" if hidden else "") + ".\n")
-    elif unsafe:
+    elif hidden_count:
         out.write(f"No fixes available ({hidden}).\n")
 
 

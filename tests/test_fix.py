@@ -273,6 +273,16 @@ def _apply(text: str, edits) -> str:
     return text
 
 
+def test_summary_counts_unsafe_fixes_as_fixable_with_unsafe_fixes(project, run):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    unsafe = open(os.path.join(root, "fixtures", "ll304", "bad_lbfgs_step_without_closure.py"), encoding="utf-8").read()
+    project({"a.py": BAD_PROGRAM, "b.py": unsafe})
+    out = run(".").out
+    assert out.endswith("[*] 1 fixable with the `--fix` option (1 hidden fix can be enabled with the `--unsafe-fixes` option).\n")
+    assert run("--unsafe-fixes", ".").out.endswith("[*] 2 fixable with the `--fix` option.\n")
+    assert run("b.py").out.endswith("No fixes available (1 hidden fix can be enabled with the `--unsafe-fixes` option).\n")
+
+
 def test_json_output_names_the_fix_and_its_edits(project, run):
     project({"a.py": BAD_PROGRAM})
     code, out, _err = run("--output-format", "json", "a.py")

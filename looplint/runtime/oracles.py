@@ -462,7 +462,6 @@ EPOCH_SCHEDULERS = {
     "PolynomialLR": "total_iters", "CosineAnnealingWarmRestarts": "T_0",
 }
 STEP_SCHEDULERS = {"OneCycleLR": "total_steps", "CyclicLR": "total_size"}
-_STEP_WORDS = re.compile(r"len\s*\(|step|iter|batch", re.I)
 
 
 def _horizon(sched: dict) -> Tuple[Optional[str], Optional[float]]:
@@ -525,30 +524,16 @@ def epoch_scheduler_stepped_per_batch(trace: Trace) -> List[Evidence]:
     return out
 
 
-def _sized_in_steps(trace: Trace, sc: dict) -> bool:
-    """The horizon argument at the constructor's line is computed from loader length or step counts."""
+def _sized_in_steps(sc: dict, batches: int) -> bool:
+    """The schedule's horizon counts optimizer steps, judged by the run's own numbers: a per-step scheduler
+    (OneCycleLR, CyclicLR), or a horizon (``T_max``, ``total_iters``, the last milestone, ...) that is a whole
+    number of epochs of ``batches`` (``T_max=epochs * len(loader)``), never by the words of the source."""
     if sc["cls"] in STEP_SCHEDULERS:
         return True
-    name, _ = _horizon(sc)
-    if not name or not sc.get("line"):
+    _name, horizon = _horizon(sc)
+    if not isinstance(horizon, (int, float)) or isinstance(horizon, bool) or horizon <= 0 or batches < 2:
         return False
-    try:
-        with open(trace.program, encoding="utf-8") as f:
-            tree = ast.parse(f.read())
-    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
-        return False
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and node.lineno <= sc["line"] <= (node.end_lineno or node.lineno):
-            f = node.func
-            fname = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
-            if fname != sc["cls"]:
-                continue
-            for kw in node.keywords:
-                if kw.arg == name:
-                    return bool(_STEP_WORDS.search(ast.unparse(kw.value)))
-            if len(node.args) > 1:
-                return bool(_STEP_WORDS.search(ast.unparse(node.args[1])))
-    return False
+    return float(horizon).is_integer() and int(horizon) % batches == 0
 
 
 @oracle("LL202")
@@ -556,8 +541,6 @@ def batch_scheduler_stepped_per_epoch(trace: Trace) -> List[Evidence]:
     """A schedule sized in steps stepped once per epoch: it advances len(loader) times too slowly."""
     out = []
     for sid, sc in trace.schedulers().items():
-        if not _sized_in_steps(trace, sc):
-            continue
         events = _sched_steps(trace, sid)
         name, horizon = _horizon(sc)
         per_epoch = []
@@ -568,7 +551,7 @@ def batch_scheduler_stepped_per_epoch(trace: Trace) -> List[Evidence]:
             outside = [e for e in events if not Trace.inside(e, inst) and Trace.within(e, prefix)
                        and e["seq"] > min(x["seq"] for x in trace.steps(sc.get("opt")) if Trace.inside(x, inst))]
             inside = [e for e in events if Trace.inside(e, inst)]
-            if len(outside) == 1 and not inside:
+            if len(outside) == 1 and not inside and _sized_in_steps(sc, trace.loader_len(inst) or iters):
                 per_epoch.append((outside[0], trace.loader_len(inst) or iters))
         if per_epoch:
             e, batches = per_epoch[0]
