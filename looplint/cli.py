@@ -510,7 +510,7 @@ def _fix_report(ns: argparse.Namespace, fmt: str, fixes: List, remaining: List[D
         if fmt in report.HUMAN_FORMATS and not ns.quiet:
             if ns.show_fixes and fixed:
                 _write_fixed(fixes, out, context)
-            _write_fix_summary(fixed, remaining, out, ns.fix_only)
+            _write_fix_summary(fixed, remaining, out, ns.fix_only, ns.unsafe_fixes)
     if failures:
         return EXIT_ERROR
     if ns.exit_non_zero_on_fix and fixed:
@@ -530,7 +530,8 @@ def _write_fixed(fixes: List, out: TextIO, context) -> None:
                 out.write(f"    {count} \u00d7 {code} ({name})\n")
 
 
-def _write_fix_summary(fixed: List[Diagnostic], remaining: List[Diagnostic], out: TextIO, fix_only: bool) -> None:
+def _write_fix_summary(fixed: List[Diagnostic], remaining: List[Diagnostic], out: TextIO, fix_only: bool,
+                       unsafe: bool) -> None:
     f, r = len(fixed), len(remaining)
     if fix_only:
         out.write(f"Fixed {f} error{'s' if f != 1 else ''}.\n")
@@ -539,7 +540,7 @@ def _write_fix_summary(fixed: List[Diagnostic], remaining: List[Diagnostic], out
     elif f:
         out.write(f"Found {f} error{'s' if f != 1 else ''} ({f} fixed, 0 remaining).\n")
     else:
-        _write_summary(remaining, out, unsafe=ns.unsafe_fixes)
+        _write_summary(remaining, out, unsafe=unsafe)
 
 
 def _unreadable(path: str, reason: str) -> Diagnostic:

@@ -11,7 +11,6 @@ discriminator gradients from the generator's backward are cleared before the dis
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
