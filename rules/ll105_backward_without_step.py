@@ -63,7 +63,8 @@ class BackwardWithoutStep(Rule):
         if any(getattr(i, "kind", None) == MANUAL_UPDATE for fn in facts.roots for i in model.walk(fn)):
             return
         for role in idle:
-            zero_loops = {stack[-1] for z in zeroed[role] for stack in model.loop_stacks(z) if stack}
+            # the loop a zeroing belongs to: not the ``for p in M.parameters()`` a ``p.grad = None`` runs in
+            zero_loops = {stack[-1] for z in zeroed[role] for stack in model.loop_stacks(z, over_parameters=False) if stack}
             for event in (e for e in facts.loops if e.kind == BACKWARD and not e.dist):
                 loops = {l for stack in model.loop_stacks(event) for l in stack}
                 if loops & zero_loops and model.in_real_loop(event):

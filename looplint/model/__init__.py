@@ -246,8 +246,13 @@ class FileModel:
             if event.kind == kind or (kind == ev.ZERO and event.kind == ev.GRAD_CLEAR):
                 yield event, role, states
 
-    def loop_stacks(self, event: Event) -> Set[Tuple[Loop, ...]]:
-        return self.facts.loops.get(event, set())
+    def loop_stacks(self, event: Event, over_parameters: bool = True) -> Set[Tuple[Loop, ...]]:
+        """The stacks of loops (outermost first) ``event`` runs in, one per way of reaching it; without the
+        loops over a module's parameters (``for p in M.parameters(): p.grad = None``) when asked."""
+        stacks = self.facts.loops.get(event, set())
+        if over_parameters:
+            return stacks
+        return {tuple(l for l in s if l.over_parameters is None) for s in stacks}
 
     def in_real_loop(self, event: Event) -> bool:
         return any(any(l.kind != IMPLICIT for l in stack) for stack in self.loop_stacks(event))

@@ -181,7 +181,7 @@ def _flow(block: Block) -> Tuple[bool, bool, bool]:
             _f, n, v = _flow(item.body)
             of, on, ov = _flow(item.orelse)
             n, v = n or on, v or ov
-            falls = not (item.infinite and not _breaks(item.body))
+            falls = not (item.infinite and not item.leaves_at_head and not _breaks(item.body))
         elif isinstance(item, Try):
             bf, bn, bv = _flow(item.body)
             if item.orelse.items:

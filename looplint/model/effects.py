@@ -34,7 +34,7 @@ from looplint.model import events as ev
 from looplint.model.events import Event
 from looplint.model.frameworks import KEEPS, OPTIMIZER_METHODS
 from looplint.model.roles import ENGINE, MODULE, OPTIMIZER, SCALER, Frame, Role
-from looplint.model.scopes import Function, dotted
+from looplint.model.scopes import Function, dotted, last_name
 
 _SAYS_GRADIENTS = re.compile(r"zero|clear|reset|step|update|backward|optimi[sz]e|apply_grad", re.I)
 
@@ -66,6 +66,8 @@ def refs(e: Optional[cst.BaseExpression]) -> List[cst.BaseExpression]:
     if isinstance(e, cst.Call) and isinstance(e.func, cst.Attribute) and e.func.attr.value in (
             "to", "cuda", "cpu", "module", "parameters", "named_parameters"):
         return refs(e.func.value)
+    if isinstance(e, cst.Call) and last_name(e.func) == "partial":  # what it binds is handed over with it
+        return [r for a in e.args for r in refs(a.value)]
     return []
 
 
@@ -88,6 +90,11 @@ class Effects:
     def _compute(self, e: Event, frame: Frame, tracked: Sequence[Role]) -> Effect:
         call = e.call
         if call is None:
+            return NOTHING
+        made = self.m.values.callable_of(call, frame.fn) if last_name(call.func) == "partial" else None
+        if made is not None and isinstance(made.target, Function):
+            # ``partial(train_step, opt, net)``: a function of this module with arguments bound; it acts
+            # where it is called (the flow follows those calls), and whoever receives it receives them
             return NOTHING
         statement = e.usage == "stmt"
         method = call.func.attr.value if isinstance(call.func, cst.Attribute) else None

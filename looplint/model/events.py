@@ -110,6 +110,10 @@ class Loop:
     starts: tuple = ()  # (counter, first value) for ``enumerate(x)`` / ``range(n)`` targets
     target_counters: frozenset = frozenset()  # the counters (see counters) the loop's targets are
     fn: Optional[Function] = None  # the function whose body holds the loop (set by loops.classify_all)
+    over_parameters: Optional[cst.BaseExpression] = None  # ``M`` of ``for p in M.parameters()``: no iteration of training
+    # ``while True:`` that draws its item first and ends when the iterator runs out: it leaves at its head
+    # after a whole iteration, like ``for`` (see _draws_until_exhausted)
+    leaves_at_head: bool = False
 
 
 @dataclass(eq=False)
@@ -203,6 +207,14 @@ class _Build:
             self.small(st, out)
         elif isinstance(st, cst.If):
             self.expr(st.test, out)
+            cleared = _grad_present_test(st)
+            if cleared is not None:
+                then = self.suite(st.body)
+                if _only_clears(then, cleared):
+                    # ``if p.grad is not None: p.grad.zero_()``: with no gradient there is nothing to clear,
+                    # so the parameter ends without gradient either way: the clear is unconditional
+                    out.extend(then.items)
+                    return
             out.append(self.branch(st))
         elif isinstance(st, cst.For):
             self.expr(st.iter, out)
@@ -225,7 +237,8 @@ class _Build:
                         starts=tuple((self._counter(n), v) for n, v in _counter_start(st, self.o.v, self.fn))
                         + self._incremented_starts(st) + tuple((self._counter(n), v) for n, v in derived.items()
                                                                 if v is not None),
-                        target_counters=frozenset(self._counter(n) for n in names_in(st.target) | set(derived)))
+                        target_counters=frozenset(self._counter(n) for n in names_in(st.target) | set(derived)),
+                        over_parameters=module)
             self.o.loops.append(loop)
             out.append(loop)
         elif isinstance(st, cst.While):
@@ -236,9 +249,12 @@ class _Build:
             if not infinite:
                 # the test is evaluated again before every further iteration
                 self.expr(st.test, body.items)
+            head = infinite and _draws_until_exhausted(st)
+            if head:  # the ``try`` around ``next()`` is the loop's head: its body runs, its handler is the exit
+                body.items[0:1] = body.items[0].body.items
             loop = Loop(st, body, self.suite(st.orelse), infinite, None, frozenset(), frozenset(_assigned_names(st.body)),
                         counters=frozenset(self._counter(n) for n in _incremented(st.body)),
-                        starts=self._incremented_starts(st))
+                        starts=self._incremented_starts(st), leaves_at_head=head)
             self.o.loops.append(loop)
             out.append(loop)
         elif isinstance(st, (cst.Try, cst.TryStar)):
@@ -649,6 +665,51 @@ def _mentions_grad(e: cst.CSTNode) -> bool:
     v = V()
     v.walk(e)
     return v.hit
+
+
+def _grad_present_test(st: cst.If) -> Optional[str]:
+    """``p`` for ``if p.grad is not None:`` with no ``else``."""
+    t = st.test
+    if st.orelse is not None or not isinstance(t, cst.Comparison) or len(t.comparisons) != 1:
+        return None
+    c = t.comparisons[0]
+    if not (isinstance(c.operator, cst.IsNot) and isinstance(c.comparator, cst.Name) and c.comparator.value == "None"):
+        return None
+    left = t.left
+    if isinstance(left, cst.Attribute) and left.attr.value == "grad" and isinstance(left.value, cst.Name):
+        return left.value.value
+    return None
+
+
+def _only_clears(block: Block, name: str) -> bool:
+    """The block clears ``name``'s gradient and does nothing else but work on that gradient in place
+    (``p.grad.detach_()``)."""
+    def on_grad(i) -> bool:
+        return isinstance(i, Event) and (
+            (i.kind == GRAD_CLEAR and isinstance(i.target, cst.Name) and i.target.value == name)
+            or (i.kind == OPAQUE and i.target is not None and dotted(i.target) == name + ".grad"))
+
+    return all(on_grad(i) for i in block.items) and any(i.kind == GRAD_CLEAR for i in block.items)
+
+
+def _draws_until_exhausted(st: cst.While) -> bool:
+    """``while True: try: x = next(it) except StopIteration: break ...``: the first statement draws the next
+    item and every handler of it is a ``break`` on ``StopIteration`` (no ``else``/``finally``, no ``else`` on
+    the loop). Running out ends the loop before an iteration starts: ``for x in it``, written by hand."""
+    first = st.body.body[0] if isinstance(st.body, cst.IndentedBlock) and st.body.body else None
+    if not isinstance(first, cst.Try) or first.orelse is not None or first.finalbody is not None or st.orelse is not None:
+        return False
+    if not first.handlers or not any(isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and n.func.value == "next"
+                                     for n in descendants(first.body)):
+        return False
+    for h in first.handlers:
+        caught = h.type.elements if isinstance(h.type, cst.Tuple) else [h.type] if h.type is not None else []
+        body = h.body.body if isinstance(h.body, cst.IndentedBlock) else []
+        if not any(last_name(c.value if isinstance(c, cst.Element) else c) == "StopIteration" for c in caught) or not (
+                len(body) == 1 and isinstance(body[0], cst.SimpleStatementLine)
+                and [type(x) for x in body[0].body] == [cst.Break]):
+            return False
+    return True
 
 
 def _parameters_receiver(it: cst.BaseExpression) -> Optional[cst.BaseExpression]:

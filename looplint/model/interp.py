@@ -305,7 +305,7 @@ class Interp:
             todo = self.cap(back) - seen
             if rounds > 50:  # the state space is finite; this only guards against surprises
                 break
-        if loop.infinite and not implicit:
+        if loop.infinite and not loop.leaves_at_head and not implicit:
             normal_exits: Set = set()
         else:
             normal_exits = {self._exit(q, loop) for q in exits}

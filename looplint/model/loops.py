@@ -21,6 +21,7 @@ _EPOCH = re.compile(r"epoch", re.I)
 _MICRO = re.compile(r"accum|micro|grad_acc|iter_size|sub_?iter|gradient_accumulation|n_critic|critic_iter", re.I)
 _STEP = re.compile(r"step|iter|update|num_it|max_it|total", re.I)
 _BATCH = re.compile(r"batches|num_batch|n_batch|nbatch|len\(\s*[\w.]*(loader|data)|per_epoch", re.I)
+_PIECES = ("chunk", "split", "tensor_split")  # tensor methods (and torch functions) that cut a batch in pieces
 _DATA_NAMES = re.compile(r"^(train_)?(dl|data|dataset|batches|train_data|data_iter|trainloader|train_dl|loader)$|loader|batches$", re.I)
 
 
@@ -56,7 +57,7 @@ def iter_kind(expr: Optional[cst.BaseExpression], target_names, fn: Function, ro
     items = roles.v.iterated(expr, fn)
     if len(items) > 1 or (items and items[0][2]):  # zip(...): the kind of its most telling argument
         kinds = [_source_kind(e, (), f, roles) for e, f, _z in items]
-        for k in (BATCH, STEP, EPOCH):
+        for k in (BATCH, STEP, EPOCH, MICRO):
             if k in kinds:
                 return k
         return OTHER
@@ -78,6 +79,8 @@ def _source_kind(e: cst.BaseExpression, target_names, fn: Function, roles: Roles
         if _STEP.search(text) or any(t in ("step", "it", "iteration", "global_step") for t in target_names):
             return STEP
         return OTHER
+    if isinstance(e, cst.Call) and last_name(e.func) in _PIECES and (isinstance(e.func, cst.Attribute) or len(e.args) > 1):
+        return MICRO  # ``x.chunk(k)``, ``torch.split(x, n)``: the pieces of one batch, one backward each
     if _settings(e, fn, roles):
         return SWEEP
     if any(_EPOCH.search(t) for t in target_names):

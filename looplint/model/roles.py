@@ -320,7 +320,7 @@ class Roles:
             role = None
             if self.v.call_sites(fn):
                 args, complete = self.v.arguments(fn, name)
-                found = {id(r): r for r in (self.resolve(a, Frame(where)) if dotted(a) else None for a, where in args)}
+                found = {id(r): r for r in (self.resolve(a, Frame(where)) if _is_reference(a) else None for a, where in args)}
                 if complete and len(found) == 1:
                     role = next(iter(found.values()))
             if role is None or role.kind == UNKNOWN:
@@ -805,3 +805,9 @@ def covers(opt: Role, module_key: Optional[str]) -> bool:
         if m == module_key or m.startswith(module_key + ".") or module_key.startswith(m + "."):
             return True
     return False
+
+
+def _is_reference(e: cst.BaseExpression) -> bool:
+    """An argument that names an object (``opt``, ``self.opt``, ``opts[0]``, ``parts["opt"]``) or builds one
+    inline (``SGD(...)``): its role is what the parameter receives."""
+    return bool(dotted(e)) or isinstance(e, (cst.Subscript, cst.Call))

@@ -1,0 +1,200 @@
+"""Gradient state through the ways real code hands the optimizer around and clears its gradients: a
+``p.grad = None`` loop over a module's parameters, a helper bound with ``functools.partial``, an optimizer
+a factory receives as a list or dict entry, a data loop written as ``while True: next(it)``. Each shape is
+written several ways (other names, other sources, other nesting)."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from looplint.engine import lint_source
+
+
+def findings(src: str, codes=("LL101", "LL102", "LL103", "LL104", "LL105", "LL106", "LL108")):
+    got = lint_source(textwrap.dedent(src), "t.py")
+    return sorted((d.code, d.line) for d in got if d.code in codes)
+
+
+def line_of(src: str, text: str) -> int:
+    return next(i for i, row in enumerate(textwrap.dedent(src).splitlines(), 1) if text in row)
+
+
+# -- LL105: gradients cleared parameter by parameter, never stepped ---------------------------------------
+
+CLEARS = [  # the statements that clear the gradients of ``net``'s parameters
+    ["for p in net.parameters(): p.grad = None"],
+    ["for param in net.parameters():", "    param.grad = None"],
+    ["for w in list(net.parameters()):", "    if w.grad is not None:", "        w.grad.zero_()"],
+    ["for w in net.parameters():", "    if w.grad is not None:", "        w.grad.detach_()", "        w.grad.zero_()"],
+]
+
+
+def _clear_then_backward(clear, where: str, step: bool) -> str:
+    def at(indent, rows):
+        return [" " * indent + r for r in rows]
+
+    forward = ["loss = ((net(x) - y) ** 2).mean()", "loss.backward()", *(["opt.step()"] if step else [])]
+    rows = ["import functools", "import torch", ""]
+    if where == "inline":
+        inner = at(12, clear + forward)
+    else:
+        rows += ["def one_step(net, opt, x, y):", *at(4, clear + forward + ["return loss"]), ""]
+        inner = at(12, ["loss = one_step(net, opt, x, y)" if where == "helper" else "loss = run(x, y)"])
+    rows += ["def fit(net, data):", "    opt = torch.optim.Adam(net.parameters(), lr=1e-2)"]
+    if where == "partial":
+        rows.append("    run = functools.partial(one_step, net, opt)")
+    rows += ["    for epoch in range(2):", "        for x, y in data:", *inner]
+    return "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize("clear", CLEARS, ids=["one-line", "block", "zero_", "detach_"])
+@pytest.mark.parametrize("where", ["inline", "helper", "partial"])
+def test_a_parameter_loop_clear_then_backward_and_no_step_is_ll105(clear, where):
+    src = _clear_then_backward(clear, where, step=False)
+    assert findings(src) == [("LL105", line_of(src, "loss.backward()"))]
+    assert findings(_clear_then_backward(clear, where, step=True)) == []
+
+
+def test_a_parameter_loop_over_another_module_is_no_clear_of_this_optimizer():
+    src = """
+    import torch
+
+    def fit(net, critic, data):
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        for x, y in data:
+            for p in critic.parameters(): p.grad = None
+            loss = ((net(x) - y) ** 2).mean()
+            loss.backward()
+    """
+    assert ("LL105", line_of(src, "loss.backward()")) not in findings(src)
+
+
+# -- functools.partial over a function of this module: it acts where it is called ---------------------------
+
+@pytest.mark.parametrize("opt_arg", ["opt", "opts[0]", "parts['opt']"])
+def test_a_partial_of_a_local_step_function_binds_the_optimizer_without_touching_it(opt_arg):
+    src = f"""
+    import functools
+    import torch
+
+    def train_step(optimizer, model, x, y):
+        optimizer.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        return loss
+
+    def train(model, data):
+        opt = torch.optim.RMSprop(model.parameters(), lr=1e-3)
+        opts = [opt]
+        parts = {{"opt": opt}}
+        step_fn = functools.partial(train_step, {opt_arg}, model)
+        for epoch in range(2):
+            for x, y in data:
+                loss = step_fn(x, y)
+    """
+    assert findings(src) == [("LL105", line_of(src, "loss.backward()"))]
+
+
+def test_a_partial_handed_to_code_we_cannot_see_hands_over_what_it_binds():
+    src = """
+    import functools
+    import torch
+    from elsewhere import run_epochs
+
+    def train_step(optimizer, model, batch):
+        optimizer.zero_grad()
+        loss = model(batch).sum()
+        loss.backward()
+        optimizer.step()
+
+    def train(model, data):
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x in data:
+            opt.zero_grad()
+            model(x).sum().backward()
+        run_epochs(functools.partial(train_step, opt, model), data)
+    """
+    assert findings(src) == []
+
+
+# -- a factory's parameter is the entry its only caller passes ---------------------------------------------
+
+@pytest.mark.parametrize("holder, entry", [
+    ("optimizer_list = [torch.optim.SGD(model.parameters(), lr=0.05)]", "optimizer_list[0]"),
+    ("parts = {}\n        parts['opt'] = torch.optim.SGD(model.parameters(), lr=0.05)", "parts['opt']"),
+    ("pair = (torch.optim.SGD(model.parameters(), lr=0.05), None)", "pair[0]"),
+])
+def test_a_closure_made_by_a_factory_zeroes_the_entry_it_was_given(holder, entry):
+    src = f"""
+    import torch
+
+    def make_step(optimizer, net):
+        def step(x, y):
+            optimizer.zero_grad(set_to_none=True)
+            loss = ((net(x) - y) ** 2).mean()
+            loss.backward()
+            return loss
+        return step
+
+    def train(model, loader):
+        {holder}
+        step = make_step({entry}, model)
+        for epoch in range(2):
+            for x, y in loader:
+                loss = step(x, y)
+            {entry}.step()
+    """
+    # the step after the data loop: every batch's gradients are zeroed before a step consumed them
+    assert findings(src) == [("LL108", line_of(src, "optimizer.zero_grad"))]
+
+
+# -- ``while True: next(it)`` ends like ``for`` -------------------------------------------------------------
+
+def _iterator_loop(zero: bool, step_inside: bool, catch: str = "StopIteration") -> str:
+    rows = [
+        "import torch",
+        "",
+        "def train(model, loader):",
+        "    opt = torch.optim.SGD(model.parameters(), lr=0.1)",
+        "    for epoch in range(3):",
+        "        it = iter(loader)",
+        "        while True:",
+        "            try:",
+        "                x, y = next(it)",
+        f"            except {catch}:",
+        "                break",
+        *(["            opt.zero_grad()"] if zero else []),
+        "            loss = ((model(x) - y) ** 2).mean()",
+        "            loss.backward()",
+        "            opt.step()" if step_inside else "        opt.step()",
+    ]
+    return "\n".join(rows) + "\n"
+
+
+def test_an_iterator_loop_with_a_step_per_batch_is_clean():
+    assert findings(_iterator_loop(zero=True, step_inside=True)) == []
+
+
+def test_an_iterator_loop_without_zero_grad_is_ll101():
+    src = _iterator_loop(zero=False, step_inside=True)
+    assert findings(src) == [("LL101", line_of(src, "opt.step()"))]
+
+
+@pytest.mark.parametrize("catch", ["StopIteration", "(StopIteration,)"])
+def test_a_step_after_an_iterator_loop_that_zeroes_per_batch_is_ll108_only(catch):
+    src = _iterator_loop(zero=True, step_inside=False, catch=catch)
+    assert findings(src) == [("LL108", line_of(src, "opt.zero_grad()"))]
+
+
+@pytest.mark.parametrize("zero", [False, True])
+def test_a_step_after_an_iterator_loop_is_judged_like_one_after_a_for_loop(zero):
+    src = _iterator_loop(zero=zero, step_inside=False)
+    as_for = src.replace("        while True:\n            try:\n                x, y = next(it)\n"
+                         "            except StopIteration:\n                break\n", "        for x, y in it:\n")
+    assert "for x, y in it" in as_for
+    def texts(code):
+        rows = code.splitlines()
+        return [(c, rows[line - 1].strip()) for c, line in findings(code)]
+
+    assert texts(src) == texts(as_for) != []
