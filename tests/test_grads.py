@@ -198,3 +198,58 @@ def test_a_step_after_an_iterator_loop_is_judged_like_one_after_a_for_loop(zero)
         return [(c, rows[line - 1].strip()) for c, line in findings(code)]
 
     assert texts(src) == texts(as_for) != []
+
+
+# -- ``self.model, self.opt = build()``: the module a factory returns is the one its optimizer holds --------
+
+@pytest.mark.parametrize("unpack", ["self.model, self.opt = build_parts()", "(self.model, self.opt) = build_parts()"])
+@pytest.mark.parametrize("clear", ["self.model.zero_grad()", "for p in self.model.parameters(): p.grad = None"])
+def test_a_module_unpacked_from_a_factory_is_the_one_its_optimizer_was_built_over(unpack, clear):
+    src = f"""
+    import torch
+    from torch import nn
+
+    def build_parts():
+        net = nn.Linear(4, 1)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+        return net, optimizer
+
+    class Trainer:
+        def __init__(self):
+            {unpack}
+
+        def fit(self, loader):
+            for x, y in loader:
+                {clear}
+                loss = ((self.model(x) - y) ** 2).mean()
+                loss.backward()
+                self.opt.step()
+    """
+    assert findings(src) == []
+    dropped = src.replace(clear, "pass")
+    assert findings(dropped) == [("LL101", line_of(src, "self.opt.step()"))]
+
+
+# -- a loop over the pieces of a batch is a micro-batch loop ------------------------------------------------
+
+@pytest.mark.parametrize("pieces", [
+    "zip(x.chunk(4), y.chunk(4))",
+    "zip(torch.split(x, 2), torch.split(y, 2))",
+    "zip(x.tensor_split(k), y.tensor_split(k))",
+])
+def test_zero_grad_per_piece_of_a_batch_discards_the_accumulation(pieces):
+    src = f"""
+    import torch
+
+    def train(model, opt, loader, k=4):
+        for x, y in loader:
+            for xb, yb in {pieces}:
+                opt.zero_grad()
+                loss = ((model(xb) - yb) ** 2).mean() / k
+                loss.backward()
+            opt.step()
+    """
+    assert findings(src) == [("LL108", line_of(src, "opt.zero_grad()"))]
+    hoisted = src.replace("            for xb, yb", "            opt.zero_grad()\n            for xb, yb", 1).replace(
+        "                opt.zero_grad()\n", "", 1)
+    assert hoisted != src and findings(hoisted) == []

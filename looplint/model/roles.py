@@ -705,8 +705,8 @@ class Roles:
             v = unwrap_module(v) if v is not None else None
             if v is not None and dotted(v) is not None and not _is_literal_name(v) and dotted(v) != f"self.{attr}":
                 keys.add(self._module_key(v, Frame(a.scope), depth + 1))
-            else:
-                keys.add(own)
+            else:  # ``self.model, self.opt = build_parts()``: what the factory returns there
+                keys.add(self._returned_key(a, depth) or own)
         got = keys.pop() if len(keys) == 1 else (own if not keys else None)
         self._keys[memo] = got
         return got

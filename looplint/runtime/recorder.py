@@ -41,7 +41,7 @@ class StopProgram(BaseException):
 
 
 class _ParamState:
-    __slots__ = ("serial", "ref", "owner", "contrib", "applied", "incoming", "hooked", "line", "late")
+    __slots__ = ("serial", "ref", "owner", "contrib", "applied", "incoming", "was_clear", "hooked", "line", "late")
 
     def __init__(self, serial: int, param: Any) -> None:
         self.serial = serial
@@ -50,6 +50,7 @@ class _ParamState:
         self.contrib: List[int] = []  # backward passes whose gradients .grad holds, oldest first
         self.applied: Dict[int, int] = {}  # optimizer serial -> len(contrib) when it last stepped on them
         self.incoming: Any = None
+        self.was_clear = False  # ``.grad`` was None when the incoming gradient arrived: it starts afresh
         self.hooked = False
         self.line: tuple = ()  # the program's lines on the stack where it was created (registered)
         self.late = False  # created after an optimizer was built
@@ -206,6 +207,8 @@ class Recorder:
             st = self.params.get(serial)
             if st is not None:
                 st.incoming = grad
+                p = st.ref()
+                st.was_clear = p is not None and p.grad is None
             return None
 
         return _safe(self, hook)
@@ -217,8 +220,10 @@ class Recorder:
                 return
             incoming, st.incoming = st.incoming, None
             g = p.grad
-            fresh = False
-            if g is not None and incoming is not None:
+            # a gradient that arrived on a cleared ``.grad`` is fresh, whatever its values (a NaN gradient
+            # equals nothing, not even itself)
+            fresh, st.was_clear = st.was_clear, False
+            if not fresh and g is not None and incoming is not None:
                 try:
                     fresh = g is incoming or bool(self.torch.equal(g, incoming))
                 except (RuntimeError, TypeError):
