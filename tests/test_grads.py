@@ -253,3 +253,37 @@ def test_zero_grad_per_piece_of_a_batch_discards_the_accumulation(pieces):
     hoisted = src.replace("            for xb, yb", "            opt.zero_grad()\n            for xb, yb", 1).replace(
         "                opt.zero_grad()\n", "", 1)
     assert hoisted != src and findings(hoisted) == []
+
+
+# -- modules built into the entries of one container are different objects ---------------------------------
+
+@pytest.mark.parametrize("store", [
+    'parts = {}\n        parts["gen"] = nn.Linear(4, 8)\n        parts["disc"] = nn.Linear(8, 1)',
+    'parts = {"gen": nn.Linear(4, 8), "disc": nn.Linear(8, 1)}',
+])
+def test_an_optimizer_over_one_entry_is_not_zeroed_by_the_other_entrys_optimizer(store):
+    src = f"""
+    import torch
+    from torch import nn
+
+    def make_optimizer(module):
+        return torch.optim.Adam(module.parameters(), lr=1e-2)
+
+    def train(loader):
+        {store}
+        opt_g = make_optimizer(parts["gen"])
+        opt_d = make_optimizer(parts["disc"])
+        for x in loader:
+            opt_d.zero_grad()
+            fake = parts["gen"](x)
+            d_loss = parts["disc"](fake.detach()).mean()
+            d_loss.backward()
+            opt_d.step()
+            g_loss = -parts["disc"](fake).mean()
+            g_loss.backward()
+            opt_g.step()
+    """
+    # ``opt_g`` is never zeroed: its step applies the generator's gradients of every earlier iteration
+    assert findings(src) == [("LL101", line_of(src, "opt_g.step()"))]
+    fixed = src.replace("            opt_d.zero_grad()\n", "            opt_d.zero_grad()\n            opt_g.zero_grad()\n")
+    assert fixed != src and findings(fixed) == []

@@ -583,8 +583,8 @@ class Roles:
                 return None
             v, where = stored[0]
             v = unwrap_module(v)
-            if dotted(v) is None:
-                return f"{where.qualname}:{_text(expr)}"
+            if dotted(v) is None:  # an object built into the entry: one of its own (not the whole container)
+                return f"{where.qualname}:{_text(expr.value)}[{id(v)}]"
             return self._module_key(v, frame if where is frame.fn else Frame(where), depth + 1)
         d = dotted(expr)
         if d is None:
