@@ -287,3 +287,35 @@ def test_an_optimizer_over_one_entry_is_not_zeroed_by_the_other_entrys_optimizer
     assert findings(src) == [("LL101", line_of(src, "opt_g.step()"))]
     fixed = src.replace("            opt_d.zero_grad()\n", "            opt_d.zero_grad()\n            opt_g.zero_grad()\n")
     assert fixed != src and findings(fixed) == []
+
+
+# -- a function that runs one epoch: its ``next(it)`` loop is a pass over the data ---------------------------
+
+EPOCH_PASSES = {
+    "counted": ["i = 0", "while i < len(loader):", "    x, y = next(batch_iter)", "    i += 1"],
+    "exhausted": ["while True:", "    try:", "        x, y = next(batch_iter)", "    except StopIteration:",
+                  "        break"],
+    "ranged": ["for _ in range(len(loader)):", "    x, y = next(batch_iter)"],
+}
+
+
+def _one_epoch(draw, step_inside: bool, source: str = "iter(loader)") -> str:
+    rows = ["import torch", "", "def train_one_epoch(opt, loader, net):", "    opt.zero_grad()",
+            f"    batch_iter = {source}", *["    " + r for r in EPOCH_PASSES[draw]],
+            "        loss = ((net(x) - y) ** 2).mean()", "        loss.backward()",
+            *(["        opt.step()", "        opt.zero_grad()"] if step_inside else ["    opt.step()"]),
+            "", "def train(net, loader):", "    opt = torch.optim.SGD(net.parameters(), lr=0.05)",
+            "    for epoch in range(3):", "        train_one_epoch(opt, loader, net)"]
+    return "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize("draw", sorted(EPOCH_PASSES))
+def test_one_step_after_a_pass_drawn_with_next_is_ll106(draw):
+    src = _one_epoch(draw, step_inside=False)
+    assert findings(src) == [("LL106", line_of(src, "    opt.step()"))]
+    assert findings(_one_epoch(draw, step_inside=True)) == []
+
+
+def test_an_endless_iterator_is_a_stream_of_steps_not_a_pass():
+    src = _one_epoch("counted", step_inside=False, source="iter(itertools.cycle(loader))")
+    assert ("LL106", line_of(src, "    opt.step()")) not in findings(src)

@@ -154,6 +154,10 @@ def classify_all(builder, roles: Roles, functions) -> None:
             # ``batch_iter = iter(loader)`` in every epoch, then ``while True: next(batch_iter)`` (or
             # ``while i < len(loader)``): one pass over the data, not a stream of updates
             loop.kind = BATCH
+        elif loop.kind == STEP and loop not in parents and not _at_module_level(loop) and _draws_batches(
+                loop, roles, fresh_in=loop.fn):
+            # the same in a function that runs one epoch: the iterator is made afresh in every call
+            loop.kind = BATCH
     for loop in loops:
         if loop.kind in (OTHER, STEP) and not loop.infinite:
             inner = [i for i in walk(loop.body, builder) if isinstance(i, Loop)]
@@ -177,9 +181,14 @@ def _trains(loop: Loop, builder) -> bool:
     return False
 
 
-def _draws_batches(loop: Loop, roles: Roles, fresh_in: Optional[Loop] = None) -> bool:
+def _at_module_level(loop: Loop) -> bool:
+    return loop.fn is None or loop.fn.is_module
+
+
+def _draws_batches(loop: Loop, roles: Roles, fresh_in=None) -> bool:
     """``for i in range(n): x, y = next(it)`` with ``it = iter(loader)``: every iteration takes a batch (with
-    ``fresh_in``: from an iterator made afresh in each iteration of that enclosing loop)."""
+    ``fresh_in``: from an iterator made afresh in each iteration of that enclosing loop, or in each call of
+    that function before the loop — one that never runs out, ``cycle(loader)``, is a stream)."""
     fn = getattr(loop, "fn", None)
     if fn is None:
         return False
@@ -208,13 +217,22 @@ def _draws_batches(loop: Loop, roles: Roles, fresh_in: Optional[Loop] = None) ->
                 continue
             if inside is None:
                 inside = {id(n) for n in descendants(fresh_in.node.body)}
+                if isinstance(fresh_in, Function):  # made before the loop, not again inside it
+                    inside -= {id(n) for n in descendants(loop.node)}
             _scope, defs = roles.v.bindings(it.value, fn, it)
             if not defs or not all(getattr(d, "node", None) is not None and id(d.node) in inside for d in defs):
+                continue
+            if isinstance(fresh_in, Function) and any(_endless(v) for v, _w in binds):
                 continue
         for src, where, _z in roles.v.iterated(it, fn):
             if _source_kind(src, (), where, roles) == BATCH:
                 return True
     return False
+
+
+def _endless(value: cst.BaseExpression) -> bool:
+    """An iterator that never runs out: ``cycle(loader)``, ``iter(itertools.repeat(...))``."""
+    return any(isinstance(n, cst.Call) and last_name(n.func) in ("cycle", "repeat") for n in descendants(value))
 
 
 def _all_loops(block: Block) -> Iterator[Loop]:
