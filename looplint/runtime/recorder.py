@@ -41,7 +41,8 @@ class StopProgram(BaseException):
 
 
 class _ParamState:
-    __slots__ = ("serial", "ref", "owner", "contrib", "applied", "incoming", "was_clear", "hooked", "line", "late")
+    __slots__ = ("serial", "ref", "owner", "contrib", "applied", "incoming", "was_clear", "zero_from_backward", "hooked",
+                 "line", "late")
 
     def __init__(self, serial: int, param: Any) -> None:
         self.serial = serial
@@ -51,6 +52,7 @@ class _ParamState:
         self.applied: Dict[int, int] = {}  # optimizer serial -> len(contrib) when it last stepped on them
         self.incoming: Any = None
         self.was_clear = False  # ``.grad`` was None when the incoming gradient arrived: it starts afresh
+        self.zero_from_backward = False  # the last backward left ``.grad`` all zeros (a saturated loss)
         self.hooked = False
         self.line: tuple = ()  # the program's lines on the stack where it was created (registered)
         self.late = False  # created after an optimizer was built
@@ -238,6 +240,7 @@ class Recorder:
                 if incoming is not None:
                     bw["incoming"][serial] = _sqnorm(self.torch, incoming)
             closure = self.closures[-1] if self.closures else None
+            st.zero_from_backward = g is not None and self._grad_is_clear(p)
             if fresh:
                 st.contrib = [bw_id]
                 st.applied = {}
@@ -259,14 +262,15 @@ class Recorder:
             return False
 
     def sync(self, serials: Any) -> List[int]:
-        """Forgets the gradients of parameters whose ``.grad`` is None or zero; returns their serials."""
+        """Forgets the gradients of parameters whose ``.grad`` is None or zero (not a zero gradient that a
+        backward pass computed: that is a gradient, not a clearing); returns their serials."""
         cleared = []
         for s in serials:
             st = self.params.get(s)
             if st is None or not st.contrib:
                 continue
             p = st.ref()
-            if p is None or self._grad_is_clear(p):
+            if p is None or (self._grad_is_clear(p) and not (st.zero_from_backward and p.grad is not None)):
                 cleared.append(s)
         return cleared
 
@@ -442,6 +446,9 @@ class Recorder:
     def zero_grad_end(self, target: str, target_id: Optional[int], before: Optional[Dict[int, float]],
                       how: str) -> None:
         before = before or {}
+        if how != "manual":  # ``zero_grad()`` ran: a zero gradient left by a backward is cleared too
+            for s in before:
+                self.params[s].zero_from_backward = False
         cleared = set(self.sync(list(before)))
         per_opt = {}
         for info in self.opts.values():
