@@ -5,7 +5,10 @@ An entry's key is a hash of
 * this looplint: its version and a fingerprint of its own source files (their names, sizes and modification
   times: an edited rule or model module is another looplint),
 * the settings that reach the engine: the rule codes linted for the file, and whether it is a notebook,
-* the file's content (its bytes).
+* the file's content (its bytes),
+* for a file that may train (``relevance.TRAINING_TOKENS``), the modules of the project it imports, which the
+  model reads (``looplint.model.project``): each one's path, modification time and size, and the names that
+  resolve to no file yet. Editing a sibling module, or creating one the file imports, is another key.
 
 Diagnostics do not depend on a file's name beyond that, so an entry holds them without the path and a hit
 gets the path it was looked up with. Entries live below the cache folder (default ``.looplint_cache`` in
@@ -80,10 +83,15 @@ class Cache:
         self._prepared = False
         self.writable = True
 
-    def key(self, data: bytes, codes: Sequence[str], notebook: bool) -> str:
+    def key(self, data: bytes, codes: Sequence[str], notebook: bool, path: Optional[str] = None) -> str:
+        """The entry of a file's content, rules and kind; with ``path``, also of the project modules it
+        imports (see the module docstring)."""
         h = hashlib.blake2b(digest_size=20)
         h.update(("nb" if notebook else "py").encode() + b"\0" + ",".join(codes).encode() + b"\0")
         h.update(data)
+        if path is not None:
+            for module, stamp in imported_modules(data, path, notebook):
+                h.update(f"\0{module}\0{stamp}".encode("utf-8", "surrogatepass"))
         return h.hexdigest()
 
     def _path(self, key: str) -> str:
@@ -132,6 +140,44 @@ class Cache:
                     f.write(text)
                 os.replace(temporary, path)
         self._prepared = True
+
+
+def imported_modules(data: bytes, path: str, notebook: bool):
+    """(module path, stamp) of every project module a file's model may read (``imports.dependencies``);
+    none for a file that cannot train."""
+    from looplint.relevance import TRAINING_TOKENS
+
+    text = data.decode("utf-8", "replace")  # enough to read import statements
+    if notebook:
+        text = _notebook_code(text)
+    if TRAINING_TOKENS.search(text) is None:
+        return []
+    from looplint.imports import dependencies
+
+    return dependencies(text, path)
+
+
+def _notebook_code(text: str) -> str:
+    """A notebook's code cells, each one that parses on its own (IPython magics and shell lines dropped)."""
+    import ast
+
+    try:
+        cells = json.loads(text).get("cells", [])
+    except (ValueError, AttributeError, RecursionError):
+        return ""
+    out = []
+    for cell in cells if isinstance(cells, list) else []:
+        source = cell.get("source", "") if isinstance(cell, dict) and cell.get("cell_type", "code") == "code" else ""
+        source = "".join(source) if isinstance(source, list) else source
+        if not isinstance(source, str):
+            continue
+        code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            ast.parse(code)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        out.append(code)
+    return "\n".join(out)
 
 
 def _remove(path: str) -> None:

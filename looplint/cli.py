@@ -63,10 +63,9 @@ files:
   paths are still linted and the exit status is 1.
 
 cache:
-  Results are cached per file content, rule selection and looplint version in .looplint_cache in the
-  current folder (--cache-dir DIR or env LOOPLINT_CACHE_DIR elsewhere; --no-cache or LOOPLINT_NO_CACHE=1
-  to lint without it;
-  `looplint clean` removes it). Its folder holds a CACHEDIR.TAG and a .gitignore.
+  Results are cached per file content, rule selection, looplint version and the project modules the
+  file imports in .looplint_cache in the current folder (--cache-dir DIR or env LOOPLINT_CACHE_DIR
+  elsewhere; --no-cache or LOOPLINT_NO_CACHE=1 to lint without it; `looplint clean` removes it). Its folder holds a CACHEDIR.TAG and a .gitignore.
 
 configuration:
   [tool.looplint] in pyproject.toml, or looplint.toml; the closest file to each path wins. Keys: select,
@@ -432,7 +431,7 @@ def _lint_cached(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], 
         except OSError:  # unreadable, too large, not a regular file: the engine says why, uncached
             missing.append((index, None, None))
             continue
-        key = cache.key(data, codes, notebook)
+        key = cache.key(data, codes, notebook, path)
         hit = cache.get(key, path)
         if hit is not None:
             results[index] = (hit, None)

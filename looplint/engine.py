@@ -28,10 +28,8 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from looplint.diagnostics import Diagnostic
 from looplint.files import MAX_SOURCE_BYTES, NotRegularFile, TooLarge, read_regular, size_text
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME, Rule, all_rules
-from looplint.relevance import blank_cold, relevance
+from looplint.relevance import TRAINING_TOKENS, blank_cold, relevance
 
-# A file that mentions none of these cannot hold a training loop; it is only checked for syntax.
-TRAINING_TOKENS = re.compile(r"backward\(|\.backward\b|zero_grad|\.step\(|\bstep\(|\.grad\b|\bclosure\b|lr_scheduler|Optimizer\b")
 
 # Nesting depth (syntax-tree levels, ``and``/``or`` operands counted as libcst nests them). Measured on
 # libcst 1.9 (CPython 3.11, 8 MB stack): parsing ``x[0]`` nested 1,000 deep takes 1 s, 2,000 deep 4.5 s and
@@ -290,7 +288,7 @@ def check_module(module: cst.Module, path: str, rules: Iterable[type]) -> List[D
 def _check_module(module: cst.Module, path: str, rules: Iterable[type]) -> List[Diagnostic]:
     from looplint.model import build_model  # the model is only needed when there is code to judge
 
-    model = build_model(module)
+    model = build_model(module, path)
     found = []
     for rule_cls in rules:
         rule: Rule = rule_cls()
@@ -302,7 +300,9 @@ def _check_module(module: cst.Module, path: str, rules: Iterable[type]) -> List[
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     out = {}
     for rule_cls, finding in found:
-        rng = positions[finding.node]
+        rng = positions.get(finding.node)
+        if rng is None:  # in the code of an imported module (project.py): findings stay in this file
+            continue
         key = (rule_cls.code, rng.start.line, rng.start.column)
         if key not in out:
             out[key] = Diagnostic(

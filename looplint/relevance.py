@@ -28,7 +28,11 @@ import ast
 import re
 from typing import Iterator, List, NamedTuple, Set, Tuple
 
-# The engine's text pre-filter (engine.TRAINING_TOKENS) as a test on one identifier.
+# A file that mentions none of these cannot hold a training loop; it is only checked for syntax (the
+# engine's text pre-filter; the results cache asks it too, without importing the engine).
+TRAINING_TOKENS = re.compile(r"backward\(|\.backward\b|zero_grad|\.step\(|\bstep\(|\.grad\b|\bclosure\b|lr_scheduler|Optimizer\b")
+
+# The engine's text pre-filter (TRAINING_TOKENS) as a test on one identifier.
 TRAINING_NAMES = re.compile(r"backward$|zero_grad|^step$|^grad$|^closure$|lr_scheduler|Optimizer$")
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)

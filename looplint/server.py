@@ -996,6 +996,9 @@ def create_server(debounce: float = DEBOUNCE_SECONDS) -> LooplintLanguageServer:
         uri = params.text_document.uri
         if os.path.basename(to_fs_path(uri) or "") in CONFIG_FILES:
             ls.configuration_changed()
+        elif (to_fs_path(uri) or "").endswith(".py"):
+            # another open document may import this module (looplint.model.project reads it from disk)
+            ls.relint_all()
         elif ls.open_text_document(uri) is not None:
             ls.schedule(ls.notebook_of_cell(uri) or uri)
 

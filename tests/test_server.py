@@ -263,6 +263,33 @@ async def test_save_relints_and_close_clears(editor: Editor):
     assert await editor.diagnostics(uri, after=seen) == []
 
 
+HELPER_USER = """import torch
+from helpers_mod import report
+
+
+def fit(model, loader):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for x, y in loader:
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        report(loss)
+        opt.step()
+"""
+
+
+@in_session
+async def test_saving_an_imported_module_relints_the_documents_that_import_it(editor: Editor):
+    helper = editor.open("helpers_mod.py", "def report(value):\n    print(float(value))\n")
+    uri = editor.open("uses_helper.py", HELPER_USER)
+    assert [d.code for d in await editor.diagnostics(uri)] == ["LL104"]  # the helper only logs
+    seen = len(editor.publishes(uri))
+    text = "def report(value):\n    value.backward()\n"
+    editor.change(helper, text)
+    (editor.folder / "helpers_mod.py").write_text(text, encoding="utf-8")  # what the editor writes on save
+    editor.save(helper)
+    assert await editor.diagnostics(uri, after=seen) == []  # now it runs backward
+
+
 @in_session
 async def test_unparsable_document_is_LL000(editor: Editor):
     uri = editor.open("broken.py", BROKEN_PROGRAM)

@@ -34,9 +34,13 @@ GRADIENT_KINDS = (ev.STEP, ev.ZERO, ev.BACKWARD, ev.GRAD_CLEAR)
 
 
 class FileModel:
-    def __init__(self, module: cst.Module):
+    def __init__(self, module: cst.Module, path: Optional[str] = None):
+        """``path``: where the file lives (its imports of other modules of the project are read from
+        there, see project.py); None for a module on its own."""
+        from looplint.model.project import Project
+
         self.module = module
-        self.scopes = Scopes(module)
+        self.scopes = Scopes(module, Project(path) if path is not None else None)
         self.values = Values(self.scopes)
         self.roles = Roles(self.scopes, self.values)
         self.builder = EventBuilder(self.scopes, self.roles.ctor_kind, self.values)
@@ -63,6 +67,7 @@ class FileModel:
         self._facts: Optional[Facts] = None
         self._steps: Optional[Dict[Optional[Role], List[Event]]] = None
         self._handed: Dict[int, bool] = {}
+        self._scanned = 0  # how many built function bodies ``function_of`` has indexed
 
     @cached_property
     def periodic_counters(self) -> FrozenSet[str]:
@@ -140,8 +145,19 @@ class FileModel:
         return table
 
     def function_of(self, e: Event) -> Optional[Function]:
-        """The function whose body holds an event."""
-        return self._event_functions.get(id(e))
+        """The function whose body holds an event (also a function of an imported module the analysis
+        entered: project.py)."""
+        table = self._event_functions
+        got = table.get(id(e))
+        if got is None and len(self.builder.built()) != self._scanned:
+            self._scanned = len(self.builder.built())
+            for fn in list(self.builder.built()):
+                if fn.home is not self.scopes:
+                    for item in items_below(self.builder.body(fn)):
+                        if isinstance(item, Event):
+                            table.setdefault(id(item), fn)
+            got = table.get(id(e))
+        return got
 
     def scaler_handed_over(self, expr: cst.BaseExpression, fn: Function) -> bool:
         """Whether a GradScaler is handed to code we cannot see that keeps it (an argument of a call whose
@@ -385,8 +401,8 @@ def _optimizer_like(cls) -> bool:
     return ("step" in cls.methods and "zero_grad" in cls.methods) or "Optimizer" in bases or "LRScheduler" in bases
 
 
-def build_model(module: cst.Module) -> FileModel:
-    return FileModel(module)
+def build_model(module: cst.Module, path: Optional[str] = None) -> FileModel:
+    return FileModel(module, path)
 
 
 def _is_backward(call: cst.Call) -> bool:

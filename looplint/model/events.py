@@ -155,7 +155,7 @@ class EventBuilder:
 
     def ctor_kind_of_class(self, cls) -> Optional[str]:
         """The role instances of a class of this module play (optimizer, scheduler, scaler), or None."""
-        kind, _name = self.ctor_kind(cst.Call(cst.Name(cls.name)))
+        kind, _name = self.ctor_kind(cst.Call(cst.Name(cls.name)), cls=cls)
         return kind if kind in ("optimizer", "scheduler", "scaler") else None
 
     def rebound_elsewhere(self, fn: Function) -> frozenset:
@@ -164,6 +164,10 @@ class EventBuilder:
         if got is None:
             got = self._rebound[fn] = _rebound_names(fn)
         return got
+
+    def built(self):
+        """The functions whose events have been built so far."""
+        return self._cache.keys()
 
     def body(self, fn: Function) -> Block:
         b = self._cache.get(fn)

@@ -160,19 +160,18 @@ class Roles:
         self._memo: Dict[tuple, Role] = {}
         self._keys: Dict[tuple, Optional[str]] = {}
         self._busy: set = set()
-        self.local_optimizer_classes = {c.name for c in scopes.classes.values() if any(_last(b) in ("Optimizer",) or "optim.Optimizer" in b for b in c.bases)}
-        self.local_scheduler_classes = {c.name for c in scopes.classes.values() if any(_last(b) in ("LRScheduler", "_LRScheduler") for b in c.bases)}
-        self.local_module_classes = {
-            c.name
-            for c in scopes.classes.values()
-            if any(b.startswith(MODULE_PREFIXES) or _last(b) in ("Module", "LightningModule", "Sequential") for b in c.bases)
-        }
+        self.local_optimizer_classes = {c.name for c in scopes.classes.values() if _optimizer_class(c)}
+        self.local_scheduler_classes = {c.name for c in scopes.classes.values() if _scheduler_class(c)}
+        self.local_module_classes = {c.name for c in scopes.classes.values() if _module_class(c)}
 
     # -- constructor classification --------------------------------------------------------------------
-    def ctor_kind(self, call: cst.Call, fn: Optional[Function] = None) -> Tuple[Optional[str], Optional[str]]:
+    def ctor_kind(self, call: cst.Call, fn: Optional[Function] = None, cls: Optional[ClassInfo] = None) -> Tuple[Optional[str], Optional[str]]:
         """(role kind, class name) for a constructor/factory call, or (None, None). With the scope ``fn``, a
         class passed in or given as a default (``opt_cls=torch.optim.LBFGS`` ... ``opt_cls(params)``) is
-        read through the values service."""
+        read through the values service. With ``cls``, the call builds that class (of this module or an
+        imported one)."""
+        if cls is not None:
+            return self.class_kind(cls)
         if fn is not None and isinstance(call.func, cst.Name):
             scope, binds = self.v.bindings(call.func.value, fn, call.func)
             if binds:
@@ -184,20 +183,12 @@ class Roles:
         if q is None:
             return None, None
         last = q.rsplit(".", 1)[-1]
-        local = self.s.classes.get(last) if "." not in q else None
-        if local is not None:  # a class of this module shadows any torch name
-            if last in self.local_optimizer_classes:
-                return OPTIMIZER, last
-            if last in self.local_scheduler_classes:
-                return SCHEDULER, last
-            if last in self.local_module_classes:
-                return MODULE, last
-            methods = set(local.methods)
-            if {"step", "zero_grad"} <= methods:
-                return OPTIMIZER, last  # a hand-written optimizer or wrapper
-            if "step" in methods and ({"scale", "unscale_"} & methods or name_kind(last) == SCALER):
-                return SCALER, last  # a stand-in for GradScaler
-            return OTHER, last  # a class of this module that is none of the above: not an optimizer
+        local = self.s.home_of(call.func).classes.get(last) if "." not in q else None
+        if local is None and isinstance(call.func, (cst.Name, cst.Attribute)):
+            found = self.s.imported(dotted(call.func) or "", fn)  # a class of another module of the project
+            local = found if isinstance(found, ClassInfo) else None
+        if local is not None:  # a class of this module (or the project) shadows any torch name
+            return self.class_kind(local)
         if "lr_scheduler" in q or (last in SCHEDULER_CLASSES and "." not in q.replace(last, "")):
             return (SCHEDULER, last) if last[:1].isupper() or last.startswith("_") else (None, None)
         if last in SCHEDULER_CLASSES:
@@ -217,6 +208,34 @@ class Roles:
         if last in ("optimizers",) and isinstance(call.func, cst.Attribute):
             return OPTIMIZER, None  # Lightning: self.optimizers()
         return None, None
+
+    def class_kind(self, cls: ClassInfo) -> Tuple[str, str]:
+        """What instances of a class defined in the project are: an optimizer, scheduler or module by its
+        bases; a hand-written optimizer or GradScaler stand-in by its methods; else OTHER (a writer, a
+        timer: no torch object)."""
+        last = cls.name
+        if _optimizer_class(cls):
+            return OPTIMIZER, last
+        if _scheduler_class(cls):
+            return SCHEDULER, last
+        if _module_class(cls) or self._module_base(cls):
+            return MODULE, last
+        methods = set(cls.methods)
+        if {"step", "zero_grad"} <= methods:
+            return OPTIMIZER, last  # a hand-written optimizer or wrapper
+        if "step" in methods and ({"scale", "unscale_"} & methods or name_kind(last) == SCALER):
+            return SCALER, last  # a stand-in for GradScaler
+        return OTHER, last  # a class of this module that is none of the above: not an optimizer
+
+    def _module_base(self, cls: ClassInfo, depth: int = 0) -> bool:
+        """An ``nn.Module`` through a base class defined beside it (``class Net(Base)``, ``class Base(nn.Module)``)."""
+        if depth > 5:
+            return False
+        for b in cls.bases:
+            base = (cls.home or self.s).classes.get(b) if "." not in b else None
+            if base is not None and base is not cls and (_module_class(base) or self._module_base(base, depth + 1)):
+                return True
+        return False
 
     def _class_values(self, binds) -> Optional[List[cst.BaseExpression]]:
         """The class expressions a name bound to classes holds (parameter defaults and call-site arguments,
@@ -749,6 +768,18 @@ class Roles:
 
 
 _NONE = object()
+
+
+def _optimizer_class(c: ClassInfo) -> bool:
+    return any(_last(b) in ("Optimizer",) or "optim.Optimizer" in b for b in c.bases)
+
+
+def _scheduler_class(c: ClassInfo) -> bool:
+    return any(_last(b) in ("LRScheduler", "_LRScheduler") for b in c.bases)
+
+
+def _module_class(c: ClassInfo) -> bool:
+    return any(b.startswith(MODULE_PREFIXES) or _last(b) in ("Module", "LightningModule", "Sequential") for b in c.bases)
 
 
 def _last(q: str) -> str:

@@ -96,6 +96,7 @@ class ClassInfo:
     node: cst.ClassDef
     bases: List[str]
     methods: Dict[str, "Function"] = field(default_factory=dict)
+    home: Optional["Scopes"] = field(default=None, repr=False)  # the module that defines it
     # self.<attr> = value, from every method (and class-level assignments)
     attrs: Dict[str, List["Assignment"]] = field(default_factory=dict)
     # self.<attr>[<literal>] = value, from every method
@@ -126,6 +127,7 @@ class Function:
     globals_: Set[str] = field(default_factory=set)
     # <name>[<literal>] = value: entries stored into containers, by (container, key text)
     items: Dict[tuple, List[Assignment]] = field(default_factory=dict)
+    home: Optional["Scopes"] = field(default=None, repr=False)  # the module that defines it
 
     @property
     def is_module(self) -> bool:
@@ -134,8 +136,10 @@ class Function:
     @property
     def qualname(self) -> str:
         if self.is_module:
-            return "<module>"
+            return self.name
         prefix = self.parent.qualname + "." if self.parent and not self.parent.is_module else ""
+        if self.parent is not None and self.parent.is_module and self.parent.name != "<module>":
+            prefix = self.parent.name + "."  # a function of an imported module (project.py)
         if self.cls is not None:
             prefix = self.cls.name + "."
         return prefix + self.name
@@ -145,24 +149,63 @@ class Function:
 
 
 class Scopes:
-    """Imports, functions, classes and assignments of one module."""
+    """Imports, functions, classes and assignments of one module.
 
-    def __init__(self, module: cst.Module):
+    ``project`` (``looplint.model.project.Project``, for the linted file only) answers for names imported
+    from other modules of the same project: ``lookup_function`` and ``lookup_class`` return their
+    definitions, whose ``home`` is the imported module's ``Scopes`` (which resolves no imports of its own),
+    and ``qualify`` reads a name of that module's code with that module's imports."""
+
+    def __init__(self, module: cst.Module, project=None, name: str = "<module>", path: Optional[str] = None):
         self.module_node = module
+        self.project = project
+        self.path = path
         self.imports: Dict[str, str] = {}  # local alias -> qualified name
         self.classes: Dict[str, ClassInfo] = {}
         self.functions: List[Function] = []
-        self.module = Function("<module>", module)
+        self.module = Function(name if name == "<module>" else f"<{name}>", module, home=self)
         self.functions.append(self.module)
         self.by_node: Dict[cst.CSTNode, Function] = {module: self.module}
+        self._imported: Dict[str, object] = {}
+        self._node_ids: Optional[Set[int]] = None
         _Collector(self).collect(module.body, self.module)
+
+    @property
+    def node_ids(self) -> Set[int]:
+        """The ids of this module's names and attributes (to tell its code from another module's)."""
+        if self._node_ids is None:
+            ids: Set[int] = set()
+
+            class V(Walker):
+                def visit_Name(self, n: cst.Name) -> None:
+                    ids.add(id(n))
+
+                def visit_Attribute(self, n: cst.Attribute) -> None:
+                    ids.add(id(n))
+
+            V().walk(self.module_node)
+            self._node_ids = ids
+        return self._node_ids
+
+    def home_of(self, expr: cst.CSTNode) -> "Scopes":
+        """The module whose code holds ``expr``: an imported module's, or this one."""
+        if self.project is not None:
+            home = self.project.home_of(expr)
+            if home is not None:
+                return home
+        return self
 
     # -- lookups ---------------------------------------------------------------------------------------
     def qualify(self, expr: cst.BaseExpression) -> Optional[str]:
-        """The import-qualified dotted name of ``expr`` (``optim.Adam`` -> ``torch.optim.Adam``)."""
+        """The import-qualified dotted name of ``expr`` (``optim.Adam`` -> ``torch.optim.Adam``), read with
+        the imports of the module whose code holds it."""
         d = dotted(expr)
         if d is None:
             return None
+        if self.project is not None:
+            home = self.project.home_of(expr)
+            if home is not None and home is not self:
+                return home.qualify(expr)
         head, _, rest = d.partition(".")
         if head in self.imports:
             q = self.imports[head]
@@ -175,7 +218,37 @@ class Scopes:
             if name in s.nested:
                 return s.nested[name]
             s = s.parent
-        return None
+        s = scope
+        while s is not None:
+            if name in s.assigns or name in s.params:
+                return None  # a local binding hides any import of the name
+            s = s.parent
+        found = self.imported(name, scope)
+        return found if isinstance(found, Function) else None
+
+    def lookup_class(self, name: str, scope: Optional[Function] = None) -> Optional[ClassInfo]:
+        """A class of this module, or one of another module of the project imported under ``name``."""
+        home = scope.home if scope is not None and scope.home is not None else self
+        if name in home.classes:
+            return home.classes[name]
+        found = self.imported(name, scope)
+        return found if isinstance(found, ClassInfo) else None
+
+    def imported(self, dotted_name: str, scope: Optional[Function] = None):
+        """The function or class of another module of the project that a name (``make_opt``) or attribute
+        chain (``helpers.make_opt``) read in ``scope`` denotes, through this module's imports; None when it
+        is not imported, not found, or read in an imported module's code (only the linted file's imports
+        are followed)."""
+        home = scope.home if scope is not None and scope.home is not None else self
+        if home is not self or self.project is None:
+            return None
+        head, _, rest = dotted_name.partition(".")
+        if head not in self.imports:
+            return None
+        q = self.imports[head] + ("." + rest if rest else "")
+        if q not in self._imported:
+            self._imported[q] = self.project.lookup(q)
+        return self._imported[q]
 
     def iter_functions(self) -> Iterator[Function]:
         return iter(self.functions)
@@ -231,7 +304,7 @@ class _Collector:
             for alias in small.names:
                 name = dotted(alias.name) or ""
                 local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
-                self.s.imports[local] = f"{mod}.{name}" if mod else name
+                self.s.imports[local] = f"{mod}.{name}" if mod and not mod.endswith(".") else mod + name
         elif isinstance(small, cst.Assign):
             for t in small.targets:
                 self.target(t.target, small.value, fn, small)
@@ -276,7 +349,7 @@ class _Collector:
             params.append(node.params.star_arg.name.value)
         if node.params.star_kwarg is not None:
             params.append(node.params.star_kwarg.name.value)
-        fn = Function(node.name.value, node, parent=parent, cls=cls, params=params)
+        fn = Function(node.name.value, node, parent=parent, cls=cls, params=params, home=self.s)
         self.s.functions.append(fn)
         self.s.by_node[node] = fn
         if cls is not None:
@@ -289,7 +362,7 @@ class _Collector:
 
     def klass(self, node: cst.ClassDef, parent: Function) -> None:
         bases = [self.s.qualify(b.value) or "" for b in node.bases]
-        info = ClassInfo(node.name.value, node, bases)
+        info = ClassInfo(node.name.value, node, bases, home=self.s)
         self.s.classes[info.name] = info
         body = node.body.body if isinstance(node.body, cst.IndentedBlock) else node.body.body
         for stmt in body:

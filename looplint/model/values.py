@@ -732,7 +732,7 @@ class Values:
         f: Optional[Function] = fn
         while f is not None:
             if name in f.globals_ and not f.is_module:
-                f = self.s.module
+                f = self._home(f).module
                 continue
             if name in f.assigns or name in f.params:
                 out: List[Binding] = list(f.assigns.get(name, []))
@@ -849,8 +849,9 @@ class Values:
             f = self.s.lookup_function(func.value, fn)
             if f is not None:
                 return f, False
-            if classes and func.value in self.s.classes:
-                init = self.method(self.s.classes[func.value], "__init__")
+            cls = self.s.lookup_class(func.value, fn) if classes else None
+            if cls is not None:
+                init = self.method(cls, "__init__")
                 if init is not None:
                     return init, True
             return None, False
@@ -867,15 +868,26 @@ class Values:
                     if m is not None:
                         return m, True
                 return None, False
-            if isinstance(recv, cst.Name) and recv.value in self.s.classes:
-                m = self.method(self.s.classes[recv.value], attr)
+            if isinstance(recv, cst.Name) and recv.value in self._home(fn).classes:
+                m = self.method(self._home(fn).classes[recv.value], attr)
                 return (m, False) if m is not None else (None, False)
+            d = dotted(func)
+            imported = self.s.imported(d, fn) if d is not None else None  # ``helpers.make_opt``
+            if isinstance(imported, Function):
+                return imported, False
+            if isinstance(imported, ClassInfo):
+                init = self.method(imported, "__init__") if classes else None
+                return (init, True) if init is not None else (None, False)
             cls = self.instance_class(recv, fn)
             if cls is not None:
                 m = self.method(cls, attr)
                 if m is not None:
                     return m, True
         return None, False
+
+    def _home(self, fn: Optional[Function]) -> Scopes:
+        """The module a function belongs to: the linted file's, or an imported module's (project.py)."""
+        return fn.home if fn is not None and fn.home is not None else self.s
 
     def method(self, cls: ClassInfo, name: str, depth: int = 0) -> Optional[Function]:
         """A method of a class of this module, looked up through its local base classes."""
@@ -884,7 +896,7 @@ class Values:
         if depth > 5:
             return None
         for b in cls.bases:
-            base = self.s.classes.get(b.rsplit(".", 1)[-1]) if "." not in b else None
+            base = (cls.home or self.s).classes.get(b.rsplit(".", 1)[-1]) if "." not in b else None
             if base is not None and base is not cls:
                 m = self.method(base, name, depth + 1)
                 if m is not None:
@@ -913,8 +925,11 @@ class Values:
         """The class of this module an expression is an instance of, when every binding says so."""
         if depth > 3:
             return None
-        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name):
-            return self.s.classes.get(expr.func.value) if self.s.lookup_function(expr.func.value, fn) is None else None
+        if isinstance(expr, cst.Call) and isinstance(expr.func, (cst.Name, cst.Attribute)):
+            if isinstance(expr.func, cst.Name):
+                return self.s.lookup_class(expr.func.value, fn) if self.s.lookup_function(expr.func.value, fn) is None else None
+            found = self.s.imported(dotted(expr.func) or "", fn)  # ``models.Net()``
+            return found if isinstance(found, ClassInfo) else None
         if isinstance(expr, cst.Name):
             _scope, binds = self.bindings(expr.value, fn, expr)
             classes = set()
@@ -1057,7 +1072,7 @@ class Values:
         got = list(cls.attrs.get(attr, []))
         if depth < 5:
             for b in cls.bases:
-                base = self.s.classes.get(b.rsplit(".", 1)[-1]) if "." not in b else None
+                base = (cls.home or self.s).classes.get(b.rsplit(".", 1)[-1]) if "." not in b else None
                 if base is not None and base is not cls:
                     got.extend(self._inherited_assignments(base, attr, depth + 1))
         return got
@@ -1352,12 +1367,12 @@ class Values:
             if isinstance(expr, cst.Name):
                 scope, binds = self.bindings(expr.value, fn, expr)
                 if binds and all(isinstance(b, Def) and b.kind == OTHER and isinstance(b.node, cst.FunctionDef) for b in binds):
-                    f = self.s.by_node.get(binds[-1].node)
+                    f = self._home(fn).by_node.get(binds[-1].node)
                     if f is not None:
-                        return Callable(f, f.parent or self.s.module)
+                        return Callable(f, f.parent or self._home(fn).module)
             callee, bound_self = self.resolve_callee(expr, fn)
             if callee is not None:
-                return Callable(callee, callee.parent or self.s.module, bound_self=bound_self)
+                return Callable(callee, callee.parent or self._home(callee).module, bound_self=bound_self)
             found = self.assigned_values(expr, fn)
             if found:
                 got = [self.callable_of(v, where, depth + 1) for v, where in found]

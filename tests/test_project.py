@@ -1,0 +1,215 @@
+"""The project service (looplint/model/project.py): names imported from other modules of the same project
+are read like definitions of the linted file, found the way Python finds them."""
+import os
+import textwrap
+
+import libcst as cst
+import pytest
+
+from looplint.engine import lint_file, lint_source
+
+
+def write(root, files):
+    for name, text in files.items():
+        path = os.path.join(str(root), name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(textwrap.dedent(text))
+
+
+def codes(path):
+    return sorted((d.code, d.line) for d in lint_file(str(path)))
+
+
+# A factory in another module builds an LBFGS: its step needs a closure (LL304). Unknown: silent.
+LBFGS_HELPER = """\
+    import torch
+
+
+    def build_solver(net, lr=0.1):
+        return torch.optim.LBFGS(net.parameters(), lr=lr)
+"""
+
+FIT = """\
+    import torch
+    from torch import nn
+    {imports}
+
+
+    def fit(loader):
+        net = nn.Linear(4, 1)
+        solver = {call}(net)
+        for x, y in loader:
+            solver.zero_grad()
+            loss = ((net(x) - y) ** 2).mean()
+            loss.backward()
+            solver.step()
+"""
+
+
+@pytest.mark.parametrize("layout, main, imports, call", [
+    ({"helpers.py": LBFGS_HELPER}, "train.py", "from helpers import build_solver", "build_solver"),
+    ({"helpers.py": LBFGS_HELPER}, "train.py", "import helpers as h", "h.build_solver"),
+    ({"helpers.py": LBFGS_HELPER}, "train.py", "from helpers import build_solver as make", "make"),
+    ({"pkg/__init__.py": "", "pkg/optim_utils.py": LBFGS_HELPER}, "pkg/train.py",
+     "from .optim_utils import build_solver", "build_solver"),
+    ({"pkg/__init__.py": "", "pkg/common/__init__.py": "", "pkg/common/opt.py": LBFGS_HELPER},
+     "pkg/scripts/train.py", "from ..common.opt import build_solver", "build_solver"),
+    ({"pkg/__init__.py": "", "pkg/sub/__init__.py": "", "pkg/factories.py": LBFGS_HELPER}, "pkg/sub/train.py",
+     "from pkg.factories import build_solver", "build_solver"),  # absolute, from the top package's folder
+    ({"lib/__init__.py": "from .impl import build_solver\n", "lib/impl.py": LBFGS_HELPER}, "train.py",
+     "from lib import build_solver", "build_solver"),  # one re-export
+    ({"lib/__init__.py": "", "lib/impl.py": LBFGS_HELPER}, "train.py",
+     "from lib import impl", "impl.build_solver"),  # a submodule imported by name
+])
+def test_a_factory_of_another_module_is_read_like_a_local_one(tmp_path, layout, main, imports, call):
+    write(tmp_path, dict(layout, **{main: FIT.format(imports=imports, call=call)}))
+    assert codes(tmp_path / main) == [("LL304", 13)]
+
+
+@pytest.mark.parametrize("layout", [
+    {},  # no such module
+    {"helpers.py": "def build_solver(net:\n    pass\n"},  # a syntax error in it
+    {"helpers.py": "from other import build_solver\n", "other.py": "from third import build_solver\n",
+     "third.py": LBFGS_HELPER},  # two re-exports: beyond what is followed
+    {"helpers.py": "from train import build_solver\n"},  # a cycle back to the linted file
+])
+def test_what_cannot_be_read_stays_unknown(tmp_path, layout):
+    write(tmp_path, dict(layout, **{"train.py": FIT.format(imports="from helpers import build_solver", call="build_solver")}))
+    assert codes(tmp_path / "train.py") == []
+
+
+# A helper of another module that receives the loss: only one that runs backward is a backward.
+STEP_LOOP = """\
+    import torch
+    from torch import nn
+    from tools import {name}
+
+
+    def fit(model, loader):
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x, y in loader:
+            opt.zero_grad()
+            loss = ((model(x) - y) ** 2).mean()
+            {name}(loss)
+            opt.step()
+"""
+
+
+@pytest.mark.parametrize("tools, name, expected", [
+    ("def log_value(v):\n    print(float(v))\n", "log_value", [("LL104", 12)]),
+    ("def scaled(v, k=2.0):\n    return v * k\n", "scaled", [("LL104", 12)]),  # computes, returns: no backward
+    ("def backprop(v):\n    v.backward()\n", "backprop", []),
+    ("def backprop(v):\n    helper(v)\n\ndef helper(v):\n    v.backward()\n", "backprop", []),
+])
+def test_what_a_helper_of_another_module_does_to_its_arguments(tmp_path, tools, name, expected):
+    write(tmp_path, {"tools.py": tools, "train.py": STEP_LOOP.format(name=name)})
+    assert codes(tmp_path / "train.py") == expected
+
+
+def test_an_unknown_helper_that_receives_the_loss_still_silences(tmp_path):
+    write(tmp_path, {"train.py": STEP_LOOP.format(name="log_value")})  # no tools.py
+    assert codes(tmp_path / "train.py") == []
+
+
+CLASSES = """\
+    import torch
+    from torch import nn
+
+
+    class Base(nn.Module):
+        pass
+
+
+    class Net(Base):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 1)
+
+
+    class Meter:
+        def __init__(self):
+            self.total = 0.0
+
+        def add(self, value):
+            self.total += float(value)
+"""
+
+
+def test_classes_of_another_module(tmp_path):
+    from looplint.model import build_model
+    from looplint.model.roles import MODULE, OTHER
+
+    write(tmp_path, {"models.py": CLASSES})
+    source = "import models\nfrom models import Meter\nnet = models.Net()\nmeter = Meter()\nother = Missing()\n"
+    model = build_model(cst.parse_module(source), str(tmp_path / "train.py"))
+    calls = [s.body[0].value for s in model.module.body[2:]]
+    assert [model.roles.ctor_kind(c)[0] for c in calls] == [MODULE, OTHER, None]
+
+
+def test_a_method_of_a_plain_class_of_another_module_has_no_gradient_effect(tmp_path):
+    loop = STEP_LOOP.format(name="Meter").replace("Meter(loss)", "meter.add(loss)").replace(
+        "        for x, y", "        meter = Meter()\n        for x, y")
+    write(tmp_path, {"tools.py": CLASSES, "train.py": loop})
+    assert codes(tmp_path / "train.py") == [("LL104", 13)]
+
+
+def test_findings_never_point_into_the_other_module(tmp_path):
+    helper = """\
+        def train_epoch(model, opt, loader):
+            for x, y in loader:
+                loss = ((model(x) - y) ** 2).mean()
+                loss.backward()
+                opt.step()
+    """
+    main = """\
+        import torch
+        from loops import train_epoch
+
+
+        def fit(model, loader):
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            for epoch in range(3):
+                train_epoch(model, opt, loader)
+    """
+    write(tmp_path, {"loops.py": helper, "train.py": main})
+    found = lint_file(str(tmp_path / "train.py"))
+    assert all(d.path == str(tmp_path / "train.py") and d.line <= 8 for d in found)
+
+
+def test_stdin_resolves_against_the_working_directory(tmp_path, monkeypatch):
+    write(tmp_path, {"helpers.py": LBFGS_HELPER})
+    source = textwrap.dedent(FIT.format(imports="from helpers import build_solver", call="build_solver"))
+    monkeypatch.chdir(tmp_path)
+    assert sorted(d.code for d in lint_source(source, "<stdin>")) == ["LL304"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert lint_source(source, "<stdin>") == []
+    assert sorted(d.code for d in lint_source(source, str(tmp_path / "named.py"))) == ["LL304"]  # --stdin-filename
+
+
+def test_editing_the_imported_module_relints_through_the_cache(tmp_path, monkeypatch, capsys):
+    from looplint.cli import main
+
+    write(tmp_path, {"tools.py": "def log_value(v):\n    print(float(v))\n", "train.py": STEP_LOOP.format(name="log_value")})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LOOPLINT_NO_CACHE", raising=False)
+    args = ["--isolated", "--cache-dir", str(tmp_path / "cache"), "train.py"]
+    assert main(args) == 1 and "LL104" in capsys.readouterr().out
+    write(tmp_path, {"tools.py": "def log_value(v):\n    v.backward()  # now it runs backward\n"})
+    assert main(args) == 0  # a new key: the stored LL104 is not served
+    assert main(args) == 0 and "LL104" not in capsys.readouterr().out
+    os.remove(tmp_path / "tools.py")
+    write(tmp_path, {"tools/__init__.py": "def log_value(v):\n    print(v)\n"})  # a module that appears
+    assert main(args) == 1
+
+
+def test_only_the_imported_modules_are_read(tmp_path):
+    from looplint.model import build_model
+
+    write(tmp_path, {"helpers.py": LBFGS_HELPER, "unrelated.py": LBFGS_HELPER, "other.py": "x = 1\n"})
+    source = textwrap.dedent(FIT.format(imports="from helpers import build_solver; import other", call="build_solver"))
+    model = build_model(cst.parse_module(source), str(tmp_path / "train.py"))
+    list(model.facts.roots)
+    assert [os.path.basename(p) for p in model.scopes.project.read] == ["helpers.py"]
