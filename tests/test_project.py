@@ -213,3 +213,32 @@ def test_only_the_imported_modules_are_read(tmp_path):
     model = build_model(cst.parse_module(source), str(tmp_path / "train.py"))
     list(model.facts.roots)
     assert [os.path.basename(p) for p in model.scopes.project.read] == ["helpers.py"]
+
+
+def test_a_scheduler_built_in_another_module_is_sized_like_a_local_one(tmp_path):
+    utils = """\
+        from torch.optim.lr_scheduler import StepLR
+
+
+        def build_sched(optimizer, every=30):
+            return StepLR(optimizer, step_size=every)
+    """
+    main = """\
+        import torch
+        import sched_utils as su
+
+
+        def train(model, loader, epochs=90):
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            sched = su.build_sched(opt)
+            for epoch in range(epochs):
+                for x, y in loader:
+                    opt.zero_grad()
+                    ((model(x) - y) ** 2).mean().backward()
+                    opt.step()
+                    sched.step()
+    """
+    write(tmp_path, {"train.py": main})
+    assert codes(tmp_path / "train.py") == []  # unknown scheduler: never reported
+    write(tmp_path, {"sched_utils.py": utils})
+    assert codes(tmp_path / "train.py") == [("LL201", 13)]
