@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -234,6 +234,55 @@ def _calls(node: cst.CSTNode) -> List[cst.Call]:
 
     node.visit(V())
     return found
+
+
+def reads(node: cst.CSTNode) -> Set[str]:
+    """The whole dotted names ``node`` reads: ``self.loader`` and ``len`` in ``len(self.loader)``, not
+    ``self`` on its own."""
+    from looplint.model.scopes import dotted
+    from looplint.model.walk import descendants
+
+    found: Set[str] = set()
+    for n in descendants(node, prune=lambda n: isinstance(n, (cst.Name, cst.Attribute)) and dotted(n) is not None):
+        if isinstance(n, (cst.Name, cst.Attribute)):
+            d = dotted(n)
+            if d is not None:
+                found.add(d)
+    return found
+
+
+def writes(statements: Iterable[cst.CSTNode]) -> Set[str]:
+    """The dotted names ``statements`` assign (``=``, ``+=``, annotated, ``for`` and ``with ... as``
+    targets, ``:=``); an item or slice assigned counts as its container (``cfg`` for ``cfg["lr"] = x``)."""
+    from looplint.model.scopes import dotted
+    from looplint.model.walk import descendants
+
+    found: Set[str] = set()
+
+    def target(t) -> None:
+        if isinstance(t, (cst.Tuple, cst.List)):
+            for el in t.elements:
+                target(el.value)
+        elif isinstance(t, cst.StarredElement):
+            target(t.value)
+        elif isinstance(t, cst.Subscript):
+            target(t.value)
+        elif dotted(t) is not None:
+            found.add(dotted(t))
+
+    for st in statements:
+        for n in descendants(st, prune=lambda n: isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda))):
+            if isinstance(n, (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)):
+                target(n.target)
+            elif isinstance(n, cst.AsName) and isinstance(n.name, (cst.Name, cst.Attribute, cst.Tuple, cst.List)):
+                target(n.name)
+    return found
+
+
+def depends_on(node: cst.CSTNode, written: Set[str]) -> bool:
+    """Whether a name ``node`` reads may hold another value after assignments to ``written``: the name itself,
+    an object it is an attribute of, or an attribute of it is assigned."""
+    return any(r == w or r.startswith(w + ".") or w.startswith(r + ".") for r in reads(node) for w in written)
 
 
 def code_of(node: cst.CSTNode) -> str:

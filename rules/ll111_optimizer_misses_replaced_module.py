@@ -1,3 +1,6 @@
+import libcst as cst
+
+from looplint.fix import UNSAFE, Fix, code_of, depends_on, move_after, reads, tree_of, writes
 from looplint.model.params import analyse
 from looplint.rule import Finding, Rule
 
@@ -33,18 +36,46 @@ class OptimizerMissesReplacedModule(Rule):
     ```
 
     ## Fix safety
-    Building the optimizer after the replacement is the fix; it is not applied automatically (the
-    optimizer's arguments may depend on code between the two).
+    The fix moves the optimizer's constructor to just after the (last) replacement, so that it takes the
+    new parameters. It is offered when the constructor and the replacements are statements of one block and
+    nothing between them reads the optimizer or assigns what its arguments read, and it is unsafe: anything
+    else between them (a checkpoint load, a `.to(device)`) now runs before the optimizer is built, and an
+    old layer the optimizer was meant to hold (replaced on purpose to freeze it) is no longer held.
     """
 
     code = "LL111"
     name = "optimizer-misses-replaced-module"
 
     def check(self, model):
-        for m in analyse(model).missed:
+        missed = analyse(model).missed
+        for m in missed:
             yield Finding(
                 m.node,
                 f"`{m.path}` gets new parameters after `{m.optimizer.label}` was built over `{m.holds}.parameters()`: "
                 f"they receive gradients but the optimizer never holds them, so they never change; build the "
                 f"optimizer after this",
+                _fix(model, m, [o.node for o in missed if o.ctor is m.ctor]),
             )
+
+
+def _fix(model, missed, replacing):
+    """Moves the optimizer's constructor after the last of the statements ``replacing`` (the replacements
+    found after it), when nothing between them uses the optimizer or changes what its arguments read."""
+    tree = tree_of(model)
+    ctor = tree.statement(missed.ctor)
+    stmts = [tree.statement(n) for n in replacing]
+    if ctor is None or not isinstance(ctor, cst.SimpleStatementLine) or len(ctor.body) != 1 \
+            or not isinstance(ctor.body[0], cst.Assign):
+        return None
+    siblings = list(tree.siblings(ctor))
+    if any(st is None or tree.block_of(st) is not tree.block_of(ctor) for st in stmts):
+        return None
+    last = max(siblings.index(st) for st in stmts)
+    between = siblings[siblings.index(ctor) + 1:last + 1]
+    others = [st for st in between if not any(st is r for r in stmts)]
+    name = code_of(ctor.body[0].targets[0].target)
+    if any(r == name or r.startswith(name + ".") for st in between for r in reads(st)):
+        return None
+    if depends_on(ctor.body[0].value, writes(others)):
+        return None
+    return Fix(f"Build `{name}` after the replacement", UNSAFE, move_after(ctor, siblings[last]))

@@ -1,3 +1,6 @@
+import libcst as cst
+
+from looplint.fix import UNSAFE, Fix, code_of, depends_on, move_before, tree_of, writes
 from looplint.model.describe import call_text
 from looplint.model.restarts import analyse
 from looplint.rule import Finding, Rule
@@ -36,8 +39,12 @@ class SchedulerCreatedInLoop(Rule):
     ```
 
     ## Fix safety
-    Moving the constructor above the loop is the fix; it is not applied automatically, because the
-    arguments may depend on the loop's variables.
+    The fix moves the constructor's statement from the loop's body to just before the loop. It is offered
+    when the statement is in the body of the loop itself (not under an `if` or an inner block of it) and
+    its arguments read nothing the loop assigns (its target, the epoch counter, a loader rebuilt per
+    epoch); it is unsafe, because a schedule rebuilt per epoch may have been meant (a cycle per epoch
+    whose horizon looplint reads as longer), and code in the loop that reads the scheduler before the
+    constructor now sees the hoisted one.
 
     ## References
     - [How to adjust learning rate](https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate)
@@ -53,4 +60,23 @@ class SchedulerCreatedInLoop(Rule):
                 f"`{call_text(r.construct)}` builds a new scheduler over `{r.optimizer.label}` on every pass "
                 f"of the loop, so the schedule restarts each time and never reaches its end ({r.why}); build "
                 f"it once, before the loop",
+                _fix(model, r),
             )
+
+
+def _fix(model, restart):
+    """Hoists ``scheduler = Ctor(...)`` out of the loop that rebuilds it, when it is a statement of the
+    loop's own body and its value reads nothing the loop assigns."""
+    tree = tree_of(model)
+    stmt = tree.statement(restart.construct.node)
+    loop = restart.loop.node
+    if stmt is None or not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1 \
+            or not isinstance(stmt.body[0], cst.Assign) or tree.block_of(loop) is None:
+        return None
+    block = tree.block_of(stmt)
+    if block is None or tree.parent(block) is not loop:
+        return None
+    if depends_on(stmt.body[0].value, writes([loop]) - writes([stmt])):
+        return None
+    return Fix(f"Build `{code_of(stmt.body[0].targets[0].target)}` once, before the loop", UNSAFE,
+               move_before(stmt, loop))

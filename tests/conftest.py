@@ -86,3 +86,16 @@ def project(tmp_path, monkeypatch):
 
 def relative(path: str) -> str:
     return path.replace("/", os.sep)
+
+
+def fixed_body(header: str, body: str, codes) -> str:
+    """``body`` (dedented, after ``header``) with the fixes of the rules ``codes`` applied, unsafe ones
+    included; the header must come out unchanged and is left off."""
+    import textwrap
+
+    from looplint.fix import fix_source
+
+    src = header + textwrap.dedent(body)
+    out = fix_source(src, "t.py", [rule_by_code(c) for c in codes], unsafe=True).source
+    assert out.startswith(header)
+    return out[len(header):]

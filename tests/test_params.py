@@ -4,6 +4,7 @@ import textwrap
 
 import pytest
 
+from conftest import fixed_body
 from looplint.engine import lint_source
 from looplint.rule import rule_by_code
 
@@ -145,3 +146,75 @@ def test_frozen_or_missed_parameters_are_reported(body, found):
 ])
 def test_correct_orders_and_unreadable_freezes_are_silent(body):
     assert findings(body) == []
+
+
+def fixed(body: str) -> str:
+    return fixed_body(HEADER, body, ["LL111"])
+
+
+@pytest.mark.parametrize("body, after", [
+    # the constructor moves after the last replacement (two heads, one fix)
+    ("""
+    model = Net()
+    opt = Adam(model.parameters(), lr=1e-3)
+    model.head = nn.Linear(4, 1)
+    model.aux = nn.Linear(4, 2)
+    train(model, opt)
+    """, """
+    model = Net()
+    model.head = nn.Linear(4, 1)
+    model.aux = nn.Linear(4, 2)
+    opt = Adam(model.parameters(), lr=1e-3)
+    train(model, opt)
+    """),
+    # in a function, add_module on an attribute path, a statement in between that the optimizer ignores
+    ("""
+    def main(width):
+        net = Net()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        print("width", width)
+        net.backbone.add_module("extra", nn.Linear(4, width))
+        train(net, optimizer)
+    """, """
+    def main(width):
+        net = Net()
+        print("width", width)
+        net.backbone.add_module("extra", nn.Linear(4, width))
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        train(net, optimizer)
+    """),
+])
+def test_ll111_fix_builds_the_optimizer_after_the_replacement(body, after):
+    assert fixed(body) == textwrap.dedent(after)
+    assert findings(after) == []
+
+
+@pytest.mark.parametrize("body", [
+    # the optimizer is used before the replacement (a scheduler over it, its state loaded)
+    """
+    model = Net()
+    opt = Adam(model.parameters())
+    sched = torch.optim.lr_scheduler.StepLR(opt, 10)
+    model.head = nn.Linear(4, 1)
+    train(model, opt)
+    """,
+    """
+    model = Net()
+    opt = Adam(model.parameters())
+    opt.load_state_dict(torch.load("opt.pt"))
+    model.head = nn.Linear(4, 1)
+    train(model, opt)
+    """,
+    # what the constructor reads is reassigned in between
+    """
+    model = Net()
+    lr = 1e-3
+    opt = Adam(model.parameters(), lr=lr)
+    lr = 1e-2
+    model.head = nn.Linear(4, 1)
+    train(model, opt)
+    """,
+])
+def test_ll111_no_fix_when_the_optimizer_or_its_arguments_change_in_between(body):
+    assert [c for c, _ in findings(body)] == ["LL111"]
+    assert fixed(body) == textwrap.dedent(body)

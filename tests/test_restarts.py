@@ -4,6 +4,7 @@ import textwrap
 
 import pytest
 
+from conftest import fixed_body
 from looplint.engine import lint_source
 from looplint.rule import rule_by_code
 
@@ -136,3 +137,101 @@ def test_scheduler_rebuilt_every_pass_is_reported(body, ctor):
 ])
 def test_schedulers_built_with_their_optimizer_or_on_purpose_are_silent(body):
     assert findings(body) == []
+
+
+def fixed(body: str) -> str:
+    return fixed_body(HEADER, body, ["LL206"])
+
+
+@pytest.mark.parametrize("body, after", [
+    ("""
+    def fit(model, optimizer, epochs):
+        for epoch in range(epochs):
+            scheduler = StepLR(optimizer, step_size=30)
+            for x, y in loader:
+                optimizer.zero_grad()
+                nn.functional.mse_loss(model(x), y).backward()
+                optimizer.step()
+            scheduler.step()
+    """, """
+    def fit(model, optimizer, epochs):
+        scheduler = StepLR(optimizer, step_size=30)
+        for epoch in range(epochs):
+            for x, y in loader:
+                optimizer.zero_grad()
+                nn.functional.mse_loss(model(x), y).backward()
+                optimizer.step()
+            scheduler.step()
+    """),
+    # a while loop over epochs, an attribute target, a horizon read from attributes the loop does not assign
+    ("""
+    class Fit:
+        def run(self):
+            self.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            epoch = 0
+            while epoch < self.epochs:
+                self.sched = OneCycleLR(self.optimizer, max_lr=0.1, epochs=self.epochs, steps_per_epoch=len(self.loader))
+                for x, y in self.loader:
+                    self.optimizer.zero_grad()
+                    nn.functional.mse_loss(model(x), y).backward()
+                    self.optimizer.step()
+                    self.sched.step()
+                epoch += 1
+    """, """
+    class Fit:
+        def run(self):
+            self.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            epoch = 0
+            self.sched = OneCycleLR(self.optimizer, max_lr=0.1, epochs=self.epochs, steps_per_epoch=len(self.loader))
+            while epoch < self.epochs:
+                for x, y in self.loader:
+                    self.optimizer.zero_grad()
+                    nn.functional.mse_loss(model(x), y).backward()
+                    self.optimizer.step()
+                    self.sched.step()
+                epoch += 1
+    """),
+])
+def test_ll206_fix_hoists_the_constructor(body, after):
+    assert fixed(body) == textwrap.dedent(after)
+    assert findings(after) == []
+
+
+@pytest.mark.parametrize("body", [
+    # the horizon reads what the loop assigns (a loader rebuilt per epoch, the epoch counter)
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        loader = torch.utils.data.DataLoader([], batch_size=2 ** epoch)
+        scheduler = CosineAnnealingLR(optimizer, T_max=num_epochs * len(loader))
+        for x, y in loader:
+            optimizer.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+            scheduler.step()
+    """,
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        sched = StepLR(optimizer, step_size=num_epochs - epoch)""" + TRAIN + """
+        sched.step()
+    """,
+    # not a statement of the loop's own body (under a test, in a with block)
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        if model.training:
+            sched = ExponentialLR(optimizer, gamma=0.9)""" + TRAIN + """
+        sched.step()
+    """,
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        with torch.no_grad():
+            sched = ExponentialLR(optimizer, gamma=0.9)""" + TRAIN + """
+        sched.step()
+    """,
+])
+def test_ll206_no_fix_when_the_constructor_depends_on_the_loop_or_is_nested(body):
+    assert len(findings(body)) == 1
+    assert fixed(body) == textwrap.dedent(body)
