@@ -18,8 +18,9 @@ class LossWithoutGraph(Rule):
     never learns.
 
     ## Known problems
-    Only losses whose every definition looplint can follow are judged; a loss handed in by a caller or
-    built by a helper it cannot see keeps the rule silent.
+    Only losses whose every definition looplint can follow are judged (through the functions of the
+    module that compute them, and to the caller when every call site hands over the same loss); a loss
+    built by a helper it cannot see, or handed in by callers it cannot read, keeps the rule silent.
 
     ## Example
     ```python

@@ -57,7 +57,7 @@ class SchedulerCreatedInLoop(Rule):
         for r in analyse(model):
             yield Finding(
                 r.construct.node,
-                f"`{call_text(r.construct)}` builds a new scheduler over `{r.optimizer.label}` on every pass "
+                f"`{call_text(r.construct)}` builds a new scheduler over `{r.optimizer_label}` on every pass "
                 f"of the loop, so the schedule restarts each time and never reaches its end ({r.why}); build "
                 f"it once, before the loop",
                 _fix(model, r),

@@ -178,3 +178,102 @@ def test_no_optimizer_means_no_training_to_spoil():
         score.backward()
     """)
     assert lint_source(src, "t.py", rules=[rule_by_code("LL112")]) == []
+
+
+@pytest.mark.parametrize("body, forced", [
+    # the batch drawn through a counter zip, an iterator bound before the loop, a loader's dataset sliced
+    ("""
+    import itertools
+    for step, (inputs, labels) in zip(itertools.count(), loader):
+        with torch.no_grad():
+            logits = model(inputs)
+        cost = criterion(logits, labels)
+        cost.requires_grad = True
+        cost.backward()
+        optimizer.step()
+    """, "cost.requires_grad = True"),
+    ("""
+    it = iter(loader)
+    for k in range(len(loader)):
+        xb, yb = next(it)
+        pred = model(xb).detach()
+        loss = F.l1_loss(pred, yb)
+        loss.requires_grad_()
+        loss.backward()
+        optimizer.step()
+    """, "loss.requires_grad_()"),
+    # a loss helper of this module, and the backward in a helper the loss is handed to
+    ("""
+    def smooth_l1(pred, target, beta=1.0):
+        diff = (pred - target).abs()
+        return torch.where(diff < beta, 0.5 * diff ** 2 / beta, diff - 0.5 * beta).mean()
+
+    def update(opt, value):
+        value.backward()
+        opt.step()
+        opt.zero_grad()
+
+    for x, y in loader:
+        with torch.no_grad():
+            out = model(x)
+        loss = smooth_l1(out, y)
+        loss.requires_grad = True
+        update(optimizer, loss)
+    """, "loss.requires_grad = True"),
+    # the batch and the loss module handed to a step function by its only caller
+    ("""
+    def train_step(net, loss_fn, opt, xb, yb):
+        with torch.no_grad():
+            out = net(xb)
+        loss = loss_fn(out, yb)
+        loss.requires_grad_()
+        loss.backward()
+        opt.step()
+
+    mse = nn.MSELoss()
+    for xb, yb in loader:
+        train_step(model, mse, optimizer, xb, yb)
+    """, "loss.requires_grad_()"),
+])
+def test_batches_helpers_and_callers_are_followed(body, forced):
+    assert [text for _, text in findings(body)] == [forced]
+
+
+@pytest.mark.parametrize("body", [
+    # the helper returns what the model computes: the loss has a history
+    """
+    def compute(net, xb, yb):
+        return F.mse_loss(net(xb), yb)
+
+    for x, y in loader:
+        loss = compute(model, x, y)
+        loss.requires_grad_()
+        loss.backward()
+        optimizer.step()
+    """,
+    # a target that a caller computes with the model, handed to the step
+    """
+    def train_step(xb, target):
+        with torch.no_grad():
+            out = model(xb)
+        loss = criterion(out, target)
+        loss.requires_grad_()
+        loss.backward()
+        optimizer.step()
+
+    for x, y in loader:
+        train_step(x, model(x))
+    """,
+    # batches zipped with something that is not data
+    """
+    for (x, y), w in zip(loader, model.parameters()):
+        with torch.no_grad():
+            out = model(x)
+        loss = criterion(out, y * w.sum())
+        loss.requires_grad = True
+        loss.backward()
+        optimizer.step()
+    """,
+])
+def test_helpers_and_callers_with_history_are_silent(body):
+    assert findings(body) == []

@@ -583,3 +583,47 @@ def test_a_loop_that_only_traces_the_schedule_is_not_training(accumulate):
     )
     assert findings(src) == []
     # (with a forward through the model and no backward it is LL104: fixtures/ll104/bad_*)
+
+
+# -- parameter sets: a module covers its submodules -------------------------------------------------------
+
+@pytest.mark.parametrize("held", ["net.head", "net.head.proj", "net.backbone"])
+@pytest.mark.parametrize("zero", ["net.zero_grad()", "model.zero_grad(set_to_none=True)"])
+def test_zeroing_a_model_zeroes_an_optimizer_over_its_submodule(held, zero):
+    # fine-tuning: the optimizer holds one part of an instance of a local class, the loop zeroes the model
+    src = f"""
+    import torch
+    from torch import nn
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.proj(x)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = nn.Linear(4, 4)
+            self.head = Head()
+
+        def forward(self, x):
+            return self.head(self.backbone(x))
+
+    def update(model, opt, loss):
+        loss.backward()
+        opt.step()
+        {zero.replace("net.", "model.")}
+
+    def main():
+        net = Net()
+        opt = torch.optim.SGD({held}.parameters(), lr=0.1)
+        for x, y in torch.utils.data.DataLoader([]):
+            update(net, opt, nn.functional.mse_loss(net(x), y))
+    """
+    assert findings(src, {"LL101", "LL102"}) == []
+    # the same loop without the zeroing is a missing zero_grad
+    other = src.replace(zero.replace("net.", "model."), "pass")
+    assert [c for c, _ in findings(other, {"LL101"})] == ["LL101"]

@@ -235,3 +235,72 @@ def test_ll206_fix_hoists_the_constructor(body, after):
 def test_ll206_no_fix_when_the_constructor_depends_on_the_loop_or_is_nested(body):
     assert len(findings(body)) == 1
     assert fixed(body) == textwrap.dedent(body)
+
+
+@pytest.mark.parametrize("body, ctor", [
+    # an optimizer built by code looplint cannot see, bound to a name the loop does not rebind
+    ("""
+    from mylib import build_optimizer
+    opt = build_optimizer(model, lr=0.1)
+    for epoch in range(num_epochs):
+        sched = StepLR(opt, step_size=5)
+        for x, y in loader:
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        sched.step()
+    """, "sched = StepLR(opt, step_size=5)"),
+    # the optimizer taken from a list; a horizon of a literal number of passes over the data
+    ("""
+    optimizers = [torch.optim.Adam(model.parameters())]
+    for epoch in range(4):
+        scheduler = CosineAnnealingLR(optimizers[0], T_max=4 * len(loader))
+        for x, y in loader:
+            optimizers[0].zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            optimizers[0].step()
+            scheduler.step()
+    """, "scheduler = CosineAnnealingLR(optimizers[0], T_max=4 * len(loader))"),
+    ("""
+    EPOCHS = 3
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(EPOCHS):
+        scheduler = OneCycleLR(optimizer, max_lr=0.1, total_steps=len(loader) * EPOCHS)
+        for x, y in loader:
+            optimizer.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+            scheduler.step()
+    """, "scheduler = OneCycleLR(optimizer, max_lr=0.1, total_steps=len(loader) * EPOCHS)"),
+])
+def test_restarts_over_unseen_or_listed_optimizers_and_counted_passes(body, ctor):
+    assert findings(body) == [ctor]
+
+
+@pytest.mark.parametrize("body", [
+    # an optimizer we cannot see, rebuilt in the loop (a fresh one per fold)
+    """
+    from mylib import build_optimizer
+    for fold in range(5):
+        opt = build_optimizer(model)
+        sched = StepLR(opt, step_size=5)
+        for x, y in loader:
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        sched.step()
+    """,
+    # one pass over the data per schedule (a cycle per epoch)
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        scheduler = CosineAnnealingLR(optimizer, T_max=1 * len(loader))
+        for x, y in loader:
+            optimizer.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+            scheduler.step()
+    """,
+])
+def test_unseen_optimizers_rebuilt_or_one_pass_schedules_are_silent(body):
+    assert findings(body) == []

@@ -25,9 +25,10 @@ from looplint.model.events import Event
 from looplint.model.interp import items_below
 from looplint.model.roles import LOADER, OPTIMIZER, Frame
 from looplint.model.scopes import Assignment, Function, dotted, keyword_arg, names_in
-from looplint.model.values import ITER_WRAPPERS, LOOP, SAME_OBJECT, Def
+from looplint.model.values import LOOP, PARAM, SAME_OBJECT, Def
+from looplint.model.walk import descendants
 
-MAX_DEPTH = 6
+MAX_DEPTH = 10  # steps through names, helpers and their callers
 NO_GRAD = frozenset({"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad",
                      "torch.autograd.grad_mode.no_grad", "torch.autograd.grad_mode.inference_mode"})
 ENABLE_GRAD = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"})
@@ -39,6 +40,8 @@ FACTORIES = frozenset("tensor as_tensor from_numpy zeros ones full empty rand ra
                       "zeros_like ones_like full_like empty_like rand_like randn_like Tensor FloatTensor "
                       "LongTensor DoubleTensor".split())
 VARIABLE = frozenset({"torch.autograd.Variable", "torch.autograd.variable.Variable"})
+# Iterables of integers: a counter zipped with the batches (``zip(itertools.count(), loader)``).
+COUNTERS = frozenset({"range", "count", "trange"})
 # Calls that may hand back an object that already exists (a parameter), even under no_grad.
 LOOKUPS = frozenset({"getattr", "next", "iter", "get", "pop", "popleft", "parameters", "named_parameters",
                      "values", "items", "keys", "copy", "deepcopy", "list", "tuple", "dict", "zip", "enumerate"})
@@ -80,6 +83,7 @@ class _Graphs:
         self.scopes = model.scopes
         self._no_grad: Dict[Function, Set[int]] = {}
         self._forcing: Dict[Function, List[Tuple[cst.Name, cst.CSTNode]]] = {}
+        self._free_params: List[Function] = []  # helpers being read with arguments that have no history
 
     def run(self) -> List[GraphlessBackward]:
         out = []
@@ -97,6 +101,8 @@ class _Graphs:
         name = self._loss_name(expr, fn)
         if name is None:
             return None
+        # a helper's parameter (``apply_update(opt, loss)``): the caller's loss, where the caller computes it
+        name, fn = self.values.through_parameters(name, fn)
         binds = self.values.reaching(name, fn)
         if not binds:
             return None
@@ -221,12 +227,16 @@ class _Graphs:
             return "a constant"
         if isinstance(expr, cst.UnaryOperation):
             return self.history_free(expr.expression, fn, in_ng, depth + 1)
+        if isinstance(expr, cst.Comparison):
+            return "a constant"  # a boolean: comparisons are not differentiable
         if isinstance(expr, cst.BinaryOperation):
             if in_ng:
                 return "computed under `torch.no_grad()`"
             a = self.history_free(expr.left, fn, in_ng, depth + 1)
             b = self.history_free(expr.right, fn, in_ng, depth + 1) if a is not None else None
             return (a if a != "a constant" else b) if b is not None else None
+        if isinstance(expr, (cst.Name, cst.Attribute)) and self._loader(expr, fn):
+            return "a batch of data"  # a data loader, its dataset and what they hold
         if isinstance(expr, cst.Attribute):
             if expr.attr.value == "data":
                 return "taken from `.data`"
@@ -250,6 +260,10 @@ class _Graphs:
         for b in binds:
             if isinstance(b, Def) and b.kind == LOOP and self._from_loader(b):
                 r = "a batch of data"
+            elif isinstance(b, Def) and b.kind == PARAM and b.scope in self._free_params:
+                r = "a constant"  # an argument of a call whose arguments have no history
+            elif isinstance(b, Def) and b.kind == PARAM:
+                r = self._arguments_free(b, depth)
             elif isinstance(b, Assignment):
                 value = b.value
                 if b.index is not None:
@@ -262,14 +276,41 @@ class _Graphs:
             reason = r if reason in (None, "a constant", "a batch of data") else reason
         return reason
 
+    def _arguments_free(self, d: Def, depth: int) -> Optional[str]:
+        """A parameter has no history when what every call site of this module passes it has none (the
+        batch handed to ``train_step(model, x, y)``)."""
+        args, complete = self.values.arguments(d.scope, d.name)
+        if not complete:
+            return None
+        reason = None
+        for arg, where in args:
+            r = self.history_free(arg, where, False, depth + 1)
+            if r is None:
+                return None
+            reason = r if reason in (None, "a constant", "a batch of data") else reason
+        return reason
+
     def _from_loader(self, d: Def) -> bool:
-        """A loop target drawn from a data loader (``for x, y in loader``): data, with no history."""
-        it = d.value
-        while isinstance(it, cst.Call) and it.args and (dotted(it.func) or "").rsplit(".", 1)[-1] in ITER_WRAPPERS:
-            it = it.args[0].value
-        if it is None or not dotted(it):
+        """A loop target drawn from a data loader (``for x, y in loader``, under iteration wrappers and the
+        names bound to them, ``zip``ped with a counter): data, with no history."""
+        return d.value is not None and self._draws_data(d.value, d.scope)
+
+    def _draws_data(self, it, fn: Function) -> bool:
+        """Iterating ``it`` yields batches of a data loader (and counters), nothing else."""
+        sources = self.values.iterated(it, fn)
+        loaders = 0
+        for src, where, _zipped in sources:
+            if isinstance(src, cst.Call) and (dotted(src.func) or "").rsplit(".", 1)[-1] in COUNTERS:
+                continue
+            if src is None or not self._loader(src, where):
+                return False
+            loaders += 1
+        return loaders > 0
+
+    def _loader(self, expr, fn: Function) -> bool:
+        if not isinstance(expr, (cst.Name, cst.Attribute, cst.Subscript, cst.Call)):
             return False
-        role = self.m.roles.resolve(it, Frame(d.scope))
+        role = self.m.roles.resolve(expr, Frame(fn))
         return role is not None and role.kind == LOADER
 
     def _call(self, call: cst.Call, fn: Function, in_ng: bool, depth: int) -> Optional[str]:
@@ -282,6 +323,8 @@ class _Graphs:
         if method == "requires_grad_" or _true(keyword_arg(call, "requires_grad")):
             return None  # a leaf that requires grad: a parameter of its own
         last = method or (func.value if isinstance(func, cst.Name) else None)
+        if last == "next" and call.args and self._draws_data(call.args[0].value, fn):
+            return "a batch of data"  # ``x, y = next(batch_iter)`` with ``batch_iter = iter(loader)``
         if last in LOOKUPS:
             return None
         q = self.scopes.qualify(func) or ""
@@ -293,7 +336,7 @@ class _Graphs:
         if callee is not None:
             if self._decorated_no_grad(callee):
                 return f"returned by `{callee.name}`, which runs under `torch.no_grad()`"
-            return None
+            return self._helper_result(call, callee, fn, depth)
         if method is not None and not _torch_function(q):
             # a tensor method (``x.mean()``, ``a.mul(b)``): no history when neither receiver nor arguments have one
             if self.history_free(func.value, fn, False, depth + 1) is None:
@@ -302,6 +345,32 @@ class _Graphs:
         if _torch_function(q) or self._loss_module(func, fn):
             return self._args_free(call, fn, depth)
         return None
+
+    def _helper_result(self, call: cst.Call, callee: Function, fn: Function, depth: int) -> Optional[str]:
+        """A function of this module (not a method) called with arguments that have no history returns a
+        value without history when every value it returns is computed from its parameters and constants by
+        torch functions and loss modules (``compute_loss(out, y)``)."""
+        node = callee.node
+        if not isinstance(node, cst.FunctionDef) or callee.cls is not None or callee in self._free_params \
+                or depth >= MAX_DEPTH - 1:
+            return None
+        reason = self._args_free(call, fn, depth)
+        if reason is None:
+            return None
+        returns = [n for n in descendants(node.body, prune=lambda n: isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)))
+                   if isinstance(n, (cst.Return, cst.Yield))]
+        if not returns or any(isinstance(r, cst.Yield) or r.value is None for r in returns):
+            return None
+        self._free_params.append(callee)
+        try:
+            for r in returns:
+                got = self.history_free(r.value, callee, self._in_no_grad(r, callee), depth + 1)
+                if got is None:
+                    return None
+                reason = reason if got == "a constant" else got
+        finally:
+            self._free_params.pop()
+        return reason
 
     def _args_free(self, call: cst.Call, fn: Function, depth: int) -> Optional[str]:
         reason = None
@@ -316,7 +385,10 @@ class _Graphs:
         return reason or "a constant"
 
     def _loss_module(self, func, fn: Function) -> bool:
-        """``criterion`` bound (on every path) to a loss module of ``torch.nn`` (``nn.MSELoss()``)."""
+        """``criterion`` bound (on every path) to a loss module of ``torch.nn`` (``nn.MSELoss()``), also when a
+        caller passes it (``train_step(model, criterion, x, y)``)."""
+        if isinstance(func, cst.Name):
+            func, fn = self.values.through_parameters(func, fn)
         values = self.values.assigned_values(func, fn) if isinstance(func, (cst.Name, cst.Attribute)) else None
         if not values:
             return False

@@ -9,8 +9,8 @@ schedule every time. That is a bug when the schedule is longer than what one pas
   horizon is known and longer than one step, or it decays without a horizon (``ExponentialLR``): the
   learning rate never moves past the schedule's first value;
 * built per epoch, stepped per batch, with a horizon that counts the whole run (``T_max=epochs *
-  len(loader)``, ``num_training_steps`` computed from the epochs, ``OneCycleLR(epochs=..., steps_per_epoch=...)``):
-  every epoch replays the first part of the schedule.
+  len(loader)``, ``num_training_steps`` computed from the epochs, ``OneCycleLR(epochs=..., steps_per_epoch=...)``),
+  or several passes over the data (``T_max=3 * len(loader)``): every epoch replays the first part of the schedule.
 
 A scheduler built together with its optimizer (one per fold, per setting), in a gated branch (warm
 restarts every few epochs), in a helper, or of a unit looplint cannot read is not judged.
@@ -38,9 +38,14 @@ TRAINING_LOOPS = (EPOCH, BATCH)
 class Restart:
     construct: Event
     scheduler: Role
-    optimizer: Role
+    optimizer: Optional[Role]  # None: built by code looplint cannot see, outside the loop
     loop: Loop  # the loop whose every pass builds a new scheduler
     why: str  # what the schedule's horizon spans
+    given: str = ""  # the optimizer as the constructor is given it
+
+    @property
+    def optimizer_label(self) -> str:
+        return self.optimizer.label if self.optimizer is not None else self.given
 
 
 def analyse(model) -> List[Restart]:
@@ -62,16 +67,20 @@ def _restart(model, e: Event, fn: Function, steps) -> Optional[Restart]:
         return None
     kind = scheduler_kind(role, model.roles)
     opt = optimizer_of(role, model.roles)
-    if not kind.known or kind.unit not in (PER_EPOCH, PER_STEP, SIZED) or opt is None:
+    if not kind.known or kind.unit not in (PER_EPOCH, PER_STEP, SIZED):
         return None
     resumed = keyword_arg(e.call, "last_epoch")
     if resumed is not None and not (isinstance(resumed, cst.UnaryOperation) and isinstance(resumed.expression, cst.Integer)):
         return None  # ``last_epoch=epoch - 1``: each new scheduler resumes where the last one was
     given = arg(e.call, 0, "optimizer")
-    if given is None or dotted(given) is None:
+    # ``optimizer``, ``self.optimizer``, ``optimizers[0]``: the name bound to it (rebound in the loop or not)
+    base = given.value if isinstance(given, cst.Subscript) else given
+    if given is None or dotted(base) is None:
         return None
-    built = _constructs(model, opt.ctor) if opt.ctor is not None else []
-    if opt.ctor is not None and not built:
+    if opt is None and not isinstance(base, cst.Name):
+        return None  # an optimizer we cannot see, on an attribute a call in the loop might set anew
+    built = _constructs(model, opt.ctor) if opt is not None and opt.ctor is not None else []
+    if opt is not None and opt.ctor is not None and not built:
         return None  # an optimizer built by code we cannot see
     opt_loops = {l for c in built for stack in model.loop_stacks(c) for l in stack}
     # loops in which an optimizer steps (the scheduler's optimizer may be bound to the caller's object in
@@ -86,13 +95,13 @@ def _restart(model, e: Event, fn: Function, steps) -> Optional[Restart]:
             loop = stack[depth - 1]
             if loop.kind not in TRAINING_LOOPS or loop in opt_loops or loop not in step_loops or loop.fn is not fn:
                 continue
-            if dotted(given) in loop.assigned:
-                break  # the optimizer itself is rebound in the loop
+            if dotted(base) in loop.assigned:
+                break  # the optimizer itself is rebound in the loop (or, unknown, may be built there)
             if varying_gate(model, e, stack, conds, depth):
                 break  # rebuilt only on some passes (warm restarts): deliberate
             why = _spans(model, role, kind, loop, own)
             if why is not None:
-                return Restart(e, role, opt, loop, why)
+                return Restart(e, role, opt, loop, why, " ".join(model.source(given).split()))
             break
     return None
 
@@ -127,7 +136,7 @@ def _spans(model, role: Role, kind, loop: Loop, own: List[Event]) -> Optional[st
     if loop.kind == EPOCH and all(len(i) == 1 and i[0].kind == BATCH for i in inner):
         spans = _whole_run_horizon(model, role)
         if spans:
-            return f"{spans} counts the whole run, but each epoch's scheduler is stepped only that epoch's batches"
+            return f"{spans} counts more than one epoch, but each epoch's scheduler is stepped only that epoch's batches"
     return None
 
 
@@ -167,4 +176,19 @@ def _counts_epochs_and_steps(model, expr, scope: Function, depth: int = 0) -> bo
         if values:
             return all(_counts_epochs_and_steps(model, v, where, depth + 1) for v, where in values)
     found = _horizon(expr, scope, model.roles)
-    return found.epochs and found.steps and not found.product_doubt
+    return (found.epochs and found.steps and not found.product_doubt) or _several_passes(model, expr, scope)
+
+
+def _several_passes(model, expr, scope: Function) -> bool:
+    """``3 * len(loader)``: a whole number of passes over the data, at least two, written as a number (the
+    epoch count as a literal or a constant) times a count of batches."""
+    if not (isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply)):
+        return False
+    for count, size in ((expr.left, expr.right), (expr.right, expr.left)):
+        per_pass = _horizon(size, scope, model.roles)
+        if not (isinstance(size, cst.Call) and per_pass.steps and not per_pass.epochs and not per_pass.unknown):
+            continue
+        ints = model.values.ints(count, scope)
+        if ints and min(ints) >= 2:
+            return True
+    return False

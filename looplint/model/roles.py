@@ -730,6 +730,19 @@ class Roles:
         self._keys[memo] = got
         return got
 
+    def _owner_path_keys(self, expr: cst.BaseExpression, frame: Frame) -> List[str]:
+        """``net.head`` of an instance ``net`` of a class of this module is keyed as the class's attribute
+        (``Net.self.head``); it is also a submodule of ``net`` (``main:net.head``), which ``net.zero_grad()``
+        reaches: the key under its owner's identity."""
+        d = dotted(unwrap_module(expr))
+        if d is None or "." not in d:
+            return []
+        first, rest = d.split(".", 1)
+        if first in ("self", "cls"):
+            return []
+        owner = self.module_key(cst.Name(first), frame)
+        return [f"{owner}.{rest}"] if owner is not None else []
+
     def param_modules(self, params: Optional[cst.BaseExpression], frame: Frame, depth: int = 0) -> Optional[FrozenSet[str]]:
         """Module keys whose ``.parameters()`` feed an optimizer's params argument; None when unknown."""
         if params is None or depth > 2:
@@ -746,6 +759,7 @@ class Roles:
                         unknown[0] = True
                     else:
                         keys.add(k)
+                        keys.update(roles._owner_path_keys(n.func.value, frame))
                     return False
                 return True
 

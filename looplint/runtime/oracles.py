@@ -964,14 +964,23 @@ def _clips_of_partial_sums(trace: Trace, by_opt: Dict[int, List[dict]]) -> List[
 
 # ---------------------------------------------------------------------------------- autograd graphs
 
-def _forcing_lines(program: str, line: int) -> List[int]:
+def _forcing_lines(program: str, lines: Sequence[int]) -> List[int]:
     """Lines that force ``requires_grad`` (``x.requires_grad = True``, ``x.requires_grad_()``,
-    ``torch.tensor(..., requires_grad=True)``) in the innermost function of the program around ``line``."""
+    ``torch.tensor(..., requires_grad=True)``) in the innermost function of the program around each of
+    ``lines`` (the backward's line and the program's lines on the stack that called it: a helper's caller
+    may compute and force the loss it hands over)."""
     try:
         with open(program, encoding="utf-8") as f:
             tree = ast.parse(f.read())
     except (OSError, SyntaxError, ValueError):
         return []
+    found = []
+    for line in dict.fromkeys(lines):
+        found += _forcing_lines_around(tree, line)
+    return sorted(set(found))
+
+
+def _forcing_lines_around(tree: ast.AST, line: int) -> List[int]:
     scope: ast.AST = tree
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno <= line <= (node.end_lineno or 0) \
@@ -1012,7 +1021,7 @@ def loss_without_graph(trace: Trace) -> List[Evidence]:
         steps = [s for s in trace.steps() if s["seq"] > group[0]["seq"]]
         moved = max((s.get("delta") or 0.0 for s in steps), default=None)
         params = sum(o["params"] for o in trace.optimizers().values())
-        forcing = _forcing_lines(trace.program, line)
+        forcing = _forcing_lines(trace.program, [line, *reversed(group[0].get("stack") or [])])
         out.append(Evidence("LL112", line, (
             f"the backward at line {line} ran {_plural(len(group), 'time')} and reached 0 of the {params} "
             f"parameters the optimizers hold (its loss had no module in its graph): the {_plural(len(steps), 'step')} "
