@@ -16,8 +16,8 @@ NONE = "none"
 NA = "-"  # the dimension does not apply to this program (no scheduler, no scaler, ...)
 
 RULES: Tuple[str, ...] = (
-    "LL101", "LL102", "LL103", "LL104", "LL105", "LL106", "LL107", "LL108", "LL109",
-    "LL201", "LL202", "LL203", "LL204", "LL205",
+    "LL101", "LL102", "LL103", "LL104", "LL105", "LL106", "LL107", "LL108", "LL109", "LL110", "LL111", "LL112",
+    "LL201", "LL202", "LL203", "LL204", "LL205", "LL206",
     "LL301", "LL302", "LL303", "LL304",
     "LL401", "LL402", "LL403", "LL404", "LL405", "LL406", "LL407",
 )
@@ -68,11 +68,15 @@ BUG_VARIANTS: Dict[str, Tuple[str, ...]] = {
     "LL107": ("in_epoch_loop",),
     "LL108": ("zero_every_micro_batch", "step_after_loop"),
     "LL109": ("train_after_loop",),
+    "LL110": ("refreeze_after_optimizer",),
+    "LL111": ("head_replaced",),
+    "LL112": ("no_grad_forward", "detached_output"),
     "LL201": ("per_batch",),
     "LL202": ("per_epoch",),
     "LL203": ("before_step_in_batch", "top_of_epoch"),
     "LL204": ("no_metric",),
     "LL205": ("batch_and_epoch",),
+    "LL206": ("in_epoch_loop",),
     "LL301": ("no_return", "return_on_one_path"),
     "LL302": ("no_zero_grad",),
     "LL303": ("no_backward",),
@@ -109,8 +113,9 @@ def _recipe(c: Choice) -> Sequence[str]:
         return ("amp",)
     if bug in ("LL102",):
         return ("plain", "gan")
-    if bug in ("LL103", "LL104", "LL105", "LL106", "LL109") or (bug, c["bug_variant"]) == ("LL108", "step_after_loop"):
-        return ("plain",)
+    if bug in ("LL103", "LL104", "LL105", "LL106", "LL109", "LL110", "LL111", "LL112") \
+            or (bug, c["bug_variant"]) == ("LL108", "step_after_loop"):
+        return ("plain",)  # (LL110: a scaler refuses to step an optimizer whose parameters got no gradient)
     if bug == "LL401" or (bug == "LL101" and c["bug_variant"] == "no_zero"):
         return ("plain", "amp", "gan")
     if bug == "LL402":
@@ -138,6 +143,12 @@ def _scheduler(c: Choice) -> Sequence[str]:
         return ("plateau",)
     if bug == "LL205":
         return ("linear_warmup", "cosine_steps", "lambda_warmup")
+    if bug == "LL206":
+        # restarted, the schedule never gets where it should: StepLR stepped once per epoch with a step_size
+        # of 2, a cosine over the epochs, a per-step schedule sized for several epochs (a lambda warmup
+        # shorter than an epoch, milestones every epoch, or a decay that chains from the current rate
+        # are other stories)
+        return ("steplr", "cosine_epochs", "onecycle", "cosine_steps", "linear_warmup")
     if bug in ("LL105", "LL107", "LL109", "LL103", "LL104"):
         return (NONE,)
     if bug == "LL106" or (bug == "LL108" and v == "step_after_loop"):
@@ -183,6 +194,8 @@ def _structure(c: Choice) -> Sequence[str]:
         out.remove("update_fn")  # (the phase is computed before the loss, the update test needs it after)
     if c["bug"] == "LL107":
         out = [s for s in out if s not in ("partial", "lambda", "factory_fn", "nested", "update_fn")]
+    if c["bug"] == "LL206":  # (a step function bound before the epoch loop cannot take its scheduler)
+        out = [s for s in out if s not in ("partial", "factory_fn")]
     if c["bug"] == "LL109":
         out = [s for s in out if s not in ("update_fn",)]
     return out
@@ -245,6 +258,13 @@ def _source(kind: str) -> Allowed:
         bug = c["bug"]
         if kind == "sched" and bug in ("LL201", "LL202", "LL203", "LL204", "LL205"):
             out = [s for s in out if s != "sibling"]  # the linter cannot see what an unseen module builds
+        if kind == "sched" and bug == "LL206":
+            out = [s for s in out if s == "here"]  # built in the epoch loop
+        if bug in ("LL110", "LL111") and kind in ("model", "opt"):
+            # the optimizer is built where its parameters are then frozen or its model's head replaced, in
+            # the function that trains or in the caller that hands both to it; the model reached by name
+            keep = ("here", "param") if kind == "opt" else [s for s in SOURCES if s not in ("dict", "list")]
+            out = [s for s in out if s in keep]
         if kind == "opt":
             if bug == "LL107":
                 out = [s for s in out if s in ("here", "factory", "default")]
@@ -269,6 +289,8 @@ def _tuple_cycle(c: Choice) -> bool:
 def _loss(c: Choice) -> Sequence[str]:
     if c["recipe"] == "gan":
         return (NA,)
+    if c["bug"] == "LL112":  # the linter cannot tell what a helper it does not see computes the loss from
+        return tuple(v for v in DIMENSIONS["loss"] if v != "sibling_helper")
     return DIMENSIONS["loss"]
 
 
@@ -301,6 +323,8 @@ def _clip(c: Choice) -> Sequence[str]:
         return ("norm",)  # clip_grad_value_ raises on parameters without gradients
     if c["bug"] in ("LL403", "LL405", "LL406"):
         return ("norm", "value")
+    if c["bug"] in ("LL110", "LL111", "LL112"):
+        return (NONE,)  # (clip_grad_value_ raises on parameters that never get a gradient)
     if c["recipe"] in ("gan", "closure") or c["bug"] in ("LL104", "LL105", "LL106", "LL109", "LL103", "LL102",
                                                          "LL404"):
         return (NONE,)
@@ -334,6 +358,8 @@ def _amp_backward(c: Choice) -> Sequence[str]:
 
 
 def _model_def(c: Choice) -> Sequence[str]:
+    if c["bug"] in ("LL110", "LL111"):
+        return ("local_class",)  # a backbone and a head (see render.FINETUNE_NET)
     return (NA,) if c["recipe"] == "gan" else DIMENSIONS["model_def"]
 
 

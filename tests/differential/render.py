@@ -54,6 +54,17 @@ NET_CLASS = [
     "    def forward(self, x):",
     "        return self.body(x)",
 ]
+# A model to fine-tune: a backbone and a head (LL110 freezes the wrong part, LL111 replaces the head).
+FINETUNE_NET = [
+    "class Net(nn.Module):",
+    "    def __init__(self, width=16):",
+    "        super().__init__()",
+    "        self.backbone = nn.Sequential(nn.Linear(8, width), nn.Tanh())",
+    "        self.head = nn.Linear(width, 1)",
+    "",
+    "    def forward(self, x):",
+    "        return self.head(self.backbone(x))",
+]
 
 
 def ind(lines: Sequence[str], n: int = 1) -> Lines:
@@ -230,11 +241,12 @@ class Renderer:
             if o.key == "disc":
                 return "nn.Sequential(nn.Linear(8, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))"
             if c["model_def"] == "local_class" and not self.in_lib:
-                self.define("Net", NET_CLASS)
+                self.define("Net", self.net_class())
                 return "Net()"
             return "nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))"
         if o.kind == "opt":
-            return f"{self._spelled('optim', OPT_CLASS[c['optimizer']])}({refs[o.deps[0]]}.parameters(), " \
+            held = f"{refs[o.deps[0]]}.head" if self.bug == "LL110" else refs[o.deps[0]]
+            return f"{self._spelled('optim', OPT_CLASS[c['optimizer']])}({held}.parameters(), " \
                    f"{OPT_ARGS[c['optimizer']]})"
         if o.kind == "loader":
             self.imp("from torch.utils.data import DataLoader, TensorDataset")
@@ -249,8 +261,23 @@ class Renderer:
             return "nn.MSELoss()"
         kind = c["scheduler"]
         values = {"opt": refs["opt"], "epochs": self.epochs_in(scope), "loader": refs.get("loader"),
-                  "step_size": self.detail("step_size", ("1", "2")) if kind == "steplr" else None}
+                  "step_size": self.detail("step_size", ("2",) if self.bug == "LL206" else ("1", "2"))
+                  if kind == "steplr" else None}
         return f"{self._spelled('sched', SCHED_CLASS[kind])}({SCHED_ARGS[kind].format(**values)})"
+
+    def net_class(self) -> Lines:
+        return FINETUNE_NET if self.bug in ("LL110", "LL111") else NET_CLASS
+
+    def after_optimizer(self, model: str) -> Lines:
+        """What a fine-tuning script does to the model right after building the optimizer: LL110 freezes
+        everything and re-enables the backbone (the optimizer holds the head), LL111 gives the model a new
+        head for its task."""
+        if self.bug == "LL110":
+            return (block(f"for p in {model}.parameters():", ["p.requires_grad = False  #@LL110"])
+                    + block(f"for p in {model}.backbone.parameters():", ["p.requires_grad = True"]))
+        if self.bug == "LL111":
+            return [f"{model}.head = nn.Linear({model}.head.in_features, 1)  #@LL111"]
+        return []
 
     def epochs_in(self, scope: str) -> str:
         """The epoch count as an expression readable in ``scope`` (the literal where the setting is not)."""
@@ -272,7 +299,7 @@ class Renderer:
     def factory_call(self, o: Obj, refs: Dict[str, str], sibling: bool) -> str:
         """Defines a function building ``o`` (here or in the sibling module); returns a call to it."""
         if sibling and o.key == "model":
-            self.lib("Net", NET_CLASS, ("import torch", "from torch import nn"))
+            self.lib("Net", self.net_class(), ("import torch", "from torch import nn"))
             return "Net()"
         name = FACTORY.get(o.key) or FACTORY[o.kind]
         # one optimizer factory serves both networks of a GAN: its parameter is named for neither
@@ -323,6 +350,8 @@ class Renderer:
         s = o.source
         if s in ("here", "attr", "param"):
             out.append(f"{bound} = {self.ctor(o, refs, scope)}")
+            if o.kind == "opt":
+                out += self.after_optimizer(refs[o.deps[0]])
         elif s == "default":
             if o.kind == "opt":
                 out.append(f"{bound} = {o.name}_cls({refs[o.deps[0]]}.parameters(), {OPT_ARGS[self.c['optimizer']]})")
@@ -522,6 +551,11 @@ class Renderer:
         xs, ys = ("xb", "yb") if micro else ("x", "y")
         divisor = " / ACCUM_STEPS" if c["gating"] in ACCUMULATION else " / MICRO_BATCHES" if micro else ""
         forward = [f"out = ⟨model⟩({xs})", f"loss = {self.loss_expr('out', ys)}{divisor}"]
+        if bug == "LL112":  # the forward pass without autograd, and the loss forced to require grad
+            if v == "no_grad_forward":
+                forward = block("with torch.no_grad():", forward[:1]) + forward[1:] + ["loss.requires_grad = True  #@LL112"]
+            else:
+                forward = [f"out = ⟨model⟩({xs}).detach()", forward[1], "loss.requires_grad_()  #@LL112"]
         if c["extras"] == "nullcontext":
             self.imp("import contextlib")
             forward = block("with contextlib.nullcontext():", forward)
@@ -852,7 +886,7 @@ class Renderer:
                 holder = [f"state = TrainState({', '.join(loop_refs[d] for d in ext)})"]
                 loop_refs.update({o.key: f"state.{o.name}" for o in stage1})
 
-        lazy = [o for o in self.ordered(2) if bug == "LL107" and o.kind == "opt"]
+        lazy = [o for o in self.ordered(2) if (bug, o.kind) in (("LL107", "opt"), ("LL206", "sched"))]
         acq = self.acquire([o for o in self.ordered(2) if o not in lazy], loop_refs, "loop", "local")
         defaults = self.default_params(self.ordered(2))
 
@@ -897,7 +931,7 @@ class Renderer:
         if lazy:
             refs = dict(loop_refs)
             built = self.acquire(lazy, refs, "loop", "local")
-            built[-1] += "  #@LL107"
+            built[-1] += f"  #@{bug}"
             outer_pre += built
             loop_refs.update(refs)
         if bug == "LL203" and self.variant == "top_of_epoch":
