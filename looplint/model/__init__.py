@@ -214,7 +214,7 @@ class FileModel:
                 if root is None or not self._is_param(root, fn):
                     return True
             elif item.kind == ev.CALL and depth < 3 and item.callee is not fn:
-                handed = self._handed_losses(item)
+                handed = self.values.parameters_bound(item.callee, item.call, item.bound_args)
                 for b in items_below(self.builder.body(item.callee)):
                     if isinstance(b, Event) and b.kind == ev.BACKWARD:
                         root = loss_root(b)
@@ -230,22 +230,6 @@ class FileModel:
     def _computes_loss_deeper(self, callee: Function, depth: int) -> bool:
         return any(isinstance(i, Event) and i.kind == ev.CALL and i.callee is not callee
                    for i in items_below(self.builder.body(callee))) and self._computes_loss(callee, depth + 1)
-
-    def _handed_losses(self, call_event: Event) -> Dict[str, cst.BaseExpression]:
-        params = list(call_event.callee.params)
-        if params[:1] in (["self"], ["cls"]) and call_event.callee.cls is not None:
-            params = params[1:]
-        out: Dict[str, cst.BaseExpression] = {}
-        i = 0
-        for a in (call_event.call.args if call_event.call is not None else ()):
-            if a.star:
-                break
-            if a.keyword is not None:
-                out[a.keyword.value] = a.value
-            elif i < len(params):
-                out[params[i]] = a.value
-                i += 1
-        return out
 
     def _is_param(self, name: cst.Name, fn: Function) -> bool:
         _scope, binds = self.values.bindings(name.value, fn, name)

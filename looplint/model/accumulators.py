@@ -3,7 +3,9 @@
 Per function (and the module body), each ``T += V`` inside a loop is judged against what the loop does
 with the names involved. It is a graph-keeping accumulation when ``V`` is a loss name (or a product or
 quotient of it) that the same loop backpropagates (``loss.backward()``, ``scaler.scale(loss).backward()``,
-``accelerator.backward(loss)``) and never turns into a number (``loss = loss.item()``), ``T`` was
+``accelerator.backward(loss)``, a function of this module it is handed to that does: ``effects.
+handed_to_backward``) or that a function returned after backpropagating it (``loss = train_step(x, y)``:
+``effects.returns_backpropagated``), and never turns into a number (``loss = loss.item()``), ``T`` was
 initialised before the loop and is not reassigned inside it (a reset in the step branch restarts it), ``T``
 is never backpropagated itself (one loss built from several terms), and no ``torch.no_grad()`` /
 ``inference_mode()`` is active.
@@ -17,7 +19,8 @@ import libcst as cst
 
 from looplint.model.walk import Walker
 
-from looplint.model.events import BACKWARD, Event, Loop
+from looplint.model.events import BACKWARD, CALL, Event, Loop
+from looplint.model.interp import items_below
 from looplint.model.loops import walk
 from looplint.model.scopes import Function, last_name, names_in, positional_args
 
@@ -76,6 +79,10 @@ class _Visitor(Walker):
         self.backwarded_anywhere: Set[str] = set()
         self.assigned_outside: Dict[cst.CSTNode, Set[str]] = {}  # loop -> names assigned outside it
         self.assign_sites: List[tuple] = []  # (name, enclosing loops at the assignment)
+        # calls of functions of this module, by call node
+        self.calls: Dict[int, Event] = {} if model is None else {
+            id(i.node): i for i in items_below(model.builder.body(fn))
+            if isinstance(i, Event) and i.kind == CALL and i.callee is not None}
 
     # nested definitions run elsewhere
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
@@ -142,11 +149,8 @@ class _Visitor(Walker):
         if self.model is None or not isinstance(value, cst.Call):
             return False
         target = self.model.values.callable_of(value.func, self.fn)
-        if target is None or not isinstance(target.target, Function):
-            return False
-        callee = target.target
-        backed = self.model.effects.backpropagated(callee)
-        return any(isinstance(r, cst.Name) and r.value in backed for r in self.model.values.returned(callee))
+        return target is not None and isinstance(target.target, Function) and \
+            self.model.effects.returns_backpropagated(target.target)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
@@ -161,6 +165,11 @@ class _Visitor(Walker):
             self.innermost[node] = self.loops[-1]
 
     def visit_Call(self, node: cst.Call) -> None:
+        call = self.calls.get(id(node))
+        if call is not None:  # a function of this module: the arguments it passes to backward
+            for name in self.model.effects.handed_to_backward(call):
+                self._backwarded(name)
+            return
         func = node.func
         if not isinstance(func, cst.Attribute):
             return
@@ -178,9 +187,12 @@ class _Visitor(Walker):
         elif method == "manual_backward" and positional_args(node):
             loss = positional_args(node)[0]
         if isinstance(loss, cst.Name):
-            self.backwarded_anywhere.add(loss.value)
-            for info in self.loops:
-                info.backwarded.add(loss.value)
+            self._backwarded(loss.value)
+
+    def _backwarded(self, name: str) -> None:
+        self.backwarded_anywhere.add(name)
+        for info in self.loops:
+            info.backwarded.add(name)
 
     # -- judgement ---------------------------------------------------------------------------------------------
     def judge(self) -> List[GraphAccumulation]:

@@ -4,7 +4,10 @@ Each root function is interpreted over all paths (the control flow of ``precisio
 functions of this module it calls. The state is the set of optimizers holding gradients from a backward
 pass that no step of theirs (and no zero_grad) has consumed yet, or *unknown*: at the entry of the root
 (its caller may have run backward) and after a call we cannot see that receives the optimizer, the model
-or the loss. A clip is useless when, on every path, the state is known and empty, and at least one path
+or the loss. Optimizers are the roles the root steps, each as its frame resolves it
+(``interp.reachable_optimizers``: ``parts["opt"]`` in the loop and ``opt`` in the helper it is handed to
+are one). A module's zero_grad (``model.zero_grad()``, ``for p in model.parameters(): p.grad = None``)
+clears the optimizers whose parameters it covers. A clip is useless when, on every path, the state is known and empty, and at least one path
 got there through a step or zero_grad (so the gradients it clips are either already applied or about to
 be discarded): clipping before ``backward()`` or after ``step()``.
 """
@@ -16,7 +19,8 @@ from typing import Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 from looplint.model import events as ev
 from looplint.model.events import Event
 from looplint.model.interp import Ctx, Interp, OverBudget
-from looplint.model.roles import ENGINE, OPTIMIZER, SCALER, Frame
+from looplint.model.roles import ENGINE, MODULE, OPTIMIZER, SCALER, Frame, Role, covers
+from looplint.model.roles import UNKNOWN as UNKNOWN_ROLE
 from looplint.model.scopes import last_name, positional_args
 
 ENTRY, UNKNOWN = "entry", "unknown"
@@ -37,6 +41,7 @@ def analyse(model) -> Dict[Event, Set[Event]]:
             continue
         run = _ClipRun(model)
         try:
+            run.opts = frozenset(run.reachable_optimizers(fn, (ev.STEP,), built=False))
             run.run(fn, ClipState())
         except OverBudget:
             continue
@@ -55,7 +60,7 @@ class _ClipRun(Interp):
     def __init__(self, model) -> None:
         super().__init__(model)
         self.clips: Dict[Event, Set[ClipState]] = {}
-        self.opts: Set[object] = set()
+        self.opts: FrozenSet[Role] = frozenset()  # the optimizers the root steps (interp.reachable_optimizers)
 
     def on_unseen_call(self, e: Event, states, ctx: Ctx):
         return {s._replace(pending=UNKNOWN) for s in states}
@@ -81,20 +86,23 @@ class _ClipRun(Interp):
                     a.keyword is not None and a.keyword.value == "closure" for a in e.call.args)
                 expr = positional_args(e.call)[0]
                 role = self.roles.resolve(expr, frame)
-            if (role is None and last_name(expr) in self._optimizers()) or (role is not None and role.kind == OPTIMIZER):
+            opt = self._optimizer(role, expr)
+            if opt is not None:
                 if closure:
                     return {s._replace(pending=UNKNOWN) for s in states}
-                return {self._settle(s, last_name(expr), e) for s in states}
+                return {self._settle(s, opt, e) for s in states}
             if role is not None and role.kind not in (OPTIMIZER, SCALER, ENGINE, "unknown"):
                 return states  # a scheduler, a sampler ...
             return {s._replace(pending=UNKNOWN) for s in states}
         if k in (ev.ZERO, ev.GRAD_CLEAR):
             role = self.roles.resolve(e.target, frame) if (k == ev.ZERO and e.target is not None) else None
-            if (role is not None and role.kind == OPTIMIZER) or (
-                    role is None and k == ev.ZERO and last_name(e.target) in self._optimizers()):
-                return {self._settle(s, last_name(e.target), e) for s in states}
-            if k == ev.ZERO and role is None and e.target is not None:
-                key = self.roles.module_key(e.target, frame)
+            opt = self._optimizer(role, e.target) if k == ev.ZERO else None
+            if opt is not None:
+                return {self._settle(s, opt, e) for s in states}
+            # ``model.zero_grad()``, ``for p in model.parameters(): p.grad = None``: a module's gradients
+            module = e.target if k == ev.ZERO else e.param_loop_module
+            if module is not None and (role is None or role.kind in (MODULE, UNKNOWN_ROLE)):
+                key = self.roles.module_key(module, frame)
                 return {self._settle_module(s, key, e) for s in states}
             return {s._replace(pending=UNKNOWN) for s in states}
         if k in (ev.GRAD_WRITE, ev.MANUAL_UPDATE, ev.UNSCALE):
@@ -112,30 +120,43 @@ class _ClipRun(Interp):
             self._roles_cache = tuple({r for rs in self.m.facts.acted_on.values() for r in rs if r.kind == OPTIMIZER})
         return self._roles_cache
 
-    def _settle(self, s: ClipState, name: Optional[str], e: Event) -> ClipState:
-        """Optimizers are told apart by the name they are stepped under (``opt_g``, ``self.optimizer``)."""
-        names = self._optimizers()
-        if name is None or name not in names:
+    def _optimizer(self, role: Optional[Role], expr) -> Optional[Role]:
+        """The optimizer a step or zero_grad acts on: its role in this frame, or when the role cannot be
+        resolved and the name is one optimizers are stepped or zeroed under in the file, the only one."""
+        if role is not None:
+            return role if role.kind == OPTIMIZER else None
+        if last_name(expr) in self._optimizer_names() and len(self.opts) == 1:
+            return next(iter(self.opts))
+        return None
+
+    def _settle(self, s: ClipState, opt: Role, e: Event) -> ClipState:
+        """Optimizers are told apart by their roles (``parts["opt"]`` in the loop and ``opt`` in the helper
+        it is handed to are one optimizer)."""
+        if opt not in self.opts:
             return s._replace(pending=UNKNOWN)
         if s.pending is ALL:
             # every optimizer received the gradients: only this one consumed them
-            others = frozenset(n for n in names if n != name)
+            others = frozenset(o for o in self.opts if o is not opt)
             return s._replace(pending=others, settled_by=e if not others else s.settled_by)
         if isinstance(s.pending, frozenset):
-            left = s.pending - {name}
+            left = s.pending - {opt}
             return s._replace(pending=left, settled_by=e if not left else s.settled_by)
-        if len(names) == 1:  # the only optimizer: whatever was pending is consumed or cleared now
+        if len(self.opts) == 1:  # the only optimizer: whatever was pending is consumed or cleared now
             return s._replace(pending=frozenset(), settled_by=e)
         return s
 
     def _settle_module(self, s: ClipState, key, e: Event) -> ClipState:
-        # ``model.zero_grad()``: which optimizers it clears is known only when there is one
-        names = self._optimizers()
-        if len(names) != 1 or key is None:
+        """A module's zero_grad clears the optimizers that hold its parameters (``roles.covers``) when every
+        optimizer's parameters are readable; when some are not, it is the only optimizer's, or unknown."""
+        if key is None or not self.opts:
             return s._replace(pending=UNKNOWN)
-        return s._replace(pending=frozenset(), settled_by=e)
+        if any(o.modules is None for o in self.opts):
+            return s._replace(pending=frozenset(), settled_by=e) if len(self.opts) == 1 else s._replace(pending=UNKNOWN)
+        for o in sorted((o for o in self.opts if covers(o, key)), key=lambda r: r.key or r.label):
+            s = self._settle(s, o, e)
+        return s
 
-    def _optimizers(self) -> Set[str]:
+    def _optimizer_names(self) -> Set[str]:
         """The names optimizers are stepped or zeroed under anywhere in the file."""
         if not hasattr(self, "_opt_cache"):
             found: Set[str] = set()

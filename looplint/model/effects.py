@@ -195,13 +195,14 @@ class Effects:
         return bool(binds) and all(isinstance(b, Def) and b.kind == PARAM for b in binds)
 
     def backpropagated(self, fn: Function) -> Set[str]:
-        """Names the function passes to backward (``loss.backward()``, ``accelerator.backward(loss)``)."""
+        """Names the function passes to backward (``loss.backward()``, ``accelerator.backward(loss)``), also
+        through a function of this module it hands them to (``update(opt, loss)`` that runs ``loss.backward()``)."""
         got = self._backprop.get(fn)
         if got is None:
             from looplint.model import loss_root
             from looplint.model.interp import items_below
 
-            got = set()
+            got = self._backprop[fn] = set()  # a recursive call sees what is known so far
             for item in items_below(self.m.builder.body(fn)):
                 if isinstance(item, Event) and item.kind == ev.BACKWARD:
                     for r in refs(item.target) + [x for a in (item.call.args if item.call is not None else ())
@@ -212,8 +213,36 @@ class Effects:
                     root = loss_root(item)  # ``scaler.scale(loss).backward()``, ``(loss / k).backward()``
                     if root is not None:
                         got.add(root.value)
-            self._backprop[fn] = got
+                elif isinstance(item, Event) and item.kind == ev.CALL and item.callee is not None:
+                    got |= self.handed_to_backward(item)
         return got
+
+    def handed_to_backward(self, call: Event) -> Set[str]:
+        """The caller's names a call of a function of this module passes to backward: the arguments bound
+        to parameters the callee backpropagates (itself or through its own helpers)."""
+        backed = self.backpropagated(call.callee)
+        bound = self.m.values.parameters_bound(call.callee, call.call, call.bound_args)
+        return {dotted(a) for p, a in bound.items() if p in backed and dotted(a)}
+
+    def returns_backpropagated(self, fn: Function, depth: int = 0) -> bool:
+        """Whether the function may return a tensor it backpropagated (``g_loss.backward()`` ...
+        ``loss = g_loss; return loss``), also the result of a helper that does (``return self.step(x)``)."""
+        backed = self.backpropagated(fn)
+        return any(self._backpropagated_value(r, fn, backed, depth) for r in self.m.values.returned(fn))
+
+    def _backpropagated_value(self, expr: cst.BaseExpression, fn: Function, backed: Set[str], depth: int) -> bool:
+        if depth > 4:
+            return False
+        if isinstance(expr, cst.Name):
+            if expr.value in backed:
+                return True
+            found = self.m.values.assigned_values(expr, fn) or []
+            return any(where is fn and self._backpropagated_value(v, fn, backed, depth + 1) for v, where in found)
+        if isinstance(expr, cst.Call):
+            target = self.m.values.callable_of(expr.func, fn)
+            return (target is not None and isinstance(target.target, Function) and target.target is not fn
+                    and self.returns_backpropagated(target.target, depth + 1))
+        return False
 
 
 __all__ = ["Effect", "Effects", "NOTHING", "refs"]

@@ -68,6 +68,8 @@ class Event:
     bound_args: tuple = ()  # CALL / closure: arguments ``functools.partial`` bound in front of the call's own
     usage: str = "value"  # how the call's result is used: "stmt" (a bare statement), "with", "value"
     closure_site: Optional[cst.CSTNode] = None  # a lambda that forwards to the closure function
+    # CALL of a function a same-module factory returned: (factory call, its caller, the factory function)
+    factory: Optional[tuple] = None
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"<Event {self.kind} {cst.Module([]).code_for_node(self.node)[:40]!r}>"
@@ -554,15 +556,21 @@ class _Build:
         if kind in ("optimizer", "scheduler", "module", "scaler") and cls_name is not None:
             out.append(Event(CONSTRUCT, c, call=c))
             return
-        callee, bound_self, bound_args = self.resolve_callee(c)
+        callee, bound_self, bound_args, factory = self.resolve_callee(c)
         if callee is not None:
             if isinstance(bound_args, cst.Call):  # through a forwarding lambda: the call it makes
-                out.append(Event(CALL, c, call=bound_args, callee=callee, bound_self=bound_self))
+                out.append(Event(CALL, c, call=bound_args, callee=callee, bound_self=bound_self, factory=factory))
             else:
-                out.append(Event(CALL, c, call=c, callee=callee, bound_self=bound_self, bound_args=bound_args))
+                out.append(Event(CALL, c, call=c, callee=callee, bound_self=bound_self, bound_args=bound_args,
+                                 factory=factory))
             return
         if method in ("train", "eval") and recv is not None:
             out.append(Event(MODE, c, target=recv, call=c))
+            return
+        bound = self.o.v.callable_of(c, self.fn) if self.o.v is not None else None
+        if bound is not None and isinstance(bound.target, Function) and bound.factory is None:
+            # ``functools.partial(step_fn, opt, net)`` binds arguments for a function of this module and runs
+            # nothing: what the function does happens where the result is called (a closure, a call)
             return
         if isinstance(recv, cst.Name) and recv.value == "self" and method is not None:
             cls = class_of(self.fn)
@@ -581,17 +589,18 @@ class _Build:
             out.append(Event(OPAQUE, c, target=recv, call=c))
 
     def resolve_callee(self, c: cst.Call):
-        """(function of this module, bound self, partial-bound arguments) a call runs, or (None, False, ())."""
+        """(function of this module, bound self, partial-bound arguments, the factory that returned it) a
+        call runs, or (None, False, (), None)."""
         callee, bound_self = self.o.v.resolve_callee(c.func, self.fn, classes=False)
         if callee is not None:
-            return callee, bound_self, ()
+            return callee, bound_self, (), None
         if isinstance(c.func, (cst.Name, cst.Attribute)):
             target = self.o.v.callable_of(c.func, self.fn)
             if target is not None and isinstance(target.target, Function) and not target.target.is_module:
                 if target.forward is not None:
-                    return target.target, target.bound_self, target.forwarded(c)
-                return target.target, target.bound_self, target.bound_args
-        return None, False, ()
+                    return target.target, target.bound_self, target.forwarded(c), target.factory
+                return target.target, target.bound_self, target.bound_args, target.factory
+        return None, False, (), None
 
     def closure(self, ev: Event, closure: cst.BaseExpression) -> None:
         """What ``step(closure)`` re-evaluates: a lambda's body, or a function of this module (through

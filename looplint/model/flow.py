@@ -22,14 +22,13 @@ from typing import Dict, FrozenSet, Iterable, List, NamedTuple, Optional, Set, T
 
 from looplint.model import events as ev
 from looplint.model.effects import Effects
-from looplint.model.events import Block, Event, Loop, Try
-from looplint.model.interp import Ctx, Interp, OverBudget, child_frame, items_below
+from looplint.model.events import Event, Loop, Try
+from looplint.model.interp import Ctx, Interp, OverBudget, items_below
 from looplint.model.roles import ENGINE, OPTIMIZER, SCALER, SCHEDULER, Frame, Role, covers
 from looplint.model.schedulers import optimizer_of
 from looplint.model.scopes import Function, dotted, positional_args
 
 NONE, FRESH, USED, STALE, UNKNOWN = "NONE", "FRESH", "USED", "STALE", "UNKNOWN"
-MAX_DEPTH = 5
 HIDDEN = "hidden"  # the source of gradients a call we cannot see may have produced
 
 
@@ -125,42 +124,12 @@ class GradientFlow(Interp):
 
     # -- entry -----------------------------------------------------------------------------------------
     def run_root(self, fn: Function, cyclic: bool) -> None:
-        self.opts = self._collect_optimizers(fn)
+        self.opts = self.reachable_optimizers(fn)
         self.index = {r: i for i, r in enumerate(self.opts)}
         self.facts.optimizers.update(self.opts)
         if cyclic:
             self.facts.implicit_roots.add(fn)
         self.run(fn, Path(tuple(OptState(NONE) for _ in self.opts), frozenset()), cyclic)
-
-    def _collect_optimizers(self, fn: Function) -> List[Role]:
-        found: List[Role] = []
-        seen: Set[int] = set()
-
-        def add(role: Optional[Role]) -> None:
-            if role is not None and role.kind == OPTIMIZER and id(role) not in seen:
-                seen.add(id(role))
-                found.append(role)
-
-        def visit(block: Block, frame: Frame, stack: Tuple[Function, ...]) -> None:
-            for item in items_below(block):
-                if not isinstance(item, Event):
-                    continue
-                if item.kind in (ev.STEP, ev.ZERO, ev.UNSCALE) and item.target is not None:
-                    role = self.roles.resolve(item.target, frame)
-                    add(role)
-                    if role is not None and role.kind == SCALER and item.call is not None:
-                        pos = positional_args(item.call)
-                        if pos:
-                            add(self.roles.resolve(pos[0], frame))
-                    if isinstance(item.closure, Function) and item.closure not in stack and len(stack) < MAX_DEPTH:
-                        visit(self.m.builder.body(item.closure), self._closure_frame(item, frame), stack + (item.closure,))
-                elif item.kind == ev.CALL and item.callee not in stack and len(stack) < MAX_DEPTH:
-                    visit(self.m.builder.body(item.callee), self.bind(item, frame), stack + (item.callee,))
-                elif item.kind == ev.CONSTRUCT:
-                    add(self.roles.resolve(item.assigned if item.assigned is not None else item.call, frame))
-
-        visit(self.m.builder.body(fn), Frame(fn), (fn,))
-        return found
 
     # -- loops -----------------------------------------------------------------------------------------
     def on_enter(self, p: Path, loop: Loop) -> Path:
@@ -339,7 +308,7 @@ class GradientFlow(Interp):
         if via_scaler:
             pass
         elif e.closure is not None:
-            paths = self.run_callable(e.closure, paths, ctx, self._closure_bindings(e, ctx.frame))
+            paths = self.run_callable(e.closure, paths, ctx, self.closure_bindings(e, ctx.frame))
         elif e.closure_unknown:
             self.facts.tainted.add(role)
             paths = {self._apply(p, [role], lambda s: OptState(UNKNOWN)) for p in paths}
@@ -357,16 +326,6 @@ class GradientFlow(Interp):
             p = p._replace(states=p.states[:i] + (new,) + p.states[i + 1:])
             out.add(self._optimizer_stepped(e, i, p))
         return out
-
-    def _closure_bindings(self, e: Event, frame: Frame):
-        if not isinstance(e.closure, Function):
-            return (), ()
-        from looplint.model.interp import bind_arguments
-
-        return bind_arguments(self.roles, e.closure, None, frame, e.bound_self, e.bound_args)
-
-    def _closure_frame(self, e: Event, frame: Frame) -> Frame:
-        return child_frame(e.closure, frame, *self._closure_bindings(e, frame))
 
     # -- scheduler order (LL203, LL205) -----------------------------------------------------------------------
     def _scheduler_step(self, e: Event, role: Role, paths: Set[Path], ctx: Ctx) -> Set[Path]:

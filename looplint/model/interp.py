@@ -28,8 +28,8 @@ import libcst as cst
 
 from looplint.model import events as ev
 from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
-from looplint.model.roles import Frame, Role
-from looplint.model.scopes import Function, dotted
+from looplint.model.roles import OPTIMIZER, SCALER, Frame, Role
+from looplint.model.scopes import Function, dotted, positional_args
 from looplint.model.values import class_of
 
 MAX_PATHS = 64
@@ -371,7 +371,54 @@ class Interp:
         """The callee's frame: its parameters bound to the roles (and module identities) of the call's
         arguments (after any that ``functools.partial`` bound in front), ``self`` to the receiver."""
         roles, keys = bind_arguments(self.roles, e.callee, e.call, caller, e.bound_self, e.bound_args)
+        if e.factory is not None:
+            # a function a same-module factory returned sees the factory's names: its parameters bound to
+            # the arguments of the factory call (read where that call is written)
+            call, where, factory = e.factory
+            at = caller if caller.fn is where else Frame(where)
+            outer = child_frame(factory, at, *bind_arguments(self.roles, factory, call, at, False))
+            return child_frame(e.callee, outer, roles, keys)
         return child_frame(e.callee, caller, roles, keys)
+
+    def closure_bindings(self, e: Event, frame: Frame):
+        """The bindings of a step's closure function: its ``partial``-bound arguments, ``self``."""
+        if not isinstance(e.closure, Function):
+            return (), ()
+        return bind_arguments(self.roles, e.closure, None, frame, e.bound_self, e.bound_args)
+
+    def reachable_optimizers(self, fn: Function, kinds=(ev.STEP, ev.ZERO, ev.UNSCALE), built: bool = True) -> List[Role]:
+        """The optimizers a root reaches, each as its frame resolves it: stepped, zeroed, unscaled (``kinds``)
+        or ``built`` in the root or in the functions and closures it calls (their parameters bound to the
+        arguments)."""
+        found: List[Role] = []
+        seen: Set[int] = set()
+
+        def add(role: Optional[Role]) -> None:
+            if role is not None and role.kind == OPTIMIZER and id(role) not in seen:
+                seen.add(id(role))
+                found.append(role)
+
+        def visit(block: Block, frame: Frame, stack: Tuple[Function, ...]) -> None:
+            for item in items_below(block):
+                if not isinstance(item, Event):
+                    continue
+                if item.kind in kinds and item.target is not None:
+                    role = self.roles.resolve(item.target, frame)
+                    add(role)
+                    if role is not None and role.kind == SCALER and item.call is not None:
+                        pos = positional_args(item.call)
+                        if pos:
+                            add(self.roles.resolve(pos[0], frame))
+                    if isinstance(item.closure, Function) and item.closure not in stack and len(stack) < MAX_DEPTH:
+                        closure_frame = child_frame(item.closure, frame, *self.closure_bindings(item, frame))
+                        visit(self.m.builder.body(item.closure), closure_frame, stack + (item.closure,))
+                elif item.kind == ev.CALL and item.callee not in stack and len(stack) < MAX_DEPTH:
+                    visit(self.m.builder.body(item.callee), self.bind(item, frame), stack + (item.callee,))
+                elif item.kind == ev.CONSTRUCT and built:
+                    add(self.roles.resolve(item.assigned if item.assigned is not None else item.call, frame))
+
+        visit(self.m.builder.body(fn), Frame(fn), (fn,))
+        return found
 
     def _memoised(self, key, compute) -> Outcome:
         got = self._memo.get(key)

@@ -22,7 +22,7 @@ import libcst as cst
 
 from looplint.model import events as ev
 from looplint.model.events import Event
-from looplint.model.interp import Ctx, Interp, OverBudget
+from looplint.model.interp import Ctx, Interp, OverBudget, items_below
 from looplint.model.roles import OPTIMIZER, SCALER, Frame, Role
 from looplint.model.scopes import dotted, keyword_arg, positional_args
 
@@ -84,6 +84,14 @@ class _Run(Interp):
     def on_unseen_call(self, e: Event, states, ctx: Ctx):
         return {s._replace(ops=frozenset()) for s in states}
 
+    def on_handler(self, states, t, ctx: Ctx):
+        """An exception out of a ``try`` that steps, unscales or updates (``except RuntimeError`` around
+        ``scaler.step(opt); scaler.update()``) leaves the scaler in a state we cannot know: the handler
+        starts from nothing known."""
+        if any(isinstance(i, Event) and i.kind in (ev.STEP, ev.UNSCALE, ev.SCALER_UPDATE) for i in items_below(t.body)):
+            return {s._replace(ops=frozenset()) for s in states}
+        return states
+
     def event(self, e: Event, states: Set[ScalerBook], ctx: Ctx) -> Set[ScalerBook]:
         frame = ctx.frame
         if e.kind == ev.SCALER_UPDATE:
@@ -98,7 +106,7 @@ class _Run(Interp):
         if scaler is None or scaler.kind != SCALER:
             return states
         args = positional_args(e.call) if e.call is not None else []
-        opt = self._role(args[0], frame) if args and dotted(args[0]) else None
+        opt = self._role(args[0], frame) if args and _names_object(args[0]) else None
         if not self._counts(scaler, e, frame) or opt is None or opt.kind != OPTIMIZER:
             return {s._replace(ops=frozenset(o for o in s.ops if o[0] is not scaler)) for s in states}
         out = set()
@@ -121,7 +129,7 @@ class _Run(Interp):
         exprs = [a.value for a in e.call.args] + ([e.target] if e.target is not None else [])
         touched = set()
         for x in exprs:
-            role = self._role(x, frame) if dotted(x) else None
+            role = self._role(x, frame) if _names_object(x) else None
             if role is not None:
                 touched.add(id(role))
         if not touched:
@@ -144,3 +152,10 @@ class _Run(Interp):
         if isinstance(enabled, cst.Name) and enabled.value == "False":
             return False
         return not self.m.scaler_handed_over(e.target, frame.fn)
+
+
+def _names_object(expr) -> bool:
+    """A name, an attribute chain or an entry of one (``optimizer_list[0]``, ``parts["opt"]``)."""
+    while isinstance(expr, cst.Subscript):
+        expr = expr.value
+    return dotted(expr) is not None

@@ -1018,6 +1018,26 @@ class Values:
             complete = False
         return out, complete and bool(out)
 
+    @staticmethod
+    def parameters_bound(callee: Function, call: Optional[cst.Call], bound_args: Sequence[cst.Arg] = ()) -> Dict[str, cst.BaseExpression]:
+        """The argument each parameter of ``callee`` receives at a call: ``partial``-bound arguments first,
+        then the call's own (a method's ``self``/``cls`` is the receiver); nothing after a ``*args``."""
+        params = list(callee.params)
+        if params[:1] in (["self"], ["cls"]) and callee.cls is not None:
+            params = params[1:]
+        out: Dict[str, cst.BaseExpression] = {}
+        i = 0
+        for a in partial_args(bound_args, call.args if call is not None else ()):
+            if a.star:
+                break
+            if a.keyword is not None:
+                if a.keyword.value in callee.params:
+                    out[a.keyword.value] = a.value
+            elif i < len(params):
+                out[params[i]] = a.value
+                i += 1
+        return out
+
     # -- what an expression is -----------------------------------------------------------------------------
     def unwrap(self, expr: cst.BaseExpression) -> cst.BaseExpression:
         """``m`` for ``m.to(device)``, ``m.cuda()``, ``m.train()``: calls that return the object itself."""
