@@ -520,6 +520,72 @@ def test_many_helpers_in_one_file_stay_within_budget():
 
 
 
+def sweep_program(backprop="run_model", depth=4, clear=""):
+    """Comparison helpers that backpropagate into two networks and never step, called from a sweep over
+    settings (the gradients' history differs on every call: issue 8's accelerate test_sync.py), then a
+    training helper in the same root."""
+    sweep = "".join(f"{'    ' * (i + 2)}for s{i} in [True, False]:\n" for i in range(depth))
+    inner = "    " * (depth + 2)
+    return textwrap.dedent(f"""\
+    import torch
+
+
+    def {backprop}(net, x, plain=True):
+        loss = net(x).pow(2).sum()
+        if not plain:
+            loss = loss / 2
+            loss.backward()
+        else:
+            loss.mean().backward()
+
+
+    def build():
+        return torch.nn.Linear(4, 1), torch.nn.Linear(4, 1), [torch.randn(2, 4) for _ in range(4)]
+
+
+    def compare_once(tag):
+        a, b, data = build()
+        for it in range(3):
+            {backprop}(a, data[0])
+            if it % 2 == 0:
+                {backprop}(b, data[0])
+            else:
+                {backprop}(b, data[0], False)
+
+
+    def compare_windows(flag=False):
+        a, b, data = build()
+        for it, x in enumerate(data):
+            {backprop}(a, x, False)
+            {backprop}(b, x)
+            if ((it + 1) % 2 == 0) or flag:
+                print(it)
+
+
+    def fit(net, data):
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        for x in data:
+            {clear}{backprop}(net, x)
+            opt.step()
+
+
+    def main(kind):
+        if kind == 0:
+            compare_once("a")
+        if kind > 0:
+    """) + sweep + f"{inner}compare_windows(s0)\n{inner}compare_once('b')\n    a, b, data = build()\n    fit(a, data)\n"
+
+
+@pytest.mark.parametrize("backprop,depth", [("run_model", 4), ("backprop_pair", 6), ("forward_backward", 3)])
+def test_helpers_called_after_ever_different_gradient_histories_stay_within_budget(backprop, depth):
+    src = sweep_program(backprop, depth)
+    assert not over_budget(src)
+    assert findings(src) == [("LL101", line_of(src, "opt.step()"))]
+    clean = sweep_program(backprop, depth, clear="opt.zero_grad()\n            ")
+    assert not over_budget(clean)
+    assert findings(clean) == []
+
+
 # -- compound statements written on one line ------------------------------------------------------------------
 
 

@@ -186,6 +186,13 @@ class GradientFlow(Interp):
                     out.append(role)
         return out
 
+    def forget_history(self, p: Path) -> Path:
+        """Also where gradients came from and which loops carried them: gradients whose history is
+        forgotten are doubtful, so no finding relies on them (until a step or zero_grad settles them)."""
+        p = super().forget_history(p)
+        return p._replace(states=tuple(s._replace(doubt=True, sources=frozenset(), carried=frozenset())
+                                       if s.sources or s.carried else s for s in p.states))
+
     # -- events ---------------------------------------------------------------------------------------------
     def call(self, e: Event, paths: Set[Path], ctx: Ctx) -> Set[Path]:
         self._record(e, paths, ctx)

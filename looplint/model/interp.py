@@ -17,7 +17,10 @@ else, once for all of them:
   arguments bound.
 * **Cost.** Calls, loops and loop bodies are memoised per (callee or loop, context, entry path) and
   shared by every path that reaches them, so nested loops and helpers cost what the code has, not the
-  product of their paths. A path-step budget remains only as a guard.
+  product of their paths. A call or loop that keeps being entered with different paths in one context
+  (a helper called after ever more different gradient histories) is entered, after ``MAX_ENTRIES``
+  of them, with what the domain calls history forgotten (``forget_history``): its runs stay bounded. A
+  path-step budget remains only as a guard.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from looplint.model.scopes import Function, dotted, positional_args
 from looplint.model.values import class_of
 
 MAX_PATHS = 64
+MAX_ENTRIES = 64  # distinct entry paths per call or loop and context before their histories are forgotten
 MAX_DEPTH = 5
 BUDGET = 400_000  # path-steps per root; real training code needs a few thousand
 
@@ -94,6 +98,7 @@ class Interp:
         self._effect: Dict[int, bool] = {}
         self._memo: Dict[tuple, Outcome] = {}
         self._nested: Dict[Loop, frozenset] = {}
+        self._entries: Dict[tuple, Set] = {}
 
     # -- domain hooks -----------------------------------------------------------------------------------
     def event(self, e: Event, paths: Set, ctx: Ctx) -> Set:  # pragma: no cover - abstract
@@ -119,6 +124,11 @@ class Interp:
     def on_unseen_call(self, e: Event, paths: Set, ctx: Ctx) -> Set:
         """A call of a same-module function the interpreter will not enter (recursion, depth)."""
         return paths
+
+    def forget_history(self, p):
+        """``p`` without what only tells it apart from the paths met before: its assumptions, and what the
+        domain may forget (no finding may rely on what is forgotten)."""
+        return p._replace(assume=frozenset())
 
     def cap(self, paths: Set) -> Set:
         """Keeps the path count bounded by forgetting assumptions, the least useful first: phases of
@@ -274,6 +284,7 @@ class Interp:
     def loop(self, loop: Loop, paths: Set, ctx: Ctx, implicit: bool = False) -> Outcome:
         out = Outcome()
         for p in paths:
+            p = self._entry(loop, ctx, p)
             _merge(out, self._memoised(("loop", loop, ctx, p, implicit), lambda p=p: self._loop1(loop, p, ctx, implicit)))
         return out
 
@@ -351,6 +362,7 @@ class Interp:
         body = self.m.builder.body(callee)
         out: Set = set()
         for p in paths:
+            p = self._entry(callee, inner, p)
             o = self._memoised(("call", callee, inner, p), lambda p=p: self.block(body, {p}, inner))
             out |= o.normal | o.ret
         return out
@@ -419,6 +431,18 @@ class Interp:
 
         visit(self.m.builder.body(fn), Frame(fn), (fn,))
         return found
+
+    def _entry(self, code, ctx: Ctx, p):
+        """The path a call or loop runs with: ``p``, or once it has been entered with ``MAX_ENTRIES``
+        distinct paths in this context, ``p`` with its history forgotten, so that the runs stay few."""
+        seen = self._entries.get((code, ctx))
+        if seen is None:
+            seen = self._entries[(code, ctx)] = set()
+        if p not in seen:
+            if len(seen) >= MAX_ENTRIES:
+                p = self.forget_history(p)
+            seen.add(p)
+        return p
 
     def _memoised(self, key, compute) -> Outcome:
         got = self._memo.get(key)
