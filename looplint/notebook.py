@@ -10,7 +10,8 @@ on such a row get their columns back); shell escapes (``!pip list``), captured s
 (``x = !ls`` becomes ``x = None``) and help (``obj?``, ``??obj``) are masked too. Lines inside a string or
 inside brackets (``% b`` continuing an expression) are left alone. A cell whose first line is a cell magic
 that runs something other than Python (``%%bash``, ``%%html``, ``%%writefile``, ...) is left out;
-``%%time``, ``%%timeit``, ``%%capture``, ``%%prun``, ``%%debug`` and friends keep their cell.
+``%%time``, ``%%timeit``, ``%%capture``, ``%%prun``, ``%%debug`` and friends keep their cell. A cell whose
+first line is indented loses that indentation on every line that starts with it, as IPython runs it.
 
 Every diagnostic is then mapped back to its cell: ``cell`` counts *all* cells from 1 (markdown included) and
 ``line``/``end_line``/``noqa_row`` become relative to that cell. A notebook that is not valid JSON or not
@@ -252,10 +253,23 @@ def to_python(notebook: Notebook) -> Tuple[str, List[Row]]:
     for cell in notebook.cells:
         if not is_python_cell(cell):
             continue
-        for n, (line, shift) in enumerate(_mask_cell(cell.lines), start=1):
+        lines, moved = _dedent_cell(cell.lines)
+        for n, ((line, shift), left) in enumerate(zip(_mask_cell(lines), moved), start=1):
             parts.append(line)
-            rows.append(Row(cell.number, n, shift))
+            rows.append(Row(cell.number, n, shift + left))
     return "".join(p + "\n" for p in parts), rows
+
+
+def _dedent_cell(lines: Sequence[str]) -> Tuple[List[str], List[int]]:
+    """The cell as IPython runs it: when its first line is indented, that indentation is taken off every line
+    that starts with it (IPython's ``leading_indent``). Also how many columns each line moved left."""
+    first = lines[0] if lines else ""
+    indent = first[:len(first) - len(first.lstrip(" \t"))]
+    if not indent or not first.strip():
+        return list(lines), [0] * len(lines)
+    n = len(indent)
+    return ([line[n:] if line.startswith(indent) else line for line in lines],
+            [n if line.startswith(indent) else 0 for line in lines])
 
 
 def _map_row(row: int, rows: List[Row]) -> Row:

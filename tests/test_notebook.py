@@ -153,6 +153,26 @@ def test_a_code_magic_keeps_its_code_and_its_columns():
     assert (d.code, d.cell, d.line, d.column) == ("LL101", 1, 6, 5 + len("%timeit -n 1 -r 1 "))
 
 
+@requires_ll101
+@pytest.mark.parametrize("indent", [" ", "  ", "\t"])
+def test_an_indented_cell_runs_dedented_as_ipython_runs_it(indent):
+    # IPython takes the first line's indentation off every line that starts with it (``leading_indent``)
+    body = (
+        "import torch\n"
+        "model = torch.nn.Linear(2, 1)\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x in torch.randn(4, 3, 2):\n"
+        "    model(x).sum().backward()\n"
+        "    opt.step()\n"
+    )
+    cell = "".join(indent + line for line in body.splitlines(keepends=True))
+    [d] = lint_notebook_text(make_notebook(("code", "x = 1"), ("code", cell)), "nb.ipynb")
+    assert (d.code, d.cell, d.line, d.column) == ("LL101", 2, 6, 5 + len(indent))
+    # only the first line decides: a cell whose later lines are indented alone is still a syntax error
+    broken = "import torch\n" + "".join(indent + line for line in body.splitlines(keepends=True)[1:])
+    assert [d.code for d in lint_notebook_text(make_notebook(("code", broken)), "nb.ipynb")] == ["LL000"]
+
+
 def test_a_magic_written_with_a_space_is_a_magic():
     text = make_notebook(("code", "import torch\n% timeit loss.backward()\n% matplotlib inline\n"))
     assert lint_notebook_text(text, "nb.ipynb") == []
