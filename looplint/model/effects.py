@@ -91,11 +91,6 @@ class Effects:
         call = e.call
         if call is None:
             return NOTHING
-        made = self.m.values.callable_of(call, frame.fn) if last_name(call.func) == "partial" else None
-        if made is not None and isinstance(made.target, Function):
-            # ``partial(train_step, opt, net)``: a function of this module with arguments bound; it acts
-            # where it is called (the flow follows those calls), and whoever receives it receives them
-            return NOTHING
         statement = e.usage == "stmt"
         method = call.func.attr.value if isinstance(call.func, cst.Attribute) else None
         opts: Set[Role] = set()
@@ -108,6 +103,8 @@ class Effects:
             received.extend((r, True) for r in refs(e.target) or [e.target])
         for a in call.args:
             received.extend((r, False) for r in refs(a.value))
+        if isinstance(call.func, cst.Name):
+            opts.update(self._held(call.func, frame, tracked))  # ``step()`` of ``step = partial(update, opt)``
         backwarded = self.backpropagated(frame.fn)
         for expr, is_receiver in received:
             if is_receiver and method is not None and OPTIMIZER_METHODS.get(method) == KEEPS:

@@ -581,12 +581,26 @@ class _Build:
             if method not in HARMLESS_FUNCS:  # an inherited method we cannot see: it may touch anything
                 out.append(Event(OPAQUE, c, target=recv, call=c))
             return
+        if q == "functools.partial" or name == "partial":
+            # binding arguments runs nothing: the partial acts where it is called (the flow follows a call of
+            # a function of this module; a call of another one acts on what it binds, ``effects.py``), and
+            # whoever receives it receives what it binds (``effects.refs``)
+            return
+        if isinstance(func, cst.Name) and self._built_from_refs(func):
+            out.append(Event(OPAQUE, c, call=c))  # ``apply()`` of ``apply = partial(update, opt)``
+            return
         if name in HARMLESS_FUNCS or q.startswith(("torch.", "F.", "np.", "numpy.", "math.", "logging.", "os.", "sys.", "time.", "wandb.", "json.")):
             return
         if (isinstance(recv, cst.Name) and recv.value == "self") or any(_is_ref(a.value) for a in c.args) or (
             recv is not None and _is_ref(recv) and method not in HARMLESS_FUNCS
         ):
             out.append(Event(OPAQUE, c, target=recv, call=c))
+
+    def _built_from_refs(self, func: cst.Name) -> bool:
+        """A name bound to an object built from other objects (``step = functools.partial(update, opt)``):
+        calling it may act on what it holds (``effects.py`` reads which)."""
+        return any(isinstance(v, cst.Call) and any(_is_ref(a.value) for a in v.args)
+                   for v, _where in self.o.v.assigned_values(func, self.fn) or ())
 
     def resolve_callee(self, c: cst.Call):
         """(function of this module, bound self, partial-bound arguments, the factory that returned it) a

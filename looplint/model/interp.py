@@ -32,7 +32,7 @@ import libcst as cst
 from looplint.model import events as ev
 from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
 from looplint.model.roles import OPTIMIZER, SCALER, Frame, Role
-from looplint.model.scopes import Function, dotted, positional_args
+from looplint.model.scopes import Function, positional_args
 from looplint.model.values import class_of
 
 MAX_PATHS = 64
@@ -586,7 +586,7 @@ def bind_arguments(roles, callee: Function, call: Optional[cst.Call], caller: Fr
             continue
         if name in callee.params:
             v = a.value
-            bindings.append((name, roles.resolve(v, caller) if dotted(v) or isinstance(v, (cst.Subscript, cst.Call)) else None))
+            bindings.append((name, roles.argument(v, caller)))
             keys.append((name, roles.module_key(a.value, caller) or roles.fresh_module_key(a.value)))
     return bindings, keys
 

@@ -160,6 +160,7 @@ class Roles:
         self._memo: Dict[tuple, Role] = {}
         self._keys: Dict[tuple, Optional[str]] = {}
         self._busy: set = set()
+        self._built_in: Dict[int, Tuple[Function, cst.Call, Frame]] = {}  # per-call object -> its factory call
         self.local_optimizer_classes = {c.name for c in scopes.classes.values() if _optimizer_class(c)}
         self.local_scheduler_classes = {c.name for c in scopes.classes.values() if _scheduler_class(c)}
         self.local_module_classes = {c.name for c in scopes.classes.values() if _module_class(c)}
@@ -297,6 +298,11 @@ class Roles:
             return None
         return None
 
+    def argument(self, expr: cst.BaseExpression, frame: Frame) -> Optional[Role]:
+        """The role of an argument a call passes: a name or attribute chain, a container's entry
+        (``make_step(opts[0])``) or an object built in place; any other expression has none."""
+        return self.resolve(expr, frame) if _is_reference(expr) else None
+
     def _memo_role(self, key, make) -> Role:
         r = self._memo.get(key)
         if r is None:
@@ -339,7 +345,7 @@ class Roles:
             role = None
             if self.v.call_sites(fn):
                 args, complete = self.v.arguments(fn, name)
-                found = {id(r): r for r in (self.resolve(a, Frame(where)) if _is_reference(a) else None for a, where in args)}
+                found = {id(r): r for r in (self.argument(a, Frame(where)) for a, where in args)}
                 if complete and len(found) == 1:
                     role = next(iter(found.values()))
             if role is None or role.kind == UNKNOWN:
@@ -527,6 +533,9 @@ class Roles:
         optimizers, over G's and D's parameters)."""
         import copy
 
+        memo = ("per-call", id(call), id(role))
+        if memo in self._memo:
+            return self._memo[memo]
         keys = []
         params = list(callee.params)
         if params[:1] in (["self"], ["cls"]) and callee.cls is not None:
@@ -545,7 +554,21 @@ class Roles:
         clone.frame = site
         if clone.kind == OPTIMIZER:
             clone.modules = self.param_modules(arg(role.ctor, 0, "params"), site)
+        self._memo[memo] = clone
+        self._built_in[id(clone)] = (callee, call, caller)
         return clone
+
+    def built_with(self, role: Role, other: Optional[Role]) -> Optional[Role]:
+        """``other``, read where ``role`` was built, as the object of the same factory call: in
+        ``opt, sched = build(net)`` the scheduler's optimizer is the one this call built, not the factory's
+        constructor in general."""
+        site = self._built_in.get(id(role))
+        if site is None or other is None or other.frame is not None or other.ctor is None:
+            return other
+        callee, call, caller = site
+        if other.evidence != "constructor" or not _within(other.scope, callee):
+            return other
+        return self._per_call(other, callee, call, caller)
 
     @staticmethod
     def _label_of(v) -> str:

@@ -129,7 +129,7 @@ def optimizer_of(role: Optional[Role], roles: Roles, _depth: int = 0) -> Optiona
         expr = arg(call, 0, "optimizer")
     if expr is None:
         return None
-    got = roles.resolve(expr, frame)
+    got = roles.built_with(role, roles.resolve(expr, frame))
     return got if got is not None and got.kind == OPTIMIZER else None
 
 

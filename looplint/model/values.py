@@ -1365,7 +1365,8 @@ class Values:
                     return Callable(inner.target, inner.scope, inner.bound_args, inner.bound_scope, inner.bound_self,
                                     inner.factory, expr)
             return Callable(expr, fn)
-        if isinstance(expr, cst.Call) and last_name(expr.func) == "partial" and expr.args and not expr.args[0].keyword:
+        if isinstance(expr, cst.Call) and (self.s.qualify(expr.func) == "functools.partial" or last_name(expr.func) == "partial") \
+                and expr.args and not expr.args[0].keyword:
             inner = self.callable_of(expr.args[0].value, fn, depth + 1)
             if inner is None:
                 return None
