@@ -1,5 +1,5 @@
 from looplint.model import NONE
-from looplint.model.closures import backward_runs, closure_steps, runs, unseen_effects
+from looplint.model.closures import backward_runs, closure_steps, runs, unseen_effects, zeroes
 from looplint.model.describe import call_text
 from looplint.rule import Finding, Rule
 
@@ -19,7 +19,8 @@ class ClosureMissingBackward(Rule):
 
     ## Known problems
     A call into another module that receives the loss or the optimizer, or is named like a backward or
-    training step, may run `backward()`: looplint then stays silent.
+    training step, may run `backward()`: looplint then stays silent. A closure handed to an optimizer
+    built outside the file (which may be gradient-free) is judged only when it clears the gradients.
 
     ## Example
     ```python
@@ -59,8 +60,11 @@ class ClosureMissingBackward(Rule):
                 message = (f"closure `{cs.name}` passed to `{call_text(cs.step)}` never calls `backward()`: LBFGS "
                            f"re-evaluates it and sees the same stale loss and gradients every time")
             else:
-                if cs.optimizer.evidence != "constructor":
-                    continue  # an optimizer built elsewhere (a framework's wrapper) may compute gradients its own way
+                if cs.optimizer.evidence != "constructor" and not zeroes(events):
+                    # an optimizer built elsewhere may be gradient-free, or a wrapper that computes gradients
+                    # its own way; a closure that clears the gradients follows the gradient protocol, whatever
+                    # the optimizer is, and must then compute them again
+                    continue
                 states = facts.incoming.get((cs.step, cs.optimizer), set())
                 if not states or any(s.gs != NONE or s.doubt for s in states) or cs.optimizer in facts.tainted:
                     continue

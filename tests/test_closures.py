@@ -211,6 +211,35 @@ def check(model, make_optimizer):
     assert findings(src) == []
 
 
+UNSEEN_OPTIMIZERS = {
+    # name: (code before ``fit``, the signature, the statement that gets the optimizer)
+    "imported factory": ("from helpers import make_optimizer\n", "def fit(net, loader):",
+                         "opt = make_optimizer(net)"),
+    "passed in": ("", "def fit(net, opt, loader):", ""),
+    "registry method": ("from helpers import registry\n", "def fit(net, loader):",
+                        "opt = registry.build('sgd', net.parameters())"),
+}
+
+
+@pytest.mark.parametrize("source", sorted(UNSEEN_OPTIMIZERS))
+@pytest.mark.parametrize("clears, expected", [("opt.zero_grad()", True), ("opt.zero_grad(set_to_none=True)", True),
+                                              ("pass", False)])
+def test_ll303_optimizer_built_elsewhere_judged_when_the_closure_clears_gradients(source, clears, expected):
+    # a closure that clears the gradients follows the gradient protocol whatever the optimizer is (a
+    # gradient-free one would have none to clear): without a backward the step gets none
+    before, signature, get = UNSEEN_OPTIMIZERS[source]
+    src = (
+        "import torch\nimport torch.nn.functional as F\n" + before + signature + "\n"
+        + (f"    {get}\n" if get else "")
+        + "    for x, y in loader:\n"
+        "        def closure():\n"
+        f"            {clears}\n"
+        "            return F.mse_loss(net(x), y)\n"
+        "        opt.step(closure)\n"
+    )
+    assert findings(src) == ([("LL303", line_with(src, "def closure"))] if expected else [])
+
+
 def test_ll304_lbfgs_step_without_closure():
     src = program(GOOD, step="optimizer.step()", before="optimizer.zero_grad()\nmodel(x).sum().backward()\n")
     assert findings(src) == [("LL304", line_with(src, "optimizer.step()"))]
