@@ -240,6 +240,11 @@ def _dependents(c: Choice, kind: str) -> Tuple[str, ...]:
     return ()
 
 
+def _prerequisites(c: Choice, kind: str) -> Tuple[str, ...]:
+    """The objects ``kind`` is built from (the inverse of ``_dependents``)."""
+    return tuple(p for p in ("model", "opt", "loader") if kind in _dependents(c, p))
+
+
 def _source(kind: str) -> Allowed:
     """Sources are chosen from the most dependent object down (scheduler, optimizer, model, loader): an
     object must be built no later than the objects built from it."""
@@ -274,7 +279,10 @@ def _source(kind: str) -> Allowed:
             out = [s for s in out if s != "default"]
         if kind == "model" and "tuple" in out and _tuple_cycle(c):
             out.remove("tuple")
-        return out or [NA]
+        # the objects this one is built from must still have a source no later than it
+        buildable = [s for s in out if all(_source(p)(dict(c, **{f"{kind}_source": s})) != [NA]
+                                           for p in _prerequisites(c, kind))]
+        return buildable or out or [NA]
 
     return allowed
 
