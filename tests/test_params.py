@@ -76,6 +76,32 @@ def findings(body: str):
         model.backbone.add_module("extra", nn.Linear(4, 4))
         train(model, opt)
     """, [("LL111", 'model.backbone.add_module("extra", nn.Linear(4, 4))')]),
+    # an entry of a container submodule replaced after the optimizer took the parameters
+    ("""
+    model = Net()
+    model.blocks = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    opt = Adam(model.parameters())
+    model.blocks[0] = nn.Linear(4, 4)
+    train(model, opt)
+    """, [("LL111", "model.blocks[0] = nn.Linear(4, 4)")]),
+    # the new head comes before the freeze that covers it, or after the optimizer: it does not rescue it
+    ("""
+    model = Net()
+    model.head = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 1))
+    for p in model.parameters():
+        p.requires_grad = False
+    opt = Adam(model.parameters())
+    train(model, opt)
+    """, [("LL110", "opt = Adam(model.parameters())")]),
+    ("""
+    def main():
+        net = Net()
+        for p in net.parameters():
+            p.requires_grad = False
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        net.head = nn.Linear(4, 1)
+        train(net, optimizer)
+    """, [("LL110", "optimizer = torch.optim.SGD(net.parameters(), lr=0.1)"), ("LL111", "net.head = nn.Linear(4, 1)")]),
 ])
 def test_frozen_or_missed_parameters_are_reported(body, found):
     assert findings(body) == found
@@ -97,6 +123,33 @@ def test_frozen_or_missed_parameters_are_reported(body, found):
         p.requires_grad = False
     for p in model.head.parameters():
         p.requires_grad = True
+    train(model, opt)
+    """,
+    # transfer learning: everything frozen, then a new head (an attribute, a container entry, added by
+    # name) built before the optimizer takes model.parameters(): the head's parameters require gradients
+    """
+    model = Net()
+    for p in model.parameters():
+        p.requires_grad = False
+    model.head = nn.Linear(4, 1)
+    opt = Adam(model.parameters())
+    train(model, opt)
+    """,
+    """
+    def main(n_classes):
+        net = Net()
+        net.head = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 1))
+        net.requires_grad_(False)
+        net.head[1] = nn.Linear(8, n_classes)
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        train(net, optimizer)
+    """,
+    """
+    model = Net()
+    for name, p in model.named_parameters():
+        p.requires_grad_(False)
+    model.backbone.add_module("adapter", nn.Linear(4, 4))
+    opt = Adam(model.backbone.parameters())
     train(model, opt)
     """,
     # a freeze by name: not readable

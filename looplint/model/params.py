@@ -6,7 +6,9 @@ groups of such calls) once, when it is built; ``requires_grad`` is read at every
 
 * **frozen** -- a freezing loop (``for p in model.parameters(): p.requires_grad = False``,
   ``model.requires_grad_(False)``) that covers every module an optimizer holds, with nothing under those
-  modules re-enabled afterwards, leaves the optimizer without a single parameter that receives a gradient;
+  modules re-enabled afterwards, leaves the optimizer without a single parameter that receives a gradient
+  (a module built and put under a frozen one before the optimizer is built -- a new head,
+  ``model.classifier[6] = nn.Linear(...)`` -- brings parameters that require gradients);
 * **replaced** -- ``model.fc = nn.Linear(...)`` (or ``setattr``/``add_module``) after an optimizer was built
   over ``model.parameters()`` gives the model parameters the optimizer never holds: they receive gradients
   and never change.
@@ -207,6 +209,10 @@ class _Block:
         ops = [(j, op) for j in range(train) for op in _grad_switches(self.block[j])]
         if any(op is None for _, op in ops):
             return  # a freezing statement we cannot read
+        # a module built and put into the model before the optimizer took its parameters brings parameters
+        # that require gradients (a new head after a frozen backbone); one put in later is not held (LL111)
+        ops += [(j, (path, True, node)) for j in range(i) for node, path in self._new_modules(self.block[j])]
+        ops.sort(key=lambda o: o[0])
         last: Optional[Tuple[int, cst.CSTNode]] = None
         for path in holds:
             state: Optional[bool] = None
@@ -242,9 +248,9 @@ class _Block:
             return out
         for small in st.body:
             if isinstance(small, cst.Assign) and len(small.targets) == 1 and self._builds_module(small.value):
-                t = small.targets[0].target
-                if isinstance(t, cst.Attribute) and dotted(t) is not None:
-                    out.append((small, dotted(t)))
+                path = _module_path(small.targets[0].target)
+                if path is not None:
+                    out.append((small, path))
             elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
                 c = small.value
                 name = c.func.attr.value if isinstance(c.func, cst.Attribute) else dotted(c.func)
@@ -268,6 +274,19 @@ class _Block:
             return True
         cls = self.m.scopes.classes.get(dotted(value.func) or "")
         return cls is not None and any(b.endswith("Module") for b in cls.bases)
+
+
+def _module_path(target) -> Optional[str]:
+    """The submodule path an assignment target names: ``model.fc``, ``model.classifier[6]`` (an entry of a
+    ``Sequential``/``ModuleList``/``ModuleDict`` submodule, written as the code writes it)."""
+    if isinstance(target, cst.Attribute):
+        return dotted(target)
+    if isinstance(target, cst.Subscript) and len(target.slice) == 1 and isinstance(target.slice[0].slice, cst.Index):
+        owner = dotted(target.value)
+        key = target.slice[0].slice.value
+        if owner is not None and isinstance(key, (cst.Integer, cst.SimpleString)):
+            return f"{owner}[{key.value}]"
+    return None
 
 
 def _param_paths(params) -> Optional[List[str]]:
@@ -381,4 +400,4 @@ def _bool(value) -> Optional[bool]:
 
 def _covers(outer: str, inner: str) -> bool:
     """``model`` covers ``model.head`` (and itself)."""
-    return inner == outer or inner.startswith(outer + ".")
+    return inner == outer or inner.startswith((outer + ".", outer + "["))
