@@ -5,21 +5,29 @@ An entry's key is a hash of
 * this looplint: its version and a fingerprint of its own source files (their names, sizes and modification
   times: an edited rule or model module is another looplint),
 * the settings that reach the engine: the rule codes linted for the file, and whether it is a notebook,
-* the file's content (its bytes),
-* for a file that may train (``relevance.TRAINING_TOKENS``), the modules of the project it imports, which the
-  model reads (``looplint.model.project``): each one's path, modification time and size, and the names that
-  resolve to no file yet. Editing a sibling module, or creating one the file imports, is another key.
+* the file's content (its bytes).
 
-Diagnostics do not depend on a file's name beyond that, so an entry holds them without the path and a hit
-gets the path it was looked up with. Entries live below the cache folder (default ``.looplint_cache`` in
-the current folder; ``--cache-dir``, ``$LOOPLINT_CACHE_DIR``), which carries a ``CACHEDIR.TAG`` (backup
-tools skip it) and a ``.gitignore``; ``looplint clean`` removes it. ``--no-cache`` (or ``$LOOPLINT_NO_CACHE``)
-lints without it.
+A file that may train (``relevance.TRAINING_TOKENS``) and imports something also depends on the project
+around it, which the model reads (``looplint.model.project``). Like mypy's and ruff's caches, its entry
+records what that was when it was linted (``imports.dependencies``): each project module the model may read
+(path, modification time, size and a digest of its bytes) and every other path probed while resolving the
+file's imports, a file or not (``helpers.py`` or ``helpers/__init__.py`` that did not exist, the
+``__init__.py`` that make a folder a package). A lookup only stats those paths (once per path and run):
+editing, deleting, renaming an imported module, or creating one that was missing, makes the entry a miss;
+a module whose stamp changed but whose bytes did not is still a hit (the entry is rewritten with the new
+stamp). Such an entry belongs to the file's folder (imports resolve from it): the key of the content holds a
+marker that sends the lookup to the entry of (content, folder). Entries of files that cannot train, or import
+nothing, are shared by every copy of the content, and a hit gets the path it was looked up with.
+
+Entries live below the cache folder (default ``.looplint_cache`` in the current folder; ``--cache-dir``,
+``$LOOPLINT_CACHE_DIR``), which carries a ``CACHEDIR.TAG`` (backup tools skip it) and a ``.gitignore``;
+``looplint clean`` removes it. ``--no-cache`` (or ``$LOOPLINT_NO_CACHE``) lints without it.
 
 Concurrent runs and interrupted writes are safe: an entry is written to a temporary file in its own folder
 and renamed into place (``os.replace`` is atomic), so a reader sees a whole entry or none; an entry that
-cannot be read or does not decode (a truncated file left by a crash, a disk error) is a miss. Nothing the
-cache cannot do (a read-only folder, a full disk) fails a run: looplint then lints without it.
+cannot be read or does not decode (a truncated file left by a crash, a disk error) is a miss. A result is
+stored only when the file and what it depends on did not change while it was linted. Nothing the cache
+cannot do (a read-only folder, a full disk) fails a run: looplint then lints without it.
 """
 from __future__ import annotations
 
@@ -27,21 +35,24 @@ import hashlib
 import json
 import os
 import shutil
+import stat as stat_module
 import tempfile
-from typing import Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 from looplint.diagnostics import Diagnostic
 
 DEFAULT_DIR = ".looplint_cache"
 ENV_DIR = "LOOPLINT_CACHE_DIR"
 NO_CACHE_ENV = "LOOPLINT_NO_CACHE"  # set (not "0"): as --no-cache
-FORMAT = "v1"  # the layout of entries; a change makes earlier entries unreachable
+FORMAT = "v2"  # the layout of entries; a change makes earlier entries unreachable
 TAG_NAME = "CACHEDIR.TAG"
 TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by looplint.\n"
     "# For information about cache directory tags see https://bford.info/cachedir/\n"
 )
+
+FOLDER = "folder"  # the marker at a content's key: its entry is per folder
 
 _FIELDS = ("line", "column", "code", "message", "name", "end_line", "end_column", "cell", "noqa_row")
 
@@ -82,36 +93,114 @@ class Cache:
         self._entries = os.path.join(directory, FORMAT, self.fingerprint)
         self._prepared = False
         self.writable = True
+        self._seen = _Seen()  # the paths entries depend on, stated once per run
 
-    def key(self, data: bytes, codes: Sequence[str], notebook: bool, path: Optional[str] = None) -> str:
-        """The entry of a file's content, rules and kind; with ``path``, also of the project modules it
-        imports (see the module docstring)."""
+    def key(self, data: bytes, codes: Sequence[str], notebook: bool) -> str:
+        """The entry of a file's content, rules and kind."""
         h = hashlib.blake2b(digest_size=20)
         h.update(("nb" if notebook else "py").encode() + b"\0" + ",".join(codes).encode() + b"\0")
         h.update(data)
-        if path is not None:
-            for module, stamp in imported_modules(data, path, notebook):
-                h.update(f"\0{module}\0{stamp}".encode("utf-8", "surrogatepass"))
         return h.hexdigest()
 
     def _path(self, key: str) -> str:
         return os.path.join(self._entries, key[:2], key)
 
-    def get(self, key: str, path: str) -> Optional[List[Diagnostic]]:
-        """The diagnostics stored under ``key``, for the file ``path``; None when there are none (a miss)."""
+    def _read(self, key: str):
         try:
             with open(self._path(key), "rb") as f:
-                rows = json.loads(f.read())
-            return [Diagnostic(path, **dict(zip(_FIELDS, row)), fix=_fix(row[len(_FIELDS):])) for row in rows]
-        except (OSError, ValueError, TypeError):
+                return json.loads(f.read())
+        except (OSError, ValueError):
             return None
 
-    def put(self, key: str, diagnostics: Iterable[Diagnostic]) -> None:
-        """Stores the diagnostics under ``key``: whole or not at all, never failing the run."""
+    def get(self, key: str, path: str) -> Optional[List[Diagnostic]]:
+        """The diagnostics stored under ``key``, for the file ``path``, if what they depend on is as it was
+        (see the module docstring); None when there are none (a miss)."""
+        try:
+            folder, depends, rows = self._read(key)
+            if folder == FOLDER:
+                folder = _folder(path)
+                stored, depends, rows = self._read(_folder_key(key, folder))
+                refreshed = self._holds(depends, path, self._seen)
+                if stored != folder or refreshed is None:
+                    return None
+            elif folder is not None or depends:
+                return None
+            else:
+                refreshed = False
+            hit = [Diagnostic(path, **dict(zip(_FIELDS, row)), fix=_fix(row[len(_FIELDS):])) for row in rows]
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return None
+        if refreshed:
+            self.put(key, hit, path, depends)  # the same bytes under new stamps: store those
+        return hit
+
+    def depends(self, data: bytes, path: str, notebook: bool) -> Optional[Dict[str, object]]:
+        """What the result of a file's content at ``path`` depends on besides its text
+        (``imports.dependencies``): nothing for a file that cannot train; None when that cannot be said by
+        paths (the result is then not stored)."""
+        from looplint.relevance import TRAINING_TOKENS
+
+        text = data.decode("utf-8", "replace")  # enough to read import statements
+        if notebook:
+            text = _notebook_code(text)
+        if TRAINING_TOKENS.search(text) is None:
+            return {}
+        from looplint.imports import dependencies
+
+        return dependencies(text, path)
+
+    def still(self, depends: Optional[Dict[str, object]], path: str) -> bool:
+        """Whether what a result depends on (``depends``) is still as it was, asked afresh (after a lint)."""
+        return depends is not None and self._holds(depends, path, _Seen()) is not None
+
+    def _holds(self, depends: Dict[str, object], path: str, seen: "_Seen") -> Optional[bool]:
+        """None when a path is not as ``depends`` says; else whether a module's stamp changed while its
+        bytes did not (``depends`` then holds the new stamp)."""
+        from looplint.imports import A_FILE, ABSENT, ITSELF, NOT_A_FILE
+
+        refreshed = False
+        for name, state in depends.items():
+            if state == NOT_A_FILE or state == A_FILE:
+                if seen.isfile(name) != (state == A_FILE):
+                    return None
+            elif state == ABSENT:
+                if seen.exists(name):
+                    return None
+            elif state == ITSELF:
+                if os.path.realpath(name) != os.path.realpath(path):
+                    return None
+            else:
+                mtime, size, digest = state
+                st = seen.lstat(name)
+                if st is None or not stat_module.S_ISREG(st.st_mode):
+                    return None
+                if (st.st_mtime_ns, st.st_size) != (mtime, size):
+                    now = seen.content(name)
+                    if now is None or now[2] != digest:
+                        return None
+                    depends[name] = list(now)
+                    refreshed = True
+        return refreshed
+
+    def put(self, key: str, diagnostics: Iterable[Diagnostic], path: Optional[str] = None,
+            depends: Optional[Dict[str, object]] = None) -> None:
+        """Stores the diagnostics under ``key`` (with what they depend on, for the file ``path``): whole or
+        not at all, never failing the run."""
         if not self.writable:
             return
-        data = json.dumps([[getattr(d, f) for f in _FIELDS] + ([[d.fix.title, d.fix.applicability]] if d.fix is not None else [])
-                           for d in diagnostics], separators=(",", ":")).encode()
+        rows = [[getattr(d, f) for f in _FIELDS] + ([[d.fix.title, d.fix.applicability]] if d.fix is not None else [])
+                for d in diagnostics]
+        if depends:
+            folder = _folder(path)
+            self._write(key, [FOLDER, None, None])
+            self._write(_folder_key(key, folder), [folder, depends, rows])
+        else:
+            self._write(key, [None, None, rows])
+
+    def _write(self, key: str, entry) -> None:
+        if not self.writable:
+            return
+        data = json.dumps(entry, separators=(",", ":")).encode("utf-8", "surrogatepass")
         target = self._path(key)
         try:
             self._prepare()
@@ -142,19 +231,51 @@ class Cache:
         self._prepared = True
 
 
-def imported_modules(data: bytes, path: str, notebook: bool):
-    """(module path, stamp) of every project module a file's model may read (``imports.dependencies``);
-    none for a file that cannot train."""
-    from looplint.relevance import TRAINING_TOKENS
+class _Seen:
+    """The state of the paths entries depend on, asked once each (per run)."""
 
-    text = data.decode("utf-8", "replace")  # enough to read import statements
-    if notebook:
-        text = _notebook_code(text)
-    if TRAINING_TOKENS.search(text) is None:
-        return []
-    from looplint.imports import dependencies
+    def __init__(self) -> None:
+        self._stat: Dict[str, object] = {}
+        self._lstat: Dict[str, object] = {}
+        self._content: Dict[str, object] = {}
 
-    return dependencies(text, path)
+    @staticmethod
+    def _ask(table: Dict[str, object], stat, path: str):
+        st = table.get(path, False)
+        if st is False:
+            try:
+                st = stat(path)
+            except (OSError, ValueError):
+                st = None
+            table[path] = st
+        return st
+
+    def isfile(self, path: str) -> bool:
+        st = self._ask(self._stat, os.stat, path)
+        return st is not None and stat_module.S_ISREG(st.st_mode)
+
+    def exists(self, path: str) -> bool:
+        return self._ask(self._stat, os.stat, path) is not None
+
+    def lstat(self, path: str):
+        return self._ask(self._lstat, os.lstat, path)
+
+    def content(self, path: str):
+        if path not in self._content:
+            from looplint.imports import content
+
+            self._content[path] = content(path)
+        return self._content[path]
+
+
+def _folder(path: Optional[str]) -> str:
+    from looplint.imports import base_directory
+
+    return base_directory(path)
+
+
+def _folder_key(key: str, folder: str) -> str:
+    return hashlib.blake2b(f"{key}\0{folder}".encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
 
 
 def _notebook_code(text: str) -> str:

@@ -422,33 +422,34 @@ def _lint_cached(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], 
     from looplint.files import MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES, is_notebook, read_regular
 
     results: List[Optional[TaskResult]] = [None] * len(tasks)
-    missing = []  # (index, key, (size, mtime) when read)
+    missing = []  # (index, key, (size, mtime) when read, what the result depends on)
     for index, (path, codes) in enumerate(tasks):
         notebook = is_notebook(path)
         try:
             st = os.stat(path)
             data = read_regular(path, MAX_NOTEBOOK_BYTES if notebook else MAX_SOURCE_BYTES)
         except OSError:  # unreadable, too large, not a regular file: the engine says why, uncached
-            missing.append((index, None, None))
+            missing.append((index, None, None, None))
             continue
-        key = cache.key(data, codes, notebook, path)
+        key = cache.key(data, codes, notebook)
         hit = cache.get(key, path)
         if hit is not None:
             results[index] = (hit, None)
             if on_done is not None:
                 on_done(index, 0.0)
         else:
-            missing.append((index, key, (st.st_size, st.st_mtime_ns)))
+            missing.append((index, key, (st.st_size, st.st_mtime_ns), cache.depends(data, path, notebook)))
 
     def done(i: int, seconds: float) -> None:
         if on_done is not None:
             on_done(missing[i][0], seconds)
 
-    linted = _run_tasks([tasks[i] for i, _, _ in missing], jobs, done)
-    for (index, key, seen), (result, own) in zip(missing, linted):
+    linted = _run_tasks([tasks[i] for i, _, _, _ in missing], jobs, done)
+    for (index, key, seen, depends), (result, own) in zip(missing, linted):
         results[index] = result
-        if own and key is not None and _unchanged(tasks[index][0], seen):
-            cache.put(key, result[0])
+        path = tasks[index][0]
+        if own and key is not None and _unchanged(path, seen) and cache.still(depends, path):
+            cache.put(key, result[0], path, depends)
     return results  # type: ignore[return-value]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import textwrap
 import threading
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from looplint import cache as cache_module
 from looplint import cli
 from looplint.cache import Cache, clean, is_cache_directory
 from looplint.diagnostics import Diagnostic
+from test_project import STEP_LOOP
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -72,11 +74,66 @@ def test_an_edited_file_or_another_selection_is_linted_again(project, run, cache
 
 
 def test_the_same_content_under_another_name_is_a_hit_with_that_name(project, run, cached):
-    project({"a.py": BAD_PROGRAM, "b/c.py": BAD_PROGRAM})
-    first = run("--isolated", "-q", "a.py")
-    second = run("--isolated", "-q", os.path.join("b", "c.py"))
-    assert cached == [["a.py"], []]
-    assert first.out.replace("a.py", "") == second.out.replace(os.path.join("b", "c.py"), "")
+    library = "import os\n\n\ndef f(x):\n    return os.path.join(x, 'y')  # noqa: LL999\n"
+    project({"a.py": BAD_PROGRAM, "c.py": BAD_PROGRAM, "lib.py": library, "b/lib2.py": library, "b/c.py": BAD_PROGRAM})
+    first = run("--isolated", "-q", "a.py", "lib.py")
+    second = run("--isolated", "-q", "c.py", os.path.join("b", "lib2.py"))
+    assert cached == [["a.py", "lib.py"], []]
+    assert first.out.replace("a.py", "") == second.out.replace("c.py", "")
+    # A file that may train resolves its imports from its folder (a torch.py there would be imported):
+    # in another folder it is linted again, once.
+    third = run("--isolated", "-q", os.path.join("b", "c.py"))
+    assert run("--isolated", "-q", os.path.join("b", "c.py")).out == third.out
+    assert cached[2:] == [[os.path.join("b", "c.py")], []]
+    assert third.out.replace(os.path.join("b", "c.py"), "") == first.out.replace("a.py", "")
+
+
+TRAIN = textwrap.dedent(STEP_LOOP.format(name="step"))
+PRINTS = "def step(v):\n    print(float(v))\n"  # the loss is never backpropagated: LL104
+BACKWARD = "def step(value):\n    value.backward()\n"
+
+
+def _relint(run, cached, target, linted):
+    """Lints ``target`` through the cache, checks that it was linted again (or read) as ``linted`` says and
+    that the result is a fresh run's; returns it."""
+    before = len(cached)
+    out = run("--isolated", "-q", target).out
+    assert cached[before] == ([target] if linted else [])
+    assert run("--isolated", "-q", "--no-cache", target).out == out
+    return out
+
+
+def test_an_entry_follows_the_modules_its_file_imports(project, run, cached):
+    root = project({"train.py": TRAIN, "tools.py": PRINTS})
+    assert "LL104" in _relint(run, cached, "train.py", True)
+    _relint(run, cached, "train.py", False)  # nothing changed
+    later = os.stat(root / "tools.py").st_mtime_ns + 5_000_000_000
+    os.utime(root / "tools.py", ns=(later, later))
+    _relint(run, cached, "train.py", False)  # touched, the same bytes: still a hit
+    _relint(run, cached, "train.py", False)  # (the entry took the new stamp)
+    (root / "tools.py").write_text(BACKWARD)  # edited
+    assert "LL104" not in _relint(run, cached, "train.py", True)
+    os.rename(root / "tools.py", root / "renamed.py")  # renamed: the module is gone
+    _relint(run, cached, "train.py", True)
+    _relint(run, cached, "train.py", False)
+    project({"tools/__init__.py": PRINTS})  # a module that was missing is created
+    assert "LL104" in _relint(run, cached, "train.py", True)
+    os.remove(root / "tools" / "__init__.py")  # deleted
+    _relint(run, cached, "train.py", True)
+
+
+def test_an_entry_follows_a_reexport_and_the_packages_around_its_file(project, run, cached):
+    root = project({"tools.py": "from impl import step\n", "impl.py": PRINTS, "sub/train.py": TRAIN})
+    target = os.path.join("sub", "train.py")
+    assert "LL104" not in _relint(run, cached, target, True)  # sub is not a package: no tools module
+    _relint(run, cached, target, False)
+    project({"sub/__init__.py": ""})  # now it is: the folder above is searched too, and holds tools.py
+    assert "LL104" in _relint(run, cached, target, True)
+    _relint(run, cached, target, False)
+    (root / "impl.py").write_text(BACKWARD)  # the module tools.py re-exports from
+    assert "LL104" not in _relint(run, cached, target, True)
+    project({"sub/tools.py": PRINTS})  # a nearer module shadows ../tools.py
+    assert "LL104" in _relint(run, cached, target, True)
 
 
 def test_no_cache_and_cache_dir(project, run, cached, tmp_path):
@@ -93,12 +150,14 @@ def test_a_truncated_or_garbled_entry_is_a_miss_and_is_rewritten(project, run, c
     project({"train.py": BAD_PROGRAM})
     expected = run("--isolated", "train.py")
     entries = [p for p in (tmp_path / ".looplint_cache").rglob("*") if p.is_file() and len(p.name) == 40]
-    assert len(entries) == 1
-    for damage in (b"[[7, 5, \"LL1", b"\x00\xff", b"{\"a\": 1}", b"[[1]]"):
-        entries[0].write_bytes(damage)
-        again = run("--isolated", "train.py")
-        assert (again.code, again.out) == (expected.code, expected.out)
-    assert cached == [["train.py"]] * 5
+    assert len(entries) == 2  # the content's marker and the entry of (content, folder)
+    damages = (b"[[7, 5, \"LL1", b"\x00\xff", b"{\"a\": 1}", b"[[1]]", b"[null, null, [[1]]]", b"[\"/elsewhere\", {}, []]")
+    for entry in entries:
+        for damage in damages:
+            entry.write_bytes(damage)
+            again = run("--isolated", "train.py")
+            assert (again.code, again.out) == (expected.code, expected.out)
+    assert cached == [["train.py"]] * (1 + 2 * len(damages))
     assert run("--isolated", "train.py").out == expected.out and cached[-1] == []
 
 
