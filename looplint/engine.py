@@ -23,7 +23,6 @@ import warnings
 from typing import Iterable, List, NamedTuple, Optional, Sequence
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from looplint.diagnostics import Diagnostic
 from looplint.files import MAX_SOURCE_BYTES, NotRegularFile, TooLarge, read_regular, size_text
@@ -296,8 +295,10 @@ def _check_module(module: cst.Module, path: str, rules: Iterable[type]) -> List[
             found.append((rule_cls, finding))
     if not found:
         return []
-    # Positions are computed only for files with findings, once, over the same tree (no copy).
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    # Positions are computed only for files with findings, once, through the statements that hold them.
+    from looplint.positions import positions as positions_of
+
+    positions = positions_of(module, [finding.node for _, finding in found])
     out = {}
     for rule_cls, finding in found:
         rng = positions.get(finding.node)

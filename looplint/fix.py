@@ -42,7 +42,7 @@ class Tree:
         while stack:
             node = stack.pop()
             self.order[id(node)] = len(self.order)
-            children = node.children
+            children = _children(node)
             for child in children:
                 self.parents[id(child)] = node
             stack.extend(reversed(children))
@@ -92,6 +92,54 @@ class Tree:
         if isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1 and isinstance(self.block_of(line), (cst.IndentedBlock, cst.Module)):
             return line
         return None
+
+
+# Fields read before others in the source, where the order of a node's dataclass fields differs.
+_FIRST = {
+    cst.Module: ("header",), cst.FunctionDef: ("leading_lines", "decorators", "lines_after_decorators", "asynchronous"),
+    cst.ClassDef: ("leading_lines", "decorators", "lines_after_decorators"), cst.IfExp: ("body",),
+    cst.ExceptHandler: ("leading_lines", "type", "name"), cst.ExceptStarHandler: ("leading_lines", "type", "name"),
+    cst.Arg: ("star", "keyword", "equal"), cst.For: ("leading_lines", "asynchronous"),
+    cst.With: ("leading_lines", "asynchronous"), cst.CompFor: ("asynchronous",),
+}
+_LAST = {cst.FunctionDef: ("body",), cst.ClassDef: ("body",)}  # fields read after all others
+_CHILD_FIELDS: Dict[type, tuple] = {}
+
+
+def _children(node: cst.CSTNode) -> List[cst.CSTNode]:
+    """``node.children`` (every child node, whitespace too, in source order) read from the fields, without
+    the copy of the tree libcst's visit makes."""
+    names = _CHILD_FIELDS.get(type(node))
+    if names is None:
+        import dataclasses
+
+        fields = [f.name for f in dataclasses.fields(node)]
+        first = [n for n in _FIRST.get(type(node), ()) if n in fields]
+        last = [n for n in _LAST.get(type(node), ()) if n in fields]
+        names = _CHILD_FIELDS[type(node)] = tuple(first + [n for n in fields if n not in first and n not in last] + last)
+    out: List[cst.CSTNode] = []
+    for name in names:
+        value = getattr(node, name)
+        kind = _KINDS.get(type(value))
+        if kind is None:
+            kind = _KINDS[type(value)] = _kind(type(value))
+        if kind == 1:
+            out.append(value)
+        elif kind == 2:
+            for v in value:
+                k = _KINDS.get(type(v))
+                if k is None:
+                    k = _KINDS[type(v)] = _kind(type(v))
+                if k == 1:
+                    out.append(v)
+    return out
+
+
+_KINDS: Dict[type, int] = {}  # per type: 1 a node, 2 a sequence, 0 neither
+
+
+def _kind(t: type) -> int:
+    return 1 if issubclass(t, cst.CSTNode) else 2 if issubclass(t, (list, tuple)) else 0
 
 
 _TREES: "weakref.WeakKeyDictionary[object, Tree]" = weakref.WeakKeyDictionary()
