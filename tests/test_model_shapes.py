@@ -693,3 +693,86 @@ def test_zeroing_a_model_zeroes_an_optimizer_over_its_submodule(held, zero):
     # the same loop without the zeroing is a missing zero_grad
     other = src.replace(zero.replace("net.", "model."), "pass")
     assert [c for c, _ in findings(other, {"LL101"})] == ["LL101"]
+
+
+# -- a flag handed down: the test of a parameter is the caller's test of the name it receives ---------------
+
+FLAG_HELPERS = {
+    # how the helper that steps receives the flag
+    "keyword": ("def step_if(loss, opt, {f}):", "step_if(loss, optimizer, {f}={v})"),
+    "positional, renamed": ("def step_if(loss, opt, go):", "step_if(loss, optimizer, {v})"),
+    "default": ("def step_if(loss, opt, {f}=True):", "step_if(loss, optimizer, {f}={v})"),
+    "method": ("def step_if(self, loss, opt, {f}):", "helper.step_if(loss, optimizer, {f}={v})"),
+}
+
+
+def _flag_program(how: str, flag: str, zero_when: str) -> str:
+    sig, call = FLAG_HELPERS[how]
+    param = "go" if "renamed" in how else flag
+    helper = f"""
+    {sig.format(f=flag)}
+        loss.backward()
+        if {param}:
+            opt.step()
+    """
+    if how == "method":
+        helper = "class Helper:\n" + textwrap.indent(textwrap.dedent(helper), "    ") + "\nhelper = Helper()\n"
+    else:
+        helper = textwrap.dedent(helper)
+    return "import torch\n\n" + helper + textwrap.dedent(f"""
+
+    def train(model, loader, optimizer, accum):
+        optimizer.zero_grad()
+        for i, (x, y) in enumerate(loader):
+            {flag} = (i + 1) % accum == 0
+            loss = torch.nn.functional.mse_loss(model(x), y) / accum
+            {call.format(f=flag, v=flag)}
+            if {zero_when}{flag}:
+                continue
+            optimizer.zero_grad()
+    """)
+
+
+@pytest.mark.parametrize("how", sorted(FLAG_HELPERS))
+@pytest.mark.parametrize("flag", ["need_update", "do_step"])
+def test_a_flag_handed_to_the_helper_that_steps_is_the_callers_flag(how, flag):
+    # the zeroing is skipped exactly when the helper does not step: correct accumulation
+    assert codes(_flag_program(how, flag, "not ")) == []
+
+
+@pytest.mark.parametrize("how", ["keyword", "positional, renamed"])
+def test_a_flag_handed_down_finds_what_the_inlined_step_finds(how):
+    # zeroing exactly when the helper did not step: each window's step is never zeroed after (LL101 when
+    # a window is one batch) -- the same finding as with the step written in the loop
+    src = _flag_program(how, "need_update", "")
+    inline = src.split("def train")[0].split("import torch")[0] + "import torch\n\n\ndef train" + src.split("def train")[1]
+    call = next(row for row in inline.splitlines() if "step_if(" in row)
+    inline = inline.replace(call, "        loss.backward()\n        if need_update:\n            optimizer.step()")
+    assert codes(inline) == ["LL101"]
+    assert codes(src) == codes(inline)
+
+
+def test_correlated_flag_survives_many_unrelated_settings():
+    # more paths than the interpreter keeps: the settings tested once are forgotten before the flag that
+    # gates both the step and the zeroing
+    settings = "\n".join(f"        if cfg.opt{k}:\n            log(x)" for k in range(9))
+    src = f"""
+import torch
+
+
+def train(model, loader, optimizer, cfg, accum, log):
+    optimizer.zero_grad()
+    for i, (x, y) in enumerate(loader):
+        need_update = i == len(loader) - 1 or (i + 1) % accum == 0
+{settings}
+        loss = torch.nn.functional.mse_loss(model(x), y) / accum
+        loss.backward()
+        if need_update:
+            optimizer.step()
+{settings}
+        if not need_update:
+            continue
+        optimizer.zero_grad()
+"""
+    assert codes(src) == []
+    assert "LL101" in codes(src.replace("        if not need_update:\n            continue\n        optimizer.zero_grad()\n", ""))

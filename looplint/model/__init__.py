@@ -16,7 +16,7 @@ import libcst as cst
 from looplint.model.walk import Walker
 
 from looplint.model import events as ev
-from looplint.model.events import Branch, Event, EventBuilder, Loop, code
+from looplint.model.events import Branch, Event, EventBuilder, Jump, Loop, code
 from looplint.model.effects import Effects
 from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, GradientFlow, OptState, OverBudget, merge_facts
 from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, classify_all, walk
@@ -31,6 +31,14 @@ __all__ = [
 ]
 
 GRADIENT_KINDS = (ev.STEP, ev.ZERO, ev.BACKWARD, ev.GRAD_CLEAR)
+
+
+def _gates(br: Branch) -> bool:
+    """Whether an arm of ``br`` itself runs a gradient event or a jump (which decides what runs after the
+    ``if``): the tests that tie gradient events together (``if need_update: opt.step()`` and
+    ``if not need_update: continue`` before the zeroing)."""
+    return any((isinstance(i, Event) and i.kind in GRADIENT_KINDS) or isinstance(i, Jump)
+               for arm in br.arms for i in items_below(arm))
 
 
 class FileModel:
@@ -48,6 +56,7 @@ class FileModel:
             self.builder.body(fn)
         classify_all(self.builder, self.roles, self.scopes.functions)
         self.branch_info: Dict[str, Tuple[frozenset, bool]] = {}
+        self.gating_tests: Set[str] = set()  # tests with an arm that touches gradients or jumps (``_gates``)
         self._tests: Dict[str, int] = {}  # how many ``if``s test each key (per counter for periodic tests)
         self._called: Set[Function] = set()
         for fn in self.scopes.functions:
@@ -57,6 +66,8 @@ class FileModel:
                     k = f"mod:{item.mod[0]}:{item.mod[1]}" if item.mod is not None else item.key
                     self._tests[k] = self._tests.get(k, 0) + 1
                     self.branch_info[item.key] = (item.names, item.volatile)
+                    if item.key not in self.gating_tests and _gates(item):
+                        self.gating_tests.add(item.key)
                     if item.mod is not None:
                         self.branch_info[f"mod:{item.mod[0]}:{item.mod[1]}:{item.mod[2]}"] = (item.names, item.volatile)
                 elif isinstance(item, Event):

@@ -33,7 +33,7 @@ from looplint.model import events as ev
 from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
 from looplint.model.roles import OPTIMIZER, SCALER, Frame, Role
 from looplint.model.scopes import Function, positional_args
-from looplint.model.values import class_of
+from looplint.model.values import Values, class_of
 
 MAX_PATHS = 64
 MAX_ENTRIES = 64  # distinct entry paths per call or loop and context before their histories are forgotten
@@ -62,19 +62,21 @@ class Ctx:
     conds: Tuple[Tuple[Optional[str], bool, int], ...] = ()
 
 
-def child_frame(callee: Function, caller: Frame, bindings, keys=()) -> Frame:
+def child_frame(callee: Function, caller: Frame, bindings, keys=(), tests=()) -> Frame:
     """The frame of a called function. A function defined inside the caller sees the caller's names, so
     it inherits the caller's bindings (those its own parameters and assignments do not shadow)."""
     bindings = list(bindings)
     keys = list(keys)
+    tests = list(tests)
     if callee.parent is caller.fn or (caller.fn is not None and callee.parent is not None
                                      and callee.parent in _ancestors(caller.fn)):
         own = set(callee.params) | set(callee.assigns) | {k for k, _ in bindings}
         bindings.extend((k, v) for k, v in caller.bindings if k not in own)
         keys.extend((k, v) for k, v in caller.keys if k not in own)
+        tests.extend((k, v) for k, v in caller.tests if k not in own)
     elif callee.cls is not None and caller.fn is not None and callee.cls is class_of(caller.fn):
         keys.extend((k, v) for k, v in caller.keys if k == "self" and not any(x == "self" for x, _ in keys))
-    return Frame(callee, tuple(bindings), tuple(keys))
+    return Frame(callee, tuple(bindings), tuple(keys), tuple(tests))
 
 
 def _ancestors(fn: Function):
@@ -126,16 +128,31 @@ class Interp:
         return paths
 
     def forget_history(self, p):
-        """``p`` without what only tells it apart from the paths met before: its assumptions, and what the
-        domain may forget (no finding may rely on what is forgotten)."""
-        return p._replace(assume=frozenset())
+        """``p`` without what only tells it apart from the paths met before: its assumptions (but those
+        that tie gradient events together, ``ties``), and what the domain may forget (no finding may rely on
+        what is forgotten)."""
+        return p._replace(assume=frozenset(a for a in p.assume if self.ties(a)))
+
+    def repeated(self, a) -> bool:
+        """An assumption about a test that more than one ``if`` makes (not a counter's phase)."""
+        return not a[0].startswith("mod:") and self.m.tested_again(a[0].split("@")[0])
+
+    def ties(self, a) -> bool:
+        """An assumption that ties gradient events together: a repeated test with an arm that runs a
+        gradient event or a jump (``if need_update: opt.step()`` ... ``if not need_update: continue``)."""
+        return self.repeated(a) and a[0].split("@")[0] in self.m.gating_tests
 
     def cap(self, paths: Set) -> Set:
         """Keeps the path count bounded by forgetting assumptions, the least useful first: phases of
-        periodic counters far from a window's ends, then all phases, then everything."""
+        periodic counters far from a window's ends, then the values of tests no other ``if`` repeats (kept
+        only because the enclosing loops cannot change them: a setting tested once per iteration), then
+        all phases, then everything. A flag that several ``if``s test (``need_update`` gating both the step
+        and the zeroing) is what ties those arms together: it is forgotten last."""
         if len(paths) <= MAX_PATHS:
             return paths
-        for keep in (_near_window_ends, _not_periodic, lambda a: False):
+        repeated, ties = self.repeated, self.ties
+        for keep in (_near_window_ends, lambda a: _near_window_ends(a) and (a[0].startswith("mod:") or repeated(a)),
+                     lambda a: _near_window_ends(a) and (a[0].startswith("mod:") or ties(a)), ties, lambda a: False):
             paths = {p._replace(assume=frozenset(a for a in p.assume if keep(a))) for p in paths}
             if len(paths) <= MAX_PATHS:
                 break
@@ -241,14 +258,15 @@ class Interp:
         # Remember a test's value when another test repeats it, or when nothing in the enclosing loops can
         # change it (``if config.ACCUM > 1:`` takes the same arm on every iteration); remembering any other
         # test only multiplies paths.
-        record = self.m.tested_again(br.key) or (
-            bool(ctx.loops) and not br.volatile and not any(br.names & l.assigned for l in ctx.loops))
         key = _frame_key(br, ctx.frame)
+        handed_down = key.split("@")[0] != br.key  # a parameter bound to a caller's flag that it tests too
+        record = self.m.tested_again(br.key) or (handed_down and key.split("@")[0] in self.m.branch_info) or (
+            bool(ctx.loops) and not br.volatile and not any(br.names & l.assigned for l in ctx.loops))
         arms = []
         for value in (then_value, not then_value):
             selected = set()
             for p in paths:
-                known = _assumed(p, key) if record else None
+                known = _assumed(p, key)  # what another test of it (maybe in a callee) recorded
                 if known is None:
                     selected.add(p._replace(assume=p.assume | {(key, value)}) if record else p)
                 elif known == value:
@@ -383,14 +401,15 @@ class Interp:
         """The callee's frame: its parameters bound to the roles (and module identities) of the call's
         arguments (after any that ``functools.partial`` bound in front), ``self`` to the receiver."""
         roles, keys = bind_arguments(self.roles, e.callee, e.call, caller, e.bound_self, e.bound_args)
+        tests = bound_tests(e.callee, e.call, caller, e.bound_args)
         if e.factory is not None:
             # a function a same-module factory returned sees the factory's names: its parameters bound to
             # the arguments of the factory call (read where that call is written)
             call, where, factory = e.factory
             at = caller if caller.fn is where else Frame(where)
             outer = child_frame(factory, at, *bind_arguments(self.roles, factory, call, at, False))
-            return child_frame(e.callee, outer, roles, keys)
-        return child_frame(e.callee, caller, roles, keys)
+            return child_frame(e.callee, outer, roles, keys, tests)
+        return child_frame(e.callee, caller, roles, keys, tests)
 
     def closure_bindings(self, e: Event, frame: Frame):
         """The bindings of a step's closure function: its ``partial``-bound arguments, ``self``."""
@@ -564,31 +583,23 @@ class Interp:
 
 def bind_arguments(roles, callee: Function, call: Optional[cst.Call], caller: Frame, bound_self: bool,
                    bound_args=()):
-    """([(parameter, role)], [(parameter, module key)]) for a call: ``partial``-bound arguments first,
-    then the call's own; ``self`` is the receiver of a method called on an instance (``t.fit()``)."""
-    params = list(callee.params)
+    """([(parameter, role)], [(parameter, module key)]) for a call (``Values.parameters_bound``)."""
     bindings: List[Tuple[str, Optional[Role]]] = []
     keys: List[Tuple[str, Optional[str]]] = []
-    if params and params[0] in ("self", "cls") and callee.cls is not None:
-        # ``self.x`` keeps the identity its class gives it (through the assignments of every method),
-        # whichever instance the method runs on
-        params = params[1:]
-    i = 0
-    for a in (*bound_args, *(call.args if call is not None else ())):
-        if a.star:
-            break
-        if a.keyword is not None:
-            name = a.keyword.value
-        elif i < len(params):
-            name = params[i]
-            i += 1
-        else:
-            continue
-        if name in callee.params:
-            v = a.value
-            bindings.append((name, roles.argument(v, caller)))
-            keys.append((name, roles.module_key(a.value, caller) or roles.fresh_module_key(a.value)))
+    for name, v in Values.parameters_bound(callee, call, bound_args).items():
+        bindings.append((name, roles.argument(v, caller)))
+        keys.append((name, roles.module_key(v, caller) or roles.fresh_module_key(v)))
     return bindings, keys
+
+
+def bound_tests(callee: Function, call: Optional[cst.Call], caller: Frame, bound_args=()):
+    """[(parameter, the caller's test key of its argument)] for parameters bound to a name: a test of the
+    parameter alone in the callee is the caller's test of that name (one flag, one value on a path)."""
+    out: List[Tuple[str, str]] = []
+    for name, v in Values.parameters_bound(callee, call, bound_args).items():
+        if isinstance(v, cst.Name) and v.value not in ("True", "False", "None"):
+            out.append((name, _test_key(v.value, frozenset((v.value,)), caller)))
+    return out
 
 
 def items_below(item):
@@ -611,10 +622,18 @@ def items_below(item):
 
 
 def _frame_key(br: Branch, frame: Frame) -> str:
-    """The test's text, qualified by what its names are bound to in this call: ``len(buffer) < n`` in
-    two calls of one helper with different buffers are two different tests."""
-    bound = [(n, id(r)) for n, r in frame.bindings if n in br.names]
-    return br.key if not bound else br.key + "@" + ",".join(f"{n}={i}" for n, i in sorted(bound))
+    return _test_key(br.key, br.names, frame)
+
+
+def _test_key(key: str, names: FrozenSet[str], frame: Frame) -> str:
+    """A test's text, qualified by what its names are bound to in this call: ``len(buffer) < n`` in
+    two calls of one helper with different buffers are two different tests; a parameter tested alone is
+    the test of the caller's name it is bound to (``Frame.tests``)."""
+    for n, caller_key in frame.tests:
+        if n == key:
+            return caller_key
+    bound = [(n, id(r)) for n, r in frame.bindings if n in names]
+    return key if not bound else key + "@" + ",".join(f"{n}={i}" for n, i in sorted(bound))
 
 
 def _within(ctx: Ctx, key: Optional[str], value: bool) -> Ctx:

@@ -138,6 +138,9 @@ class Frame:
     bindings: Tuple[Tuple[str, Optional[Role]], ...] = ()
     # the module identity (``Roles.module_key``) of each bound parameter's argument
     keys: Tuple[Tuple[str, Optional[str]], ...] = ()
+    # the caller's test key of each parameter bound to a name (a flag handed down: ``if need_update:`` in
+    # the callee tests what the caller's ``if not need_update:`` tests)
+    tests: Tuple[Tuple[str, str], ...] = ()
 
     def bound(self, name: str):
         for k, v in self.bindings:
