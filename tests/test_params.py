@@ -102,6 +102,28 @@ def findings(body: str):
         net.head = nn.Linear(4, 1)
         train(net, optimizer)
     """, [("LL110", "optimizer = torch.optim.SGD(net.parameters(), lr=0.1)"), ("LL111", "net.head = nn.Linear(4, 1)")]),
+    # trained through a partial or a function a factory returns, bound to a name
+    ("""
+    import functools
+    model = Net()
+    opt = Adam(model.parameters())
+    model.head = nn.Linear(4, 1)
+    run = functools.partial(train, model, opt)
+    run()
+    """, [("LL111", "model.head = nn.Linear(4, 1)")]),
+    ("""
+    def make_trainer(model, opt):
+        def fit():
+            train(model, opt)
+        return fit
+
+    def main():
+        net = Net()
+        optimizer = Adam(net.head.parameters())
+        net.requires_grad_(False)
+        go = make_trainer(net, optimizer)
+        go()
+    """, [("LL110", "net.requires_grad_(False)")]),
 ])
 def test_frozen_or_missed_parameters_are_reported(body, found):
     assert findings(body) == found

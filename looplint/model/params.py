@@ -191,6 +191,9 @@ class _Block:
                     found.append(n)
                     return
                 callee, _ = m.values.resolve_callee(n.func, fn)
+                if callee is None:  # a partial, a lambda, a function a factory returned, bound to a name
+                    got = m.values.callable_of(n.func, fn)
+                    callee = got.target if got is not None else None
                 if callee is not None and callee in fns:
                     found.append(n)
 
