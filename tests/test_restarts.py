@@ -304,3 +304,75 @@ def test_restarts_over_unseen_or_listed_optimizers_and_counted_passes(body, ctor
 ])
 def test_unseen_optimizers_rebuilt_or_one_pass_schedules_are_silent(body):
     assert findings(body) == []
+
+
+# The optimizer built in another module of the project (project.py): its construction is found where the
+# analysis entered that module, and the loops it runs in are the call site's.
+OPT_FACTORY = """\
+    import torch
+
+
+    def build_optimizer(net, lr=0.1):
+        return torch.optim.SGD(net.parameters(), lr=lr)
+"""
+OPT_HOLDER = """\
+    import torch
+
+
+    class Solver:
+        def __init__(self, net):
+            self.net = net
+            self.opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+"""
+RUN = """\
+    import torch
+    from torch import nn
+    from torch.optim.lr_scheduler import CosineAnnealingLR, StepLR
+    {imports}
+
+
+    def train(loader, epochs):
+        net = nn.Linear(4, 1)
+        {build}
+        for epoch in range(epochs):
+            {inner}sched = {sched}
+            for x, y in loader:
+                {opt}.zero_grad()
+                ((net(x) - y) ** 2).mean().backward()
+                {opt}.step()
+                sched.step()
+"""
+
+
+def _project(tmp_path, layout, main, **fields):
+    from test_project import write
+    from looplint.engine import lint_file
+
+    write(tmp_path, dict(layout, **{main: RUN.format(**fields)}))
+    return [(d.code, d.line) for d in lint_file(str(tmp_path / main), rules=[rule_by_code("LL206")])]
+
+
+@pytest.mark.parametrize("layout, main, imports, build, opt", [
+    ({"helpers.py": OPT_FACTORY}, "train.py", "from helpers import build_optimizer",
+     "optimizer = build_optimizer(net)", "optimizer"),
+    ({"pkg/__init__.py": "", "pkg/optim.py": OPT_FACTORY}, "pkg/run.py", "from . import optim as o",
+     "optimizer = o.build_optimizer(net, lr=0.5)", "optimizer"),
+    ({"pkg/__init__.py": "", "pkg/solvers.py": OPT_HOLDER}, "pkg/run.py", "from .solvers import Solver",
+     "solver = Solver(net)", "solver.opt"),
+])
+def test_restart_over_an_optimizer_built_in_another_module(tmp_path, layout, main, imports, build, opt):
+    sched = f"CosineAnnealingLR({opt}, T_max=epochs * len(loader))"
+    assert _project(tmp_path, layout, main, imports=imports, build=build, opt=opt, inner="", sched=sched) \
+        == [("LL206", 11)]
+
+
+@pytest.mark.parametrize("layout, imports, build, opt", [
+    ({"helpers.py": OPT_FACTORY}, "from helpers import build_optimizer", "optimizer = build_optimizer(net)", "optimizer"),
+    ({"helpers.py": OPT_HOLDER}, "from helpers import Solver", "solver = Solver(net)", "solver.opt"),
+])
+def test_an_optimizer_of_another_module_built_again_each_epoch_is_silent(tmp_path, layout, imports, build, opt):
+    # the factory called in the loop: a fresh optimizer and scheduler per epoch
+    inner = build + "\n            "
+    sched = f"StepLR({opt}, step_size=30)"
+    assert _project(tmp_path, layout, "train.py", imports=imports, build="pass", opt=opt, inner=inner,
+                    sched=sched) == []

@@ -155,6 +155,14 @@ class FileModel:
                     table[id(item)] = fn
         return table
 
+    def constructions(self, call: cst.Call) -> List[Event]:
+        """The construct events of a constructor call, in whichever function holds it: one of this file, or
+        one of an imported module of the project that the analysis entered (``opt = make_optimizer(net)``
+        with the factory in ``helpers.py``: project.py). Empty when no function the model built holds it."""
+        functions = list(self.scopes.functions) + [f for f in list(self.builder.built()) if f.home is not self.scopes]
+        return [i for f in functions for i in items_below(self.builder.body(f))
+                if isinstance(i, Event) and i.kind == ev.CONSTRUCT and i.call is call]
+
     def function_of(self, e: Event) -> Optional[Function]:
         """The function whose body holds an event (also a function of an imported module the analysis
         entered: project.py)."""

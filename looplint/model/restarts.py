@@ -79,7 +79,7 @@ def _restart(model, e: Event, fn: Function, steps) -> Optional[Restart]:
         return None
     if opt is None and not isinstance(base, cst.Name):
         return None  # an optimizer we cannot see, on an attribute a call in the loop might set anew
-    built = _constructs(model, opt.ctor) if opt is not None and opt.ctor is not None else []
+    built = model.constructions(opt.ctor) if opt is not None and opt.ctor is not None else []
     if opt is not None and opt.ctor is not None and not built:
         return None  # an optimizer built by code we cannot see
     opt_loops = {l for c in built for stack in model.loop_stacks(c) for l in stack}
@@ -111,11 +111,6 @@ def _scheduler_of(model, e: Event, steps) -> Optional[Role]:
         if role.ctor is e.call:
             return role
     return None
-
-
-def _constructs(model, call: cst.Call) -> List[Event]:
-    return [i for f in model.scopes.functions for i in items_below(model.builder.body(f))
-            if isinstance(i, Event) and i.kind == ev.CONSTRUCT and i.call is call]
 
 
 def _spans(model, role: Role, kind, loop: Loop, own: List[Event]) -> Optional[str]:
