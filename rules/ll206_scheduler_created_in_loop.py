@@ -18,7 +18,9 @@ class SchedulerCreatedInLoop(Rule):
     schedule replays its first part forever, and training runs at the wrong learning rate with no error.
 
     Building a scheduler together with a fresh optimizer (one per fold or per hyper-parameter setting), or
-    rebuilding it on purpose every few epochs behind a test, is fine and not reported.
+    rebuilding it on purpose every few epochs behind a test, is fine and not reported; so is rebuilding a
+    schedule without a horizon (`ExponentialLR`, a `MultiplicativeLR` with a constant factor): each step
+    multiplies the current learning rate, so a new one continues the decay where the last one left it.
 
     ## Example
     ```python

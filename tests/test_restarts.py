@@ -42,9 +42,9 @@ def findings(body: str):
     ("""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     for epoch in range(num_epochs):
-        lr_decay = ExponentialLR(optimizer, gamma=0.9)""" + TRAIN + """
+        lr_decay = StepLR(optimizer, step_size=3, gamma=0.5)""" + TRAIN + """
         lr_decay.step()
-    """, "lr_decay = ExponentialLR(optimizer, gamma=0.9)"),
+    """, "lr_decay = StepLR(optimizer, step_size=3, gamma=0.5)"),
     # built per epoch, stepped per batch, sized for the whole run
     ("""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -82,6 +82,16 @@ def findings(body: str):
 ])
 def test_scheduler_rebuilt_every_pass_is_reported(body, ctor):
     assert findings(body) == [ctor]
+
+
+def test_a_factor_that_reads_the_step_count_has_a_horizon():
+    # MultiplicativeLR whose factor changes with the step: a new one starts counting again
+    assert findings("""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        sched = torch.optim.lr_scheduler.MultiplicativeLR(optimizer, lambda epoch: 0.5 if epoch % 3 == 0 else 1.0)""" + TRAIN + """
+        sched.step()
+    """) == ["sched = torch.optim.lr_scheduler.MultiplicativeLR(optimizer, lambda epoch: 0.5 if epoch % 3 == 0 else 1.0)"]
 
 
 @pytest.mark.parametrize("body", [
@@ -125,6 +135,30 @@ def test_scheduler_rebuilt_every_pass_is_reported(body, ctor):
     scheduler = StepLR(optimizer, step_size=2)
     for epoch in range(num_epochs):""" + TRAIN + """
         scheduler.step()
+    """,
+    # no horizon: each new one multiplies the current rate by the same factor, the decay goes on
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        lr_decay = ExponentialLR(optimizer, gamma=0.9)""" + TRAIN + """
+        lr_decay.step()
+    """,
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    decay = 0.95
+    for epoch in range(num_epochs):
+        for x, y in loader:
+            sched = torch.optim.lr_scheduler.MultiplicativeLR(optimizer, lr_lambda=lambda step: decay)
+            optimizer.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+            sched.step()
+    """,
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(num_epochs):
+        sched = torch.optim.lr_scheduler.ChainedScheduler([ExponentialLR(optimizer, gamma=0.9)])""" + TRAIN + """
+        sched.step()
     """,
     # a scheduler of unknown unit
     """
@@ -221,14 +255,14 @@ def test_ll206_fix_hoists_the_constructor(body, after):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     for epoch in range(num_epochs):
         if model.training:
-            sched = ExponentialLR(optimizer, gamma=0.9)""" + TRAIN + """
+            sched = StepLR(optimizer, step_size=2)""" + TRAIN + """
         sched.step()
     """,
     """
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     for epoch in range(num_epochs):
         with torch.no_grad():
-            sched = ExponentialLR(optimizer, gamma=0.9)""" + TRAIN + """
+            sched = StepLR(optimizer, step_size=2)""" + TRAIN + """
         sched.step()
     """,
 ])

@@ -6,14 +6,15 @@ optimizer's ``initial_lr``; a new one per epoch (or per batch) over the same opt
 schedule every time. That is a bug when the schedule is longer than what one pass of the loop steps it:
 
 * stepped once per construction (built and stepped in the same loop, no loop in between) while its
-  horizon is known and longer than one step, or it decays without a horizon (``ExponentialLR``): the
-  learning rate never moves past the schedule's first value;
+  horizon is known and longer than one step: the learning rate never moves past the schedule's first value;
 * built per epoch, stepped per batch, with a horizon that counts the whole run (``T_max=epochs *
   len(loader)``, ``num_training_steps`` computed from the epochs, ``OneCycleLR(epochs=..., steps_per_epoch=...)``),
   or several passes over the data (``T_max=3 * len(loader)``): every epoch replays the first part of the schedule.
 
 A scheduler built together with its optimizer (one per fold, per setting), in a gated branch (warm
-restarts every few epochs), in a helper, or of a unit looplint cannot read is not judged.
+restarts every few epochs), in a helper, or of a unit looplint cannot read is not judged; nor one without
+a horizon (``ExponentialLR``: the current rate times a constant factor, schedulers.NO_HORIZON), which a new
+construction continues from where the previous one left the rate.
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def _restart(model, e: Event, fn: Function, steps) -> Optional[Restart]:
         return None
     kind = scheduler_kind(role, model.roles)
     opt = optimizer_of(role, model.roles)
-    if not kind.known or kind.unit not in (PER_EPOCH, PER_STEP, SIZED):
+    if not kind.known or kind.unit not in (PER_EPOCH, PER_STEP, SIZED) or not kind.horizon:
         return None
     resumed = keyword_arg(e.call, "last_epoch")
     if resumed is not None and not (isinstance(resumed, cst.UnaryOperation) and isinstance(resumed.expression, cst.Integer)):

@@ -56,6 +56,10 @@ HORIZON = {
     "PolynomialLR": ((1, "total_iters"),),
 }
 DEFAULT_HORIZON = {"LinearLR": 5, "ConstantLR": 5, "PolynomialLR": 5}
+# Schedulers whose next rate is the current one times a factor, counting toward no end: ExponentialLR's
+# ``gamma``; MultiplicativeLR's ``lr_lambda`` (position, keyword) when the factor it returns does not read the
+# step count. A new one built over the same optimizer continues the decay from the current rate.
+NO_HORIZON = {"ExponentialLR": None, "MultiplicativeLR": (1, "lr_lambda")}
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,9 @@ class SchedulerKind:
     cls_name: str = ""
     why: str = ""  # the evidence, for messages: "T_max `num_epochs`"
     sizes: Tuple[int, ...] = ()  # SIZED: the literal horizon values
+    # whether the course depends on the scheduler's own step count (from ``initial_lr`` toward a horizon);
+    # False for a constant factor applied to the current rate (NO_HORIZON): rebuilding one restarts nothing
+    horizon: bool = True
 
     def unit_for(self, epochs: Optional[int]) -> str:
         """The unit next to an epoch loop of ``epochs`` passes (None: not known)."""
@@ -193,6 +200,31 @@ def _one(role: Role, roles: Roles, depth: int) -> SchedulerKind:
         return _per_step_by_definition(cls, sizing, scope, roles)
     if cls not in TORCH_SCHEDULERS:
         return _UNKNOWN
+    kind = _one_known(cls, call, scope, roles, frame, depth)
+    if kind.known and not _has_horizon(cls, call, roles, frame, depth):
+        return SchedulerKind(kind.unit, kind.known, kind.cls_name, kind.why, kind.sizes, horizon=False)
+    return kind
+
+
+def _has_horizon(cls: str, call: cst.Call, roles: Roles, frame: Frame, depth: int) -> bool:
+    """Whether a torch scheduler's course counts its own steps (NO_HORIZON: not when it multiplies the
+    current rate by a factor that does not read the step count); a chain has one when a part has one."""
+    if cls in ("SequentialLR", "ChainedScheduler"):
+        parts = _parts(call, 1 if cls == "SequentialLR" else 0, "schedulers", roles, frame)
+        return cls == "SequentialLR" or not parts or any(scheduler_kind(p, roles, depth + 1).horizon for p in parts)
+    if cls not in NO_HORIZON:
+        return True
+    factor = NO_HORIZON[cls]
+    if factor is None:
+        return False
+    fn = arg(call, *factor)
+    if not isinstance(fn, cst.Lambda) or len(fn.params.params) != 1:
+        return True  # a function looplint does not read: it may count the steps
+    return fn.params.params[0].name.value in _idents(fn.body)
+
+
+def _one_known(cls: str, call: cst.Call, scope: Function, roles: Roles, frame: Frame, depth: int) -> SchedulerKind:
+    """The kind of a scheduler of ``torch.optim.lr_scheduler``, by its class and arguments."""
     if cls in HORIZON:
         (index, name), = HORIZON[cls]
         expr = arg(call, index, name)

@@ -1112,7 +1112,10 @@ def _schedule_horizon(args: dict) -> Optional[float]:
 @oracle("LL206")
 def scheduler_created_in_loop(trace: Trace) -> List[Evidence]:
     """One call site built schedulers over the same optimizer again after the previous one had stepped,
-    and no scheduler got through its horizon: the schedule restarted every time."""
+    and no scheduler got through its horizon: the schedule restarted every time. Not when every new
+    scheduler's course (the learning rates it sets over the coming steps) is the one the scheduler it
+    replaced would have set had it been kept, as the recorder measured on copies (``ExponentialLR``
+    decays from the current rate: rebuilding it restarts nothing)."""
     out = []
     sched_steps = trace.of("sched_step")
     groups = _group([((s["line"], s.get("opt"), s["cls"]), s) for s in trace.of("scheduler") if s.get("opt") is not None])
@@ -1122,12 +1125,19 @@ def scheduler_created_in_loop(trace: Trace) -> List[Evidence]:
         counts = [sum(1 for e in sched_steps if e["sched"] == s["sched"] and not e.get("error")) for s in group]
         if not all(counts[:-1]):
             continue  # built again before the previous one had stepped: nothing was restarted
+        courses = [s.get("course") for s in group[1:]]
+        if all(c is not None and c.get("same") for c in courses):
+            continue  # every new scheduler continued the course of the one it replaced
         horizon = _schedule_horizon(group[0].get("args") or {})
         if horizon is not None and max(counts) >= horizon:
             continue
         lrs = [v for e in sched_steps if e["sched"] in {s["sched"] for s in group} for v in (e.get("lr_after") or [])
                if v is not None]
         span = f"; the learning rate only took values in [{_fmt(min(lrs))}, {_fmt(max(lrs))}]" if lrs else ""
+        parted = next((c for c in courses if c is not None and not c.get("same")), None)
+        if parted is not None:
+            span += (f"; {_plural(parted['at'], 'step')} after a rebuild, the scheduler kept would have set "
+                     f"{_fmt(parted['single'])} and the new one sets {_fmt(parted['rebuilt'])}")
         of = f" of a {_fmt(horizon)}-step horizon" if horizon is not None else ""
         out.append(Evidence("LL206", line, (
             f"`{cls}` was constructed {len(group)} times at line {line} over the same `{trace.opt_name(opt)}`, "

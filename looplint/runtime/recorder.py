@@ -102,6 +102,7 @@ class Recorder:
         self.params: Dict[int, _ParamState] = {}
         self.opts: Dict[int, _OptInfo] = {}
         self.scheds: Dict[int, dict] = {}
+        self.last_scheduler: Dict[int, Any] = {}  # id of an optimizer -> the scheduler built over it last
         self.loaders: Dict[int, dict] = {}
         self.steps = 0
         self.backward_serial = 0
@@ -600,7 +601,10 @@ class Recorder:
 
         return looplint_closure
 
-    def on_scheduler(self, sched: Any) -> None:
+    def on_scheduler(self, sched: Any, lr_before: Optional[List[Optional[float]]] = None) -> None:
+        """A scheduler, recorded once. ``lr_before``: the optimizer's learning rates just before this
+        scheduler was constructed (given when the construction was seen), to compare its course with the
+        course of the scheduler it replaces (``_course``)."""
         if getattr(sched, "_looplint_serial", None) in self.scheds:
             return
         serial = len(self.scheds) + 1
@@ -618,8 +622,79 @@ class Recorder:
             f = lam[0]
             args["lr_lambda"] = f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', type(f).__name__)}"
         self.scheds[serial] = {"cls": type(sched).__name__}
+        course = None
+        previous = self.last_scheduler.get(id(opt)) if opt is not None else None
+        if previous is not None and type(previous) is type(sched) and lr_before is not None:
+            course = self._course(previous, sched, lr_before)
+        if opt is not None:
+            self.last_scheduler[id(opt)] = sched
         self.emit("scheduler", sched=serial, cls=type(sched).__name__,
-                  opt=getattr(opt, "_looplint_serial", None), args=args, lr=self.lrs(opt))
+                  opt=getattr(opt, "_looplint_serial", None), args=args, lr=self.lrs(opt), course=course)
+
+    def _course(self, previous: Any, new: Any, lr_before: List[Optional[float]]) -> Optional[dict]:
+        """The learning rates the new scheduler will set over the coming steps, against those the scheduler
+        it replaces would have set had it been kept (the one scheduler of a hoisted constructor): both
+        stepped on copies, over a stand-in optimizer, from the learning rates each found. ``same``: the two
+        courses agree at every step (rebuilding it changed nothing: ``ExponentialLR`` decays from the current
+        rate either way); else the first step where they part, with both rates. None when a copy cannot be
+        stepped apart from the program's objects (a scheduler holding others, an error)."""
+        import copy
+        import warnings
+
+        sched_cls = self.torch.optim.lr_scheduler.LRScheduler
+        for value in list(vars(previous).values()) + list(vars(new).values()):
+            if isinstance(value, sched_cls) or (isinstance(value, (list, tuple)) and any(isinstance(v, sched_cls) for v in value)):
+                return None  # SequentialLR, ChainedScheduler: their parts drive the program's optimizer
+        # long enough to pass any count the scheduler holds (a horizon, milestones) past where it is now
+        counts = [abs(int(v)) for s in (previous, new) for v in vars(s).values()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+        counts += [abs(int(x)) for s in (previous, new) for v in vars(s).values() if isinstance(v, (list, tuple))
+                   for x in v if isinstance(x, int) and not isinstance(x, bool)]
+        n = 64 + min(max(counts, default=0), 2000)
+
+        def run(sched: Any, lrs: List[Optional[float]]) -> List[float]:
+            groups = []
+            for g, lr in zip(sched.optimizer.param_groups, lrs):
+                stand_in = {k: v for k, v in g.items() if k != "params"}
+                stand_in["params"] = []
+                for key in ("lr", "initial_lr"):
+                    if key in stand_in:
+                        stand_in[key] = float(stand_in[key])
+                stand_in["lr"] = float(lr)
+                groups.append(stand_in)
+
+            def step() -> None:
+                pass
+
+            step._wrapped_by_lr_sched = True  # type: ignore[attr-defined]
+            twin = copy.copy(sched)
+            twin.optimizer = type("StandIn", (), {"param_groups": groups, "step": staticmethod(step),
+                                                  "_opt_called": True})()
+            out = [float(lrs[0])]
+            for _ in range(n):
+                try:
+                    twin.step()
+                except Exception:  # noqa: BLE001 - stepped past its end (OneCycleLR): the course so far
+                    break
+                out.append(float(groups[0]["lr"]))
+            return out
+
+        opt = new.optimizer
+        if len(lr_before) != len(opt.param_groups):
+            return None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                single = run(previous, [float(v) for v in lr_before])
+                rebuilt = run(new, [float(g["lr"]) for g in opt.param_groups])
+        except Exception:  # noqa: BLE001 - a scheduler that cannot be stepped apart: not compared
+            return None
+        for i, (a, b) in enumerate(zip(single, rebuilt)):
+            if not math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12):
+                return {"same": False, "steps": min(len(single), len(rebuilt)) - 1, "at": i, "single": _round(a),
+                        "rebuilt": _round(b)}
+        steps = min(len(single), len(rebuilt)) - 1
+        return {"same": True, "steps": steps} if steps > 0 else None
 
     def sched_step(self, sched: Any, orig: Any, a: tuple, k: dict) -> Any:
         self.on_scheduler(sched)
@@ -759,9 +834,11 @@ class Recorder:
         def sched_init(orig: Any) -> Any:
             def __init__(self_: Any, *a: Any, **k: Any) -> None:
                 with rec.guarded("sched_init") as outer:
+                    opt = a[0] if a else k.get("optimizer")
+                    before = [g.get("lr") for g in getattr(opt, "param_groups", [])] if outer else None
                     orig(self_, *a, **k)
                     if outer:
-                        rec.on_scheduler(self_)
+                        rec.on_scheduler(self_, before)
             return __init__
 
         def sched_step(orig: Any) -> Any:
