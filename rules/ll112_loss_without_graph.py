@@ -8,7 +8,11 @@ class LossWithoutGraph(Rule):
     Checks for a loss that has no autograd history, because it was computed under `torch.no_grad()` /
     `torch.inference_mode()` or from `.detach()`ed, `.item()` or `torch.tensor(...)` values, and is then
     forced to require gradients (`loss.requires_grad = True`, `loss.requires_grad_()`,
-    `torch.tensor(value, requires_grad=True)`) so that `loss.backward()` runs.
+    `torch.tensor(value, requires_grad=True)`) so that `loss.backward()` runs: reported at the forcing.
+    Also for a loss that nothing forces whose graph was cut: the model's outputs computed under
+    `torch.no_grad()` / `torch.inference_mode()`, by a helper decorated with them, or taken through
+    `.detach()` / `.data`: reported at the `backward()` (also `scaler.scale(loss).backward()`,
+    `accelerator.backward(loss)`).
 
     ## Why is this bad?
     `backward()` on a tensor without history raises *element 0 of tensors does not require grad and does
@@ -16,6 +20,9 @@ class LossWithoutGraph(Rule):
     model: the loss becomes a leaf of its own, the backward pass reaches no parameter, every `.grad` stays
     `None` (or zero) and the optimizer steps change nothing. Training runs, logs a loss, and the model
     never learns.
+
+    A no-grad block that computes only a target, a teacher's output or a metric, or a `.detach()` on one
+    term while another term keeps the graph, is fine and not reported.
 
     ## Known problems
     Only losses whose every definition looplint can follow are judged (through the functions of the
@@ -49,6 +56,14 @@ class LossWithoutGraph(Rule):
 
     def check(self, model):
         for found in analyse(model):
+            if found.cut:
+                yield Finding(
+                    found.backward.node,
+                    f"`{found.loss}` has no autograd history ({found.why}): `{call_text(found.backward)}` "
+                    f"cannot reach the model's parameters (it raises *element 0 of tensors does not require "
+                    f"grad*) and the optimizer steps change nothing; compute the loss from the model's outputs "
+                    f"with gradients enabled",
+                )
             for node in found.forcings:
                 yield Finding(
                     node,

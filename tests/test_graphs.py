@@ -155,16 +155,109 @@ def test_forced_loss_without_history_is_reported_at_the_forcing(body, forced):
         loss.backward()
         opt.step()
     """,
-    # no backward on the forced tensor at all: it raises, a crash and not a silent no-op
-    """
+])
+def test_losses_with_history_or_unknown_provenance_are_silent(body):
+    assert findings(body) == []
+
+
+@pytest.mark.parametrize("body, backward", [
+    # the whole step under no_grad (loss inside the block)
+    ("""
     for x, y in loader:
         with torch.no_grad():
             loss = criterion(model(x), y)
         loss.backward()
         optimizer.step()
+    """, "loss.backward()"),
+    # the forward under inference_mode, the loss outside, written target first
+    ("""
+    def train(net, batches, opt):
+        for inputs, targets in batches:
+            with torch.inference_mode():
+                preds = net(inputs)
+            err = (targets - preds).pow(2).mean()
+            opt.zero_grad()
+            err.backward()
+            opt.step()
+    train(model, loader, optimizer)
+    """, "err.backward()"),
+    # a helper decorated with no_grad, a scaled backward
+    ("""
+    scaler = torch.amp.GradScaler()
+    @torch.no_grad()
+    def predict(x):
+        return model(x)
+    for x, y in loader:
+        loss = F.mse_loss(predict(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    """, "scaler.scale(loss).backward()"),
+    # outputs taken through .detach() / .data, backpropagated by an accelerator
+    ("""
+    from accelerate import Accelerator
+    accelerator = Accelerator()
+    for x, y in loader:
+        out = model(x).data
+        loss = criterion(out, y)
+        accelerator.backward(loss)
+        optimizer.step()
+    """, "accelerator.backward(loss)"),
+])
+def test_loss_cut_from_the_graph_is_reported_at_the_backward(body, backward):
+    assert [text for _line, text in findings(body)] == [backward]
+
+
+@pytest.mark.parametrize("body", [
+    # distillation: only the teacher's output under no_grad
+    """
+    teacher = nn.Linear(4, 1)
+    for x, y in loader:
+        with torch.no_grad():
+            soft = teacher(x)
+        loss = criterion(model(x), soft) + criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    """,
+    # EMA and metrics under no_grad, after the backward
+    """
+    ema = nn.Linear(4, 1)
+    for x, y in loader:
+        out = model(x)
+        loss = criterion(out, y)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), model.parameters()):
+                pe.mul_(0.9).add_(p, alpha=0.1)
+            metric = criterion(out, y)
+    """,
+    # a detached term next to a term that carries the graph
+    """
+    for x, y in loader:
+        out = model(x)
+        loss = criterion(out, y) - 0.1 * out.detach().mean()
+        loss.backward()
+        optimizer.step()
+    """,
+    # the loss computed inside enable_grad within a no_grad block
+    """
+    with torch.no_grad():
+        for x, y in loader:
+            with torch.enable_grad():
+                loss = criterion(model(x), y)
+                loss.backward()
+            optimizer.step()
+    """,
+    # data and constants only: no model to cut away
+    """
+    for x, y in loader:
+        loss = (y - y.mean()).pow(2).mean()
+        loss.backward()
+        optimizer.step()
     """,
 ])
-def test_losses_with_history_or_unknown_provenance_are_silent(body):
+def test_no_grad_blocks_that_leave_the_loss_its_graph_are_silent(body):
     assert findings(body) == []
 
 

@@ -10,8 +10,11 @@ usual "fix" forces it: ``loss.requires_grad = True``, ``loss.requires_grad_()``,
 backward runs without an error and reaches nothing but the forced leaf.
 
 ``analyse`` finds the backward passes whose loss is, on every definition that reaches them, such a forced
-leaf, with the forcing calls. A name it cannot follow (a parameter, ``loss += ...``, a call it cannot see
-into) is never history-free: doubt keeps the rule silent.
+leaf, with the forcing calls; and those whose loss, never forced, lost its history where the graph was cut
+(``CUTS``: under no_grad / inference_mode, in a helper decorated with them, by ``.detach()`` or ``.data``):
+that backward raises *element 0 of tensors does not require grad*, and no gradient reaches the model. A
+loss made of data and constants only (no model in it) is not a cut graph. A name it cannot follow (a
+parameter, ``loss += ...``, a call it cannot see into) is never history-free: doubt keeps the rule silent.
 """
 from __future__ import annotations
 
@@ -49,14 +52,19 @@ LOOKUPS = frozenset({"getattr", "next", "iter", "get", "pop", "popleft", "parame
 
 @dataclass(eq=False)
 class GraphlessBackward:
-    """A backward pass whose loss is a forced leaf with no history on every path: ``forcings`` are the
-    calls or assignments that set ``requires_grad`` on it, ``why`` how its history was lost."""
+    """A backward pass whose loss has no history on every path: ``forcings`` are the calls or assignments
+    that set ``requires_grad`` on it (empty when nothing forces it: then the graph was cut, ``cut``, and the
+    backward itself fails), ``why`` how its history was lost."""
 
     backward: Event
     fn: Function
     loss: str
     forcings: List[cst.CSTNode] = field(default_factory=list)
     why: str = ""
+
+    @property
+    def cut(self) -> bool:
+        return not self.forcings
 
 
 def analyse(model) -> List[GraphlessBackward]:
@@ -66,13 +74,16 @@ def analyse(model) -> List[GraphlessBackward]:
 
 
 def _steps_an_optimizer(model) -> bool:
-    """Whether the file trains: it steps something that is an optimizer."""
+    """Whether the file trains: it steps something that is an optimizer (``opt.step()``, or
+    ``scaler.step(opt)``)."""
     for fn in model.scopes.functions:
         for item in items_below(model.builder.body(fn)):
             if isinstance(item, Event) and item.kind == ev.STEP and item.target is not None:
-                role = model.roles.resolve(item.target, Frame(fn))
-                if role is not None and role.kind == OPTIMIZER:
-                    return True
+                stepped = [item.target] + [a.value for a in item.call.args[:1]] if item.call is not None else [item.target]
+                for target in stepped:
+                    role = model.roles.resolve(target, Frame(fn))
+                    if role is not None and role.kind == OPTIMIZER:
+                        return True
     return False
 
 
@@ -108,6 +119,7 @@ class _Graphs:
             return None
         forcings: List[cst.CSTNode] = []
         why = ""
+        cuts = []  # the reasons of the definitions nothing forces
         for b in binds:
             if not isinstance(b, Assignment) or b.index is not None:
                 return None
@@ -121,10 +133,19 @@ class _Graphs:
                 return None
             later = [node for read, node in self.forcing_statements(fn) if b in (self.values.reaching(read, fn) or ())]
             if not later:
-                return None  # backward() on it raises: a crash, not a silent no-op
+                cuts.append(reason)  # backward() on it raises
+                continue
             forcings.extend(later)
             why = why or reason
-        if not forcings or self._optimized_leaf(name.value, fn):
+        if self._optimized_leaf(name.value, fn):
+            return None
+        if cuts:
+            # never forced: reported at the backward when every definition lost its history where the
+            # graph was cut (data and constants alone hold no model to cut away)
+            if forcings or not all(_is_cut(r) for r in cuts):
+                return None
+            return GraphlessBackward(e, fn, name.value, [], cuts[0])
+        if not forcings:
             return None
         return GraphlessBackward(e, fn, name.value, list(dict.fromkeys(forcings)), why)
 
@@ -234,7 +255,7 @@ class _Graphs:
                 return "computed under `torch.no_grad()`"
             a = self.history_free(expr.left, fn, in_ng, depth + 1)
             b = self.history_free(expr.right, fn, in_ng, depth + 1) if a is not None else None
-            return (a if a != "a constant" else b) if b is not None else None
+            return _stronger(a, b) if b is not None else None
         if isinstance(expr, (cst.Name, cst.Attribute)) and self._loader(expr, fn):
             return "a batch of data"  # a data loader, its dataset and what they hold
         if isinstance(expr, cst.Attribute):
@@ -381,7 +402,7 @@ class _Graphs:
             r = self.history_free(a.value, fn, False, depth + 1)
             if r is None:
                 return None
-            reason = r if reason in (None, "a constant") else reason
+            reason = _stronger(reason, r)
         return reason or "a constant"
 
     def _loss_module(self, func, fn: Function) -> bool:
@@ -461,6 +482,21 @@ class _Graphs:
                     and call.args[0].value.value in ("True", "False"):
                 mode = call.args[0].value.value == "False"
         return mode
+
+
+def _stronger(reason: Optional[str], other: str) -> str:
+    """What a value made of two without history is said to have lost: a cut graph over a batch of data
+    over a constant."""
+    weak = (None, "a constant", "a batch of data")
+    if reason in weak and other != "a constant":
+        return other if reason != "a batch of data" or other not in weak else reason
+    return reason if reason is not None else other
+
+
+def _is_cut(reason: str) -> bool:
+    """A history lost where the graph was cut: under no_grad (a block or a decorated helper), by
+    ``.detach()`` or ``.data``; not a constant, a batch, a Python number or a copy into a new tensor."""
+    return "no_grad" in reason or reason in ("taken from `.detach()`", "taken from `.detach_()`", "taken from `.data`")
 
 
 def _torch_function(q: str) -> bool:

@@ -32,7 +32,7 @@ class Evidence:
 
 Oracle = Callable[[Trace], List[Evidence]]
 ORACLES: Dict[str, Oracle] = {}
-EXPLAINS_CRASH = {"LL204", "LL301", "LL304", "LL406", "LL407"}
+EXPLAINS_CRASH = {"LL112", "LL204", "LL301", "LL304", "LL406", "LL407"}
 
 
 def oracle(code: str) -> Callable[[Oracle], Oracle]:
@@ -1004,10 +1004,29 @@ def _graphless(backward: dict) -> bool:
                 or backward.get("closure"))
 
 
+def _no_history_error(backward: dict) -> Optional[str]:
+    """The message of the RuntimeError a backward pass raised because its tensor has no autograd history."""
+    err = backward.get("error") or {}
+    message = err.get("message") or ""
+    if err.get("type") == "RuntimeError" and "does not require grad" in message:
+        return message.split("\n")[0]
+    return None
+
+
 @oracle("LL112")
 def loss_without_graph(trace: Trace) -> List[Evidence]:
     """A backward pass of a tensor without autograd history (no module's forward in its graph) reached no
-    parameter at all while optimizers were training: no optimizer's ``.grad`` changed."""
+    parameter at all while optimizers were training: no optimizer's ``.grad`` changed; or it raised the
+    RuntimeError of a tensor without history (*element 0 of tensors does not require grad*)."""
+    out = []
+    params = sum(o["params"] for o in trace.optimizers().values())
+    raised = [b for b in trace.of("backward") if _no_history_error(b)
+              and any(o["seq"] < b["seq"] for o in trace.of("optimizer"))]
+    for (line,), group in _group([((b["line"],), b) for b in raised]).items():
+        out.append(Evidence("LL112", line, (
+            f"the backward at line {line} raised RuntimeError ({_no_history_error(group[0])}): its loss had no "
+            f"autograd history, so none of the {params} parameters the optimizers hold got a gradient"
+        ), explains_crash=True))
     hits = []
     for b in trace.of("backward"):
         if not _graphless(b):
@@ -1016,11 +1035,9 @@ def loss_without_graph(trace: Trace) -> List[Evidence]:
         if not opts:
             continue
         hits.append((b["line"], b))
-    out = []
     for (line,), group in _group([((ln,), v) for ln, v in hits]).items():
         steps = [s for s in trace.steps() if s["seq"] > group[0]["seq"]]
         moved = max((s.get("delta") or 0.0 for s in steps), default=None)
-        params = sum(o["params"] for o in trace.optimizers().values())
         forcing = _forcing_lines(trace.program, [line, *reversed(group[0].get("stack") or [])])
         out.append(Evidence("LL112", line, (
             f"the backward at line {line} ran {_plural(len(group), 'time')} and reached 0 of the {params} "
