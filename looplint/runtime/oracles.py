@@ -243,8 +243,8 @@ def step_without_backward(trace: Trace) -> List[Evidence]:
         steps = _plain_steps(trace, opt)
         if not steps or any(trace.reaches(b, opt) for b in backwards) or not all(_empty(s) for s in steps):
             continue
-        if any(_graphless(b) for b in backwards):
-            continue  # backward passes ran, on losses without history: LL112's bug
+        if any(_graphless(b) or _no_history_error(b) for b in backwards):
+            continue  # backward passes ran (or raised), on losses without history: LL112's bug
         if all(s.get("trainable") == 0 for s in steps):
             continue  # every parameter it holds was frozen: LL110's bug
         s = steps[0]
