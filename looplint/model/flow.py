@@ -30,6 +30,9 @@ from looplint.model.scopes import Function, dotted, positional_args
 
 NONE, FRESH, USED, STALE, UNKNOWN = "NONE", "FRESH", "USED", "STALE", "UNKNOWN"
 HIDDEN = "hidden"  # the source of gradients a call we cannot see may have produced
+_ENTRY = ("entry", None)  # stands, in a summary's run, for the history its code cannot see (``project``)
+# events that read or record an optimizer's whole gradient state (not only its kind and flags)
+_READS_HISTORY = frozenset({ev.STEP, ev.ZERO, ev.GRAD_CLEAR, ev.BIND, ev.CONSTRUCT, ev.UNSCALE})
 
 
 class OptState(NamedTuple):
@@ -38,7 +41,8 @@ class OptState(NamedTuple):
     carried: FrozenSet[Loop] = frozenset()  # FRESH: loops whose back edge these gradients crossed
     noop: Optional[Event] = None  # NONE: a step that ran with no gradients in this iteration
     doubt: bool = False  # reached through a clearing or update we cannot be sure of: no finding
-    sources: FrozenSet[tuple] = frozenset()  # FRESH: the (backward call, frame) pairs these gradients come from
+    # FRESH: the (backward call, frame) pairs these gradients come from (none when doubtful: no finding reads them)
+    sources: FrozenSet[tuple] = frozenset()
     maybe: bool = False  # NONE/USED: a call we cannot see may have run backward since
     skipped: bool = False  # FRESH: an exception may have skipped the step meant for these gradients
     after_noop: bool = False  # FRESH: computed after a step that found nothing (``step; backward``)
@@ -192,6 +196,52 @@ class GradientFlow(Interp):
         p = super().forget_history(p)
         return p._replace(states=tuple(s._replace(doubt=True, sources=frozenset(), carried=frozenset())
                                        if s.sources or s.carried else s for s in p.states))
+
+    # -- summaries ------------------------------------------------------------------------------------------
+    def project(self, code, p: Path):
+        """Code that never steps, clears, builds or unscales an optimizer (only backward passes, calls we
+        cannot see, hand-written gradients) reads of a gradient state only its kind and flags and which of
+        its own backward passes and loops produced and carried it: where the rest came from (other backward
+        passes, other loops, the zero_grad that last discarded them) it passes on untouched or drops. That
+        rest is set aside behind a placeholder, so that entries differing only there share one run."""
+        q, kept = super().project(code, p)
+        fp = self.footprint(code)
+        if fp.kinds & _READS_HISTORY:
+            return q, (kept, None) if kept is not None else None
+        states, aside = [], []
+        for s in q.states:
+            sources = frozenset(src for src in s.sources if src[0] not in fp.backwards)
+            carried = s.carried - fp.loops
+            if not sources and not carried and s.zeroed_by is None:
+                states.append(s)
+                aside.append(None)
+                continue
+            states.append(s._replace(sources=s.sources - sources | ({_ENTRY} if sources else frozenset()),
+                                     carried=s.carried - carried | ({_ENTRY} if carried else frozenset()),
+                                     zeroed_by=None if s.zeroed_by is None else _ENTRY))
+            aside.append((sources, carried, s.zeroed_by))
+        if not any(aside):
+            return q, (kept, None) if kept is not None else None
+        return q._replace(states=tuple(states)), (kept, tuple(aside))
+
+    def restore(self, q: Path, kept) -> Path:
+        assumed, aside = kept
+        if assumed is not None:
+            q = super().restore(q, assumed)
+        if aside is None:
+            return q
+        states = []
+        for s, put in zip(q.states, aside):
+            if put is not None:
+                sources, carried, zeroed_by = put
+                if _ENTRY in s.sources:
+                    s = s._replace(sources=s.sources - {_ENTRY} | sources)
+                if _ENTRY in s.carried:
+                    s = s._replace(carried=s.carried - {_ENTRY} | carried)
+                if s.zeroed_by is _ENTRY:
+                    s = s._replace(zeroed_by=zeroed_by)
+            states.append(s)
+        return q._replace(states=tuple(states))
 
     # -- events ---------------------------------------------------------------------------------------------
     def call(self, e: Event, paths: Set[Path], ctx: Ctx) -> Set[Path]:
@@ -431,9 +481,10 @@ class GradientFlow(Interp):
 
 def _backward(s: OptState, e) -> OptState:
     if s.gs == NONE:
-        return OptState(FRESH, doubt=s.doubt, sources=frozenset({e}), after_noop=s.noop is not None)
+        return OptState(FRESH, doubt=s.doubt, sources=frozenset() if s.doubt else frozenset({e}),
+                        after_noop=s.noop is not None)
     if s.gs == FRESH:
-        return s if e in s.sources else s._replace(sources=s.sources | {e})
+        return s if s.doubt or e in s.sources else s._replace(sources=s.sources | {e})
     if s.gs in (USED, STALE):
         return OptState(STALE, doubt=s.doubt)
     return s
@@ -452,7 +503,7 @@ def _new_optimizer(s: OptState) -> OptState:
         return OptState(NONE, doubt=s.doubt, maybe=s.maybe)
     if s.gs == UNKNOWN:
         return s
-    return OptState(FRESH, doubt=True, sources=s.sources)
+    return OptState(FRESH, doubt=True)
 
 
 def _manual_update(s: OptState) -> OptState:

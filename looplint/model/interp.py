@@ -17,15 +17,18 @@ else, once for all of them:
   arguments bound.
 * **Cost.** Calls, loops and loop bodies are memoised per (callee or loop, context, entry path) and
   shared by every path that reaches them, so nested loops and helpers cost what the code has, not the
-  product of their paths. A call or loop that keeps being entered with different paths in one context
-  (a helper called after ever more different gradient histories) is entered, after ``MAX_ENTRIES``
-  of them, with what the domain calls history forgotten (``forget_history``): its runs stay bounded. A
-  path-step budget remains only as a guard.
+  product of their paths. The entry path is first projected on what the code can observe (``project``:
+  its ``Footprint``): assumptions about tests it never makes, and what the domain says it cannot read,
+  are set aside and given back to its exits (``restore``), so entries that differ only there share a
+  run. A call or loop that keeps being entered with different paths in one context (a helper called
+  after ever more different gradient histories) is entered, after ``MAX_ENTRIES`` of them, with what
+  the domain calls history forgotten (``forget_history``): its runs stay bounded. A path-step budget
+  remains only as a guard.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Optional, Set, Tuple
+from typing import Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 
 import libcst as cst
 
@@ -39,6 +42,16 @@ MAX_PATHS = 64
 MAX_ENTRIES = 64  # distinct entry paths per call or loop and context before their histories are forgotten
 MAX_DEPTH = 5
 BUDGET = 400_000  # path-steps per root; real training code needs a few thousand
+
+
+class Footprint(NamedTuple):
+    """What a function or loop, with every function and closure it may run, can look at or change."""
+
+    tested: FrozenSet[str]  # the keys of its tests
+    loop_names: FrozenSet[str]  # names its loops assign or iterate
+    loops: FrozenSet[Loop]
+    kinds: FrozenSet[str]  # kinds of its events
+    backwards: FrozenSet[Event]  # its backward passes
 
 
 class OverBudget(Exception):
@@ -101,6 +114,7 @@ class Interp:
         self._memo: Dict[tuple, Outcome] = {}
         self._nested: Dict[Loop, frozenset] = {}
         self._entries: Dict[tuple, Set] = {}
+        self._footprints: Dict[object, Footprint] = {}
 
     # -- domain hooks -----------------------------------------------------------------------------------
     def event(self, e: Event, paths: Set, ctx: Ctx) -> Set:  # pragma: no cover - abstract
@@ -302,8 +316,11 @@ class Interp:
     def loop(self, loop: Loop, paths: Set, ctx: Ctx, implicit: bool = False) -> Outcome:
         out = Outcome()
         for p in paths:
-            p = self._entry(loop, ctx, p)
-            _merge(out, self._memoised(("loop", loop, ctx, p, implicit), lambda p=p: self._loop1(loop, p, ctx, implicit)))
+            p, kept = self.project(loop, self._entry(loop, ctx, p))
+            o = self._memoised(("loop", loop, ctx, p, implicit), lambda p=p: self._loop1(loop, p, ctx, implicit))
+            if kept is not None:
+                o = Outcome(*({self.restore(q, kept) for q in exits} for exits in (o.normal, o.brk, o.cont, o.ret)))
+            _merge(out, o)
         return out
 
     def _loop1(self, loop: Loop, entry, ctx: Ctx, implicit: bool) -> Outcome:
@@ -380,10 +397,83 @@ class Interp:
         body = self.m.builder.body(callee)
         out: Set = set()
         for p in paths:
-            p = self._entry(callee, inner, p)
+            p, kept = self.project(callee, self._entry(callee, inner, p))
             o = self._memoised(("call", callee, inner, p), lambda p=p: self.block(body, {p}, inner))
-            out |= o.normal | o.ret
+            if kept is not None:
+                out |= {self.restore(q, kept) for q in o.normal | o.ret}
+            else:
+                out |= o.normal | o.ret
         return out
+
+    # -- summaries keyed on what the code observes ---------------------------------------------------------
+    def project(self, code, p):
+        """(the path a run of ``code`` (a called function or a loop) is keyed and run on, what ``restore``
+        gives back to its exits; None: nothing). A run's summary is shared by every entry path that differs
+        only in what the code can neither read nor change: here, assumptions about tests it never makes
+        on names none of its loops assigns. A domain projects its own state too (and restores it)."""
+        unseen = self._unobserved(code, p.assume)
+        if not unseen:
+            return p, None
+        return p._replace(assume=p.assume - unseen), unseen
+
+    def restore(self, q, kept):
+        """An exit ``q`` of a projected run, with what the projection kept aside given back."""
+        return q._replace(assume=q.assume | kept)
+
+    def _unobserved(self, code, assume: FrozenSet) -> FrozenSet:
+        """The assumptions of a path that a call (``code`` a Function) or a loop can neither read nor
+        change: tests it (and what it calls) never makes, on names none of its loops assigns or iterates."""
+        if not assume:
+            return frozenset()
+        fp = self.footprint(code)
+        tested, loop_names, has_loops = fp.tested, fp.loop_names, bool(fp.loops)
+        out = []
+        for a in assume:
+            key = a[0]
+            if key.startswith("mod:"):
+                continue
+            base = key.split("@", 1)[0]
+            if base in tested:
+                continue
+            if has_loops:
+                info = self.m.branch_info.get(base)
+                if info is None or info[1] or info[0] & loop_names:
+                    continue
+            out.append(a)
+        return frozenset(out)
+
+    def footprint(self, code) -> Footprint:
+        """The footprint of a function or loop (see ``Footprint``), computed once."""
+        got = self._footprints.get(code)
+        if got is not None:
+            return got
+        tested: Set[str] = set()
+        names: Set[str] = set()
+        loops: Set[Loop] = set()
+        kinds: Set[str] = set()
+        backwards: Set[Event] = set()
+        seen = {code}
+        todo = [code]
+        while todo:
+            fn = todo.pop()
+            for item in items_below(fn if isinstance(fn, Loop) else self.m.builder.body(fn)):
+                if isinstance(item, Branch):
+                    if item.key is not None:
+                        tested.add(item.key)
+                elif isinstance(item, Loop):
+                    loops.add(item)
+                    names |= item.assigned | item.target_names
+                elif isinstance(item, Event):
+                    kinds.add(item.kind)
+                    if item.kind == ev.BACKWARD:
+                        backwards.add(item)
+                    for f in (item.callee, item.closure, item.factory[2] if item.factory is not None else None):
+                        if isinstance(f, Function) and f not in seen:
+                            seen.add(f)
+                            todo.append(f)
+        got = self._footprints[code] = Footprint(frozenset(tested), frozenset(names), frozenset(loops),
+                                                 frozenset(kinds), frozenset(backwards))
+        return got
 
     def run_callable(self, target, paths: Set, ctx: Ctx, bound=()) -> Set:
         """Runs a closure (a Function with ``partial``-bound arguments, or a lambda's Block) in place."""
@@ -709,4 +799,4 @@ def _assumed(p, key: str) -> Optional[bool]:
     return None
 
 
-__all__ = ["Interp", "Ctx", "Outcome", "OverBudget", "child_frame", "bind_arguments", "items_below", "MAX_PATHS"]
+__all__ = ["Interp", "Ctx", "Footprint", "Outcome", "OverBudget", "child_frame", "bind_arguments", "items_below", "MAX_PATHS"]
