@@ -95,3 +95,16 @@ def test_a_helper_called_under_many_remembered_tests_runs_once_per_gradient_stat
     # the helper's 40 extra statements cost a few runs of it, not one per combination of the caller's flags
     assert _steps(big, "train") - _steps(program(0), "train") <= 4 * 40
     assert sorted({c for c, _ in findings(big)}) == ([] if clear else ["LL101"])
+
+
+@pytest.mark.parametrize("calls", [4, 12])
+def test_calls_we_cannot_see_between_backward_and_step_cost_what_they_are(calls):
+    # each may run a backward pass: gradients of unknown origin, one source for all of them, not one per
+    # combination of the calls that may have run
+    def program(k):
+        return ("import torch\n\n\ndef train(model, loader, tracker):\n"
+                "    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n    for x in loader:\n"
+                "        opt.zero_grad()\n        model(x).sum().backward()\n"
+                + "".join(f"        tracker.save_part_{i}(model)\n" for i in range(k)) + "        opt.step()\n")
+    assert _steps(program(calls), "train") - _steps(program(0), "train") <= 8 * calls
+    assert findings(program(calls)) == []

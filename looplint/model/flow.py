@@ -29,7 +29,10 @@ from looplint.model.schedulers import optimizer_of
 from looplint.model.scopes import Function, dotted, positional_args
 
 NONE, FRESH, USED, STALE, UNKNOWN = "NONE", "FRESH", "USED", "STALE", "UNKNOWN"
-HIDDEN = "hidden"  # the source of gradients a call we cannot see may have produced
+HIDDEN = "hidden"
+# the source of gradients that calls we cannot see may have produced: one for all of them (which call it was
+# is nothing a finding reads, and naming each one told paths apart in every combination of them)
+HIDDEN_SOURCE = (HIDDEN, None)
 _ENTRY = ("entry", None)  # stands, in a summary's run, for the history its code cannot see (``project``)
 # events that read or record an optimizer's whole gradient state (not only its kind and flags)
 _READS_HISTORY = frozenset({ev.STEP, ev.ZERO, ev.GRAD_CLEAR, ev.BIND, ev.CONSTRUCT, ev.UNSCALE})
@@ -327,11 +330,10 @@ class GradientFlow(Interp):
             self.facts.tainted.update(hit)
             paths = {self._apply(p, hit, lambda s: OptState(UNKNOWN)) for p in paths}
         if eff.may_backward:
-            src = (HIDDEN, e)
             out = set()
             for p in paths:
                 out.add(self._apply_all(p, _maybe, record=False))
-                out.add(self._apply_all(p, lambda s: _backward(s, src), record=False))
+                out.add(self._apply_all(p, lambda s: _backward(s, HIDDEN_SOURCE), record=False))
             paths = out
         return paths
 
