@@ -201,13 +201,13 @@ class GradientFlow(Interp):
                                        if s.sources or s.carried else s for s in p.states))
 
     # -- summaries ------------------------------------------------------------------------------------------
-    def project(self, code, p: Path):
+    def project(self, code, p: Path, frame: Frame):
         """Code that never steps, clears, builds or unscales an optimizer (only backward passes, calls we
         cannot see, hand-written gradients) reads of a gradient state only its kind and flags and which of
         its own backward passes and loops produced and carried it: where the rest came from (other backward
         passes, other loops, the zero_grad that last discarded them) it passes on untouched or drops. That
         rest is set aside behind a placeholder, so that entries differing only there share one run."""
-        q, kept = super().project(code, p)
+        q, kept = super().project(code, p, frame)
         fp = self.footprint(code)
         if fp.kinds & _READS_HISTORY:
             return q, (kept, None) if kept is not None else None

@@ -316,7 +316,7 @@ class Interp:
     def loop(self, loop: Loop, paths: Set, ctx: Ctx, implicit: bool = False) -> Outcome:
         out = Outcome()
         for p in paths:
-            p, kept = self.project(loop, self._entry(loop, ctx, p))
+            p, kept = self.project(loop, self._entry(loop, ctx, p), ctx.frame)
             o = self._memoised(("loop", loop, ctx, p, implicit), lambda p=p: self._loop1(loop, p, ctx, implicit))
             if kept is not None:
                 o = Outcome(*({self.restore(q, kept) for q in exits} for exits in (o.normal, o.brk, o.cont, o.ret)))
@@ -397,7 +397,7 @@ class Interp:
         body = self.m.builder.body(callee)
         out: Set = set()
         for p in paths:
-            p, kept = self.project(callee, self._entry(callee, inner, p))
+            p, kept = self.project(callee, self._entry(callee, inner, p), inner.frame)
             o = self._memoised(("call", callee, inner, p), lambda p=p: self.block(body, {p}, inner))
             if kept is not None:
                 out |= {self.restore(q, kept) for q in o.normal | o.ret}
@@ -406,12 +406,12 @@ class Interp:
         return out
 
     # -- summaries keyed on what the code observes ---------------------------------------------------------
-    def project(self, code, p):
+    def project(self, code, p, frame: Frame):
         """(the path a run of ``code`` (a called function or a loop) is keyed and run on, what ``restore``
         gives back to its exits; None: nothing). A run's summary is shared by every entry path that differs
         only in what the code can neither read nor change: here, assumptions about tests it never makes
         on names none of its loops assigns. A domain projects its own state too (and restores it)."""
-        unseen = self._unobserved(code, p.assume)
+        unseen = self._unobserved(code, p.assume, frame)
         if not unseen:
             return p, None
         return p._replace(assume=p.assume - unseen), unseen
@@ -420,20 +420,22 @@ class Interp:
         """An exit ``q`` of a projected run, with what the projection kept aside given back."""
         return q._replace(assume=q.assume | kept)
 
-    def _unobserved(self, code, assume: FrozenSet) -> FrozenSet:
+    def _unobserved(self, code, assume: FrozenSet, frame: Frame) -> FrozenSet:
         """The assumptions of a path that a call (``code`` a Function) or a loop can neither read nor
         change: tests it (and what it calls) never makes, on names none of its loops assigns or iterates."""
         if not assume:
             return frozenset()
         fp = self.footprint(code)
         tested, loop_names, has_loops = fp.tested, fp.loop_names, bool(fp.loops)
+        # a parameter tested alone is the caller's test of the name it is bound to (``Frame.tests``)
+        handed = {k.split("@", 1)[0] for _n, k in frame.tests}
         out = []
         for a in assume:
             key = a[0]
             if key.startswith("mod:"):
                 continue
             base = key.split("@", 1)[0]
-            if base in tested:
+            if base in tested or base in handed:
                 continue
             if has_loops:
                 info = self.m.branch_info.get(base)
@@ -467,6 +469,10 @@ class Interp:
                     kinds.add(item.kind)
                     if item.kind == ev.BACKWARD:
                         backwards.add(item)
+                    elif item.kind == ev.CALL:  # a name handed to a callee that tests it is tested here
+                        for a in (*item.bound_args, *getattr(item.call, "args", ())):
+                            if isinstance(a.value, cst.Name):
+                                tested.add(a.value.value)
                     for f in (item.callee, item.closure, item.factory[2] if item.factory is not None else None):
                         if isinstance(f, Function) and f not in seen:
                             seen.add(f)
