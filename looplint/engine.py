@@ -281,7 +281,12 @@ def run_deep(fn, *args):
 
 
 def check_module(module: cst.Module, path: str, rules: Iterable[type]) -> List[Diagnostic]:
-    return run_deep(_check_module, module, path, rules)
+    from looplint.model.walk import forget
+
+    try:
+        return run_deep(_check_module, module, path, rules)
+    finally:
+        forget()  # the walks' memory of this file's tree (looplint.model.walk)
 
 
 def _check_module(module: cst.Module, path: str, rules: Iterable[type]) -> List[Diagnostic]:

@@ -424,3 +424,53 @@ def test_ll109_leaves_deliberate_uses_of_loop_variables_alone(loop):
 
     src = PRELUDE + f"\ndef step(x, target_loader, minibatches, losses):\n    {loop}\n    loss.backward()\n    opt.step()\n"
     assert [d.code for d in lint_source(src, "t.py") if d.code == "LL109"] == []
+
+
+def test_walk_children_are_remembered_per_node_object():
+    """walk.children remembers each node's children by id, with the node: an id that a collected node's
+    successor reuses is no hit, and forget() drops everything."""
+    import importlib
+
+    w = importlib.import_module("looplint.model.walk")  # ``looplint.model.walk`` is also a function's name
+    call = cst.parse_expression("f(a, b)")
+    assert [type(c).__name__ for c in w.children(call)] == ["Name", "Arg", "Arg"]
+    assert w.children(call) is w.children(call)
+    other = cst.parse_expression("g(c)")
+    w._REMEMBERED[id(other)] = (call, ["stale"])  # as if ``other`` reused the id of a node now gone
+    assert [type(c).__name__ for c in w.children(other)] == ["Name", "Arg"]
+    w.forget()
+    assert not w._REMEMBERED
+
+
+def test_reaching_definitions_are_built_only_for_a_local_read():
+    """values.reaching answers None for a name the function binds nowhere without building the function's
+    reaching definitions; names bound by loops, ``with``, imports and walrus are local reads."""
+    from looplint.model.values import LOOP, Values
+    from looplint.model.scopes import Scopes
+
+    module = cst.parse_module(textwrap.dedent("""\
+        def f(loader, n):
+            print(n)
+            for batch in loader:
+                import math
+                with open(batch) as fh:
+                    if (k := len(fh.read())) > 0:
+                        print(batch, math.pi, fh, k)
+    """))
+    values = Values(Scopes(module))
+    fn = next(f for f in values.s.functions if f.name == "f")
+    reads = {}
+    for node in _descendants(module):
+        if isinstance(node, cst.Name):
+            reads.setdefault(node.value, []).append(node)
+    assert values.reaching(reads["print"][0], fn) is None and fn not in values._reaching
+    got = values.reaching(reads["batch"][-1], fn)
+    assert got and {d.kind for d in got} == {LOOP}
+    for name in ("math", "fh", "k", "n"):
+        assert values.reaching(reads[name][-1], fn), name
+
+
+def _descendants(node):
+    from looplint.model.walk import descendants
+
+    return descendants(node)

@@ -242,3 +242,28 @@ def test_a_scheduler_built_in_another_module_is_sized_like_a_local_one(tmp_path)
     assert codes(tmp_path / "train.py") == []  # unknown scheduler: never reported
     write(tmp_path, {"sched_utils.py": utils})
     assert codes(tmp_path / "train.py") == [("LL201", 13)]
+
+
+def test_a_module_that_defines_no_name_looked_up_is_not_parsed_with_libcst(tmp_path):
+    """Project.module decides on Python's own tree whether a module can answer a lookup (project.names); an
+    edit that adds the name (a new stamp) is seen, and names a module defines in nested blocks, classes at
+    any depth and re-exports still resolve."""
+    import time
+
+    from looplint.model import project
+
+    write(tmp_path, {"helpers.py": "def other(net):\n    return net\n"})
+    main = FIT.format(imports="from helpers import build_solver", call="build_solver")
+    write(tmp_path, {"train.py": main})
+    before = set(project._parsed)
+    assert codes(tmp_path / "train.py") == []
+    assert not any(p.endswith("helpers.py") for p in set(project._parsed) - before)  # never parsed with libcst
+    time.sleep(0.01)
+    write(tmp_path, {"helpers.py": textwrap.dedent(LBFGS_HELPER) + "\n\ndef other(net):\n    return net\n"})  # the name appears
+    assert codes(tmp_path / "train.py") == [("LL304", 13)]
+    guarded = "import torch\ntry:\n    import fast\nexcept ImportError:\n    def build_solver(net):\n" \
+              "        return torch.optim.LBFGS(net.parameters())\n"
+    write(tmp_path, {"guarded.py": guarded, "reexport.py": "if True:\n    from helpers import build_solver as build_solver\n"})
+    for module in ("guarded", "reexport"):
+        write(tmp_path, {"train.py": FIT.format(imports=f"from {module} import build_solver", call="build_solver")})
+        assert codes(tmp_path / "train.py") == [("LL304", 13)], module

@@ -142,6 +142,18 @@ def code(node: cst.CSTNode) -> str:
     return _EMPTY.code_for_node(node)
 
 
+_NO_CALLS = frozenset({cst.Lambda, cst.FunctionDef, cst.SimpleString, cst.Integer, cst.Float, cst.Name})
+_COMPREHENSIONS = frozenset({cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp})
+_EVALUATED: Dict[type, bool] = {}  # per node type: a part of an expression whose calls ``expr`` collects
+
+
+def _evaluated(t: type) -> bool:
+    got = _EVALUATED[t] = issubclass(t, cst.BaseExpression) or issubclass(t, (
+        cst.Arg, cst.Element, cst.DictElement, cst.StarredDictElement, cst.CompFor, cst.CompIf,
+        cst.FormattedStringExpression, cst.Index, cst.SubscriptElement, cst.Slice))
+    return got
+
+
 class EventBuilder:
     """Builds (and caches) the event tree of every function of a module."""
 
@@ -470,14 +482,16 @@ class _Build:
 
     # -- expressions: calls in evaluation order -----------------------------------------------------------
     def expr(self, e: cst.CSTNode, out: List, usage: str = "value") -> None:
-        if isinstance(e, (cst.Lambda, cst.FunctionDef, cst.SimpleString, cst.Integer, cst.Float, cst.Name)):
+        t = type(e)  # exact types (libcst's node classes have no subclasses): cheaper than isinstance on ABCs
+        if t in _NO_CALLS:
             return
-        while isinstance(e, cst.ConcatenatedString):  # right-nested: walk it without recursing
+        while t is cst.ConcatenatedString:  # right-nested: walk it without recursing
             self.expr(e.left, out)
             e = e.right
-        if isinstance(e, cst.Await):
+            t = type(e)
+        if t is cst.Await:
             return self.expr(e.expression, out, usage)
-        if isinstance(e, cst.Call):
+        if t is cst.Call:
             self.expr(e.func, out)
             for a in e.args:
                 self.expr(a.value, out)
@@ -486,16 +500,17 @@ class _Build:
             if len(out) > n and isinstance(out[-1], Event) and out[-1].node is e:
                 out[-1].usage = usage
             return
-        if isinstance(e, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+        if t in _COMPREHENSIONS:
             # comprehensions run their element once per item: keep it simple, evaluate once
             for child in children(e):
                 self.expr(child, out)
             return
+        evaluated = _EVALUATED
         for child in children(e):
-            if isinstance(child, cst.BaseExpression) or isinstance(child, (cst.Arg, cst.Element, cst.DictElement,
-                                                                           cst.StarredDictElement, cst.CompFor, cst.CompIf,
-                                                                           cst.FormattedStringExpression, cst.Index,
-                                                                           cst.SubscriptElement, cst.Slice)):
+            ok = evaluated.get(type(child))
+            if ok is None:
+                ok = _evaluated(type(child))
+            if ok:
                 self.expr(child, out)
 
     def call(self, c: cst.Call, out: List) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from itertools import chain
 from typing import Iterator, Optional, Set
 
 import libcst as cst
@@ -26,27 +27,40 @@ _DATA_NAMES = re.compile(r"^(train_)?(dl|data|dataset|batches|train_data|data_it
 
 
 def walk(block: Block, builder, depth: int = 0, seen: Optional[Set[Function]] = None) -> Iterator[object]:
-    """Every item below ``block``, entering called functions of this module (bounded depth)."""
+    """Every item below ``block``, entering called functions of this module (bounded depth). Depth first, in
+    source order; without recursion (a stack of the item sequences being walked: nested generators would
+    pass every item up through each level)."""
     seen = set() if seen is None else seen
-    for item in block.items:
+    # (items left to walk, call depth, the callee whose body they are: left ``seen`` when done)
+    stack: list = [(iter(block.items), depth, None)]
+    push, pop, end = stack.append, stack.pop, _END
+    while stack:
+        items, d, entered = stack[-1]
+        item = next(items, end)
+        if item is end:
+            pop()
+            if entered is not None:
+                seen.discard(entered)
+            continue
         yield item
-        if isinstance(item, Block):
-            yield from walk(item, builder, depth, seen)
-        elif isinstance(item, Branch):
-            for arm in item.arms:
-                yield from walk(arm, builder, depth, seen)
-        elif isinstance(item, Loop):
-            yield from walk(item.body, builder, depth, seen)
-            yield from walk(item.orelse, builder, depth, seen)
-        elif isinstance(item, Try):
-            for b in (item.body, *item.handlers, item.orelse, item.final):
-                yield from walk(b, builder, depth, seen)
-        elif isinstance(item, Event) and item.kind == CALL and item.callee is not None and depth < 3 and item.callee not in seen:
-            seen.add(item.callee)
-            yield from walk(builder.body(item.callee), builder, depth + 1, seen)
-            seen.discard(item.callee)
-        elif isinstance(item, Event) and isinstance(item.closure, Block):
-            yield from walk(item.closure, builder, depth, seen)
+        t = type(item)
+        if t is Block:
+            push((iter(item.items), d, None))
+        elif t is Branch:
+            push((chain.from_iterable(arm.items for arm in item.arms), d, None))
+        elif t is Loop:
+            push((chain(item.body.items, item.orelse.items), d, None))
+        elif t is Try:
+            push((chain.from_iterable(b.items for b in (item.body, *item.handlers, item.orelse, item.final)), d, None))
+        elif t is Event:
+            if item.kind == CALL and item.callee is not None and d < 3 and item.callee not in seen:
+                seen.add(item.callee)
+                push((iter(builder.body(item.callee).items), d + 1, item.callee))
+            elif isinstance(item.closure, Block):
+                push((iter(item.closure.items), d, None))
+
+
+_END = object()
 
 
 def iter_kind(expr: Optional[cst.BaseExpression], target_names, fn: Function, roles: Roles) -> str:

@@ -39,37 +39,113 @@ _lock = threading.Lock()
 _parsed: "OrderedDict[str, Tuple[Stamp, object]]" = OrderedDict()
 
 
+# realpath -> (stamp, the names a lookup can find in the module); shared like ``_parsed``
+_named: "OrderedDict[str, Tuple[Stamp, frozenset]]" = OrderedDict()
+KEEP_NAMES = 1024  # modules whose names are kept per process (a few KB each)
+
+
+def _read_tree(real: str, stamp: Stamp):
+    """(source, Python's syntax tree) of the module at ``real`` when it is small enough, decodable and
+    parsed by Python, else None. The last one read is kept: a module whose names a lookup finds is parsed
+    with libcst right after (``Project.module``)."""
+    global _recent
+    from looplint.engine import decode
+
+    key, read = _recent
+    if key == (real, stamp):
+        return read
+    read = None
+    if stamp[1] <= MAX_MODULE_BYTES:
+        try:
+            with open(real, "rb") as f:
+                source = decode(f.read())
+            read = source, ast.parse(source)
+        except Exception:  # noqa: BLE001 - unreadable, undecodable, a syntax error: unknown
+            read = None
+    _recent = ((real, stamp), read)
+    return read
+
+
+_recent: tuple = (None, None)  # ((realpath, stamp), what _read_tree read there)
+
+
+def _defined_names(body, found: set) -> None:
+    """The names the statements of ``body`` (and the statements nested in them) define or import."""
+    stack = list(body)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(n.name)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            for alias in n.names:
+                found.add(alias.asname or alias.name)
+                found.add(alias.name.split(".")[0])
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            nested = getattr(n, field, None)
+            if isinstance(nested, list):
+                stack.extend(nested)
+
+
+def names(path: str) -> frozenset:
+    """Every name a lookup can find in the module at ``path``, read without libcst: the names of its
+    functions and classes (at any depth) and the names its imports bind (a re-export). Empty when the module
+    cannot be read or parsed. A lookup of any other name finds nothing (``Project.module``)."""
+    real = os.path.realpath(path)
+    stamp = _stamp(real)
+    if stamp is None:
+        return frozenset()
+    hit = _recall(_named, real, stamp)
+    if hit is not None:
+        return hit[0]
+    read = _read_tree(real, stamp)
+    found: set = set()
+    if read is not None:
+        _defined_names(read[1].body, found)
+    return _remember(_named, KEEP_NAMES, real, stamp, frozenset(found))
+
+
+def _recall(cache: OrderedDict, real: str, stamp: Stamp):
+    """(what ``cache`` holds for the module at ``real``,) when it was stored for this stamp, else None."""
+    with _lock:
+        hit = cache.get(real)
+        if hit is not None and hit[0] == stamp:
+            cache.move_to_end(real)
+            return (hit[1],)
+    return None
+
+
+def _remember(cache: OrderedDict, keep: int, real: str, stamp: Stamp, value):
+    """Stores ``value`` for the module at ``real`` with its stamp, the ``keep`` most recently used kept."""
+    with _lock:
+        cache[real] = (stamp, value)
+        cache.move_to_end(real)
+        while len(cache) > keep:
+            cache.popitem(last=False)
+    return value
+
+
 def _parse(path: str):
     """The ``Scopes`` of the module at ``path`` (cached per path, modification time and size), None when it
     cannot be read or parsed."""
-    from looplint.engine import decode, nesting_depth
     from looplint.model.scopes import Scopes
 
     real = os.path.realpath(path)
     stamp = _stamp(real)
     if stamp is None:
         return None
-    with _lock:
-        hit = _parsed.get(real)
-        if hit is not None and hit[0] == stamp:
-            _parsed.move_to_end(real)
-            return hit[1]
+    hit = _recall(_parsed, real, stamp)
+    if hit is not None:
+        return hit[0]
+    from looplint.engine import nesting_depth
+
     scopes = None
-    if stamp[1] <= MAX_MODULE_BYTES:
+    read = _read_tree(real, stamp)
+    if read is not None and nesting_depth(read[1]) <= MAX_MODULE_DEPTH:
         try:
-            with open(real, "rb") as f:
-                source = decode(f.read())
-            tree = ast.parse(source)
-            if nesting_depth(tree) <= MAX_MODULE_DEPTH:
-                scopes = Scopes(cst.parse_module(source), name=os.path.splitext(os.path.basename(real))[0], path=real)
-        except Exception:  # noqa: BLE001 - unreadable, undecodable, a syntax error, a parser failure: unknown
+            scopes = Scopes(cst.parse_module(read[0]), name=os.path.splitext(os.path.basename(real))[0], path=real)
+        except Exception:  # noqa: BLE001 - a parser failure: unknown
             scopes = None
-    with _lock:
-        _parsed[real] = (stamp, scopes)
-        _parsed.move_to_end(real)
-        while len(_parsed) > KEEP_MODULES:
-            _parsed.popitem(last=False)
-    return scopes
+    return _remember(_parsed, KEEP_MODULES, real, stamp, scopes)
 
 
 class Project:
@@ -81,9 +157,10 @@ class Project:
         self.read: Dict[str, Optional[Stamp]] = {}  # every module file read, with the stamp it had
         self._loaded: Dict[str, object] = {}
 
-    def module(self, name: str, importer=None):
+    def module(self, name: str, importer=None, wanted: Optional[str] = None):
         """The ``Scopes`` of module ``name`` imported by ``importer`` (a ``Scopes``; the linted file when
-        None), or None."""
+        None), or None; None too when ``wanted`` is given and the module defines or imports no such name
+        (decided on Python's own syntax tree: libcst's parse is paid only for a module that can answer)."""
         directory = os.path.dirname(importer.path) if importer is not None and importer.path else self.directory
         path = find_module(name, directory)
         if path is None:
@@ -91,6 +168,9 @@ class Project:
         real = os.path.realpath(path)
         if real == self.path:
             return None  # the linted file itself: a cycle
+        if wanted is not None and wanted not in names(real):
+            self.read[real] = _stamp(real)
+            return None
         scopes = _parse(real)
         self.read[real] = _stamp(real)
         if scopes is not None:
@@ -107,7 +187,7 @@ class Project:
         module_name = dots + module_name
         if not attr or not module_name:
             return None
-        scopes = self.module(module_name, importer)
+        scopes = self.module(module_name, importer, wanted=attr)
         if scopes is None:
             return None
         found = defined(scopes, attr)

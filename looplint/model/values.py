@@ -180,8 +180,7 @@ class _Reaching:
         self.fn = fn
         self.v = values
         self.uses: Dict[int, FrozenSet] = {}
-        self.local: Set[str] = set(fn.assigns) | set(fn.params) | _bound_elsewhere(fn)
-        self.local -= fn.globals_ | _nonlocals(fn)
+        self.local: Set[str] = set(values.maybe_local(fn)) - fn.globals_ - _nonlocals(fn)
         self._assign_of: Dict[Tuple[int, str], List[Assignment]] = {}
         for name, assigns in fn.assigns.items():
             for a in assigns:
@@ -292,19 +291,21 @@ class _Reaching:
             return
         stack = [expr]
         skip: Set[str] = set()
+        part = _LOAD_PART
         while stack:
             e = stack.pop()
-            if isinstance(e, cst.Name):
+            t = type(e)  # exact types (libcst's node classes have no subclasses): cheaper than isinstance on ABCs
+            if t is cst.Name:
                 if e.value in self.local and e.value not in skip:
                     self.uses[id(e)] = env.get(e.value, frozenset())
-            elif isinstance(e, cst.Attribute):
+            elif t is cst.Attribute:
                 stack.append(e.value)
-            elif isinstance(e, cst.Call):
+            elif t is cst.Call:
                 stack.append(e.func)
                 stack.extend(a.value for a in e.args)
-            elif isinstance(e, cst.Lambda):
+            elif t is cst.Lambda:
                 stack.extend(p.default for p in e.params.params if p.default is not None)
-            elif isinstance(e, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+            elif t in _COMPREHENSIONS:
                 f = e.for_in
                 while f is not None:
                     skip |= {n for n, _p, _s in _target_names(f.target)}
@@ -315,18 +316,24 @@ class _Reaching:
                     stack.extend((e.key, e.value))
                 else:
                     stack.append(e.elt)
-            elif isinstance(e, cst.NamedExpr):
+            elif t is cst.NamedExpr:
                 stack.append(e.value)
-            elif isinstance(e, (cst.SimpleString, cst.Integer, cst.Float, cst.Imaginary, cst.Ellipsis)):
+            elif t in _LITERALS:
                 continue
             else:
                 for c in children(e):
-                    if isinstance(c, cst.BaseExpression):
+                    k = part.get(type(c))
+                    if k is None:
+                        k = _load_part(type(c))
+                    if k == 1:
                         stack.append(c)
-                    elif isinstance(c, (cst.Arg, cst.Element, cst.DictElement, cst.StarredDictElement,
-                                        cst.FormattedStringExpression, cst.SubscriptElement, cst.Index,
-                                        cst.Slice, cst.ComparisonTarget, cst.LeftParen, cst.RightParen)):
-                        stack.extend(x for x in children(c) if isinstance(x, (cst.BaseExpression, cst.Index, cst.Slice)))
+                    elif k == 2 or k == 3:
+                        for x in children(c):
+                            kx = part.get(type(x))
+                            if kx is None:
+                                kx = _load_part(type(x))
+                            if kx == 1 or kx == 3:
+                                stack.append(x)
 
     def walrus(self, expr: Optional[cst.CSTNode], env):
         if env is None or expr is None or not _has_walrus(expr):
@@ -572,6 +579,26 @@ def _has_walrus(expr) -> bool:
     return V.hit
 
 
+_COMPREHENSIONS = frozenset({cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp})
+_LITERALS = frozenset({cst.SimpleString, cst.Integer, cst.Float, cst.Imaginary, cst.Ellipsis})
+# per node type, what ``_Reaching.loads`` does with a child: 1 an expression (read it), 2 a wrapper of
+# expressions (read its expression children), 3 an index or a slice (read when inside a wrapper), 0 nothing
+_LOAD_PART: Dict[type, int] = {}
+
+
+def _load_part(t: type) -> int:
+    if issubclass(t, cst.BaseExpression):
+        k = 1
+    elif issubclass(t, (cst.Arg, cst.Element, cst.DictElement, cst.StarredDictElement, cst.FormattedStringExpression,
+                        cst.SubscriptElement, cst.Index, cst.Slice, cst.ComparisonTarget, cst.LeftParen,
+                        cst.RightParen)):
+        k = 3 if issubclass(t, (cst.Index, cst.Slice)) else 2
+    else:
+        k = 0
+    _LOAD_PART[t] = k
+    return k
+
+
 def _pattern_names(pattern) -> Set[str]:
     found: Set[str] = set()
 
@@ -681,6 +708,7 @@ class Values:
     def __init__(self, scopes: Scopes):
         self.s = scopes
         self._reaching: Dict[Function, Optional[_Reaching]] = {}
+        self._maybe_local: Dict[Function, FrozenSet[str]] = {}
         self._sites: Optional[Dict[Function, List[CallSite]]] = None
         self._referenced: Optional[Set[Function]] = None
         self._argparse: Optional[Dict[str, List[cst.BaseExpression]]] = None
@@ -689,24 +717,38 @@ class Values:
     def reaching(self, name: cst.Name, fn: Function) -> Optional[FrozenSet[Binding]]:
         """The bindings that reach this read of a local name (None when ``name`` is not such a read: a
         global or free variable, or a node the function does not contain)."""
-        if fn in self._reaching:
-            r = self._reaching[fn]
-        else:
-            try:
-                r = _Reaching(fn, self)
-            except RecursionError:  # pragma: no cover - pathological nesting: every binding, flow-insensitively
-                r = None
-            self._reaching[fn] = r
+        r = self._reaching_of(fn, name.value)
         if r is None:
             return None
         got = r.uses.get(id(name))
         return got if got else None
 
+    def _reaching_of(self, fn: Function, name: Optional[str] = None) -> Optional[_Reaching]:
+        """The reaching definitions of ``fn`` (built on first use); None for pathological nesting, and
+        without building them when ``name`` is given and ``fn`` binds no such name (no local read)."""
+        if fn in self._reaching:
+            return self._reaching[fn]
+        try:
+            if name is not None and name not in self.maybe_local(fn):
+                return None
+            r = _Reaching(fn, self)
+        except RecursionError:  # pragma: no cover - pathological nesting: every binding, flow-insensitively
+            r = None
+        self._reaching[fn] = r
+        return r
+
+    def maybe_local(self, fn: Function) -> FrozenSet[str]:
+        """Every name ``fn`` binds (assignments, parameters, loop and ``with`` targets, imports, ...), before
+        ``global``/``nonlocal`` declarations take some away: a read of any other name is no local read."""
+        got = self._maybe_local.get(fn)
+        if got is None:
+            got = self._maybe_local[fn] = frozenset(set(fn.assigns) | set(fn.params) | _bound_elsewhere(fn))
+        return got
+
     def start_value(self, loop: cst.CSTNode, name: str, fn: Function) -> Optional[int]:
         """The integer a local name holds when a loop starts (``i = 0`` before ``while i < n:``), when every
         binding that reaches the loop from before it says the same literal."""
-        self.reaching(cst.Name("_"), fn)  # builds the function's reaching definitions
-        r = self._reaching.get(fn)
+        r = self._reaching_of(fn)
         env = r.before_loop.get(id(loop)) if r is not None else None
         binds = env.get(name) if env else None
         if not binds:

@@ -60,8 +60,25 @@ def _kind(t: type) -> int:
     return k
 
 
+# The children of the nodes walked lately, by node id (with the node, so that a reused id is no hit): the
+# model's services walk the same subtrees many times (each node's children are asked for about six times),
+# and syntax trees never change. ``forget()`` empties it (the engine does after each file); it is also
+# emptied when it grows past ``MAX_REMEMBERED`` nodes, so that memory stays bounded in any use.
+_REMEMBERED: Dict[int, Tuple[cst.CSTNode, List[cst.CSTNode]]] = {}
+MAX_REMEMBERED = 300_000
+
+
+def forget() -> None:
+    """Drops the remembered children (and with them the trees they keep alive)."""
+    _REMEMBERED.clear()
+
+
 def children(node: cst.CSTNode) -> List[cst.CSTNode]:
-    """The node's children in source order, without whitespace and punctuation."""
+    """The node's children in source order, without whitespace and punctuation (a list shared by every
+    caller: never change it)."""
+    hit = _REMEMBERED.get(id(node))
+    if hit is not None and hit[0] is node:
+        return hit[1]
     out: List[cst.CSTNode] = []
     kind = _KIND
     for name in _fields(type(node)):
@@ -78,6 +95,9 @@ def children(node: cst.CSTNode) -> List[cst.CSTNode]:
                     kx = _kind(type(x))
                 if kx == _NODE:
                     out.append(x)
+    if len(_REMEMBERED) >= MAX_REMEMBERED:
+        _REMEMBERED.clear()
+    _REMEMBERED[id(node)] = (node, out)
     return out
 
 
@@ -113,4 +133,4 @@ class Walker:
             getattr(self, leave)(node)
 
 
-__all__ = ["Walker", "children", "descendants"]
+__all__ = ["Walker", "children", "descendants", "forget"]
