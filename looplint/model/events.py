@@ -697,16 +697,7 @@ def _closure_arg(c: cst.Call) -> Optional[cst.BaseExpression]:
 
 
 def _mentions_grad(e: cst.CSTNode) -> bool:
-    class V(Walker):
-        hit = False
-
-        def visit_Attribute(self, n: cst.Attribute) -> None:
-            if n.attr.value == "grad":
-                V.hit = True
-
-    v = V()
-    v.walk(e)
-    return v.hit
+    return any(type(n) is cst.Attribute and n.attr.value == "grad" for n in descendants(e))
 
 
 def _grad_present_test(st: cst.If) -> Optional[str]:
@@ -767,29 +758,32 @@ def _parameters_receiver(it: cst.BaseExpression) -> Optional[cst.BaseExpression]
 
 
 def _assigned_names(suite) -> Set[str]:
-    found: Set[str] = set()
+    v = _Assigned()
+    v.walk(suite)
+    return v.found
 
-    class V(Walker):
-        def visit_AssignTarget(self, n: cst.AssignTarget) -> None:
-            found.update(names_in(n.target))
 
-        def visit_AugAssign(self, n: cst.AugAssign) -> None:
-            found.update(names_in(n.target))
+class _Assigned(Walker):
+    def __init__(self) -> None:
+        self.found: Set[str] = set()
 
-        def visit_AnnAssign(self, n: cst.AnnAssign) -> None:
-            found.update(names_in(n.target))
+    def visit_AssignTarget(self, n: cst.AssignTarget) -> None:
+        self.found.update(names_in(n.target))
 
-        def visit_For(self, n: cst.For) -> None:
-            found.update(names_in(n.target))
+    def visit_AugAssign(self, n: cst.AugAssign) -> None:
+        self.found.update(names_in(n.target))
 
-        def visit_NamedExpr(self, n: cst.NamedExpr) -> None:
-            found.update(names_in(n.target))
+    def visit_AnnAssign(self, n: cst.AnnAssign) -> None:
+        self.found.update(names_in(n.target))
 
-        def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
-            return False
+    def visit_For(self, n: cst.For) -> None:
+        self.found.update(names_in(n.target))
 
-    V().walk(suite)
-    return found
+    def visit_NamedExpr(self, n: cst.NamedExpr) -> None:
+        self.found.update(names_in(n.target))
+
+    def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
+        return False
 
 
 # Wrappers that yield the items of their first argument unchanged (progress bars, prefetchers).

@@ -11,7 +11,7 @@ from typing import Dict, Iterator, List, Optional, Set, Union
 
 import libcst as cst
 
-from looplint.model.walk import Walker
+from looplint.model.walk import Walker, descendants
 
 FunctionNode = Union[cst.FunctionDef, cst.Module]
 
@@ -42,34 +42,28 @@ def last_name(expr: cst.BaseExpression) -> Optional[str]:
 
 def names_in(node: cst.CSTNode) -> Set[str]:
     """Every identifier read in an expression (``self`` included for ``self.x``)."""
-    found: Set[str] = set()
+    v = _Names()
+    v.walk(node)
+    return v.found
 
-    class V(Walker):
-        def visit_Name(self, n: cst.Name) -> None:
-            found.add(n.value)
 
-        def visit_Attribute(self, n: cst.Attribute) -> bool:
-            d = dotted(n)
-            if d:
-                found.add(d)
-            self.walk(n.value)
-            return False
+class _Names(Walker):
+    def __init__(self) -> None:
+        self.found: Set[str] = set()
 
-    V().walk(node)
-    return found
+    def visit_Name(self, n: cst.Name) -> None:
+        self.found.add(n.value)
+
+    def visit_Attribute(self, n: cst.Attribute) -> bool:
+        d = dotted(n)
+        if d:
+            self.found.add(d)
+        self.walk(n.value)
+        return False
 
 
 def has_call(node: cst.CSTNode) -> bool:
-    class V(Walker):
-        hit = False
-
-        def visit_Call(self, n: cst.Call) -> bool:
-            V.hit = True
-            return False
-
-    v = V()
-    v.walk(node)
-    return v.hit
+    return any(type(n) is cst.Call for n in descendants(node))
 
 
 def positional_args(call: cst.Call) -> List[cst.BaseExpression]:

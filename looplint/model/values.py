@@ -568,15 +568,7 @@ class _Reaching:
 
 
 def _has_walrus(expr) -> bool:
-    class V(Walker):
-        hit = False
-
-        def visit_NamedExpr(self, n) -> bool:
-            V.hit = True
-            return False
-
-    V().walk(expr)
-    return V.hit
+    return any(type(n) is cst.NamedExpr for n in descendants(expr))
 
 
 _COMPREHENSIONS = frozenset({cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp})
@@ -622,83 +614,91 @@ def _pattern_names(pattern) -> Set[str]:
 def _bound_elsewhere(fn: Function) -> Set[str]:
     """Local names bound by statements the scope collector does not record as assignments (loop and
     ``except``/``with`` targets, augmented assignments, imports, walrus, nested ``def``/``class``)."""
-    found: Set[str] = set(fn.nested)
     node = fn.node
-
-    class V(Walker):
-        def visit_For(self, n: cst.For) -> None:
-            found.update(x for x, _p, _s in _target_names(n.target))
-
-        def visit_AugAssign(self, n: cst.AugAssign) -> None:
-            if isinstance(n.target, cst.Name):
-                found.add(n.target.value)
-
-        def visit_NamedExpr(self, n: cst.NamedExpr) -> None:
-            if isinstance(n.target, cst.Name):
-                found.add(n.target.value)
-
-        def visit_ExceptHandler(self, n: cst.ExceptHandler) -> None:
-            if n.name is not None and isinstance(n.name.name, cst.Name):
-                found.add(n.name.name.value)
-
-        def visit_Import(self, n: cst.Import) -> None:
-            for a in n.names:
-                found.add(a.asname.name.value if a.asname is not None and isinstance(a.asname.name, cst.Name)
-                          else (dotted(a.name) or "").split(".")[0])
-
-        def visit_ImportFrom(self, n: cst.ImportFrom) -> None:
-            if not isinstance(n.names, cst.ImportStar):
-                for a in n.names:
-                    found.add(a.asname.name.value if a.asname is not None and isinstance(a.asname.name, cst.Name)
-                              else (dotted(a.name) or "").split(".")[0])
-
-        def visit_ClassDef(self, n: cst.ClassDef) -> bool:
-            found.add(n.name.value)
-            return False
-
-        def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
-            if n is node:
-                return True
-            found.add(n.name.value)
-            return False
-
-        def visit_Lambda(self, n) -> bool:
-            return False
-
-        def visit_ListComp(self, n) -> bool:
-            return False
-
-        def visit_SetComp(self, n) -> bool:
-            return False
-
-        def visit_DictComp(self, n) -> bool:
-            return False
-
-        def visit_GeneratorExp(self, n) -> bool:
-            return False
-
+    v = _BoundElsewhere(node, set(fn.nested))
     if isinstance(node, cst.Module):
         for st in node.body:
-            V().walk(st)
+            v.walk(st)
     else:
-        V().walk(node.body)
-    return found
+        v.walk(node.body)
+    return v.found
+
+
+class _BoundElsewhere(Walker):
+    def __init__(self, node, found: Set[str]) -> None:
+        self.node = node
+        self.found = found
+
+    def visit_For(self, n: cst.For) -> None:
+        self.found.update(x for x, _p, _s in _target_names(n.target))
+
+    def visit_AugAssign(self, n: cst.AugAssign) -> None:
+        if isinstance(n.target, cst.Name):
+            self.found.add(n.target.value)
+
+    def visit_NamedExpr(self, n: cst.NamedExpr) -> None:
+        if isinstance(n.target, cst.Name):
+            self.found.add(n.target.value)
+
+    def visit_ExceptHandler(self, n: cst.ExceptHandler) -> None:
+        if n.name is not None and isinstance(n.name.name, cst.Name):
+            self.found.add(n.name.name.value)
+
+    def visit_Import(self, n: cst.Import) -> None:
+        for a in n.names:
+            self.found.add(a.asname.name.value if a.asname is not None and isinstance(a.asname.name, cst.Name)
+                           else (dotted(a.name) or "").split(".")[0])
+
+    def visit_ImportFrom(self, n: cst.ImportFrom) -> None:
+        if not isinstance(n.names, cst.ImportStar):
+            for a in n.names:
+                self.found.add(a.asname.name.value if a.asname is not None and isinstance(a.asname.name, cst.Name)
+                               else (dotted(a.name) or "").split(".")[0])
+
+    def visit_ClassDef(self, n: cst.ClassDef) -> bool:
+        self.found.add(n.name.value)
+        return False
+
+    def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
+        if n is self.node:
+            return True
+        self.found.add(n.name.value)
+        return False
+
+    def visit_Lambda(self, n) -> bool:
+        return False
+
+    def visit_ListComp(self, n) -> bool:
+        return False
+
+    def visit_SetComp(self, n) -> bool:
+        return False
+
+    def visit_DictComp(self, n) -> bool:
+        return False
+
+    def visit_GeneratorExp(self, n) -> bool:
+        return False
 
 
 def _nonlocals(fn: Function) -> Set[str]:
     if fn.is_module:
         return set()
-    found: Set[str] = set()
+    v = _Nonlocals(fn.node)
+    v.walk(fn.node)
+    return v.found
 
-    class V(Walker):
-        def visit_Nonlocal(self, n: cst.Nonlocal) -> None:
-            found.update(x.name.value for x in n.names)
 
-        def visit_FunctionDef(self, n) -> bool:
-            return n is fn.node
+class _Nonlocals(Walker):
+    def __init__(self, node) -> None:
+        self.node = node
+        self.found: Set[str] = set()
 
-    V().walk(fn.node)
-    return found
+    def visit_Nonlocal(self, n: cst.Nonlocal) -> None:
+        self.found.update(x.name.value for x in n.names)
+
+    def visit_FunctionDef(self, n) -> bool:
+        return n is self.node
 
 
 # -- the service -----------------------------------------------------------------------------------------------
