@@ -157,11 +157,12 @@ class Interp:
         return self.repeated(a) and a[0].split("@")[0] in self.m.gating_tests
 
     def cap(self, paths: Set) -> Set:
-        """Keeps the path count bounded by forgetting assumptions, the least useful first: phases of
-        periodic counters far from a window's ends, then the values of tests no other ``if`` repeats (kept
-        only because the enclosing loops cannot change them: a setting tested once per iteration), then
-        all phases, then everything. A flag that several ``if``s test (``need_update`` gating both the step
-        and the zeroing) is what ties those arms together: it is forgotten last."""
+        """Keeps the path count bounded by forgetting assumptions, the least useful first: (1) phases of
+        periodic counters far from a window's ends; (2) values of tests no other ``if`` repeats (kept only
+        because the enclosing loops cannot change them: a setting tested once per iteration); (3) repeated
+        tests that gate no gradient event or jump; (4) all phases; (5) everything. What survives to the end
+        (``ties``) is a flag that several ``if``s test and that gates gradient events (``need_update``
+        gating both the step and the zeroing): it ties those arms together."""
         if len(paths) <= MAX_PATHS:
             return paths
         repeated, ties = self.repeated, self.ties
