@@ -56,7 +56,7 @@ class FileModel:
             self.builder.body(fn)
         classify_all(self.builder, self.roles, self.scopes.functions)
         self.branch_info: Dict[str, Tuple[frozenset, bool]] = {}
-        self.gating_tests: Set[str] = set()  # tests with an arm that touches gradients or jumps (``_gates``)
+        self._branches: List[Branch] = []  # every keyed ``if`` (for ``gating_tests``, asked only when paths are capped)
         self._tests: Dict[str, int] = {}  # how many ``if``s test each key (per counter for periodic tests)
         self._called: Set[Function] = set()
         for fn in self.scopes.functions:
@@ -66,8 +66,7 @@ class FileModel:
                     k = f"mod:{item.mod[0]}:{item.mod[1]}" if item.mod is not None else item.key
                     self._tests[k] = self._tests.get(k, 0) + 1
                     self.branch_info[item.key] = (item.names, item.volatile)
-                    if item.key not in self.gating_tests and _gates(item):
-                        self.gating_tests.add(item.key)
+                    self._branches.append(item)
                     if item.mod is not None:
                         self.branch_info[f"mod:{item.mod[0]}:{item.mod[1]}:{item.mod[2]}"] = (item.names, item.volatile)
                 elif isinstance(item, Event):
@@ -79,6 +78,12 @@ class FileModel:
         self._steps: Optional[Dict[Optional[Role], List[Event]]] = None
         self._handed: Dict[int, bool] = {}
         self._scanned = 0  # how many built function bodies ``function_of`` has indexed
+
+    @cached_property
+    def gating_tests(self) -> FrozenSet[str]:
+        """Tests with an arm that runs a gradient event or a jump (``_gates``): what the interpreter forgets
+        last when it must forget (computed on first use: only files whose paths get capped ask)."""
+        return frozenset(br.key for br in self._branches if _gates(br))
 
     @cached_property
     def periodic_counters(self) -> FrozenSet[str]:
