@@ -94,6 +94,7 @@ class Cache:
         self._prepared = False
         self.writable = True
         self._seen = _Seen()  # the paths entries depend on, stated once per run
+        self._stored: Dict[str, tuple] = {}  # path -> (key, depends) of the entry it was read from or put in
 
     def key(self, data: bytes, codes: Sequence[str], notebook: bool) -> str:
         """The entry of a file's content, rules and kind."""
@@ -132,6 +133,7 @@ class Cache:
             return None
         if refreshed:
             self.put(key, hit, path, depends)  # the same bytes under new stamps: store those
+        self._stored[path] = (key, depends)
         return hit
 
     def depends(self, data: bytes, path: str, notebook: bool) -> Optional[Dict[str, object]]:
@@ -188,14 +190,38 @@ class Cache:
         not at all, never failing the run."""
         if not self.writable:
             return
-        rows = [[getattr(d, f) for f in _FIELDS] + ([[d.fix.title, d.fix.applicability]] if d.fix is not None else [])
-                for d in diagnostics]
+        rows = [[getattr(d, f) for f in _FIELDS] + _fix_row(d.fix) for d in diagnostics]
+        if path is not None:
+            self._stored[path] = (key, depends)
         if depends:
             folder = _folder(path)
             self._write(key, [FOLDER, None, None])
             self._write(_folder_key(key, folder), [folder, depends, rows])
         else:
             self._write(key, [None, None, rows])
+
+    def add_text_edits(self, path: str, diagnostics: Iterable[Diagnostic]) -> None:
+        """Stores the text edits of the fixes of ``diagnostics`` (all of one file, each ``fix.text_edits``
+        set) in the entry that file was read from or put in during this run, so that a later report need
+        not make them again; nothing when it has none."""
+        stored = self._stored.get(path)
+        if stored is None:
+            return
+        key, depends = stored
+        entry = self._read(_folder_key(key, _folder(path)) if depends else key)
+        try:
+            rows = entry[2]
+            edits = {(d.code, d.cell, d.line, d.column): d.fix.text_edits for d in diagnostics}
+            changed = False
+            for row in rows:
+                found = edits.get((row[2], row[7], row[0], row[1]))
+                if found is not None and len(row) == len(_FIELDS) + 1:
+                    row[len(_FIELDS)] = row[len(_FIELDS)][:2] + [[list(e) for e in found]]
+                    changed = True
+        except (TypeError, IndexError, AttributeError, KeyError):
+            return
+        if changed:
+            self._write(_folder_key(key, _folder(path)) if depends else key, entry)
 
     def _write(self, key: str, entry) -> None:
         if not self.writable:
@@ -332,11 +358,21 @@ def clean(directory: str) -> bool:
     return True
 
 
+def _fix_row(fix) -> list:
+    if fix is None:
+        return []
+    if fix.text_edits is None:
+        return [[fix.title, fix.applicability]]
+    return [[fix.title, fix.applicability, [list(e) for e in fix.text_edits]]]
+
+
 def _fix(rest):
-    """A stored fix's title and applicability (what reports show; its edits are made again by ``--fix``)."""
+    """A stored fix's title and applicability (what reports show; its edits are made again by ``--fix``),
+    and its text edits when a report stored them (``add_text_edits``)."""
     if not rest:
         return None
     from looplint.diagnostics import Fix
 
-    title, applicability = rest[0]
-    return Fix(title, applicability)
+    title, applicability, *more = rest[0]
+    edits = tuple((int(a), int(b), int(c), int(d), str(e)) for a, b, c, d, e in more[0]) if more else None
+    return Fix(title, applicability, text_edits=edits)

@@ -393,6 +393,10 @@ def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on
                 else:
                     results.append((outcome, outcome[1] is None))
             return results
+    if tasks:
+        from looplint.engine import linting_process
+
+        linting_process()
     results = []
     for index, (path, codes) in enumerate(tasks):
         started = time.monotonic()
@@ -565,6 +569,7 @@ def check(argv: List[str], prog: str = "looplint") -> int:
     context = report.ReportContext()
     diagnostics: List[Diagnostic] = []
     failures = 0
+    cache = None  # the results cache of a run over files
     use_stdin = ns.paths == ["-"] or (ns.stdin_filename is not None and not ns.paths)
     if "-" in ns.paths and not use_stdin:
         raise UsageError("`-` (stdin) cannot be combined with other paths")
@@ -598,7 +603,8 @@ def check(argv: List[str], prog: str = "looplint") -> int:
                 diagnostics.append(_unreadable(path, reason))
         timer.settings(resolver, found.files)
         fixes: List = []
-        outcomes = _fix_tasks(tasks, ns, fixes) if _fixing(ns) else _run_with_progress(ns, tasks, timer)
+        cache = None if _fixing(ns) else _open_cache(ns)
+        outcomes = _fix_tasks(tasks, ns, fixes) if _fixing(ns) else _run_with_progress(ns, tasks, timer, cache)
         for (path, _), (found_here, error) in zip(tasks, outcomes):
             if error is not None:
                 failures += 1
@@ -614,6 +620,9 @@ def check(argv: List[str], prog: str = "looplint") -> int:
 
     context.color = _color(ns, fmt)
     _write_report(ns, fmt, diagnostics, context)
+    if cache is not None and context.made_edits:
+        for path in {d.path for d in context.made_edits}:  # the next report reads them from the cache
+            cache.add_text_edits(path, [d for d in context.made_edits if d.path == path])
     timer.lap("wrote the report")
     timer.report()
 
@@ -652,7 +661,7 @@ def _color(ns: argparse.Namespace, fmt: str) -> bool:
     return use_color(ns.color, sys.stdout)
 
 
-def _run_with_progress(ns: argparse.Namespace, tasks, timer: "_Timer"):
+def _run_with_progress(ns: argparse.Namespace, tasks, timer: "_Timer", cache=None):
     """Lints the tasks with a progress line on stderr when it is a terminal and not in CI."""
     from looplint.terminal import Progress, in_ci, is_terminal
 
@@ -664,7 +673,7 @@ def _run_with_progress(ns: argparse.Namespace, tasks, timer: "_Timer"):
         progress.update()
 
     try:
-        return _lint_cached(tasks, ns.jobs, _open_cache(ns), done)
+        return _lint_cached(tasks, ns.jobs, cache, done)
     finally:
         progress.clear()
         timer.lap(f"linted {len(tasks)} files")

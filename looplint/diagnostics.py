@@ -62,6 +62,9 @@ class Fix:
     title: str
     applicability: str = SAFE
     edits: Tuple[Edit, ...] = field(default=(), compare=False, repr=False)
+    # The fix as text edits (``looplint.rewrite.TextEdit`` fields: row, column, end row, end column, content),
+    # when the results cache holds them (the JSON report computed them in an earlier run).
+    text_edits: Optional[Tuple[Tuple[int, int, int, int, str], ...]] = field(default=None, compare=False, repr=False)
 
     def __reduce__(self):
         # Crossing a process boundary (worker processes) keeps what a report shows; the edits name nodes of

@@ -180,6 +180,25 @@ def warm_up() -> None:
     all_rules()
 
 
+# A libcst tree of a few thousand lines is a few hundred thousand objects, made in one go and freed in one go
+# (reference counting frees it: its nodes hold no cycles). With the collector's default threshold (700
+# allocations) every file triggers hundreds of collections that each scan the young trees and, every tenth,
+# everything still alive (the project's parsed modules): on the speed corpus 38 % of the CPU time went to
+# them. A larger first threshold costs no memory that matters (the cycles our model makes are few and small).
+GC_THRESHOLD = 100_000
+
+
+def linting_process() -> None:
+    """Tunes this process to lint many files (a CLI run, a worker, the language server): young objects are
+    collected by the hundred thousand, not by the 700. Not done for a host that imports the engine (flake8):
+    its collector is its own."""
+    import gc
+
+    first, second, third = gc.get_threshold()
+    if 0 < first < GC_THRESHOLD:
+        gc.set_threshold(GC_THRESHOLD, second, third)
+
+
 def _lint_in_worker(source: str, path: str, rules: List[type], noqa_source: Optional[str] = None) -> List[Diagnostic]:
     global _worker
     from looplint.worker import Worker, WorkerDied

@@ -483,9 +483,10 @@ def choose(module: cst.Module, diagnostics, unsafe: bool, only=None) -> List:
 
 
 def fix_source(source: str, path: str, rules: Sequence[type], unsafe: bool = False, only=None,
-               max_rounds: int = MAX_ROUNDS) -> FixResult:
+               max_rounds: int = MAX_ROUNDS, remaining: bool = True) -> FixResult:
     """Applies fixes to ``source`` until none applies (at most ``max_rounds`` rounds). ``only(diagnostic)``
-    restricts which findings are fixed (the editor fixes one at a time)."""
+    restricts which findings are fixed (the editor fixes one at a time). Without ``remaining``, a source
+    fixed in the last round is not linted again (``FixResult.remaining`` is then the previous round's)."""
     from looplint.engine import lint_for_fixes
 
     result = FixResult(source)
@@ -502,7 +503,8 @@ def fix_source(source: str, path: str, rules: Sequence[type], unsafe: bool = Fal
             return result
         result.source = new
         result.fixed.extend(chosen)
-    _module, result.remaining = lint_for_fixes(result.source, path, rules)
+    if remaining:
+        _module, result.remaining = lint_for_fixes(result.source, path, rules)
     return result
 
 
@@ -512,4 +514,4 @@ def fixed_text(source: str, path: str, rules: Sequence[type], unsafe: bool = Fal
     if finding is None:
         return fix_source(source, path, rules, unsafe=unsafe).source
     return fix_source(source, path, rules, unsafe=unsafe, only=lambda d: (d.code, d.line, d.column) == tuple(finding),
-                      max_rounds=1).source
+                      max_rounds=1, remaining=False).source

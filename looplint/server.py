@@ -1083,6 +1083,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ns = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, ns.log_level), format="looplint server: %(levelname)s: %(message)s")
     all_rules()  # import every rule once, here, before the lint thread uses the registry
+    from looplint.engine import linting_process
+
+    linting_process()
     server = create_server(ns.debounce)
     try:
         return serve_stdio(server)

@@ -300,6 +300,7 @@ def _serve(conn, memory_budget: int, recycling: Recycling) -> None:
 
     engine.IN_WORKER = True  # input that is risky in-process is parsed right here
     engine.warm_up()  # nothing to do when the parent had it all and forked
+    engine.linting_process()
     import gc
 
     gc.freeze()  # what the imports made lives as long as the worker: the collector need not scan it

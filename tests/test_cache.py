@@ -235,6 +235,28 @@ def test_clean(project, run, cached, tmp_path):
         clean(str(tmp_path / "train.py"))
 
 
+@pytest.mark.parametrize("imports_project", [False, True])
+def test_the_json_fix_edits_are_read_from_the_cache(project, run, cached, monkeypatch, imports_project):
+    from looplint import rewrite
+
+    files = {"train.py": ("import helpers\n" if imports_project else "") + BAD_PROGRAM}
+    if imports_project:
+        files["helpers.py"] = "def helper():\n    return 1\n"
+    project(files)
+    args = ("--isolated", "--output-format", "json", "train.py")
+    fresh = run("--no-cache", *args)
+    edits = [d["fix"]["edits"] for d in json.loads(fresh.out) if d["fix"]]
+    assert edits and all(edits)  # the program has a fixable finding
+    assert run(*args).out == fresh.out  # made by the report, and stored
+
+    def made_again(*_args):
+        raise AssertionError("the edits were made again")
+
+    monkeypatch.setattr(rewrite, "fix_edits", made_again)
+    assert run(*args).out == fresh.out
+    assert cached[-1] == []  # a warm run: nothing linted, nothing fixed
+
+
 def test_a_run_whose_files_are_all_cached_does_not_import_the_engine(tmp_path):
     import subprocess
     import sys

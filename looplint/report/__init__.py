@@ -6,7 +6,7 @@ already sorted and filtered; they never decide exit codes or print summaries (th
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, TextIO
 
 from looplint.diagnostics import Diagnostic
@@ -42,6 +42,8 @@ class ReportContext:
     texts: Dict[str, str] = field(default_factory=dict)
     color: bool = False  # ANSI colours in the human formats (decided by --color)
     _cache: Dict[str, Optional[List[str]]] = field(default_factory=dict)
+    # Diagnostics whose fix's text edits ``fix_edits`` made in this run (``fix.text_edits`` set).
+    made_edits: List[Diagnostic] = field(default_factory=list)
 
     @property
     def paint(self) -> Paint:
@@ -85,11 +87,21 @@ class ReportContext:
         return text
 
     def fix_edits(self, diagnostic: Diagnostic) -> List["TextEdit"]:
-        """The text edits of the diagnostic's fix (ruff's ``fix.edits``), computed on demand."""
-        from looplint.rewrite import fix_edits
+        """The text edits of the diagnostic's fix (ruff's ``fix.edits``): from the results cache, or made
+        on demand (and then listed in ``made_edits``, for the cache)."""
+        from looplint.rewrite import TextEdit, fix_edits
 
+        fix = diagnostic.fix
+        if fix is None:
+            return []
+        if fix.text_edits is not None:
+            return [TextEdit(*e) for e in fix.text_edits]
         text = self.text(diagnostic.path)
-        return fix_edits(text, diagnostic.path, diagnostic) if text is not None and diagnostic.fix else []
+        if text is None:
+            return []
+        edits = fix_edits(text, diagnostic.path, diagnostic)
+        self.made_edits.append(replace(diagnostic, fix=replace(fix, text_edits=tuple(tuple(e) for e in edits))))
+        return edits
 
     def _load(self, path: str, cell: Optional[int]) -> Optional[List[str]]:
         from looplint import notebook
