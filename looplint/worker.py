@@ -185,15 +185,17 @@ def run_tasks(
     tasks: Sequence[Iterable[Any]],
     jobs: int,
     on_done: Optional[Callable[[int, float], None]] = None,
+    order: Optional[Sequence[int]] = None,
     **worker_options: Any,
 ) -> List[Outcome]:
     """``fn(*task)`` for every task, ``jobs`` workers at a time; in task order, the value or the
     ``WorkerDied`` / ``WorkerError`` in its place. ``on_done(index, seconds)`` is called as each task ends
-    (in the order they end), with the time it took."""
+    (in the order they end), with the time it took. ``order``: the task indices in the order workers take
+    them (default: task order); the longest first keeps one long task from ending the run alone."""
     tasks = [tuple(t) for t in tasks]
     outcomes: List[Outcome] = [None] * len(tasks)
     workers = [Worker(**worker_options) for _ in range(max(1, min(jobs, len(tasks))))]
-    queue = iter(range(len(tasks)))
+    queue = iter(range(len(tasks)) if order is None else order)
     holding = {}  # worker -> the index of the task it runs
     started = {}  # task index -> when it was given to a worker
 

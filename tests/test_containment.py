@@ -106,6 +106,14 @@ def test_run_tasks_charges_a_death_to_the_task_its_worker_held():
     assert isinstance(raised, worker.WorkerError) and raised.summary == "ValueError: no"
 
 
+def test_run_tasks_gives_tasks_in_the_order_asked_and_returns_them_in_task_order():
+    started = []
+    outcomes = worker.run_tasks(_task, [(1,), (2,), (3,), (4,)], jobs=1, order=[3, 1, 0, 2],
+                                on_done=lambda index, _seconds: started.append(index))
+    assert outcomes == [2, 4, 6, 8]
+    assert started == [3, 1, 0, 2]  # one worker: tasks end in the order they were given
+
+
 def _task(x):
     if x == "die":
         import ctypes
