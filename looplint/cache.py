@@ -53,6 +53,7 @@ TAG = (
 )
 
 FOLDER = "folder"  # the marker at a content's key: its entry is per folder
+SETTLED_NS = 2_000_000_000  # a file changed more recently than this is not in the stat index (see Cache.indexed)
 
 _FIELDS = ("line", "column", "code", "message", "name", "end_line", "end_column", "cell", "noqa_row")
 
@@ -95,6 +96,8 @@ class Cache:
         self.writable = True
         self._seen = _Seen()  # the paths entries depend on, stated once per run
         self._stored: Dict[str, tuple] = {}  # path -> (key, depends) of the entry it was read from or put in
+        self._index: Optional[Dict[str, list]] = None  # see ``indexed``
+        self._index_changed = False
 
     def key(self, data: bytes, codes: Sequence[str], notebook: bool) -> str:
         """The entry of a file's content, rules and kind."""
@@ -102,6 +105,59 @@ class Cache:
         h.update(("nb" if notebook else "py").encode() + b"\0" + ",".join(codes).encode() + b"\0")
         h.update(data)
         return h.hexdigest()
+
+    # -- the stat index: a file's key without reading it ------------------------------------------------------
+    # A warm run's cost is reading and hashing every file. The index remembers, per file, the key its content
+    # had together with the file's size, inode, modification and change times (the change time cannot be set
+    # by hand, and any write sets it); a file whose stat is as recorded has that content. A file is recorded
+    # only once its change time is ``SETTLED_NS`` in the past, so that two writes within one tick of a coarse
+    # clock cannot leave a stale record. The index is a hint: a record that is not matched is ignored.
+
+    def _index_path(self) -> str:
+        return os.path.join(self._entries, "index.json")
+
+    def _load_index(self) -> Dict[str, list]:
+        if self._index is None:
+            try:
+                with open(self._index_path(), "rb") as f:
+                    loaded = json.loads(f.read())
+                self._index = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                self._index = {}
+        return self._index
+
+    @staticmethod
+    def _index_key(path: str, codes: Sequence[str], notebook: bool) -> str:
+        return f"{os.path.abspath(path)}\0{'nb' if notebook else 'py'}\0{','.join(codes)}"
+
+    @staticmethod
+    def _stamp(st) -> list:
+        return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+    def indexed(self, path: str, st, codes: Sequence[str], notebook: bool) -> Optional[str]:
+        """The key of the file at ``path`` (stat ``st``) as the index recorded it, if its stat is unchanged."""
+        record = self._load_index().get(self._index_key(path, codes, notebook))
+        if isinstance(record, list) and len(record) == 5 and record[:4] == self._stamp(st):
+            return record[4]
+        return None
+
+    def note(self, path: str, st, codes: Sequence[str], notebook: bool, key: str, now_ns: int) -> None:
+        """Records that the file at ``path`` had stat ``st`` and the content of ``key`` (read at ``now_ns``)."""
+        if now_ns - st.st_ctime_ns < SETTLED_NS or now_ns - st.st_mtime_ns < SETTLED_NS:
+            return
+        index = self._load_index()
+        name = self._index_key(path, codes, notebook)
+        record = self._stamp(st) + [key]
+        if index.get(name) != record:
+            index[name] = record
+            self._index_changed = True
+
+    def save_index(self) -> None:
+        """Writes the index when this run changed it (whole or not at all; a concurrent run's records may be
+        lost, which costs that run's files a read next time)."""
+        if self._index_changed and self.writable:
+            self._write_file(self._index_path(), json.dumps(self._index, separators=(",", ":")).encode())
+            self._index_changed = False
 
     def _path(self, key: str) -> str:
         return os.path.join(self._entries, key[:2], key)
@@ -226,8 +282,9 @@ class Cache:
     def _write(self, key: str, entry) -> None:
         if not self.writable:
             return
-        data = json.dumps(entry, separators=(",", ":")).encode("utf-8", "surrogatepass")
-        target = self._path(key)
+        self._write_file(self._path(key), json.dumps(entry, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+
+    def _write_file(self, target: str, data: bytes) -> None:
         try:
             self._prepare()
             folder = os.path.dirname(target)

@@ -15,6 +15,7 @@ import contextlib
 import difflib
 import importlib
 import os
+import stat as stat_module
 import sys
 import time
 import traceback
@@ -437,23 +438,28 @@ def _lint_cached(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], 
     from looplint.files import MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES, is_notebook, read_regular
 
     results: List[Optional[TaskResult]] = [None] * len(tasks)
-    missing = []  # (index, key, (size, mtime) when read, what the result depends on)
+    missing = []  # (index, key, (stat, time) when read, what the result depends on)
     for index, (path, codes) in enumerate(tasks):
         notebook = is_notebook(path)
         try:
             st = os.stat(path)
-            data = read_regular(path, MAX_NOTEBOOK_BYTES if notebook else MAX_SOURCE_BYTES)
+            now = time.time_ns()
+            key = cache.indexed(path, st, codes, notebook) if stat_module.S_ISREG(st.st_mode) else None
+            hit = cache.get(key, path) if key is not None else None  # known content: not read again
+            if hit is None:
+                data = read_regular(path, MAX_NOTEBOOK_BYTES if notebook else MAX_SOURCE_BYTES)
+                key = cache.key(data, codes, notebook)
+                hit = cache.get(key, path)
         except OSError:  # unreadable, too large, not a regular file: the engine says why, uncached
             missing.append((index, None, None, None))
             continue
-        key = cache.key(data, codes, notebook)
-        hit = cache.get(key, path)
         if hit is not None:
+            cache.note(path, st, codes, notebook, key, now)
             results[index] = (hit, None)
             if on_done is not None:
                 on_done(index, 0.0)
         else:
-            missing.append((index, key, (st.st_size, st.st_mtime_ns), cache.depends(data, path, notebook)))
+            missing.append((index, key, (st, now), cache.depends(data, path, notebook)))
 
     def done(i: int, seconds: float) -> None:
         if on_done is not None:
@@ -463,17 +469,20 @@ def _lint_cached(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], 
     for (index, key, seen, depends), (result, own) in zip(missing, linted):
         results[index] = result
         path = tasks[index][0]
-        if own and key is not None and _unchanged(path, seen) and cache.still(depends, path):
+        if own and key is not None and _unchanged(path, seen[0]) and cache.still(depends, path):
             cache.put(key, result[0], path, depends)
+            cache.note(path, seen[0], tasks[index][1], is_notebook(path), key, seen[1])
+    cache.save_index()
     return results  # type: ignore[return-value]
 
 
 def _unchanged(path: str, seen) -> bool:
+    """Whether the file at ``path`` has the stat ``seen`` still."""
     try:
         st = os.stat(path)
     except OSError:
         return False
-    return (st.st_size, st.st_mtime_ns) == seen
+    return (st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns) == (seen.st_size, seen.st_ino, seen.st_mtime_ns, seen.st_ctime_ns)
 
 
 def _fix_tasks(tasks, ns: argparse.Namespace, fixes: List) -> List:

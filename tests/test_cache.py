@@ -257,6 +257,41 @@ def test_the_json_fix_edits_are_read_from_the_cache(project, run, cached, monkey
     assert cached[-1] == []  # a warm run: nothing linted, nothing fixed
 
 
+def test_a_file_whose_stat_is_as_recorded_is_not_read_and_any_write_is_seen(project, run, cached, monkeypatch):
+    from looplint import files
+
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 0)  # the test's files are seconds old
+    root = project({"train.py": BAD_PROGRAM})
+    args = ("--isolated", "-q", "train.py")
+    assert run(*args).code == 1  # linted, and recorded in the stat index
+    real = files.read_regular
+    read = []
+    monkeypatch.setattr(files, "read_regular", lambda path, *a: read.append(path) or real(path, *a))
+    assert run(*args).code == 1
+    assert read == [] and cached[-1] == []  # neither read nor linted
+    # The same size and modification time, other bytes: the change time gives the write away.
+    path = root / "train.py"
+    before = os.stat(path)
+    path.write_text(BAD_PROGRAM.replace("opt.step()", "opt.stop()"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_size == before.st_size
+    assert run(*args).code == 0
+    assert read == ["train.py"] and cached[-1] == ["train.py"]
+
+
+def test_a_file_written_just_now_is_not_in_the_stat_index(project, run, cached, monkeypatch):
+    from looplint import files
+
+    project({"train.py": BAD_PROGRAM})
+    args = ("--isolated", "-q", "train.py")
+    assert run(*args).code == 1
+    real = files.read_regular
+    read = []
+    monkeypatch.setattr(files, "read_regular", lambda path, *a: read.append(path) or real(path, *a))
+    assert run(*args).code == 1
+    assert read == ["train.py"] and cached[-1] == []  # read (its stat may not tell a write yet), not linted
+
+
 def test_a_run_whose_files_are_all_cached_does_not_import_the_engine(tmp_path):
     import subprocess
     import sys
