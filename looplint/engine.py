@@ -155,17 +155,24 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
     if found.depth > MAX_DEPTH:
         return [_error(path, f"cannot parse file: its code is nested {found.depth} levels deep (looplint parses up to {MAX_DEPTH})")]
     code = source  # what libcst parses and the model sees
-    if found.tree is not None and SKIP_COLD_CODE:
-        relevant = relevance(found.tree, source)
-        if not relevant.training:  # only comments and strings mention training: nothing to judge
-            return []
-        code = blank_cold(source, relevant.cold)
+    starts = None  # where its top-level statements start (looplint.positions)
+    if found.tree is not None:
+        cold = []
+        if SKIP_COLD_CODE:
+            relevant = relevance(found.tree, source)
+            if not relevant.training:  # only comments and strings mention training: nothing to judge
+                return []
+            cold = relevant.cold
+            code = blank_cold(source, cold)
+        from looplint.positions import statement_starts
+
+        starts = statement_starts(found.tree, cold)
     del found
     risky = syntax_error or depth > IN_PROCESS_DEPTH or len(source) > IN_PROCESS_CHARS
     if risky and not IN_WORKER:
-        return _lint_in_worker(code, path, rules, source)
+        return _lint_in_worker(code, path, rules, source, starts)
     try:
-        return lint_parsed(code, path, rules, source)
+        return lint_parsed(code, path, rules, source, starts)
     except MemoryError:
         return [_error(path, "file too large to analyse: the parser ran out of memory")]
 
@@ -199,14 +206,15 @@ def linting_process() -> None:
         gc.set_threshold(GC_THRESHOLD, second, third)
 
 
-def _lint_in_worker(source: str, path: str, rules: List[type], noqa_source: Optional[str] = None) -> List[Diagnostic]:
+def _lint_in_worker(source: str, path: str, rules: List[type], noqa_source: Optional[str] = None,
+                    starts=None) -> List[Diagnostic]:
     global _worker
     from looplint.worker import Worker, WorkerDied
 
     if _worker is None:
         _worker = Worker()
     try:
-        return _worker.call(lint_parsed, source, path, rules, noqa_source)
+        return _worker.call(lint_parsed, source, path, rules, noqa_source, starts)
     except WorkerDied as e:
         return [worker_died(path, e)]
 
@@ -218,10 +226,12 @@ def worker_died(path: str, death) -> Diagnostic:
     return _error(path, f"cannot parse file: the parser crashed ({death.reason})")
 
 
-def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Optional[str] = None) -> List[Diagnostic]:
+def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Optional[str] = None,
+                starts=None) -> List[Diagnostic]:
     """Parses with libcst and judges: the part of ``lint_source`` that may crash or exhaust memory.
     ``noqa_source`` is the file as written when ``source`` is it with cold code blanked (its comments
-    decide what ``# noqa`` suppresses)."""
+    decide what ``# noqa`` suppresses); ``starts``: where its top-level statements start
+    (``looplint.positions.statement_starts``), when known."""
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as e:
@@ -237,7 +247,7 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
     from looplint.suppress import apply_noqa
 
     try:
-        return apply_noqa(check_module(module, path, rules), source if noqa_source is None else noqa_source)
+        return apply_noqa(check_module(module, path, rules, starts), source if noqa_source is None else noqa_source)
     except RecursionError:
         # Only pathological code (thousands of nested or concatenated expressions) gets here.
         return [_error(path, "cannot analyse file: its expressions are nested too deeply")]
@@ -299,16 +309,16 @@ def run_deep(fn, *args):
     return result[0]
 
 
-def check_module(module: cst.Module, path: str, rules: Iterable[type]) -> List[Diagnostic]:
+def check_module(module: cst.Module, path: str, rules: Iterable[type], starts=None) -> List[Diagnostic]:
     from looplint.model.walk import forget
 
     try:
-        return run_deep(_check_module, module, path, rules)
+        return run_deep(_check_module, module, path, rules, starts)
     finally:
         forget()  # the walks' memory of this file's tree (looplint.model.walk)
 
 
-def _check_module(module: cst.Module, path: str, rules: Iterable[type]) -> List[Diagnostic]:
+def _check_module(module: cst.Module, path: str, rules: Iterable[type], starts=None) -> List[Diagnostic]:
     from looplint.model import build_model  # the model is only needed when there is code to judge
 
     model = build_model(module, path)
@@ -322,7 +332,7 @@ def _check_module(module: cst.Module, path: str, rules: Iterable[type]) -> List[
     # Positions are computed only for files with findings, once, through the statements that hold them.
     from looplint.positions import positions as positions_of
 
-    positions = positions_of(module, [finding.node for _, finding in found])
+    positions = positions_of(module, [finding.node for _, finding in found], starts)
     out = {}
     for rule_cls, finding in found:
         rng = positions.get(finding.node)

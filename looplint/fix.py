@@ -274,14 +274,9 @@ def forward_start(tree: Tree, backward_stmt: cst.CSTNode, event_nodes) -> cst.CS
 
 
 def _calls(node: cst.CSTNode) -> List[cst.Call]:
-    found: List[cst.Call] = []
+    from looplint.model.walk import descendants
 
-    class V(cst.CSTVisitor):
-        def visit_Call(self, n: cst.Call) -> None:
-            found.append(n)
-
-    node.visit(V())
-    return found
+    return [n for n in descendants(node) if type(n) is cst.Call]
 
 
 def reads(node: cst.CSTNode) -> Set[str]:

@@ -136,18 +136,9 @@ def _fix(model, step):
 
 def _names_outside(function: cst.CSTNode, statements) -> set:
     """The names read or bound in ``function`` outside ``statements`` (and outside nested functions)."""
+    from looplint.model.walk import descendants
+
     skip = {id(st) for st in statements}
-    found: set = set()
-
-    class V(cst.CSTVisitor):
-        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
-            return id(node) not in skip
-
-        def visit_Name(self, node: cst.Name) -> None:
-            found.add(node.value)
-
-    if isinstance(function, cst.FunctionDef):
-        function.body.visit(V())
-    else:
-        function.visit(V())
-    return found
+    root = function.body if isinstance(function, cst.FunctionDef) else function
+    return {n.value for n in descendants(root, prune=lambda n: type(n) is cst.SimpleStatementLine and id(n) in skip)
+            if type(n) is cst.Name}

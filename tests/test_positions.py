@@ -1,6 +1,7 @@
 """``looplint.positions`` gives the ranges libcst's ``PositionProvider`` gives, for the nodes asked."""
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import libcst as cst
@@ -8,7 +9,8 @@ import pytest
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from looplint.model.walk import descendants
-from looplint.positions import positions
+from looplint.positions import positions, statement_starts
+from looplint.relevance import blank_cold
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -25,18 +27,21 @@ SOURCES = {
 }
 
 
-def _check(module: cst.Module, groups) -> None:
+def _check(module: cst.Module, groups, starts=None) -> None:
     expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     for nodes in groups:
-        got = positions(module, nodes)
-        assert got == {n: expected[n] for n in nodes}
+        assert positions(module, nodes) == {n: expected[n] for n in nodes}
+        if starts is not None:
+            assert positions(module, nodes, starts) == {n: expected[n] for n in nodes}
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_each_statement_alone_and_all_together(name):
     module = cst.parse_module(SOURCES[name])
     per_statement = [list(descendants(stmt)) for stmt in module.body]
-    _check(module, per_statement + [[n for group in per_statement for n in group]])
+    starts = statement_starts(ast.parse(SOURCES[name]))
+    assert len(starts) == len(module.body)
+    _check(module, per_statement + [[n for group in per_statement for n in group]], starts)
 
 
 def test_the_fixtures_first_middle_and_last_statements():
@@ -48,7 +53,32 @@ def test_the_fixtures_first_middle_and_last_statements():
             continue
         body = module.body
         picked = {0, len(body) // 2, len(body) - 1}
-        _check(module, [list(descendants(body[i])) for i in sorted(picked)] + [[body[-1]]])
+        starts = statement_starts(ast.parse(module.code))
+        _check(module, [list(descendants(body[i])) for i in sorted(picked)] + [[body[-1]]], starts)
+
+
+def test_starts_of_code_with_definitions_left_out():
+    text = (FIXTURES.parent / "tests" / "test_positions.py").read_text(encoding="utf-8")  # anything long
+    tree = ast.parse(text)
+    defs = [d for d in tree.body if isinstance(d, (ast.FunctionDef, ast.ClassDef))]
+    cold = [(min([d.lineno] + [x.lineno for x in d.decorator_list]), d.end_lineno) for d in defs[::2]]
+    code = blank_cold(text, cold)
+    module = cst.parse_module(code)
+    starts = statement_starts(tree, cold)
+    assert len(starts) == len(module.body) < len(tree.body)
+    _check(module, [list(descendants(stmt)) for stmt in module.body], starts)
+
+
+def test_starts_that_do_not_fit_the_module_are_not_used():
+    module = cst.parse_module(SOURCES["header comments, decorators, semicolons"])
+    nodes = list(descendants(module.body[-1]))
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    wrong_rows = [(row + 1, kind) for row, kind in statement_starts(ast.parse(module.code))]
+    assert positions(module, nodes, wrong_rows) != {n: expected[n] for n in nodes}  # rows are trusted ...
+    too_few = statement_starts(ast.parse(module.code))[:-1]
+    assert positions(module, nodes, too_few) == {n: expected[n] for n in nodes}  # ... a misfit is not
+    wrong_kind = [(row, "If") for row, _kind in statement_starts(ast.parse(module.code))]
+    assert positions(module, nodes, wrong_kind) == {n: expected[n] for n in nodes}
 
 
 def test_nodes_outside_the_module_are_left_out():

@@ -29,7 +29,7 @@ from looplint.model.interp import items_below
 from looplint.model.roles import LOADER, OPTIMIZER, Frame
 from looplint.model.scopes import Assignment, Function, dotted, keyword_arg, names_in
 from looplint.model.values import LOOP, PARAM, SAME_OBJECT, Def
-from looplint.model.walk import descendants
+from looplint.model.walk import children, descendants
 
 MAX_DEPTH = 10  # steps through names, helpers and their callers
 NO_GRAD = frozenset({"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad",
@@ -211,31 +211,21 @@ class _Graphs:
         if got is not None:
             return got
         found: List[Tuple[cst.Name, cst.CSTNode]] = []
-
-        class V(cst.CSTVisitor):
-            def visit_Assign(self, n: cst.Assign) -> None:
-                for t in n.targets:
-                    tt = t.target
+        root = fn.node
+        for n in descendants(root, prune=lambda x: type(x) is cst.ClassDef or type(x) is cst.Lambda
+                             or (type(x) is cst.FunctionDef and x is not root)):
+            t = type(n)
+            if t is cst.Assign:
+                for target in n.targets:
+                    tt = target.target
                     if isinstance(tt, cst.Attribute) and tt.attr.value == "requires_grad" and isinstance(tt.value, cst.Name) \
                             and _true(n.value):
                         found.append((tt.value, n))
-
-            def visit_Expr(self, n: cst.Expr) -> None:
+            elif t is cst.Expr:
                 c = n.value
                 if isinstance(c, cst.Call) and isinstance(c.func, cst.Attribute) and c.func.attr.value == "requires_grad_" \
                         and isinstance(c.func.value, cst.Name) and _forces(c):
                     found.append((c.func.value, c))
-
-            def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
-                return n is fn.node
-
-            def visit_ClassDef(self, n: cst.ClassDef) -> bool:
-                return False
-
-            def visit_Lambda(self, n: cst.Lambda) -> bool:
-                return False
-
-        fn.node.visit(V())
         self._forcing[fn] = found
         return found
 
@@ -442,27 +432,19 @@ class _Graphs:
         if got is not None:
             return got
         found: Set[int] = set()
-        graphs = self
-        modes = [self._decorated_no_grad(fn)]
-
-        class V(cst.CSTVisitor):
-            def visit_With(self, n: cst.With) -> None:
-                modes.append(graphs._with_mode(n, modes[-1]))
-
-            def leave_With(self, n: cst.With) -> None:
-                modes.pop()
-
-            def visit_SimpleStatementLine(self, n: cst.SimpleStatementLine) -> None:
-                if modes[-1]:
+        root = fn.node
+        stack = [(root, self._decorated_no_grad(fn))]
+        while stack:
+            n, mode = stack.pop()
+            t = type(n)
+            if t is cst.With:
+                mode = self._with_mode(n, mode)
+            elif t is cst.SimpleStatementLine:
+                if mode:
                     found.update(id(s) for s in n.body)
-
-            def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
-                return n is fn.node
-
-            def visit_ClassDef(self, n: cst.ClassDef) -> bool:
-                return False
-
-        fn.node.visit(V())
+            elif t is cst.ClassDef or (t is cst.FunctionDef and n is not root):
+                continue
+            stack.extend((c, mode) for c in reversed(children(n)))
         self._no_grad[fn] = found
         return found
 

@@ -32,6 +32,7 @@ from looplint.model.events import Event
 from looplint.model.interp import items_below
 from looplint.model.roles import OPTIMIZER, Frame, Role
 from looplint.model.scopes import Function, dotted, keyword_arg, positional_args
+from looplint.model.walk import descendants
 
 
 @dataclass(eq=False)
@@ -182,29 +183,23 @@ class _Block:
         return None
 
     def _trains(self, st, steps: Set[int], fns: Set[Function]) -> bool:
-        found = []
+        """Whether statement ``st`` steps the optimizer (one of ``steps``) or calls one of ``fns`` (not in a
+        function or class it defines)."""
+        if isinstance(st, (cst.FunctionDef, cst.ClassDef)):
+            return False
         m, fn = self.m, self.fn
-
-        class V(cst.CSTVisitor):
-            def visit_Call(self, n: cst.Call) -> None:
-                if id(n) in steps:
-                    found.append(n)
-                    return
-                callee, _ = m.values.resolve_callee(n.func, fn)
-                if callee is None:  # a partial, a lambda, a function a factory returned, bound to a name
-                    got = m.values.callable_of(n.func, fn)
-                    callee = got.target if got is not None else None
-                if callee is not None and callee in fns:
-                    found.append(n)
-
-            def visit_FunctionDef(self, n) -> bool:
-                return False
-
-            def visit_ClassDef(self, n) -> bool:
-                return False
-
-        st.visit(V())
-        return bool(found)
+        for n in descendants(st, prune=_defines):
+            if type(n) is not cst.Call:
+                continue
+            if id(n) in steps:
+                return True
+            callee, _ = m.values.resolve_callee(n.func, fn)
+            if callee is None:  # a partial, a lambda, a function a factory returned, bound to a name
+                got = m.values.callable_of(n.func, fn)
+                callee = got.target if got is not None else None
+            if callee is not None and callee in fns:
+                return True
+        return False
 
     # -- frozen -------------------------------------------------------------------------------------------
     def _frozen(self, i: int, train: int, call: cst.Call, role: Role, holds: Tuple[str, ...]) -> None:
@@ -384,15 +379,11 @@ def _sets_in(body, name: Optional[str]) -> List[Optional[Tuple[bool, cst.CSTNode
 
 
 def _mentions_requires_grad(node) -> bool:
-    found = []
+    return any(type(n) is cst.Name and n.value in ("requires_grad", "requires_grad_") for n in descendants(node))
 
-    class V(cst.CSTVisitor):
-        def visit_Name(self, n: cst.Name) -> None:
-            if n.value in ("requires_grad", "requires_grad_"):
-                found.append(n)
 
-    node.visit(V())
-    return bool(found)
+def _defines(n) -> bool:
+    return type(n) is cst.FunctionDef or type(n) is cst.ClassDef
 
 
 def _bool(value) -> Optional[bool]:
