@@ -163,6 +163,7 @@ class Roles:
         self._memo: Dict[tuple, Role] = {}
         self._keys: Dict[tuple, Optional[str]] = {}
         self._busy: set = set()
+        self._ctor_kinds: Dict[Tuple[int, int, int], tuple] = {}  # ctor_kind's answers (with the objects asked of)
         self._built_in: Dict[int, Tuple[Function, cst.Call, Frame]] = {}  # per-call object -> its factory call
         self.local_optimizer_classes = {c.name for c in scopes.classes.values() if _optimizer_class(c)}
         self.local_scheduler_classes = {c.name for c in scopes.classes.values() if _scheduler_class(c)}
@@ -173,7 +174,17 @@ class Roles:
         """(role kind, class name) for a constructor/factory call, or (None, None). With the scope ``fn``, a
         class passed in or given as a default (``opt_cls=torch.optim.LBFGS`` ... ``opt_cls(params)``) is
         read through the values service. With ``cls``, the call builds that class (of this module or an
-        imported one)."""
+        imported one). Asked again and again of the same calls (by the events, the interpreter, every
+        analysis): answered once per call, scope and class (the syntax and the project do not change)."""
+        key = (id(call), id(fn), id(cls))
+        hit = self._ctor_kinds.get(key)
+        if hit is not None and hit[0] is call and hit[1] is fn and hit[2] is cls:
+            return hit[3]
+        kind = self._ctor_kind(call, fn, cls)
+        self._ctor_kinds[key] = (call, fn, cls, kind)  # the nodes kept: their ids are not reused meanwhile
+        return kind
+
+    def _ctor_kind(self, call: cst.Call, fn: Optional[Function], cls: Optional[ClassInfo]) -> Tuple[Optional[str], Optional[str]]:
         if cls is not None:
             return self.class_kind(cls)
         if fn is not None and isinstance(call.func, cst.Name):
