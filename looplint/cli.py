@@ -624,7 +624,18 @@ def check(argv: List[str], prog: str = "looplint") -> int:
         timer.settings(resolver, found.files)
         fixes: List = []
         cache = None if _fixing(ns) else _open_cache(ns)
-        outcomes = _fix_tasks(tasks, ns, fixes) if _fixing(ns) else _run_with_progress(ns, tasks, timer, cache)
+        if _fixing(ns):
+            outcomes = _fix_tasks(tasks, ns, fixes)
+        elif fmt in report.EDIT_FORMATS:
+            from looplint import engine
+
+            engine.TEXT_EDITS = True  # fixes' text edits made in the workers, beside the trees they edit
+            try:
+                outcomes = _run_with_progress(ns, tasks, timer, cache)
+            finally:
+                engine.TEXT_EDITS = False
+        else:
+            outcomes = _run_with_progress(ns, tasks, timer, cache)
         for (path, _), (found_here, error) in zip(tasks, outcomes):
             if error is not None:
                 failures += 1

@@ -69,7 +69,7 @@ class Fix:
     def __reduce__(self):
         # Crossing a process boundary (worker processes) keeps what a report shows; the edits name nodes of
         # a tree that lives in the process that built it.
-        return (Fix, (self.title, self.applicability))
+        return (Fix, (self.title, self.applicability, (), self.text_edits))
 
     def applies(self, unsafe: bool) -> bool:
         return bool(self.edits) and (self.applicability == SAFE or (unsafe and self.applicability == UNSAFE))

@@ -44,6 +44,10 @@ SKIP_COLD_CODE = True
 
 IN_WORKER = False  # set in worker processes (looplint.worker), where risky input is parsed directly
 
+# Set by a run whose report shows fixes as text edits (JSON): each fix's edits are made where its tree is,
+# in the worker, instead of by the report, which would parse and model the file again per fix.
+TEXT_EDITS = False
+
 _worker = None  # the worker that parses risky input for this process, started on first use
 
 
@@ -247,10 +251,51 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
     from looplint.suppress import apply_noqa
 
     try:
-        return apply_noqa(check_module(module, path, rules, starts), source if noqa_source is None else noqa_source)
+        found = apply_noqa(check_module(module, path, rules, starts), source if noqa_source is None else noqa_source)
     except RecursionError:
         # Only pathological code (thousands of nested or concatenated expressions) gets here.
         return [_error(path, "cannot analyse file: its expressions are nested too deeply")]
+    if TEXT_EDITS and any(d.fix is not None and d.fix.edits for d in found):
+        found = [_with_text_edits(d, module, source, source if noqa_source is None else noqa_source) for d in found]
+    return found
+
+
+def _with_text_edits(d: Diagnostic, module: cst.Module, code: str, text: str) -> Diagnostic:
+    """``d`` with its fix's text edits (``Fix.text_edits``) on ``text`` (the file as written; ``code`` is it as
+    parsed, cold definitions blanked): what ``looplint.rewrite.fix_edits`` makes of a finding, one
+    replacement between what the fixed code shares with ``code`` at both ends. Left without them (the report
+    then makes them) when an edit's node is not in the module or the replaced rows were blanked."""
+    from dataclasses import replace
+
+    from looplint.fix import apply_edits
+    from looplint.model.walk import descendants
+    from looplint.rewrite import common_ends, row_column
+
+    fix = d.fix
+    if fix is None or not fix.edits or _is_notebook_path(d.path):
+        return d
+    if not fix.applies(unsafe=True):
+        return replace(d, fix=replace(fix, text_edits=()))
+    try:
+        ids = {id(n) for n in descendants(module)}
+        if not all(id(e.node) in ids for e in fix.edits):
+            return d
+        new = apply_edits(module, list(fix.edits)).code
+    except Exception:  # noqa: BLE001 - the report makes them the usual way
+        return d
+    if new == code:
+        return replace(d, fix=replace(fix, text_edits=()))
+    start, end = common_ends(code, new)
+    (row, col), (end_row, end_col) = row_column(code, start), row_column(code, len(code) - end)
+    if code.split("\n")[row - 1:end_row] != text.split("\n")[row - 1:end_row]:  # rows as row_column counts them
+        return d
+    return replace(d, fix=replace(fix, text_edits=((row, col, end_row, end_col, new[start:len(new) - end]),)))
+
+
+def _is_notebook_path(path: str) -> bool:
+    from looplint.notebook import is_notebook
+
+    return is_notebook(path)
 
 
 def lint_for_fixes(source: str, path: str, rules: Sequence[type]):

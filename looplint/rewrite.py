@@ -263,7 +263,7 @@ def fix_edits(text: str, path: str, diagnostic: Diagnostic) -> List[TextEdit]:
     if new == text:
         return []
     start, end = common_ends(text, new)
-    (row, col), (end_row, end_col) = _row_column(text, start), _row_column(text, len(text) - end)
+    (row, col), (end_row, end_col) = row_column(text, start), row_column(text, len(text) - end)
     if rows is not None:  # back to the cell's rows (an edit may end at the start of the row after the cell)
         first, last = rows[row - 1], rows[min(end_row, len(rows)) - 1]
         if first.cell != last.cell or first.shift or last.shift:
@@ -285,7 +285,7 @@ def common_ends(old: str, new: str) -> Tuple[int, int]:
     return start, end
 
 
-def _row_column(text: str, offset: int) -> Tuple[int, int]:
+def row_column(text: str, offset: int) -> Tuple[int, int]:
     """1-based (row, column) of a character offset."""
     before = text[:offset]
     row = before.count("\n") + 1

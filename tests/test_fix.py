@@ -3,6 +3,7 @@ BOM, line endings, mode, notebooks) and the command line (``--fix``, ``--diff``,
 ``--unsafe-fixes``, ``--show-fixes``, ``--exit-non-zero-on-fix``, ``--add-noqa``)."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import stat
@@ -311,6 +312,29 @@ def test_json_edits_make_the_same_change_as_fix(rule_dir, tmp_path, run):
             assert _apply(text, d["fix"]["edits"]) == fixed_text(text, str(path), rule, finding=finding), (name, finding)
             checked += 1
     assert checked
+
+
+def test_json_edits_made_beside_the_tree_are_the_reports(tmp_path, run, monkeypatch):
+    """The JSON report's edits are made in the worker that linted the file (looplint.engine.TEXT_EDITS),
+    also when cold code around the finding was blanked; the report makes the same ones from the file."""
+    from looplint import report
+
+    fixtures = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
+    cold = "\n\ndef unrelated(a):\n    return [x * 2 for x in a]  # cold: blanked before parsing\n\n\n"
+    for i, path in enumerate(sorted(glob.glob(os.path.join(fixtures, "*", "bad_*.py")))):
+        text = open(path, encoding="utf-8").read()
+        (tmp_path / f"f{i:03d}.py").write_text(cold + text if i % 2 else text + cold, encoding="utf-8")
+    from looplint import rewrite
+
+    real, calls = rewrite.fix_edits, []
+    monkeypatch.setattr(rewrite, "fix_edits", lambda *a: calls.append(a) or real(*a))
+    made_beside = json.loads(run("--output-format", "json", "--no-cache", tmp_path).out)
+    assert calls == []  # the report made none
+    monkeypatch.setattr(report, "EDIT_FORMATS", ())
+    made_by_report = json.loads(run("--output-format", "json", "--no-cache", tmp_path).out)
+    assert calls
+    assert made_beside == made_by_report
+    assert sum(1 for d in made_beside if d["fix"] and d["fix"]["edits"]) > 30
 
 
 def test_json_edits_in_a_notebook_are_rows_of_the_cell(tmp_path, run):

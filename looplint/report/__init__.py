@@ -31,6 +31,7 @@ FORMATS: Dict[str, Writer] = {
 
 # Formats meant for people: the command line adds ruff's summary line ("Found 3 errors.") after them.
 HUMAN_FORMATS = ("concise", "full")
+EDIT_FORMATS = ("json", "json-lines")  # the formats that show a fix's text edits (``ReportContext.fix_edits``)
 
 
 @dataclass
