@@ -627,13 +627,13 @@ def check(argv: List[str], prog: str = "looplint") -> int:
         if _fixing(ns):
             outcomes = _fix_tasks(tasks, ns, fixes)
         elif fmt in report.EDIT_FORMATS:
-            from looplint import engine
+            from looplint import diagnostics as diagnostics_module
 
-            engine.TEXT_EDITS = True  # fixes' text edits made in the workers, beside the trees they edit
+            diagnostics_module.MAKE_TEXT_EDITS = True  # made in the workers, beside the trees the fixes edit
             try:
                 outcomes = _run_with_progress(ns, tasks, timer, cache)
             finally:
-                engine.TEXT_EDITS = False
+                diagnostics_module.MAKE_TEXT_EDITS = False
         else:
             outcomes = _run_with_progress(ns, tasks, timer, cache)
         for (path, _), (found_here, error) in zip(tasks, outcomes):

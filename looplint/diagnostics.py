@@ -44,6 +44,11 @@ class Diagnostic:
 # -- fixes (the engine that applies them is looplint.fix; these need no libcst to be read from a cache) ----
 
 SAFE, UNSAFE = "safe", "unsafe"
+
+# Set by a run whose report shows fixes as text edits (JSON): the engine makes each fix's text edits
+# (``Fix.text_edits``) where its tree is, in the worker, instead of leaving them to the report, which would
+# parse and model the file again per fix. Here, not in the engine: a run that lints nothing imports no engine.
+MAKE_TEXT_EDITS = False
 INSERT_BEFORE, INSERT_AFTER, REMOVE, REPLACE = "insert_before", "insert_after", "remove", "replace"
 
 

@@ -24,6 +24,7 @@ from typing import Iterable, List, NamedTuple, Optional, Sequence
 
 import libcst as cst
 
+from looplint import diagnostics
 from looplint.diagnostics import Diagnostic
 from looplint.files import MAX_SOURCE_BYTES, NotRegularFile, TooLarge, read_regular, size_text
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME, Rule, all_rules
@@ -44,9 +45,6 @@ SKIP_COLD_CODE = True
 
 IN_WORKER = False  # set in worker processes (looplint.worker), where risky input is parsed directly
 
-# Set by a run whose report shows fixes as text edits (JSON): each fix's edits are made where its tree is,
-# in the worker, instead of by the report, which would parse and model the file again per fix.
-TEXT_EDITS = False
 
 _worker = None  # the worker that parses risky input for this process, started on first use
 
@@ -255,7 +253,7 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
     except RecursionError:
         # Only pathological code (thousands of nested or concatenated expressions) gets here.
         return [_error(path, "cannot analyse file: its expressions are nested too deeply")]
-    if TEXT_EDITS and any(d.fix is not None and d.fix.edits for d in found):
+    if diagnostics.MAKE_TEXT_EDITS and any(d.fix is not None and d.fix.edits for d in found):
         found = [_with_text_edits(d, module, source, source if noqa_source is None else noqa_source) for d in found]
     return found
 

@@ -292,13 +292,14 @@ def test_a_file_written_just_now_is_not_in_the_stat_index(project, run, cached, 
     assert read == ["train.py"] and cached[-1] == []  # read (its stat may not tell a write yet), not linted
 
 
-def test_a_run_whose_files_are_all_cached_does_not_import_the_engine(tmp_path):
+@pytest.mark.parametrize("output", ["concise", "json"])  # json: fixes with their text edits, from the cache
+def test_a_run_whose_files_are_all_cached_does_not_import_the_engine(tmp_path, output):
     import subprocess
     import sys
 
     (tmp_path / "train.py").write_text(BAD_PROGRAM)
     program = (
-        "import sys\nfrom looplint.cli import main\ncode = main(['--isolated', '-q', 'train.py'])\n"
+        f"import sys\nfrom looplint.cli import main\ncode = main(['--isolated', '-q', '--output-format', '{output}', 'train.py'])\n"
         "print(code, [m for m in ('libcst', 'looplint.model', 'looplint.engine') if m in sys.modules])\n"
     )
     env = {k: v for k, v in os.environ.items() if k != cache_module.NO_CACHE_ENV}

@@ -315,7 +315,7 @@ def test_json_edits_make_the_same_change_as_fix(rule_dir, tmp_path, run):
 
 
 def test_json_edits_made_beside_the_tree_are_the_reports(tmp_path, run, monkeypatch):
-    """The JSON report's edits are made in the worker that linted the file (looplint.engine.TEXT_EDITS),
+    """The JSON report's edits are made in the worker that linted the file (looplint.diagnostics.MAKE_TEXT_EDITS),
     also when cold code around the finding was blanked; the report makes the same ones from the file."""
     from looplint import report
 
