@@ -254,7 +254,12 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
         # Only pathological code (thousands of nested or concatenated expressions) gets here.
         return [_error(path, "cannot analyse file: its expressions are nested too deeply")]
     if diagnostics.MAKE_TEXT_EDITS and any(d.fix is not None and d.fix.edits for d in found):
-        found = [_with_text_edits(d, module, source, source if noqa_source is None else noqa_source) for d in found]
+        from looplint.model.walk import forget
+
+        try:
+            found = [_with_text_edits(d, module, source, source if noqa_source is None else noqa_source) for d in found]
+        finally:
+            forget()  # the walk's memory of this tree
     return found
 
 
