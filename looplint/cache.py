@@ -111,7 +111,9 @@ class Cache:
     # had together with the file's size, inode, modification and change times (the change time cannot be set
     # by hand, and any write sets it); a file whose stat is as recorded has that content. A file is recorded
     # only once its change time is ``SETTLED_NS`` in the past, so that two writes within one tick of a coarse
-    # clock cannot leave a stale record. The index is a hint: a record that is not matched is ignored.
+    # clock cannot leave a stale record. The index is a hint: a record that is not matched is ignored. (On
+    # Windows ``st_ctime`` is the creation time: there a rewrite that keeps the size and sets the modification
+    # time back by hand goes unseen, as it does for tools that trust modification times.)
 
     def _index_path(self) -> str:
         return os.path.join(self._entries, "index.json")
