@@ -132,14 +132,10 @@ class Cache:
     def _index_key(path: str, codes: Sequence[str], notebook: bool) -> str:
         return f"{os.path.abspath(path)}\0{'nb' if notebook else 'py'}\0{','.join(codes)}"
 
-    @staticmethod
-    def _stamp(st) -> list:
-        return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
-
     def indexed(self, path: str, st, codes: Sequence[str], notebook: bool) -> Optional[str]:
         """The key of the file at ``path`` (stat ``st``) as the index recorded it, if its stat is unchanged."""
         record = self._load_index().get(self._index_key(path, codes, notebook))
-        if isinstance(record, list) and len(record) == 5 and record[:4] == self._stamp(st):
+        if isinstance(record, list) and len(record) == 5 and record[:4] == stat_stamp(st):
             return record[4]
         return None
 
@@ -149,7 +145,7 @@ class Cache:
             return
         index = self._load_index()
         name = self._index_key(path, codes, notebook)
-        record = self._stamp(st) + [key]
+        record = stat_stamp(st) + [key]
         if index.get(name) != record:
             index[name] = record
             self._index_changed = True
@@ -415,6 +411,12 @@ def clean(directory: str) -> bool:
     except OSError as e:
         raise CacheError(f"cannot remove {directory}: {e.strerror or e}") from None
     return True
+
+
+def stat_stamp(st) -> list:
+    """What tells a file's content apart from the stat alone (``Cache.indexed``): size, inode, modification
+    and change times."""
+    return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def _fix_row(fix) -> list:

@@ -478,11 +478,13 @@ def _lint_cached(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], 
 
 def _unchanged(path: str, seen) -> bool:
     """Whether the file at ``path`` has the stat ``seen`` still."""
+    from looplint.cache import stat_stamp
+
     try:
         st = os.stat(path)
     except OSError:
         return False
-    return (st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns) == (seen.st_size, seen.st_ino, seen.st_mtime_ns, seen.st_ctime_ns)
+    return stat_stamp(st) == stat_stamp(seen)
 
 
 def _fix_tasks(tasks, ns: argparse.Namespace, fixes: List) -> List:

@@ -191,9 +191,9 @@ def warm_up() -> None:
 
 # A libcst tree of a few thousand lines is a few hundred thousand objects, made in one go and freed in one go
 # (reference counting frees it: its nodes hold no cycles). With the collector's default threshold (700
-# allocations) every file triggers hundreds of collections that each scan the young trees and, every tenth,
-# everything still alive (the project's parsed modules): on the speed corpus 38 % of the CPU time went to
-# them. A larger first threshold costs no memory that matters (the cycles our model makes are few and small).
+# allocations) every file triggers hundreds of collections that scan the young trees, and older
+# generations (the project's parsed modules) are scanned every tenth of those: on the speed corpus 38 % of
+# the CPU time went to them. A larger first threshold costs no memory that matters (the cycles our model makes are few and small).
 GC_THRESHOLD = 100_000
 
 
@@ -257,48 +257,59 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
         from looplint.model.walk import forget
 
         try:
-            found = [_with_text_edits(d, module, source, source if noqa_source is None else noqa_source) for d in found]
+            found = _with_text_edits(found, module, source, source if noqa_source is None else noqa_source)
         finally:
             forget()  # the walk's memory of this tree
     return found
 
 
-def _with_text_edits(d: Diagnostic, module: cst.Module, code: str, text: str) -> Diagnostic:
-    """``d`` with its fix's text edits (``Fix.text_edits``) on ``text`` (the file as written; ``code`` is it as
-    parsed, cold definitions blanked): what ``looplint.rewrite.fix_edits`` makes of a finding, one
-    replacement between what the fixed code shares with ``code`` at both ends. Left without them (the report
-    then makes them) when an edit's node is not in the module or the replaced rows were blanked."""
+def _with_text_edits(found: List[Diagnostic], module: cst.Module, code: str, text: str) -> List[Diagnostic]:
+    """``found`` with their fixes' text edits (``Fix.text_edits``) on ``text`` (the file as written; ``code`` is
+    it as parsed, cold definitions blanked): what ``looplint.rewrite.fix_edits`` makes of a finding, one
+    replacement between what the fixed code shares with ``code`` at both ends. A diagnostic is left without
+    them (the report then makes them) when an edit's node is not in the module or the replaced rows were
+    blanked."""
     from dataclasses import replace
 
     from looplint.fix import apply_edits
     from looplint.model.walk import descendants
+    from looplint.notebook import is_notebook
     from looplint.rewrite import common_ends, row_column
 
-    fix = d.fix
-    if fix is None or not fix.edits or _is_notebook_path(d.path):
-        return d
-    if not fix.applies(unsafe=True):
-        return replace(d, fix=replace(fix, text_edits=()))
-    try:
-        ids = {id(n) for n in descendants(module)}
-        if not all(id(e.node) in ids for e in fix.edits):
-            return d
-        new = apply_edits(module, list(fix.edits)).code
-    except Exception:  # noqa: BLE001 - the report makes them the usual way
-        return d
-    if new == code:
-        return replace(d, fix=replace(fix, text_edits=()))
-    start, end = common_ends(code, new)
-    (row, col), (end_row, end_col) = row_column(code, start), row_column(code, len(code) - end)
-    if code.split("\n")[row - 1:end_row] != text.split("\n")[row - 1:end_row]:  # rows as row_column counts them
-        return d
-    return replace(d, fix=replace(fix, text_edits=((row, col, end_row, end_col, new[start:len(new) - end]),)))
-
-
-def _is_notebook_path(path: str) -> bool:
-    from looplint.notebook import is_notebook
-
-    return is_notebook(path)
+    if any(is_notebook(d.path) for d in found):
+        return found
+    in_module: Optional[set] = None  # the ids of the module's nodes, and its rows, made once for all fixes
+    out = []
+    for d in found:
+        fix = d.fix
+        if fix is None or not fix.edits:
+            out.append(d)
+            continue
+        if not fix.applies(unsafe=True):
+            out.append(replace(d, fix=replace(fix, text_edits=())))
+            continue
+        if in_module is None:
+            in_module = {id(n) for n in descendants(module)}
+            code_rows, text_rows = code.split("\n"), text.split("\n")  # rows as row_column counts them
+        try:
+            if not all(id(e.node) in in_module for e in fix.edits):
+                out.append(d)
+                continue
+            new = apply_edits(module, list(fix.edits)).code
+        except Exception:  # noqa: BLE001 - the report makes them the usual way
+            out.append(d)
+            continue
+        if new == code:
+            out.append(replace(d, fix=replace(fix, text_edits=())))
+            continue
+        start, end = common_ends(code, new)
+        (row, col), (end_row, end_col) = row_column(code, start), row_column(code, len(code) - end)
+        if code_rows[row - 1:end_row] != text_rows[row - 1:end_row]:
+            out.append(d)
+            continue
+        edit = (row, col, end_row, end_col, new[start:len(new) - end])
+        out.append(replace(d, fix=replace(fix, text_edits=(edit,))))
+    return out
 
 
 def lint_for_fixes(source: str, path: str, rules: Sequence[type]):

@@ -18,6 +18,7 @@ from libcst._position import CodeRange
 from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from looplint.model.walk import _LAYOUT, descendants
+from looplint.relevance import first_row
 
 
 class _Computed:
@@ -48,8 +49,7 @@ def statement_starts(tree: ast.Module, left_out: Sequence[Tuple[int, int]] = ())
     out: Starts = []
     last_row = 0
     for st in tree.body:
-        decorators = getattr(st, "decorator_list", None)
-        first = min([st.lineno] + [d.lineno for d in decorators or ()])
+        first = first_row(st)
         if any(a <= first <= b for a, b in left_out):
             continue
         if first == last_row and out and out[-1][1] == "SimpleStatementLine":

@@ -106,7 +106,7 @@ def relevance(tree: ast.Module, source: str) -> Relevance:
     rows = _LINES.findall(source)
     definitions = [s for s in tree.body if isinstance(s, _DEFS)]
     others = [s for s in tree.body if not isinstance(s, _DEFS)]
-    spans = [(_first_row(d), d.end_lineno or d.lineno) for d in definitions]
+    spans = [(first_row(d), d.end_lineno or d.lineno) for d in definitions]
     names = [set(_WORD.findall("".join(rows[first - 1:last]))) for first, last in spans]
     module_names: Set[str] = set()
     for statement in others:
@@ -135,7 +135,8 @@ def relevance(tree: ast.Module, source: str) -> Relevance:
 _WORD = re.compile(r"[^\W\d]\w*")
 
 
-def _first_row(definition: ast.stmt) -> int:
+def first_row(definition: ast.stmt) -> int:
+    """The row a statement starts on: its first decorator's, for a decorated definition."""
     decorators = getattr(definition, "decorator_list", None)
     return min([definition.lineno] + [d.lineno for d in decorators or ()])
 
