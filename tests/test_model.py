@@ -474,3 +474,48 @@ def _descendants(node):
     from looplint.model.walk import descendants
 
     return descendants(node)
+
+
+ALWAYS_RAISES_PROGRAM = '''
+import torch
+from torch import nn
+
+
+def fail(message):
+    {failure}
+
+
+def train(model, loader, mode):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(3):
+        if mode == "a":
+            model.train()
+        else:
+            {other_arm}
+        for x, y in loader:
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        model.eval()
+'''
+
+
+@pytest.mark.parametrize("other_arm, failure, leaks", [
+    ("assert False", "pass", False),
+    ("assert 0, 'unknown mode'", "pass", False),
+    ("assert None", "pass", False),
+    ("assert ''", "pass", False),
+    ("assert 0.0", "pass", False),
+    ("raise ValueError(mode)", "pass", False),
+    ("fail(mode)", "assert False, message", False),  # a helper that always fails
+    ("fail(mode)", "raise ValueError(message)", False),
+    ("assert mode", "pass", True),  # may hold: the path goes on in eval mode
+    ("assert True", "pass", True),
+    ("assert 1", "pass", True),
+    ("fail(mode)", "print(message)", True),
+])
+def test_an_assert_of_a_false_constant_ends_the_path_like_raise(other_arm, failure, leaks):
+    from looplint.engine import lint_source
+
+    source = ALWAYS_RAISES_PROGRAM.format(other_arm=other_arm, failure=failure)
+    assert ("LL402" in {d.code for d in lint_source(source, "t.py")}) is leaks

@@ -455,6 +455,8 @@ class _Build:
             if small.exc is not None:
                 self.expr(small.exc, out)
             out.append(Jump("raise", small))
+        elif isinstance(small, cst.Assert) and _always_false(small.test):
+            out.append(Jump("raise", small))  # ``assert False``: "cannot happen", it raises AssertionError
         elif isinstance(small, cst.Break):
             out.append(Jump("break", small))
         elif isinstance(small, cst.Continue):
@@ -755,6 +757,21 @@ def _parameters_receiver(it: cst.BaseExpression) -> Optional[cst.BaseExpression]
             if r is not None:
                 return r
     return None
+
+
+def _always_false(test: cst.BaseExpression) -> bool:
+    """A test that is false whatever runs: ``False``, ``None``, ``0``, ``""`` (``assert False`` always raises,
+    unless Python runs with ``-O``, which training code does not count on)."""
+    if isinstance(test, cst.Name):
+        return test.value in ("False", "None")
+    if isinstance(test, (cst.Integer, cst.Float)):
+        try:
+            return float(test.value.replace("_", "")) == 0
+        except ValueError:
+            return False
+    if isinstance(test, cst.SimpleString):
+        return test.evaluated_value in ("", b"")
+    return False
 
 
 def _assigned_names(suite) -> Set[str]:
