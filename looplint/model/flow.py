@@ -34,6 +34,7 @@ HIDDEN = "hidden"
 # is nothing a finding reads, and naming each one told paths apart in every combination of them)
 HIDDEN_SOURCE = (HIDDEN, None)
 _ENTRY = ("entry", None)  # stands, in a summary's run, for the history its code cannot see (``project``)
+_ENTRY_FRAME = "entry"  # the calling context of an entry's gradients from the code's own backward passes
 # events that read or record an optimizer's whole gradient state (not only its kind and flags)
 _READS_HISTORY = frozenset({ev.STEP, ev.ZERO, ev.GRAD_CLEAR, ev.BIND, ev.CONSTRUCT, ev.UNSCALE})
 
@@ -86,7 +87,8 @@ class Facts:
     frames: Dict[Event, Set[Frame]] = field(default_factory=lambda: defaultdict(set))
     # every root function analysed
     roots: List[Function] = field(default_factory=list)
-    # event -> (loop stack, enclosing ``if`` arms) of each context it ran in (control dependence)
+    # event -> (loop stack, enclosing ``if`` arms) of each context it ran in (control dependence), for the
+    # events of ``GradientFlow.CONTEXT_KINDS``
     contexts: Dict[Event, Set[Tuple[Tuple[Loop, ...], tuple]]] = field(default_factory=lambda: defaultdict(set))
     # scheduler step -> optimizer steps of its optimizer that came after it in the same loop iteration
     sched_before_step: Dict[Event, Set[Event]] = field(default_factory=lambda: defaultdict(set))
@@ -119,6 +121,10 @@ def merge_facts(into: Facts, part: Facts) -> None:
 
 class GradientFlow(Interp):
     """The gradient-state domain: one ``OptState`` per optimizer the root can reach."""
+
+    # the rules read the enclosing ``if`` arms of steps (scheduler order and gating) and constructions
+    # (a scheduler rebuilt on some passes only)
+    CONTEXT_KINDS = frozenset({ev.STEP, ev.CONSTRUCT})
 
     def __init__(self, model, facts: Facts):
         super().__init__(model)
@@ -203,26 +209,29 @@ class GradientFlow(Interp):
     # -- summaries ------------------------------------------------------------------------------------------
     def project(self, code, p: Path, frame: Frame):
         """Code that never steps, clears, builds or unscales an optimizer (only backward passes, calls we
-        cannot see, hand-written gradients) reads of a gradient state only its kind and flags and which of
-        its own backward passes and loops produced and carried it: where the rest came from (other backward
-        passes, other loops, the zero_grad that last discarded them) it passes on untouched or drops. That
-        rest is set aside behind a placeholder, so that entries differing only there share one run."""
+        cannot see, hand-written gradients) reads of a gradient state only its kind and flags, and of where
+        its gradients came from only which of its own backward passes (in any calling context: a loop's
+        back edge asks whether its backward passes fed them) and which of its own loops carried them. The
+        rest (other backward passes, the calling contexts of its own, other loops, the zero_grad that last
+        discarded them) it passes on untouched or drops. That rest is set aside behind placeholders, so
+        that entries differing only there share one run, and given back to the exits that kept them."""
         q, kept = super().project(code, p, frame)
         fp = self.footprint(code)
         if fp.kinds & _READS_HISTORY:
             return q, (kept, None) if kept is not None else None
         states, aside = [], []
         for s in q.states:
-            sources = frozenset(src for src in s.sources if src[0] not in fp.backwards)
             carried = s.carried - fp.loops
-            if not sources and not carried and s.zeroed_by is None:
+            if not s.sources and not carried and s.zeroed_by is None:
                 states.append(s)
                 aside.append(None)
                 continue
-            states.append(s._replace(sources=s.sources - sources | ({_ENTRY} if sources else frozenset()),
+            # the backward passes it can tell apart, each in a placeholder context
+            own = frozenset((src[0], _ENTRY_FRAME) for src in s.sources if src[0] in fp.backwards)
+            states.append(s._replace(sources=own | ({_ENTRY} if s.sources else frozenset()),
                                      carried=s.carried - carried | ({_ENTRY} if carried else frozenset()),
                                      zeroed_by=None if s.zeroed_by is None else _ENTRY))
-            aside.append((sources, carried, s.zeroed_by))
+            aside.append((s.sources, carried, s.zeroed_by))
         if not any(aside):
             return q, (kept, None) if kept is not None else None
         return q._replace(states=tuple(states)), (kept, tuple(aside))
@@ -237,8 +246,9 @@ class GradientFlow(Interp):
         for s, put in zip(q.states, aside):
             if put is not None:
                 sources, carried, zeroed_by = put
-                if _ENTRY in s.sources:
-                    s = s._replace(sources=s.sources - {_ENTRY} | sources)
+                if _ENTRY in s.sources:  # the entry's gradients are still there (none replaced them)
+                    s = s._replace(sources=frozenset(src for src in s.sources
+                                                     if src is not _ENTRY and src[1] is not _ENTRY_FRAME) | sources)
                 if _ENTRY in s.carried:
                     s = s._replace(carried=s.carried - {_ENTRY} | carried)
                 if s.zeroed_by is _ENTRY:
@@ -254,11 +264,20 @@ class GradientFlow(Interp):
     def on_unseen_call(self, e: Event, paths: Set[Path], ctx: Ctx) -> Set[Path]:
         return paths
 
+    def inert_event(self, e: Event, frame: Frame) -> bool:
+        """A call we cannot see that receives no optimizer this root tracks and cannot run backward (the
+        rules read no fact of such calls)."""
+        if e.kind != ev.OPAQUE:
+            return False
+        eff = self.effects.of(e, frame, self.opts)
+        return not eff.may_backward and not any(o in self.index for o in eff.optimizers)
+
     def _record(self, e: Event, paths: Set[Path], ctx: Ctx) -> None:
         f = self.facts
         f.loops[e].add(ctx.loops)
         f.frames[e].add(ctx.frame)
-        f.contexts[e].add((ctx.loops, ctx.conds))
+        if e.kind in self.CONTEXT_KINDS:
+            f.contexts[e].add((ctx.loops, ctx.conds))
         for p in paths:
             f.guards[e].add(p.assume)
 

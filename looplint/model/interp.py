@@ -52,6 +52,7 @@ class Footprint(NamedTuple):
     loops: FrozenSet[Loop]
     kinds: FrozenSet[str]  # kinds of its events
     backwards: FrozenSet[Event]  # its backward passes
+    functions: FrozenSet[Function]  # the functions and closures it may run (a function: itself too)
 
 
 class OverBudget(Exception):
@@ -105,6 +106,9 @@ class Interp:
 
     #: event kinds the domain acts on (others are skipped without cost); None: every kind
     KINDS: Optional[FrozenSet[str]] = None
+    #: event kinds whose enclosing ``if`` arms (``Ctx.conds``) the domain records: a run of code without
+    #: them is shared by every context that differs only in those arms
+    CONTEXT_KINDS: FrozenSet[str] = frozenset()
 
     def __init__(self, model):
         self.m = model
@@ -115,6 +119,7 @@ class Interp:
         self._nested: Dict[Loop, frozenset] = {}
         self._entries: Dict[tuple, Set] = {}
         self._footprints: Dict[object, Footprint] = {}
+        self._inert: Dict[tuple, bool] = {}
 
     # -- domain hooks -----------------------------------------------------------------------------------
     def event(self, e: Event, paths: Set, ctx: Ctx) -> Set:  # pragma: no cover - abstract
@@ -136,6 +141,11 @@ class Interp:
     def on_handler(self, paths: Set, t: Try, ctx: Ctx) -> Set:
         """Paths entering an ``except`` handler of ``t``."""
         return paths
+
+    def inert_event(self, e: Event, frame: Frame) -> bool:
+        """Whether ``e`` (an event of a kind the domain acts on, not a CALL) changes no path and records
+        nothing any rule reads when it runs in ``frame``."""
+        return False
 
     def on_unseen_call(self, e: Event, paths: Set, ctx: Ctx) -> Set:
         """A call of a same-module function the interpreter will not enter (recursion, depth)."""
@@ -318,7 +328,8 @@ class Interp:
         out = Outcome()
         for p in paths:
             p, kept = self.project(loop, self._entry(loop, ctx, p), ctx.frame)
-            o = self._memoised(("loop", loop, ctx, p, implicit), lambda p=p: self._loop1(loop, p, ctx, implicit))
+            o = self._memoised(("loop", loop, self._context_key(loop, ctx), p, implicit),
+                               lambda p=p: self._loop1(loop, p, ctx, implicit))
             if kept is not None:
                 o = Outcome(*({self.restore(q, kept) for q in exits} for exits in (o.normal, o.brk, o.cont, o.ret)))
             _merge(out, o)
@@ -337,7 +348,8 @@ class Interp:
             seen |= todo
             ends: Set = set()
             for p in todo:
-                o = self._memoised(("body", loop, inner, p), lambda p=p: self.block(loop.body, {p}, inner))
+                o = self._memoised(("body", loop, self._context_key(loop, inner), p),
+                                   lambda p=p: self.block(loop.body, {p}, inner))
                 ends |= o.normal | o.cont
                 if implicit:
                     ends |= o.ret
@@ -394,12 +406,15 @@ class Interp:
         if not self.has_effect_fn(callee):
             return paths
         frame = self.bind(e, ctx.frame)
+        if self.inert(callee, frame):
+            return paths
         inner = Ctx(frame, ctx.loops, ctx.stack + (callee,), ctx.conds)
         body = self.m.builder.body(callee)
         out: Set = set()
         for p in paths:
             p, kept = self.project(callee, self._entry(callee, inner, p), inner.frame)
-            o = self._memoised(("call", callee, inner, p), lambda p=p: self.block(body, {p}, inner))
+            o = self._memoised(("call", callee, self._context_key(callee, inner), p),
+                               lambda p=p: self.block(body, {p}, inner))
             if kept is not None:
                 out |= {self.restore(q, kept) for q in o.normal | o.ret}
             else:
@@ -478,8 +493,9 @@ class Interp:
                         if isinstance(f, Function) and f not in seen:
                             seen.add(f)
                             todo.append(f)
+        functions = frozenset(f for f in seen if isinstance(f, Function))
         got = self._footprints[code] = Footprint(frozenset(tested), frozenset(names), frozenset(loops),
-                                                 frozenset(kinds), frozenset(backwards))
+                                                 frozenset(kinds), frozenset(backwards), functions)
         return got
 
     def run_callable(self, target, paths: Set, ctx: Ctx, bound=()) -> Set:
@@ -559,6 +575,17 @@ class Interp:
                 p = self.forget_history(p)
             seen.add(p)
         return p
+
+    def _context_key(self, code, ctx: Ctx) -> tuple:
+        """What a run of ``code`` (a called function or a loop) in ``ctx`` depends on: the frame and the
+        enclosing loops; of the call stack, only the functions it may call again (a call of one is not
+        entered) and, when it calls anything, the depth (calls beyond ``MAX_DEPTH`` are not entered); the
+        enclosing ``if`` arms only when it holds events whose context the domain records
+        (``CONTEXT_KINDS``). Runs in contexts that differ in nothing else are one run."""
+        fp = self.footprint(code)
+        calls = len(fp.functions) > (1 if isinstance(code, Function) else 0)
+        return (ctx.frame, ctx.loops, ctx.stack and fp.functions.intersection(ctx.stack),
+                len(ctx.stack) if calls else 0, ctx.conds if fp.kinds & self.CONTEXT_KINDS else None)
 
     def _memoised(self, key, compute) -> Outcome:
         got = self._memo.get(key)
@@ -676,6 +703,33 @@ class Interp:
 
     def has_effect_fn(self, fn: Function) -> bool:
         return self.has_effect(self.m.builder.body(fn))
+
+    def inert(self, fn: Function, frame: Frame, depth: int = 1) -> bool:
+        """Whether a run of ``fn`` in ``frame`` gives back every path it is entered with, unchanged: every
+        event it (and what it calls) runs is inert in its frame (``inert_event``), and nothing ends a path
+        (no ``raise``, no loop without an exit). Its tests may split paths, but into arms that differ in
+        nothing else, so the call is skipped as it is. A recursive call, or one deeper than the
+        interpreter enters, counts as not inert (the answer holds wherever the call is made)."""
+        key = (fn, frame)
+        got = self._inert.get(key)
+        if got is not None:
+            return got
+        self._inert[key] = False  # while in progress: a recursive call is not inert
+        ok = True
+        for item in items_below(self.m.builder.body(fn)):
+            if isinstance(item, Jump):
+                ok = item.kind != "raise"
+            elif isinstance(item, Loop):
+                ok = not item.infinite
+            elif isinstance(item, Event):
+                if item.kind == ev.CALL:
+                    ok = depth < MAX_DEPTH and self.inert(item.callee, self.bind(item, frame), depth + 1)
+                elif self.KINDS is None or item.kind in self.KINDS:
+                    ok = self.inert_event(item, frame)
+            if not ok:
+                break
+        self._inert[key] = ok
+        return ok
 
 
 def bind_arguments(roles, callee: Function, call: Optional[cst.Call], caller: Frame, bound_self: bool,
