@@ -1,12 +1,15 @@
 """Editor latency: from ``textDocument/didChange`` to the ``publishDiagnostics`` of that version.
 
-    python bench/lsp_latency.py [--lines 1000] [--changes 20] [--pause 1.0]
+    python bench/lsp_latency.py [--lines 1000] [--changes 20] [--pause 1.0] [--edit comment|helper]
 
 Starts ``python -m looplint server``, opens a training script of about ``--lines`` rows with a finding
 (``bench/synthetic.py``, a loop without ``zero_grad``), then sends ``--changes`` whole-document changes,
 ``--pause`` seconds apart (an editor that is idle when the change comes: the case a user feels), each
 editing a comment so that the finding stays, and measures the time until the diagnostics of that version
-arrive. Prints the command, every latency and their median.
+arrive. Prints the command, every latency and their median. ``--edit comment`` (default) appends a comment
+at module level (the code that can matter changes: every change is linted); ``--edit helper`` edits a
+comment on the first row of the first definition that cannot matter (``looplint.relevance``: the server's
+worker reuses its last result).
 """
 from __future__ import annotations
 
@@ -84,6 +87,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--lines", type=int, default=1000)
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between changes (default 1.0)")
+    parser.add_argument("--edit", choices=("comment", "helper"), default="comment",
+                        help="what each change edits (default: a comment appended at module level)")
     ns = parser.parse_args(argv)
     print("$ python bench/lsp_latency.py " + " ".join(sys.argv[1:] if argv is None else argv), flush=True)
     text = training_file(ns.lines)
@@ -98,9 +103,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         codes = [d.get("code") for d in first["params"]["diagnostics"]]
         print(f"document: {text.count(chr(10))} lines, findings {codes}", flush=True)
         latencies = []
+        if ns.edit == "helper":
+            import ast
+
+            from looplint.relevance import relevance
+
+            cold_row = relevance(ast.parse(text), text).cold[0][0]
+            print(f"each change edits row {cold_row}: {text.split(chr(10))[cold_row - 1]}", flush=True)
         for version in range(2, ns.changes + 2):
             time.sleep(ns.pause)
-            changed = text + f"# edit {version}\n"
+            if ns.edit == "comment":
+                changed = text + f"# edit {version}\n"
+            else:  # a comment on the first row of the first definition that cannot matter, no row added
+                rows = text.split("\n")
+                rows[cold_row - 1] += f"  # edit {version}"
+                changed = "\n".join(rows)
             started = time.perf_counter()
             client.send("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
                                                    "contentChanges": [{"text": changed}]})

@@ -76,5 +76,9 @@ class Fix:
         # a tree that lives in the process that built it.
         return (Fix, (self.title, self.applicability, (), self.text_edits))
 
+    def portable(self) -> "Fix":
+        """This fix as it crosses a process boundary: without the edits (and the tree they hold)."""
+        return Fix(self.title, self.applicability, (), self.text_edits)
+
     def applies(self, unsafe: bool) -> bool:
         return bool(self.edits) and (self.applicability == SAFE or (unsafe and self.applicability == UNSAFE))

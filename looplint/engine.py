@@ -140,8 +140,13 @@ def nesting_depth(tree: ast.AST) -> int:
     return deepest
 
 
-def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[type]] = None) -> List[Diagnostic]:
-    """All diagnostics of one Python source text, before ``# noqa`` suppression."""
+def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[type]] = None,
+                reuse: bool = False) -> List[Diagnostic]:
+    """All diagnostics of one Python source text (``# noqa`` applied). ``reuse``: the process lints the same
+    documents again and again (the language server's worker): a source whose code that can matter is as it
+    was at the last lint of ``path`` (only definitions that cannot matter changed, row for row) gets that
+    lint's findings again, when what they depend on besides (imported modules of the project) is
+    unchanged too."""
     rules = all_rules() if rules is None else list(rules)
     if len(source) > MAX_SOURCE_BYTES:
         return [too_large(path, len(source.encode("utf-8", "surrogatepass")))]
@@ -174,9 +179,49 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
     if risky and not IN_WORKER:
         return _lint_in_worker(code, path, rules, source, starts)
     try:
+        if reuse and not risky:
+            return _lint_reusing(code, path, rules, source, starts)
         return lint_parsed(code, path, rules, source, starts)
     except MemoryError:
         return [_error(path, "file too large to analyse: the parser ran out of memory")]
+
+
+# The last lint of each document in a process that lints documents again and again (``lint_source(reuse=True)``):
+# path -> (rule codes, the code parsed, its findings before ``# noqa``, what they depend on besides)
+_last: "dict[str, tuple]" = {}
+KEEP_LAST = 32  # documents remembered
+
+
+def _lint_reusing(code: str, path: str, rules: Sequence[type], source: str, starts) -> List[Diagnostic]:
+    from dataclasses import replace
+
+    from looplint.cache import holds
+    from looplint.suppress import apply_noqa
+
+    codes = tuple(r.code for r in rules)
+    last = _last.pop(path, None)
+    if last is not None and last[0] == codes and last[1] == code and last[3] is not None \
+            and holds(last[3], path) is not None:
+        _last[path] = last
+        return apply_noqa(list(last[2]), source)
+    from looplint.imports import dependencies
+
+    depends = dependencies(source, path)  # before linting: a module changed meanwhile is read again next time
+    kept: list = []
+    found = lint_parsed(code, path, rules, source, starts, kept)
+    if kept:
+        # as they cross to the server: a fix's edits name nodes of this tree, which is not kept
+        portable = tuple(d if d.fix is None else replace(d, fix=d.fix.portable()) for d in kept[0])
+        _last[path] = (codes, code, portable, depends)
+        while len(_last) > KEEP_LAST:
+            del _last[next(iter(_last))]
+    return found
+
+
+def lint_document(source: str, path: str, rules: Sequence[type]) -> List[Diagnostic]:
+    """``lint_source`` for a document linted again after each change (the language server's worker): the
+    last result is reused while the code that can matter stays as it was."""
+    return lint_source(source, path, rules, reuse=True)
 
 
 def warm_up() -> None:
@@ -229,11 +274,12 @@ def worker_died(path: str, death) -> Diagnostic:
 
 
 def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Optional[str] = None,
-                starts=None) -> List[Diagnostic]:
+                starts=None, kept: Optional[list] = None) -> List[Diagnostic]:
     """Parses with libcst and judges: the part of ``lint_source`` that may crash or exhaust memory.
     ``noqa_source`` is the file as written when ``source`` is it with cold code blanked (its comments
     decide what ``# noqa`` suppresses); ``starts``: where its top-level statements start
-    (``looplint.positions.statement_starts``), when known."""
+    (``looplint.positions.statement_starts``), when known; ``kept``: a list that receives the findings before
+    ``# noqa`` (when the rules ran)."""
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as e:
@@ -249,7 +295,10 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
     from looplint.suppress import apply_noqa
 
     try:
-        found = apply_noqa(check_module(module, path, rules, starts), source if noqa_source is None else noqa_source)
+        found = check_module(module, path, rules, starts)
+        if kept is not None:
+            kept.append(tuple(found))
+        found = apply_noqa(found, source if noqa_source is None else noqa_source)
     except RecursionError:
         # Only pathological code (thousands of nested or concatenated expressions) gets here.
         return [_error(path, "cannot analyse file: its expressions are nested too deeply")]

@@ -185,7 +185,7 @@ class Linter:
     def __init__(self, task=None) -> None:
         from looplint.worker import Worker
 
-        self.task = task  # the function run in the worker: ``engine.lint_source`` unless given
+        self.task = task  # the function run in the worker: ``engine.lint_document`` unless given
         self.worker = Worker()
         self._lock = threading.Lock()
         self._running = None  # the worker running a lint now
@@ -193,13 +193,13 @@ class Linter:
         self._spare = None  # a started worker, ready to replace a killed one
 
     def __call__(self, source: str, path: str, rules: Sequence[type]) -> List[Diagnostic]:
-        from looplint.engine import lint_source, worker_died
+        from looplint.engine import lint_document, worker_died
         from looplint.worker import WorkerDied
 
         with self._lock:
             worker, self._running, self._cancelled = self.worker, self.worker, False
         try:
-            return worker.call(self.task or lint_source, source, path, list(rules))
+            return worker.call(self.task or lint_document, source, path, list(rules))
         except WorkerDied as e:
             if self._cancelled:
                 raise LintCancelled() from None

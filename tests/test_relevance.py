@@ -139,3 +139,86 @@ def test_noqa_comments_in_blanked_code_still_count(monkeypatch):
     assert "cold_with_file_noqa" in _cold_names(source)
     shortcut, whole = _both(source, monkeypatch)
     assert shortcut == whole == []
+
+
+# -- the language server's worker reuses the last result while the code that can matter is unchanged -------
+REUSED = textwrap.dedent('''\
+    import torch
+    from helpers import scale
+
+
+    def describe(x):
+        return f"value {x}"
+
+
+    def train(model, loader):
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x, y in loader:
+            loss = scale(model(x), y)
+            loss.backward()
+            opt.step()
+    ''')
+
+
+@pytest.fixture
+def counted_parses(monkeypatch):
+    parses = []
+    real = engine.lint_parsed
+
+    def counting(*args, **kwargs):
+        parses.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "lint_parsed", counting)
+    monkeypatch.setattr(engine, "_last", {})
+    return parses
+
+
+def _codes(found):
+    return [(d.code, d.line, d.column) for d in found]
+
+
+def test_a_change_in_a_cold_definition_reuses_the_last_result(tmp_path, counted_parses):
+    (tmp_path / "helpers.py").write_text("def scale(a, b):\n    return (a - b).sum()\n")
+    path = str(tmp_path / "train.py")
+    first = engine.lint_source(REUSED, path, reuse=True)
+    assert _codes(first) == [("LL101", 14, 9)] and len(counted_parses) == 1
+    edited = REUSED.replace('f"value {x}"', 'f"the value is {x!r}"')
+    again = engine.lint_source(edited, path, reuse=True)
+    assert _codes(again) == _codes(first) and len(counted_parses) == 1  # not parsed again
+    assert _codes(engine.lint_source(edited, path)) == _codes(first)  # what a fresh lint says
+    assert len(counted_parses) == 2
+    # a file-level `# noqa` written in the cold definition counts (row for row the same code is parsed)
+    quiet = edited.replace('    return f"the', '    # looplint: noqa\n    return f"the').replace("\n\n\ndef train", "\n\ndef train")
+    assert engine.lint_source(quiet, path, reuse=True) == [] and len(counted_parses) == 2
+
+
+def test_a_change_in_training_code_or_in_an_imported_module_lints_again(tmp_path, counted_parses):
+    helpers = tmp_path / "helpers.py"
+    helpers.write_text("def scale(a, b):\n    return (a - b).sum()\n")
+    path = str(tmp_path / "train.py")
+    engine.lint_source(REUSED, path, reuse=True)
+    fixed = REUSED.replace("        opt.step()", "        opt.step()\n        opt.zero_grad()")
+    assert engine.lint_source(fixed, path, reuse=True) == [] and len(counted_parses) == 2
+    engine.lint_source(REUSED, path, reuse=True)
+    assert len(counted_parses) == 3
+    # the helper module changes (another size): the same text is linted again
+    helpers.write_text("def scale(a, b):\n    return ((a - b) ** 2).sum()\n")
+    engine.lint_source(REUSED, path, reuse=True)
+    assert len(counted_parses) == 4
+    # other rules: linted again
+    from looplint.rule import rule_by_code
+
+    assert engine.lint_source(REUSED, path, [rule_by_code("LL402")], reuse=True) == []
+    assert len(counted_parses) == 5
+    # a row more in the cold definition moves the training code: linted again, findings one row lower
+    longer = REUSED.replace('    return f"value {x}"', '    y = x\n    return f"value {y}"')
+    assert _codes(engine.lint_source(longer, path, reuse=True)) == [("LL101", 15, 9)]
+    assert len(counted_parses) == 6
+
+
+def test_without_reuse_every_lint_parses(tmp_path, counted_parses):
+    path = str(tmp_path / "train.py")
+    engine.lint_source(REUSED, path)
+    engine.lint_source(REUSED, path)
+    assert len(counted_parses) == 2 and engine._last == {}
