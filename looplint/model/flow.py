@@ -125,6 +125,7 @@ class GradientFlow(Interp):
     # the rules read the enclosing ``if`` arms of steps (scheduler order and gating) and constructions
     # (a scheduler rebuilt on some passes only)
     CONTEXT_KINDS = frozenset({ev.STEP, ev.CONSTRUCT})
+    UNSEEN_IS_NOTHING = True  # a call it does not enter leaves the gradient state as it was
 
     def __init__(self, model, facts: Facts):
         super().__init__(model)

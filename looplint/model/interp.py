@@ -109,6 +109,9 @@ class Interp:
     #: event kinds whose enclosing ``if`` arms (``Ctx.conds``) the domain records: a run of code without
     #: them is shared by every context that differs only in those arms
     CONTEXT_KINDS: FrozenSet[str] = frozenset()
+    #: whether ``on_unseen_call`` gives the paths back unchanged: only then may a call that is inert but for
+    #: calls the interpreter would not enter (recursion, depth) be skipped (``inert``)
+    UNSEEN_IS_NOTHING = False
 
     def __init__(self, model):
         self.m = model
@@ -709,7 +712,8 @@ class Interp:
         event it (and what it calls) runs is inert in its frame (``inert_event``), and nothing ends a path
         (no ``raise``, no loop without an exit). Its tests may split paths, but into arms that differ in
         nothing else, so the call is skipped as it is. A recursive call, or one deeper than the
-        interpreter enters, counts as not inert (the answer holds wherever the call is made)."""
+        interpreter enters, counts as not inert (the answer holds wherever the call is made); so does any
+        call when the domain acts on calls it does not enter (``UNSEEN_IS_NOTHING``)."""
         key = (fn, frame)
         got = self._inert.get(key)
         if got is not None:
@@ -723,7 +727,8 @@ class Interp:
                 ok = not item.infinite
             elif isinstance(item, Event):
                 if item.kind == ev.CALL:
-                    ok = depth < MAX_DEPTH and self.inert(item.callee, self.bind(item, frame), depth + 1)
+                    ok = self.UNSEEN_IS_NOTHING and depth < MAX_DEPTH \
+                        and self.inert(item.callee, self.bind(item, frame), depth + 1)
                 elif self.KINDS is None or item.kind in self.KINDS:
                     ok = self.inert_event(item, frame)
             if not ok:

@@ -119,6 +119,15 @@ class _ModeRun(Interp):
     def on_unseen_call(self, e: Event, states, ctx: Ctx):
         return {s._replace(modes=frozenset()) for s in states}
 
+    def inert_event(self, e: Event, frame: Frame) -> bool:
+        """A call we cannot see that receives no module and not ``self``: no mode can change."""
+        if e.kind != ev.OPAQUE:
+            return False
+        if e.call is None:
+            return True
+        eff = self.m.effects.of(e, frame)
+        return not eff.receives_self and not eff.modules
+
     # -- transfer ----------------------------------------------------------------------------------------------
     def event(self, e: Event, states, ctx: Ctx):
         k = e.kind

@@ -88,6 +88,10 @@ class _Run(Interp):
     def on_unseen_call(self, e: Event, states, ctx: Ctx):
         return {AmpState(assume=s.assume) for s in states}  # unseen: forget what we knew
 
+    def inert_event(self, e: Event, frame: Frame) -> bool:
+        """A call we cannot see that receives no optimizer, scaler, engine or accelerator."""
+        return e.kind == ev.OPAQUE and not self._hands_over(e, frame)
+
     # -- events --------------------------------------------------------------------------------------------
     def event(self, e: Event, states: Set[AmpState], ctx: Ctx) -> Set[AmpState]:
         frame = ctx.frame
@@ -122,13 +126,19 @@ class _Run(Interp):
             if role is not None and role.kind not in (OPTIMIZER, SCALER) and role.kind != "unknown":
                 return states  # a scheduler, a sampler...
             return {AmpState(assume=s.assume) for s in states}
-        if k == ev.OPAQUE and e.call is not None:
-            exprs = [a.value for a in e.call.args] + ([e.target] if e.target is not None else [])
-            for x in exprs:
-                role = self._role(x, frame) if dotted(x) else None
-                if role is not None and role.kind in (OPTIMIZER, SCALER, "engine", "accelerator"):
-                    return {AmpState(assume=s.assume) for s in states}
+        if k == ev.OPAQUE and self._hands_over(e, frame):
+            return {AmpState(assume=s.assume) for s in states}
         return states
+
+    def _hands_over(self, e: Event, frame: Frame) -> bool:
+        """Whether a call we cannot see receives an optimizer, a scaler, an engine or an accelerator."""
+        if e.call is None:
+            return False
+        for x in [a.value for a in e.call.args] + ([e.target] if e.target is not None else []):
+            role = self._role(x, frame) if dotted(x) else None
+            if role is not None and role.kind in (OPTIMIZER, SCALER, "engine", "accelerator"):
+                return True
+        return False
 
     def _handed_over(self, states) -> bool:
         """Whether the GradScaler that scaled these gradients is handed to code outside the module (a
