@@ -381,7 +381,10 @@ def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on
 
         warm_up()  # before the workers start: forked ones inherit it
         try:
-            outcomes = run_tasks(_lint_task, tasks, jobs, on_done=on_done, order=_largest_first(tasks))
+            sizes = _sizes(tasks)
+            order = sorted(range(len(tasks)), key=lambda i: -sizes[i])  # the longest lints first
+            outcomes = run_tasks(_lint_task, tasks, jobs, on_done=on_done, order=order,
+                                 heavy=[i for i, size in enumerate(sizes) if size >= HEAVY_BYTES])
         except (OSError, NotImplementedError):
             outcomes = None  # no worker processes on this machine: lint here instead
         if outcomes is not None:
@@ -408,15 +411,20 @@ def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on
     return results
 
 
-def _largest_first(tasks: List[Tuple[str, Tuple[str, ...]]]) -> List[int]:
-    """The tasks' indices, largest file first (a file's size is the best cheap guess of its lint time)."""
-    def size(index: int) -> int:
+# A file this large may take a worker a few hundred MB while it is linted (its syntax tree, the modules of the
+# project it imports): two of them are not linted at the same time (``worker.run_tasks``).
+HEAVY_BYTES = 128 * 1024
+
+
+def _sizes(tasks: List[Tuple[str, Tuple[str, ...]]]) -> List[int]:
+    """Each task's file size: the best cheap guess of its lint time and of the memory it takes."""
+    def size(path: str) -> int:
         try:
-            return os.stat(tasks[index][0]).st_size
+            return os.stat(path).st_size
         except OSError:
             return 0
 
-    return sorted(range(len(tasks)), key=lambda i: -size(i))
+    return [size(path) for path, _ in tasks]
 
 
 def default_jobs() -> int:

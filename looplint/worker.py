@@ -24,7 +24,8 @@ import threading
 import time
 import traceback
 from multiprocessing.connection import wait
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Union
+from collections import deque
+from typing import Any, Callable, Collection, Iterable, List, Optional, Sequence, Union
 
 MEMORY_BUDGET = 4 << 30  # address space a worker may add to what it holds when it starts
 RECYCLE_RSS = 1 << 30  # a worker resident above this after a task is replaced by a fresh one
@@ -188,25 +189,35 @@ def run_tasks(
     jobs: int,
     on_done: Optional[Callable[[int, float], None]] = None,
     order: Optional[Sequence[int]] = None,
+    heavy: Collection[int] = (),
     **worker_options: Any,
 ) -> List[Outcome]:
     """``fn(*task)`` for every task, ``jobs`` workers at a time; in task order, the value or the
     ``WorkerDied`` / ``WorkerError`` in its place. ``on_done(index, seconds)`` is called as each task ends
     (in the order they end), with the time it took. ``order``: the task indices in the order workers take
-    them (default: task order); the longest first keeps one long task from ending the run alone."""
+    them (default: task order); the longest first keeps one long task from ending the run alone.
+    ``heavy``: indices of tasks that need much memory (large files): one runs at a time, the other
+    workers take the next light tasks meanwhile (or wait), so that their peaks do not add up."""
     tasks = [tuple(t) for t in tasks]
     outcomes: List[Outcome] = [None] * len(tasks)
     workers = [Worker(**worker_options) for _ in range(max(1, min(jobs, len(tasks))))]
-    queue = iter(range(len(tasks)) if order is None else order)
+    heavy = frozenset(heavy)
+    every = list(range(len(tasks)) if order is None else order)
+    queues = (deque(i for i in every if i in heavy), deque(i for i in every if i not in heavy))
     holding = {}  # worker -> the index of the task it runs
     started = {}  # task index -> when it was given to a worker
 
     def give(worker: Worker) -> None:
-        index = next(queue, None)
-        if index is not None:
-            worker.submit(fn, *tasks[index])
-            holding[worker] = index
-            started[index] = time.monotonic()
+        heavies, lights = queues
+        if heavies and not any(i in heavy for i in holding.values()):
+            index = heavies.popleft()
+        elif lights:
+            index = lights.popleft()
+        else:
+            return  # nothing, or only heavy tasks while one runs: this worker waits
+        worker.submit(fn, *tasks[index])
+        holding[worker] = index
+        started[index] = time.monotonic()
 
     try:
         for worker in workers:
@@ -222,7 +233,8 @@ def run_tasks(
                     outcomes[index] = e
                 if on_done is not None:
                     on_done(index, time.monotonic() - started[index])
-                give(worker)
+                for idle in [w for w in workers if w not in holding]:  # one that waited may go on now
+                    give(idle)
     finally:
         for worker in workers:
             worker.close()

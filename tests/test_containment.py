@@ -114,6 +114,27 @@ def test_run_tasks_gives_tasks_in_the_order_asked_and_returns_them_in_task_order
     assert started == [3, 1, 0, 2]  # one worker: tasks end in the order they were given
 
 
+def test_run_tasks_never_runs_two_heavy_tasks_at_once(tmp_path):
+    marker = str(tmp_path / "heavy-running")
+    tasks = [(marker, True, i) for i in range(3)] + [(marker, False, i) for i in range(3, 6)]
+    outcomes = worker.run_tasks(_heavy_or_light, tasks, jobs=2, heavy=[0, 1, 2])
+    assert outcomes == [0, 1, 2, 3, 4, 5]  # "overlap" where a heavy task started while another ran
+
+
+def _heavy_or_light(marker, heavy, i):
+    import time
+
+    if not heavy:
+        return i
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return "overlap"
+    time.sleep(0.5)  # long enough for a second worker to start a heavy task if it were given one
+    os.remove(marker)
+    return i
+
+
 def _task(x):
     if x == "die":
         import ctypes
