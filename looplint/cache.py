@@ -194,12 +194,12 @@ class Cache:
         """What the result of a file's content at ``path`` depends on besides its text
         (``imports.dependencies``): nothing for a file that cannot train; None when that cannot be said by
         paths (the result is then not stored)."""
-        from looplint.relevance import TRAINING_TOKENS
+        from looplint.relevance import may_train
 
         text = data.decode("utf-8", "replace")  # enough to read import statements
         if notebook:
             text = _notebook_code(text)
-        if TRAINING_TOKENS.search(text) is None:
+        if not may_train(text):
             return {}
         from looplint.imports import dependencies
 

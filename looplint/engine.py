@@ -28,7 +28,7 @@ from looplint import diagnostics
 from looplint.diagnostics import Diagnostic
 from looplint.files import MAX_SOURCE_BYTES, NotRegularFile, TooLarge, read_regular, size_text
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME, Rule, all_rules
-from looplint.relevance import TRAINING_TOKENS, blank_cold, relevance
+from looplint.relevance import blank_cold, may_train, relevance
 
 
 # Nesting depth (syntax-tree levels, ``and``/``or`` operands counted as libcst nests them). Measured on
@@ -150,7 +150,7 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
     rules = all_rules() if rules is None else list(rules)
     if len(source) > MAX_SOURCE_BYTES:
         return [too_large(path, len(source.encode("utf-8", "surrogatepass")))]
-    training = TRAINING_TOKENS.search(source) is not None
+    training = may_train(source)
     found = screen(source, depth=training)
     if found.refused:
         return [_error(path, f"cannot parse file: {found.refused}")]
@@ -365,9 +365,9 @@ def lint_for_fixes(source: str, path: str, rules: Sequence[type]):
     """(the parsed module, its diagnostics after ``# noqa``) for the fix loop (``looplint.fix``): the
     diagnostics' fixes edit that module. A source that is parsed only in a worker process (deep, large, or
     refused by this Python) is linted as usual and gets no fixes: (None, diagnostics)."""
-    found = screen(source, depth=TRAINING_TOKENS.search(source) is not None)
+    found = screen(source, depth=may_train(source))
     if (found.refused or found.syntax_error or found.depth > IN_PROCESS_DEPTH or len(source) > IN_PROCESS_CHARS
-            or not rules or TRAINING_TOKENS.search(source) is None):
+            or not rules or not may_train(source)):
         return None, lint_source(source, path, rules)
     try:
         module = cst.parse_module(source)

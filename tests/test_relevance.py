@@ -222,3 +222,22 @@ def test_without_reuse_every_lint_parses(tmp_path, counted_parses):
     engine.lint_source(REUSED, path)
     engine.lint_source(REUSED, path)
     assert len(counted_parses) == 2 and engine._last == {}
+
+
+@pytest.mark.parametrize("text", [
+    "loss.backward()", "backward(loss)", "opt.zero_grad()", "opt.step()", "step(opt)", "p.grad = None",
+    "closure = None", "from torch.optim import lr_scheduler", "class O(Optimizer): pass",
+    "steps = 3", "gradient = 1", "x.grader", "optimizers = []", "print('no')", "",
+])
+def test_the_quick_text_test_says_what_the_pattern_says(text):
+    from looplint.relevance import TRAINING_TOKENS, may_train
+
+    assert may_train(text) == (TRAINING_TOKENS.search(text) is not None)
+
+
+def test_the_quick_text_test_says_what_the_pattern_says_on_every_fixture():
+    from looplint.relevance import TRAINING_TOKENS, may_train
+
+    texts = [p.read_text(encoding="utf-8") for p in FIXTURES.rglob("*.py")]
+    assert [may_train(t) for t in texts] == [TRAINING_TOKENS.search(t) is not None for t in texts]
+    assert sum(may_train(t) for t in texts) > 50

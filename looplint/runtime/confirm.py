@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, TextIO
 
 from looplint.diagnostics import Diagnostic
-from looplint.engine import TRAINING_TOKENS, lint_file
+from looplint.engine import lint_file
+from looplint.relevance import may_train
 from looplint.files import MAX_SOURCE_BYTES, TooLarge, read_regular
 from looplint.rule import PARSE_ERROR, all_rules
 from looplint.runtime.oracles import EXPLAINS_CRASH, ORACLES, Evidence, evaluate
@@ -225,7 +226,7 @@ def collect(paths: Sequence[str]) -> List[str]:
 
 def _mentions_training(path: str) -> bool:
     try:
-        return bool(TRAINING_TOKENS.search(read_regular(path, MAX_SOURCE_BYTES).decode("utf-8", "replace")))
+        return may_train(read_regular(path, MAX_SOURCE_BYTES).decode("utf-8", "replace"))
     except TooLarge:
         return True  # its lint says it is too large to analyse
     except OSError:
