@@ -19,7 +19,7 @@ from looplint.model import events as ev
 from looplint.model.events import Branch, Event, EventBuilder, Jump, Loop, code
 from looplint.model.effects import Effects
 from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, GradientFlow, OptState, OverBudget, merge_facts
-from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, classify_all, walk
+from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, WALK_DEPTH, classify_all, walk
 from looplint.model.interp import items_below
 from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
 from looplint.model.scopes import Function, Scopes, dotted, names_in
@@ -75,6 +75,8 @@ class FileModel:
                     if isinstance(item.closure, Function):
                         self._called.add(item.closure)
         self._facts: Optional[Facts] = None
+        self._kinds: Dict[Tuple[Function, int], FrozenSet[str]] = {}
+        self._roots: Optional[List[Function]] = None
         self._steps: Optional[Dict[Optional[Role], List[Event]]] = None
         self._handed: Dict[int, bool] = {}
         self._scanned = 0  # how many built function bodies ``function_of`` has indexed
@@ -204,15 +206,28 @@ class FileModel:
 
     def roots(self) -> List[Function]:
         """Functions nobody in this module calls (plus the module body) that touch gradients."""
-        out = []
-        for fn in self.scopes.functions:
-            if fn in self._called and not fn.is_module:
-                continue
-            if fn.cls is not None and _optimizer_like(fn.cls):
-                continue  # the implementation of an optimizer (wrapper) is no training loop
-            if any(isinstance(i, Event) and i.kind in GRADIENT_KINDS for i in self.walk(fn)):
-                out.append(fn)
-        return out
+        if self._roots is None:
+            self._roots = [fn for fn in self.scopes.functions
+                           if (fn.is_module or fn not in self._called)
+                           and not (fn.cls is not None and _optimizer_like(fn.cls))  # an optimizer's implementation
+                           and not self.reached_kinds(fn).isdisjoint(GRADIENT_KINDS)]
+        return list(self._roots)
+
+    def reached_kinds(self, fn: Function, depth: int = 0) -> FrozenSet[str]:
+        """The kinds of the events ``walk(fn)`` reaches: its own and those of the functions it calls, to
+        the walk's depth; computed once per function and depth."""
+        key = (fn, depth)
+        got = self._kinds.get(key)
+        if got is None:
+            kinds: Set[str] = set()
+            for i in items_below(self.builder.body(fn)):
+                if isinstance(i, Event):
+                    kinds.add(i.kind)
+                    if i.kind == ev.CALL and i.callee is not None and depth < WALK_DEPTH:
+                        kinds |= self.reached_kinds(i.callee, depth + 1)
+            got = self._kinds[key] = frozenset(kinds)
+        return got
+
 
     def is_per_step(self, fn: Function) -> bool:
         """A loop-less function that computes a loss, backpropagates it and steps, and that nothing in the

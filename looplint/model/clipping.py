@@ -37,7 +37,7 @@ def analyse(model) -> Dict[Event, Set[Event]]:
     """clip event -> the steps / zero_grads that left nothing for it to clip."""
     incoming: Dict[Event, List[ClipState]] = {}
     for fn in model.roots():
-        if not any(isinstance(i, Event) and i.kind == ev.CLIP for i in model.walk(fn)):
+        if ev.CLIP not in model.reached_kinds(fn):
             continue
         run = _ClipRun(model)
         try:

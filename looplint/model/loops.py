@@ -26,6 +26,9 @@ _PIECES = ("chunk", "split", "tensor_split")  # tensor methods (and torch functi
 _DATA_NAMES = re.compile(r"^(train_)?(dl|data|dataset|batches|train_data|data_iter|trainloader|train_dl|loader)$|loader|batches$", re.I)
 
 
+WALK_DEPTH = 3  # calls ``walk`` enters, nested
+
+
 def walk(block: Block, builder, depth: int = 0, seen: Optional[Set[Function]] = None) -> Iterator[object]:
     """Every item below ``block``, entering called functions of this module (bounded depth). Depth first, in
     source order; without recursion (a stack of the item sequences being walked: nested generators would
@@ -53,7 +56,7 @@ def walk(block: Block, builder, depth: int = 0, seen: Optional[Set[Function]] = 
         elif t is Try:
             push((chain.from_iterable(b.items for b in (item.body, *item.handlers, item.orelse, item.final)), d, None))
         elif t is Event:
-            if item.kind == CALL and item.callee is not None and d < 3 and item.callee not in seen:
+            if item.kind == CALL and item.callee is not None and d < WALK_DEPTH and item.callee not in seen:
                 seen.add(item.callee)
                 push((iter(builder.body(item.callee).items), d + 1, item.callee))
             elif isinstance(item.closure, Block):

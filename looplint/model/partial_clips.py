@@ -31,7 +31,7 @@ def analyse(model) -> Dict[Event, Set[Event]]:
     """clip event -> the backward passes that run again after it before any step."""
     out: Dict[Event, Set[Event]] = {}
     for fn in model.roots():
-        if not any(isinstance(i, Event) and i.kind == ev.CLIP for i in model.walk(fn)):
+        if ev.CLIP not in model.reached_kinds(fn):
             continue
         run = _Run(model)
         try:

@@ -48,7 +48,8 @@ class PrecisionFacts:
 def analyse(model) -> PrecisionFacts:
     facts = PrecisionFacts()
     for fn in model.scopes.functions:
-        if not any(isinstance(i, Event) and i.kind == ev.BACKWARD and i.scaled for i in model.walk(fn)):
+        if ev.BACKWARD not in model.reached_kinds(fn) or not any(
+                isinstance(i, Event) and i.kind == ev.BACKWARD and i.scaled for i in model.walk(fn)):
             continue
         run = _Run(model, facts)
         try:

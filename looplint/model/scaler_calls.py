@@ -48,8 +48,8 @@ class ScalerFacts:
 
 def analyse(model) -> ScalerFacts:
     facts = ScalerFacts()
-    if not any(isinstance(i, Event) and i.kind in (ev.UNSCALE, ev.SCALER_UPDATE)
-               for fn in model.scopes.functions for i in model.walk(fn)) and not _scaler_steps(model):
+    if all(model.reached_kinds(fn).isdisjoint((ev.UNSCALE, ev.SCALER_UPDATE)) for fn in model.scopes.functions) \
+            and not _scaler_steps(model):
         return facts
     for fn in model.roots():
         run = _Run(model, facts)
@@ -63,7 +63,7 @@ def analyse(model) -> ScalerFacts:
 
 def _scaler_steps(model) -> bool:
     return any(isinstance(i, Event) and i.kind == ev.STEP and i.call is not None and positional_args(i.call)
-               for fn in model.scopes.functions for i in model.walk(fn))
+               for fn in model.scopes.functions if ev.STEP in model.reached_kinds(fn) for i in model.walk(fn))
 
 
 class _Run(Interp):
