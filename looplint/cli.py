@@ -382,9 +382,9 @@ def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on
         warm_up()  # before the workers start: forked ones inherit it
         try:
             sizes = _sizes(tasks)
-            order = sorted(range(len(tasks)), key=lambda i: -sizes[i])  # the longest lints first
-            outcomes = run_tasks(_lint_task, tasks, jobs, on_done=on_done, order=order,
-                                 heavy=[i for i, size in enumerate(sizes) if size >= HEAVY_BYTES])
+            heavy = [i for i, size in enumerate(sizes) if size >= HEAVY_BYTES]
+            outcomes = run_tasks(_lint_task, tasks, jobs, on_done=on_done, order=_order(tasks, sizes, heavy),
+                                 heavy=heavy)
         except (OSError, NotImplementedError):
             outcomes = None  # no worker processes on this machine: lint here instead
         if outcomes is not None:
@@ -414,6 +414,16 @@ def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on
 # A file this large may take a worker a few hundred MB while it is linted (its syntax tree, the modules of the
 # project it imports): two of them are not linted at the same time (``worker.run_tasks``).
 HEAVY_BYTES = 128 * 1024
+
+
+def _order(tasks: List[Tuple[str, Tuple[str, ...]]], sizes: List[int], heavy: List[int]) -> List[int]:
+    """The order workers take the tasks in: the large files first, largest first (one long lint never ends
+    the run alone), then the others by path, so that a worker lints the files of one package one after
+    the other and the modules they import, parsed once (``model.project``), serve each of them (by size
+    they came from every project in turn, and each worker parsed the same modules again and again)."""
+    first = sorted(heavy, key=lambda i: -sizes[i])
+    chosen = set(heavy)
+    return first + sorted((i for i in range(len(tasks)) if i not in chosen), key=lambda i: tasks[i][0])
 
 
 def _sizes(tasks: List[Tuple[str, Tuple[str, ...]]]) -> List[int]:

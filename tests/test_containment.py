@@ -121,6 +121,14 @@ def test_run_tasks_never_runs_two_heavy_tasks_at_once(tmp_path):
     assert outcomes == [0, 1, 2, 3, 4, 5]  # "overlap" where a heavy task started while another ran
 
 
+def test_large_files_go_first_and_the_others_by_path():
+    from looplint.cli import _order
+
+    tasks = [("b/x.py", ()), ("a/big.py", ()), ("a/y.py", ()), ("c/bigger.py", ()), ("a/b/z.py", ())]
+    sizes = [10, 200_000, 30, 300_000, 20]
+    assert _order(tasks, sizes, heavy=[1, 3]) == [3, 1, 4, 2, 0]  # bigger, big; then a/b/z, a/y, b/x
+
+
 def _heavy_or_light(marker, heavy, i):
     import time
 
