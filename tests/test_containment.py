@@ -285,3 +285,25 @@ def test_workers_start_with_the_engine_imported(tmp_path):
     """
     out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.strip() == "False [True, True, True]", out.stderr
+
+
+def test_no_syntax_tree_outlives_its_lint():
+    """A lint keeps nothing of the file's tree (a process lints thousands of files, the editor's worker the
+    same document again and again): walkers defined inside the model's functions once stayed in a table
+    of the module that walks, and their closures kept every tree alive."""
+    import gc
+
+    import libcst
+
+    from looplint import engine
+
+    def trees() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if type(o) is libcst.Module)
+
+    fixtures = sorted((Path(__file__).resolve().parent.parent / "fixtures" / "ll101").glob("*.py"))[:4]
+    engine.lint_source(fixtures[0].read_text(encoding="utf-8"), str(fixtures[0]))  # imports, first-use tables
+    before = trees()
+    for path in fixtures:
+        assert engine.lint_source(path.read_text(encoding="utf-8"), str(path)) is not None
+    assert trees() == before

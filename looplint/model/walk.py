@@ -112,19 +112,26 @@ def descendants(node: cst.CSTNode, prune: Optional[Callable[[cst.CSTNode], bool]
         stack.extend(reversed(children(n)))
 
 
-_METHODS: Dict[Tuple[type, type], Tuple[Optional[str], Optional[str]]] = {}
-
-
 class Walker:
     """A read-only ``CSTVisitor``: ``visit_<Node>`` / ``leave_<Node>`` methods, ``walk(node)`` to run it."""
 
+    # per class: node type -> the names of its visit and leave methods (None: it has none). Kept on the class
+    # (each subclass gets its own table), not in a table of this module: the model defines walkers inside
+    # functions, a new class per call whose methods close over that call's tree; a module-wide table
+    # keyed by class kept every such class, and with it every tree, for the life of the process.
+    _methods: Dict[type, Tuple[Optional[str], Optional[str]]] = {}
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._methods = {}
+
     def walk(self, node: cst.CSTNode) -> None:
-        key = (type(self), type(node))
-        names = _METHODS.get(key)
+        t = type(node)
+        names = self._methods.get(t)
         if names is None:
-            n = type(node).__name__
-            names = _METHODS[key] = (f"visit_{n}" if hasattr(self, f"visit_{n}") else None,
-                                     f"leave_{n}" if hasattr(self, f"leave_{n}") else None)
+            n = t.__name__
+            names = self._methods[t] = (f"visit_{n}" if hasattr(self, f"visit_{n}") else None,
+                                        f"leave_{n}" if hasattr(self, f"leave_{n}") else None)
         visit, leave = names
         if visit is None or getattr(self, visit)(node) is not False:
             for child in children(node):
