@@ -23,8 +23,8 @@ import sys
 import threading
 import time
 import traceback
-from multiprocessing.connection import wait
 from collections import deque
+from multiprocessing.connection import wait
 from typing import Any, Callable, Collection, Iterable, List, Optional, Sequence, Union
 
 MEMORY_BUDGET = 4 << 30  # address space a worker may add to what it holds when it starts
