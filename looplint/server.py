@@ -207,6 +207,13 @@ class Linter:
         finally:
             with self._lock:
                 self._running = None
+            if worker.pid is None and not self._cancelled:
+                self.prestart()  # it retired after this lint: the next one finds a fresh one started
+
+    def prestart(self) -> None:
+        """Starts the worker (its interpreter and imports) in the background, so that the next lint does not
+        wait for them (a lint that comes meanwhile waits for the start to end: ``Worker.call`` takes turns)."""
+        threading.Thread(target=_start_worker, args=(self.worker,), daemon=True, name="looplint-start").start()
 
     def cancel(self) -> bool:
         """Ends the lint running now, if any; True if there was one."""
@@ -978,6 +985,7 @@ def create_server(debounce: float = DEBOUNCE_SECONDS) -> LooplintLanguageServer:
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: LooplintLanguageServer, params: types.InitializedParams) -> None:
+        ls.lint.prestart()  # the first document opened is linted without waiting for a worker to start
         await ls.watch_configuration_files()
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)

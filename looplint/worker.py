@@ -79,6 +79,7 @@ class Worker:
         self._process = None
         self._conn = None
         self._kill_requested = False
+        self._calling = threading.Lock()  # one ``call`` at a time (a warm-up in one thread, a task in another)
 
     @property
     def pid(self) -> Optional[int]:
@@ -129,8 +130,10 @@ class Worker:
         raise WorkerError(*payload)
 
     def call(self, fn: Callable, *args: Any) -> Any:
-        self.submit(fn, *args)
-        return self.result()
+        """``fn(*args)`` in the worker; calls from several threads take turns."""
+        with self._calling:
+            self.submit(fn, *args)
+            return self.result()
 
     def _reap(self):
         process, conn = self._process, self._conn

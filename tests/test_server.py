@@ -764,6 +764,51 @@ def _never_returns(source, path, rules):
     time.sleep(3600)
 
 
+def test_a_prestarted_worker_is_ready_and_a_lint_meanwhile_waits_its_turn():
+    """``initialized`` starts the worker in the background: the first lint does not wait for an interpreter
+    to start (when the document comes a moment later), and one that comes during the start takes its turn
+    (calls from two threads never share a worker's pipe)."""
+    import time
+
+    from looplint.rule import all_rules
+    from looplint.server import Linter
+
+    linter = Linter()
+    try:
+        linter.prestart()
+        [d] = linter(BAD_PROGRAM, "train.py", all_rules())  # at once: it waits for the start, then lints
+        assert d.code == "LL101"
+        deadline = time.monotonic() + WAIT  # a guard, not a measure
+        while linter.worker.pid is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        linter.close()
+
+
+def test_calls_of_one_worker_from_several_threads_take_turns():
+    import threading
+
+    from looplint.worker import Worker
+
+    worker = Worker()
+    results = {}
+
+    def calls(t):
+        # each task takes the worker a few ms (the threads' calls overlap); its answer names it
+        results[t] = [worker.call(max, range(1_000_000 + 10 * i + t)) for i in range(12)]
+
+    try:
+        threads = [threading.Thread(target=calls, args=(t,)) for t in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(WAIT)
+        assert results == {t: [1_000_000 + 10 * i + t - 1 for i in range(12)] for t in range(3)}
+    finally:
+        worker.close()
+
+
 def test_a_running_lint_is_cancelled_and_the_next_one_runs_on_a_spare_worker():
     import threading
     import time
