@@ -187,7 +187,8 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
 
 
 # The last lint of each document in a process that lints documents again and again (``lint_source(reuse=True)``):
-# path -> (rule codes, the code parsed, its findings before ``# noqa``, what they depend on besides)
+# path -> (rule codes, the code parsed, its findings before ``# noqa``, what else they depend on: the paths the
+# model's project lookups probed and the modules they read, ``Project.depends``)
 _last: "dict[str, tuple]" = {}
 KEEP_LAST = 32  # documents remembered
 
@@ -195,24 +196,21 @@ KEEP_LAST = 32  # documents remembered
 def _lint_reusing(code: str, path: str, rules: Sequence[type], source: str, starts) -> List[Diagnostic]:
     from dataclasses import replace
 
-    from looplint.cache import holds
+    from looplint.model.project import unchanged
     from looplint.suppress import apply_noqa
 
     codes = tuple(r.code for r in rules)
     last = _last.pop(path, None)
-    if last is not None and last[0] == codes and last[1] == code and last[3] is not None \
-            and holds(last[3], path) is not None:
+    if last is not None and last[0] == codes and last[1] == code and (last[3] is None or unchanged(last[3])):
         _last[path] = last
         return apply_noqa(list(last[2]), source)
-    from looplint.imports import dependencies
-
-    depends = dependencies(source, path)  # before linting: a module changed meanwhile is read again next time
     kept: list = []
     found = lint_parsed(code, path, rules, source, starts, kept)
     if kept:
+        found_before_noqa, project = kept
         # as they cross to the server: a fix's edits name nodes of this tree, which is not kept
-        portable = tuple(d if d.fix is None else replace(d, fix=d.fix.portable()) for d in kept[0])
-        _last[path] = (codes, code, portable, depends)
+        portable = tuple(d if d.fix is None else replace(d, fix=d.fix.portable()) for d in found_before_noqa)
+        _last[path] = (codes, code, portable, project.depends() if project is not None else None)
         while len(_last) > KEEP_LAST:
             del _last[next(iter(_last))]
     return found
@@ -279,7 +277,7 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
     ``noqa_source`` is the file as written when ``source`` is it with cold code blanked (its comments
     decide what ``# noqa`` suppresses); ``starts``: where its top-level statements start
     (``looplint.positions.statement_starts``), when known; ``kept``: a list that receives the findings before
-    ``# noqa`` (when the rules ran)."""
+    ``# noqa`` and the model's ``Project`` (when the rules ran)."""
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as e:
@@ -295,9 +293,10 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
     from looplint.suppress import apply_noqa
 
     try:
-        found = check_module(module, path, rules, starts)
+        project: list = []
+        found = check_module(module, path, rules, starts, project)
         if kept is not None:
-            kept.append(tuple(found))
+            kept.extend((tuple(found), project[0] if project else None))
         found = apply_noqa(found, source if noqa_source is None else noqa_source)
     except RecursionError:
         # Only pathological code (thousands of nested or concatenated expressions) gets here.
@@ -417,19 +416,25 @@ def run_deep(fn, *args):
     return result[0]
 
 
-def check_module(module: cst.Module, path: str, rules: Iterable[type], starts=None) -> List[Diagnostic]:
+def check_module(module: cst.Module, path: str, rules: Iterable[type], starts=None,
+                 project: Optional[list] = None) -> List[Diagnostic]:
+    """The rules' diagnostics of a parsed module. ``project``: a list that receives the model's ``Project``
+    (the modules it read, the paths it probed: what the diagnostics depend on besides the module)."""
     from looplint.model.walk import forget
 
     try:
-        return run_deep(_check_module, module, path, rules, starts)
+        return run_deep(_check_module, module, path, rules, starts, project)
     finally:
         forget()  # the walks' memory of this file's tree (looplint.model.walk)
 
 
-def _check_module(module: cst.Module, path: str, rules: Iterable[type], starts=None) -> List[Diagnostic]:
+def _check_module(module: cst.Module, path: str, rules: Iterable[type], starts=None,
+                  project: Optional[list] = None) -> List[Diagnostic]:
     from looplint.model import build_model  # the model is only needed when there is code to judge
 
     model = build_model(module, path)
+    if project is not None:
+        project.append(model.scopes.project)
     found = []
     for rule_cls in rules:
         rule: Rule = rule_cls()

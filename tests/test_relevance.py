@@ -217,6 +217,16 @@ def test_a_change_in_training_code_or_in_an_imported_module_lints_again(tmp_path
     assert len(counted_parses) == 6
 
 
+def test_a_module_created_after_the_lint_is_seen_by_the_next_one(tmp_path, counted_parses):
+    path = str(tmp_path / "train.py")
+    engine.lint_source(REUSED, path, reuse=True)  # helpers.py does not exist: `scale` is unknown
+    engine.lint_source(REUSED, path, reuse=True)
+    assert len(counted_parses) == 1
+    (tmp_path / "helpers.py").write_text("def scale(a, b):\n    return (a - b).sum()\n")
+    engine.lint_source(REUSED, path, reuse=True)  # a path the lookups probed is a file now
+    assert len(counted_parses) == 2
+
+
 def test_without_reuse_every_lint_parses(tmp_path, counted_parses):
     path = str(tmp_path / "train.py")
     engine.lint_source(REUSED, path)

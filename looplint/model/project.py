@@ -155,6 +155,7 @@ class Project:
         self.path = os.path.realpath(path) if path and not path.startswith("<") else None
         self.directory = base_directory(path)
         self.read: Dict[str, Optional[Stamp]] = {}  # every module file read, with the stamp it had
+        self.probed: Dict[str, bool] = {}  # every path asked whether it is a file, with the answer
         self._loaded: Dict[str, object] = {}
 
     def module(self, name: str, importer=None, wanted: Optional[str] = None):
@@ -162,7 +163,7 @@ class Project:
         None), or None; None too when ``wanted`` is given and the module defines or imports no such name
         (decided on Python's own syntax tree: libcst's parse is paid only for a module that can answer)."""
         directory = os.path.dirname(importer.path) if importer is not None and importer.path else self.directory
-        path = find_module(name, directory)
+        path = find_module(name, directory, self._isfile)
         if path is None:
             return None
         real = os.path.realpath(path)
@@ -176,6 +177,17 @@ class Project:
         if scopes is not None:
             self._loaded[real] = scopes
         return scopes
+
+    def _isfile(self, path: str) -> bool:
+        found = self.probed.get(path)
+        if found is None:
+            found = self.probed[path] = os.path.isfile(path)
+        return found
+
+    def depends(self) -> Tuple[Dict[str, bool], Dict[str, Optional[Stamp]]]:
+        """What a result drawn with this project depends on besides the linted text: the paths its lookups
+        probed and the modules they read, as they were (a module no lookup read cannot change the answers)."""
+        return dict(self.probed), dict(self.read)
 
     def lookup(self, qualified: str, importer=None, hops: int = 1):
         """The function or class (``Function`` / ``ClassInfo``) a qualified name imported by ``importer``
@@ -206,6 +218,14 @@ class Project:
         return None
 
 
+def unchanged(depends: Tuple[Dict[str, bool], Dict[str, Optional[Stamp]]]) -> bool:
+    """Whether the paths of ``Project.depends`` are as they were: each probed path is (or is not) a file as
+    it was, each module read has the same stamp (modification time and size)."""
+    probed, read = depends
+    return all(os.path.isfile(p) == was for p, was in probed.items()) and \
+        all(_stamp(real) == was for real, was in read.items())
+
+
 def defined(scopes, name: str):
     """The top-level function or class ``name`` of a module's ``Scopes``, or None."""
     fn = scopes.module.nested.get(name)
@@ -214,4 +234,4 @@ def defined(scopes, name: str):
     return scopes.classes.get(name)
 
 
-__all__ = ["Project", "defined"]
+__all__ = ["Project", "defined", "unchanged"]
