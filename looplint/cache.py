@@ -175,7 +175,7 @@ class Cache:
             if folder == FOLDER:
                 folder = _folder(path)
                 stored, depends, rows = self._read(_folder_key(key, folder))
-                refreshed = holds(depends, path, self._seen)
+                refreshed = self._holds(depends, path, self._seen)
                 if stored != folder or refreshed is None:
                     return None
             elif folder is not None or depends:
@@ -207,7 +207,36 @@ class Cache:
 
     def still(self, depends: Optional[Dict[str, object]], path: str) -> bool:
         """Whether what a result depends on (``depends``) is still as it was, asked afresh (after a lint)."""
-        return depends is not None and holds(depends, path, _Seen()) is not None
+        return depends is not None and self._holds(depends, path, _Seen()) is not None
+
+    def _holds(self, depends: Dict[str, object], path: str, seen: "_Seen") -> Optional[bool]:
+        """None when a path is not as ``depends`` says; else whether a module's stamp changed while its
+        bytes did not (``depends`` then holds the new stamp)."""
+        from looplint.imports import A_FILE, ABSENT, ITSELF, NOT_A_FILE
+
+        refreshed = False
+        for name, state in depends.items():
+            if state == NOT_A_FILE or state == A_FILE:
+                if seen.isfile(name) != (state == A_FILE):
+                    return None
+            elif state == ABSENT:
+                if seen.exists(name):
+                    return None
+            elif state == ITSELF:
+                if os.path.realpath(name) != os.path.realpath(path):
+                    return None
+            else:
+                mtime, size, digest = state
+                st = seen.lstat(name)
+                if st is None or not stat_module.S_ISREG(st.st_mode):
+                    return None
+                if (st.st_mtime_ns, st.st_size) != (mtime, size):
+                    now = seen.content(name)
+                    if now is None or now[2] != digest:
+                        return None
+                    depends[name] = list(now)
+                    refreshed = True
+        return refreshed
 
     def put(self, key: str, diagnostics: Iterable[Diagnostic], path: Optional[str] = None,
             depends: Optional[Dict[str, object]] = None) -> None:
@@ -281,38 +310,6 @@ class Cache:
                     f.write(text)
                 os.replace(temporary, path)
         self._prepared = True
-
-
-def holds(depends: Dict[str, object], path: str, seen: Optional["_Seen"] = None) -> Optional[bool]:
-    """Whether the paths a result depends on (``imports.dependencies``) are as they were: None when one is
-    not as ``depends`` says; else whether a module's stamp changed while its bytes did not (``depends``
-    then holds the new stamp). ``seen``: the paths stated so far in this run."""
-    from looplint.imports import A_FILE, ABSENT, ITSELF, NOT_A_FILE
-
-    seen = seen or _Seen()
-    refreshed = False
-    for name, state in depends.items():
-        if state == NOT_A_FILE or state == A_FILE:
-            if seen.isfile(name) != (state == A_FILE):
-                return None
-        elif state == ABSENT:
-            if seen.exists(name):
-                return None
-        elif state == ITSELF:
-            if os.path.realpath(name) != os.path.realpath(path):
-                return None
-        else:
-            mtime, size, digest = state
-            st = seen.lstat(name)
-            if st is None or not stat_module.S_ISREG(st.st_mode):
-                return None
-            if (st.st_mtime_ns, st.st_size) != (mtime, size):
-                now = seen.content(name)
-                if now is None or now[2] != digest:
-                    return None
-                depends[name] = list(now)
-                refreshed = True
-    return refreshed
 
 
 class _Seen:

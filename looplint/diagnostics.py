@@ -78,7 +78,8 @@ class Fix:
 
     def portable(self) -> "Fix":
         """This fix as it crosses a process boundary: without the edits (and the tree they hold)."""
-        return Fix(self.title, self.applicability, (), self.text_edits)
+        make, args = self.__reduce__()
+        return make(*args)
 
     def applies(self, unsafe: bool) -> bool:
         return bool(self.edits) and (self.applicability == SAFE or (unsafe and self.applicability == UNSAFE))

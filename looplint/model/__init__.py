@@ -228,7 +228,6 @@ class FileModel:
             got = self._kinds[key] = frozenset(kinds)
         return got
 
-
     def is_per_step(self, fn: Function) -> bool:
         """A loop-less function that computes a loss, backpropagates it and steps, and that nothing in the
         module calls or references: something outside (a framework, another module) calls it once per
