@@ -253,6 +253,67 @@ for epoch in range(3):
     assert step_states(m, "optimizer.step()") == {FRESH}
 
 
+# A helper's flag parameter bound to a literal at the call, or left at its literal default, takes one arm:
+# ``run(model, x, False)`` then ``run(model, x)`` is one backward pass, never none and never two.
+_FLAG_HELPER = """
+def run(net, x, {param}={default}):
+    loss = net(x).sum()
+    if {test}:
+        loss.backward()
+    return loss
+
+for x in loader:
+    opt.zero_grad()
+    run(model, x, {first})
+    run(model, x{second})
+    opt.step()
+"""
+
+
+@pytest.mark.parametrize("param,default,negate", [("do_backward", "True", False), ("with_grad", "1", False),
+                                                  ("skip_backward", "None", True), ("eval_only", "False", True)])
+@pytest.mark.parametrize("keyword", [False, True])
+def test_a_flag_bound_to_a_literal_takes_one_arm(param, default, negate, keyword):
+    off = "True" if negate else "False"  # the first call skips its backward pass, the default runs it
+    first = f"{param}={off}" if keyword else off
+    test = f"not {param}" if negate else param
+    m = model_of(PRELUDE + _FLAG_HELPER.format(param=param, default=default, test=test, first=first, second=""))
+    assert step_states(m, "opt.step()") == {FRESH}
+
+
+@pytest.mark.parametrize("how", ["rebound", "spread"])
+def test_a_flag_that_may_differ_from_its_literal_takes_both_arms(how):
+    """A parameter the helper rebinds, or one a ``**kwargs`` spread may bind, is no literal."""
+    src = _FLAG_HELPER.format(param="do_backward", default="True", test="do_backward", first="False",
+                              second=", **options" if how == "spread" else "")
+    if how == "rebound":
+        src = src.replace("    loss = net(x).sum()\n", "    loss = net(x).sum()\n    do_backward = do_backward and x.requires_grad\n")
+    m = model_of(PRELUDE + "options = {}\n" + src)
+    assert NONE in step_states(m, "opt.step()")
+
+
+def test_what_a_call_assumed_about_its_own_parameters_ends_with_it():
+    """A helper's test of its own parameter is a fact of that call: the caller's later events are not
+    split by it (the next call may bind the parameter to something else)."""
+    m = model_of(PRELUDE + """
+def run(net, x, do_backward):
+    loss = net(x).sum()
+    if do_backward:
+        loss.backward()
+    if do_backward:
+        net.weight.grad.mul_(2)
+
+for i, x in enumerate(loader):
+    opt.zero_grad()
+    run(model, x, i > 0)
+    opt.step()
+""")
+    steps = [e for e, _role, _states in m.optimizer_events(STEP_EVENT) if m.source(e.node) == "opt.step()"]
+    assert steps
+    assert all(not any(k.startswith("do_backward") for guard in m.facts.guards[e] for k, _v in guard) for e in steps)
+    assert step_states(m, "opt.step()") == {NONE, FRESH}
+
+
 def test_an_unresolvable_call_receiving_the_optimizer_makes_the_state_unknown():
     m = model_of(PRELUDE + """
 from helpers import reset

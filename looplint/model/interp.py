@@ -76,21 +76,23 @@ class Ctx:
     conds: Tuple[Tuple[Optional[str], bool, int], ...] = ()
 
 
-def child_frame(callee: Function, caller: Frame, bindings, keys=(), tests=()) -> Frame:
+def child_frame(callee: Function, caller: Frame, bindings, keys=(), tests=(), literals=()) -> Frame:
     """The frame of a called function. A function defined inside the caller sees the caller's names, so
     it inherits the caller's bindings (those its own parameters and assignments do not shadow)."""
     bindings = list(bindings)
     keys = list(keys)
     tests = list(tests)
+    literals = list(literals)
     if callee.parent is caller.fn or (caller.fn is not None and callee.parent is not None
                                      and callee.parent in _ancestors(caller.fn)):
         own = set(callee.params) | set(callee.assigns) | {k for k, _ in bindings}
         bindings.extend((k, v) for k, v in caller.bindings if k not in own)
         keys.extend((k, v) for k, v in caller.keys if k not in own)
         tests.extend((k, v) for k, v in caller.tests if k not in own)
+        literals.extend((k, v) for k, v in caller.literals if k not in own)
     elif callee.cls is not None and caller.fn is not None and callee.cls is class_of(caller.fn):
         keys.extend((k, v) for k, v in caller.keys if k == "self" and not any(x == "self" for x, _ in keys))
-    return Frame(callee, tuple(bindings), tuple(keys), tuple(tests))
+    return Frame(callee, tuple(bindings), tuple(keys), tuple(tests), tuple(literals))
 
 
 def _ancestors(fn: Function):
@@ -123,6 +125,7 @@ class Interp:
         self._entries: Dict[tuple, Set] = {}
         self._footprints: Dict[object, Footprint] = {}
         self._inert: Dict[tuple, bool] = {}
+        self._call_tests: Dict[tuple, FrozenSet[str]] = {}
 
     # -- domain hooks -----------------------------------------------------------------------------------
     def event(self, e: Event, paths: Set, ctx: Ctx) -> Set:  # pragma: no cover - abstract
@@ -282,6 +285,11 @@ class Interp:
                 _within(ctx, br.key, br.polarity), _within(ctx, br.key, not br.polarity)
         if br.mod is not None:
             return self._periodic_split(br, paths, ctx)
+        literal = _literal(br, ctx.frame)
+        if literal is not None:  # a parameter the call bound to a literal: one arm
+            then = literal == br.polarity
+            return (set(paths) if then else set()), (set() if then else set(paths)), \
+                _within(ctx, br.key, br.polarity), _within(ctx, br.key, not br.polarity)
         then_value = br.polarity
         # Remember a test's value when another test repeats it, or when nothing in the enclosing loops can
         # change it (``if config.ACCUM > 1:`` takes the same arm on every iteration); remembering any other
@@ -422,7 +430,31 @@ class Interp:
                 out |= {self.restore(q, kept) for q in o.normal | o.ret}
             else:
                 out |= o.normal | o.ret
+        ended = self._call_tests_of(callee, frame)
+        if ended:
+            out = {q._replace(assume=frozenset(x for x in q.assume if x[0] not in ended))
+                   if any(x[0] in ended for x in q.assume) else q for q in out}
         return out
+
+    def _call_tests_of(self, callee: Function, frame: Frame) -> FrozenSet[str]:
+        """The test keys of ``callee``'s own tests of its own plain local names (its parameters and what it
+        assigns: ``if not do_backward:``) in ``frame``: their values belong to the call, so what its paths
+        assumed about them ends with it (the next call may bind ``do_backward`` to something else). A
+        parameter bound to a caller's name is that name's test (``Frame.tests``): it stays."""
+        key = (callee, frame)
+        got = self._call_tests.get(key)
+        if got is None:
+            local = (set(callee.params) | set(callee.assigns)) - callee.globals_
+            handed = {k for _n, k in frame.tests}
+            keys = set()
+            for br in items_below(self.m.builder.body(callee)):
+                if (isinstance(br, Branch) and br.key is not None and br.mod is None and br.names
+                        and br.names <= local and "." not in br.key and "[" not in br.key):
+                    k = _frame_key(br, frame)
+                    if k not in handed:
+                        keys.add(k)
+            got = self._call_tests[key] = frozenset(keys)
+        return got
 
     # -- summaries keyed on what the code observes ---------------------------------------------------------
     def project(self, code, p, frame: Frame):
@@ -518,14 +550,15 @@ class Interp:
         arguments (after any that ``functools.partial`` bound in front), ``self`` to the receiver."""
         roles, keys = bind_arguments(self.roles, e.callee, e.call, caller, e.bound_self, e.bound_args)
         tests = bound_tests(e.callee, e.call, caller, e.bound_args)
+        literals = bound_literals(e.callee, e.call, e.bound_args)
         if e.factory is not None:
             # a function a same-module factory returned sees the factory's names: its parameters bound to
             # the arguments of the factory call (read where that call is written)
             call, where, factory = e.factory
             at = caller if caller.fn is where else Frame(where)
             outer = child_frame(factory, at, *bind_arguments(self.roles, factory, call, at, False))
-            return child_frame(e.callee, outer, roles, keys, tests)
-        return child_frame(e.callee, caller, roles, keys, tests)
+            return child_frame(e.callee, outer, roles, keys, tests, literals)
+        return child_frame(e.callee, caller, roles, keys, tests, literals)
 
     def closure_bindings(self, e: Event, frame: Frame):
         """The bindings of a step's closure function: its ``partial``-bound arguments, ``self``."""
@@ -756,6 +789,51 @@ def bound_tests(callee: Function, call: Optional[cst.Call], caller: Frame, bound
         if isinstance(v, cst.Name) and v.value not in ("True", "False", "None"):
             out.append((name, _test_key(v.value, frozenset((v.value,)), caller)))
     return out
+
+
+def bound_literals(callee: Function, call: Optional[cst.Call], bound_args=()) -> List[Tuple[str, bool]]:
+    """[(parameter, truth value)] for the parameters of ``callee`` a call binds to a literal (``True``,
+    ``False``, ``None``, a number) or leaves at a literal default, and that ``callee`` never rebinds. A call
+    that spreads ``*args`` or ``**kwargs`` may bind any parameter: only what it binds before them counts."""
+    node = callee.node
+    if not isinstance(node, cst.FunctionDef):
+        return []
+    given = Values.parameters_bound(callee, call, bound_args)
+    spread = any(a.star for a in (*bound_args, *(call.args if call is not None else ())))
+    out: List[Tuple[str, bool]] = []
+    for param in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params):
+        name = param.name.value
+        if name in callee.assigns or name in callee.globals_:
+            continue
+        value = given.get(name)
+        if value is None and not spread:
+            value = param.default
+        truth = _truth(value) if value is not None else None
+        if truth is not None:
+            out.append((name, truth))
+    return out
+
+
+def _truth(expr: cst.BaseExpression) -> Optional[bool]:
+    """The truth value of a literal ``True``, ``False``, ``None`` or number, else None."""
+    if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
+        return expr.value == "True"
+    if isinstance(expr, (cst.Integer, cst.Float)):
+        try:
+            return float(expr.value.replace("_", "")) != 0 if isinstance(expr, cst.Float) else int(expr.value.replace("_", ""), 0) != 0
+        except ValueError:
+            return None
+    return None
+
+
+def _literal(br: Branch, frame: Frame) -> Optional[bool]:
+    """The truth value of ``br``'s test when it is a parameter alone that the frame bound to a literal."""
+    if not frame.literals or br.names != {br.key}:
+        return None
+    for name, truth in frame.literals:
+        if name == br.key:
+            return truth
+    return None
 
 
 def items_below(item):

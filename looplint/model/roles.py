@@ -141,6 +141,10 @@ class Frame:
     # the caller's test key of each parameter bound to a name (a flag handed down: ``if need_update:`` in
     # the callee tests what the caller's ``if not need_update:`` tests)
     tests: Tuple[Tuple[str, str], ...] = ()
+    # the truth value of each parameter the call binds to a literal (``step(model, x, False)``) or leaves at
+    # a literal default (``do_backward=True``), when the function never rebinds it: a test of the parameter
+    # alone takes one arm
+    literals: Tuple[Tuple[str, bool], ...] = ()
 
     def bound(self, name: str):
         for k, v in self.bindings:
