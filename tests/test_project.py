@@ -79,6 +79,28 @@ def test_what_cannot_be_read_stays_unknown(tmp_path, layout):
     assert codes(tmp_path / "train.py") == []
 
 
+@pytest.mark.parametrize("layout, main, imports", [
+    ({"accelerate/__init__.py": "", "accelerate/optim.py": LBFGS_HELPER}, "train.py",
+     "from accelerate.optim import build_solver"),  # absolute, from the framework's own repository
+    ({"src/lightning/__init__.py": "", "src/lightning/opt.py": LBFGS_HELPER, "src/lightning/demo/__init__.py": ""},
+     "src/lightning/demo/train.py", "from ..opt import build_solver"),  # relative, inside the package
+    ({"deepspeed/__init__.py": "from .impl import build_solver\n", "deepspeed/impl.py": LBFGS_HELPER}, "train.py",
+     "from deepspeed import build_solver"),  # a re-export of the package
+])
+def test_a_frameworks_own_source_is_not_read(tmp_path, layout, main, imports):
+    """The framework table says what a framework's names do (frameworks.py), also in the framework's own
+    repository, where its package is a module of the project: a factory of it is unknown, as it is to a
+    user who installed the framework. The same module in a package of another name is read (above)."""
+    write(tmp_path, dict(layout, **{main: FIT.format(imports=imports, call="build_solver")}))
+    assert codes(tmp_path / main) == []
+    other = {k.replace("accelerate", "mylib").replace("lightning", "mylib").replace("deepspeed", "mylib"): v
+             for k, v in layout.items()}
+    os.makedirs(tmp_path / "other")
+    write(tmp_path / "other", dict(other, **{main.replace("lightning", "mylib"): FIT.format(
+        imports=imports.replace("accelerate", "mylib").replace("deepspeed", "mylib"), call="build_solver")}))
+    assert codes(tmp_path / "other" / main.replace("lightning", "mylib")) == [("LL304", 13)]
+
+
 # A helper of another module that receives the loss: only one that runs backward is a backward.
 STEP_LOOP = """\
     import torch

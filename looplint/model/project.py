@@ -11,7 +11,9 @@ import make`` in it) is followed one more module, no further.
 
 A module that cannot be found, read or parsed (or is larger than ``MAX_MODULE_BYTES``), an import cycle
 back to the linted file, and the imports of an imported module (beyond that one re-export) leave the name
-unknown, as it was before this service. Only the modules the linted file imports are ever read, and only
+unknown, as it was before this service. So does a module of a framework's package (``frameworks.py``:
+``accelerate``, ``lightning``...): the framework table says what its names do, also in the framework's own
+repository, where its source is a module of the project (its tests and examples import it). Only the modules the linted file imports are ever read, and only
 when the model asks for one of their names; at most ``KEEP_MODULES`` parsed modules stay in memory.
 
 Source read from stdin (and a notebook) resolves against its folder: the folder of ``--stdin-filename``
@@ -29,6 +31,7 @@ import libcst as cst
 
 from looplint.imports import MAX_MODULE_BYTES, Stamp, base_directory, find_module
 from looplint.imports import stamp as _stamp
+from looplint.model.frameworks import framework_of
 
 MAX_MODULE_DEPTH = 200  # a module nested deeper is not read (libcst's parse cost grows with depth squared)
 
@@ -169,6 +172,8 @@ class Project:
         real = os.path.realpath(path)
         if real == self.path:
             return None  # the linted file itself: a cycle
+        if self._in_framework(real):
+            return None  # the table says what a framework's names do (``frameworks.py``)
         if wanted is not None and wanted not in names(real):
             self.read[real] = _stamp(real)
             return None
@@ -177,6 +182,20 @@ class Project:
         if scopes is not None:
             self._loaded[real] = scopes
         return scopes
+
+    def _in_framework(self, real: str) -> bool:
+        """Whether the module at ``real`` belongs to a framework's package: its dotted name, read from the
+        package folders (those with an ``__init__.py``) around it, starts with one the table names."""
+        name = os.path.splitext(os.path.basename(real))[0]
+        parts = [] if name == "__init__" else [name]
+        folder = os.path.dirname(real)
+        while self._isfile(os.path.join(folder, "__init__.py")):
+            parts.insert(0, os.path.basename(folder))
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+        return bool(parts) and framework_of(".".join(parts)) is not None
 
     def _isfile(self, path: str) -> bool:
         found = self.probed.get(path)
