@@ -819,6 +819,12 @@ class Values:
                     self.lambdas: List[FrozenSet[str]] = []
                     self.forwarding: Set[int] = set()  # the body call of a ``lambda ...: f(...)``
 
+                def visit_Import(self, n: cst.Import) -> bool:
+                    return False  # a name imported is neither called nor handed anywhere
+
+                def visit_ImportFrom(self, n: cst.ImportFrom) -> bool:
+                    return False
+
                 def visit_Lambda(self, n: cst.Lambda) -> None:
                     self.lambdas.append(frozenset(p.name.value for p in (*n.params.params, *n.params.kwonly_params)))
                     if isinstance(n.body, cst.Call):
