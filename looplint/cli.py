@@ -350,30 +350,35 @@ def _output_format(ns: argparse.Namespace) -> str:
     return value
 
 
-def _lint_task(path: str, codes: Tuple[str, ...]) -> Tuple[List[Diagnostic], Optional[Tuple[str, str]]]:
-    """Lints one file with the rules ``codes`` (runs in a worker process). Never raises: an exception is
-    returned as (summary, traceback) so that one broken file cannot stop the others."""
+def _lint_task(path: str, codes: Tuple[str, ...]) -> Tuple[List[Diagnostic], Optional[Tuple[str, str]], Optional[tuple]]:
+    """Lints one file with the rules ``codes`` (runs in a worker process), with what the result depends on
+    besides the file (``engine.take_depended``: None when unknown). Never raises: an exception is returned
+    as (summary, traceback) so that one broken file cannot stop the others."""
     try:
+        from looplint.engine import take_depended
         from looplint.notebook import lint_any
         from looplint.rule import rule_by_code
 
         rules = [r for r in (rule_by_code(c) for c in codes) if r is not None]
-        return lint_any(path, rules), None
+        take_depended()  # nothing left from an earlier task
+        found = lint_any(path, rules)
+        return found, None, take_depended()
     except Exception as e:  # noqa: BLE001
         summary, trace = getattr(e, "summary", None), getattr(e, "trace", None)  # raised in a worker
         if summary is None:
             summary, trace = f"{type(e).__name__}: {e}", traceback.format_exc()
-        return [], (summary, trace)
+        return [], (summary, trace), None
 
 
 TaskResult = Tuple[List[Diagnostic], Optional[Tuple[str, str]]]  # diagnostics, or an internal error
 
 
-def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on_done=None) -> List[Tuple[TaskResult, bool]]:
+def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on_done=None) -> List[Tuple[TaskResult, bool, Optional[tuple]]]:
     """``_lint_task`` for every task, in worker processes when there are many. A worker that dies (the
     parser crashed, or ran out of memory) costs the file it held an LL000; the others are still linted.
     ``on_done(index, seconds)`` is called as each task ends (progress, ``-v`` timing). Each result comes
-    with whether it is the file's own (not a death or an internal error: worth caching)."""
+    with whether it is the file's own (not a death or an internal error: worth caching) and what it
+    depends on besides the file (``_lint_task``)."""
     jobs = jobs or default_jobs()
     if jobs > 1 and len(tasks) >= PARALLEL_THRESHOLD:
         from looplint.engine import warm_up, worker_died
@@ -391,11 +396,11 @@ def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on
             results = []
             for (path, _), outcome in zip(tasks, outcomes):
                 if isinstance(outcome, WorkerDied):
-                    results.append((([worker_died(path, outcome)], None), False))
+                    results.append((([worker_died(path, outcome)], None), False, None))
                 elif isinstance(outcome, WorkerError):
-                    results.append((([], (outcome.summary, outcome.trace)), False))
+                    results.append((([], (outcome.summary, outcome.trace)), False, None))
                 else:
-                    results.append((outcome, outcome[1] is None))
+                    results.append((outcome[:2], outcome[1] is None, outcome[2]))
             return results
     if tasks:
         from looplint.engine import linting_process
@@ -405,7 +410,7 @@ def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on
     for index, (path, codes) in enumerate(tasks):
         started = time.monotonic()
         result = _lint_task(path, codes)
-        results.append((result, result[1] is None))
+        results.append((result[:2], result[1] is None, result[2]))
         if on_done is not None:
             on_done(index, time.monotonic() - started)
     return results
@@ -452,11 +457,11 @@ def _lint_cached(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], 
     others from it (``on_done`` is called for them too, with 0 seconds). A file that changed while it was
     linted is not stored."""
     if cache is None:
-        return [r for r, _ in _run_tasks(tasks, jobs, on_done)]
+        return [r for r, _own, _depends in _run_tasks(tasks, jobs, on_done)]
     from looplint.files import MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES, is_notebook, read_regular
 
     results: List[Optional[TaskResult]] = [None] * len(tasks)
-    missing = []  # (index, key, (stat, time) when read, what the result depends on)
+    missing = []  # (index, key, (stat, time) when read)
     for index, (path, codes) in enumerate(tasks):
         notebook = is_notebook(path)
         try:
@@ -469,7 +474,7 @@ def _lint_cached(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], 
                 key = cache.key(data, codes, notebook)
                 hit = cache.get(key, path)
         except OSError:  # unreadable, too large, not a regular file: the engine says why, uncached
-            missing.append((index, None, None, None))
+            missing.append((index, None, None))
             continue
         if hit is not None:
             cache.note(path, st, codes, notebook, key, now)
@@ -477,17 +482,18 @@ def _lint_cached(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], 
             if on_done is not None:
                 on_done(index, 0.0)
         else:
-            missing.append((index, key, (st, now), cache.depends(data, path, notebook)))
+            missing.append((index, key, (st, now)))
 
     def done(i: int, seconds: float) -> None:
         if on_done is not None:
             on_done(missing[i][0], seconds)
 
-    linted = _run_tasks([tasks[i] for i, _, _, _ in missing], jobs, done)
-    for (index, key, seen, depends), (result, own) in zip(missing, linted):
+    linted = _run_tasks([tasks[i] for i, _, _ in missing], jobs, done)
+    for (index, key, seen), (result, own, depended) in zip(missing, linted):
         results[index] = result
         path = tasks[index][0]
-        if own and key is not None and _unchanged(path, seen[0]) and cache.still(depends, path):
+        depends = cache.recorded(depended) if own and key is not None else None
+        if depends is not None and _unchanged(path, seen[0]) and cache.still(depends, path):
             cache.put(key, result[0], path, depends)
             cache.note(path, seen[0], tasks[index][1], is_notebook(path), key, seen[1])
     cache.save_index()
@@ -517,14 +523,14 @@ def _fix_tasks(tasks, ns: argparse.Namespace, fixes: List) -> List:
         try:
             if ns.add_noqa:
                 fixes.append((path, rewrite.add_noqa_file(path, rules)))
-                outcomes.append(_lint_task(path, codes))
+                outcomes.append(_lint_task(path, codes)[:2])
                 continue
             result = rewrite.fix_file(path, rules, unsafe=ns.unsafe_fixes, write=not ns.diff)
         except OSError as e:
             outcomes.append(([], (f"cannot write {path}: {e.strerror or e}", "")))
             continue
         if result is None:
-            outcomes.append(_lint_task(path, codes))
+            outcomes.append(_lint_task(path, codes)[:2])
         else:
             fixes.append(result)
             outcomes.append((result.remaining, None))

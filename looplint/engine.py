@@ -47,6 +47,8 @@ IN_WORKER = False  # set in worker processes (looplint.worker), where risky inpu
 
 
 _worker = None  # the worker that parses risky input for this process, started on first use
+# What the lints since the last ``take_depended`` depended on besides their text
+_depended: Optional[tuple] = ({}, {})
 
 
 def decode(data: bytes) -> str:
@@ -147,6 +149,7 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
     was at the last lint of ``path`` (only definitions that cannot matter changed, row for row) gets that
     lint's findings again, when what they depend on besides (imported modules of the project) is
     unchanged too."""
+    global _depended
     rules = all_rules() if rules is None else list(rules)
     if len(source) > MAX_SOURCE_BYTES:
         return [too_large(path, len(source.encode("utf-8", "surrogatepass")))]
@@ -177,6 +180,7 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
     del found
     risky = syntax_error or depth > IN_PROCESS_DEPTH or len(source) > IN_PROCESS_CHARS
     if risky and not IN_WORKER:
+        _depended = None  # the model runs in another process
         return _lint_in_worker(code, path, rules, source, starts)
     try:
         if reuse and not risky:
@@ -214,6 +218,15 @@ def _lint_reusing(code: str, path: str, rules: Sequence[type], source: str, star
         while len(_last) > KEEP_LAST:
             del _last[next(iter(_last))]
     return found
+
+
+def take_depended() -> Optional[tuple]:
+    """What the result of the lint since the last call depends on besides the text it linted: the paths the
+    model's project lookups probed and the modules they read, as they were (``model.project.Project.depends``;
+    nothing for a file no model read the project for), or None when the model ran in another process."""
+    global _depended
+    got, _depended = _depended, ({}, {})
+    return got
 
 
 def lint_document(source: str, path: str, rules: Sequence[type]) -> List[Diagnostic]:
@@ -277,7 +290,9 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
     ``noqa_source`` is the file as written when ``source`` is it with cold code blanked (its comments
     decide what ``# noqa`` suppresses); ``starts``: where its top-level statements start
     (``looplint.positions.statement_starts``), when known; ``kept``: a list that receives the findings before
-    ``# noqa`` and the model's ``Project`` (when the rules ran)."""
+    ``# noqa`` and the model's ``Project`` (when the rules ran); what the model read of the project is also
+    recorded for ``take_depended``."""
+    global _depended
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as e:
@@ -297,6 +312,8 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
         found = check_module(module, path, rules, starts, project)
         if kept is not None:
             kept.extend((tuple(found), project[0] if project else None))
+        if project and project[0] is not None:
+            _depended = project[0].depends()
         found = apply_noqa(found, source if noqa_source is None else noqa_source)
     except RecursionError:
         # Only pathological code (thousands of nested or concatenated expressions) gets here.

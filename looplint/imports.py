@@ -1,8 +1,8 @@
 """Where a file's imports lead: the Python source files of the same project that ``import`` statements name.
 
-Only the standard library is used here: the results cache (``looplint.cache``) asks which modules a file
-depends on without importing libcst or the model; the model's project service
-(``looplint.model.project``) resolves the names it reads with the same rules.
+Only the standard library is used here: the model's project service (``looplint.model.project``) resolves
+the names it reads with these rules, and the results cache (``looplint.cache``) checks the paths a result
+depended on without importing libcst or the model.
 
 Resolution follows Python's:
 
@@ -17,9 +17,8 @@ plain ``-``; a notebook against its folder.
 """
 from __future__ import annotations
 
-import ast
 import os
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import List, Optional, Tuple
 
 MAX_MODULE_BYTES = 512 * 1024  # a larger imported module is not read (its names stay unknown)
 
@@ -43,7 +42,7 @@ def base_directory(path: Optional[str]) -> str:
 
 def module_file(directory: str, dotted_name: str, isfile=os.path.isfile) -> Optional[str]:
     """``directory/a/b.py`` or ``directory/a/b/__init__.py`` for ``a.b``; None when neither is a file.
-    ``isfile`` (here and below) answers the probes: ``dependencies`` records them."""
+    ``isfile`` (here and below) answers the probes: the model's project service records them."""
     parts = [p for p in dotted_name.split(".") if p]
     if not parts:
         return None
@@ -89,7 +88,10 @@ def find_module(name: str, directory: str, isfile=os.path.isfile) -> Optional[st
     return None
 
 
-NOT_A_FILE, A_FILE, ITSELF, ABSENT = 0, 1, 2, 3  # what a probed path was (``dependencies``); a module read: its ``Content``
+# What a path a result depends on was (``cache.Cache.recorded``): a probed path that was not a file, one that
+# was, a module that was gone when the model looked (2 was the linted file itself, no longer recorded); a
+# module read: its ``Content``
+NOT_A_FILE, A_FILE, ABSENT = 0, 1, 3
 
 Content = Tuple[int, int, str]  # (modification time in ns, size, blake2b digest of the bytes)
 
@@ -111,81 +113,4 @@ def content(path: str) -> Optional[Content]:
     return st.st_mtime_ns, st.st_size, digest
 
 
-def dependencies(source: str, path: Optional[str]) -> Optional[Dict[str, object]]:
-    """Every path whose state the model's reading of a source's project depends on (``Project``: its
-    imports, and theirs one re-export deep), as it is now: a module file the model may read, its
-    ``Content``; the linted file itself reached by an import, ``ITSELF`` (the model stops there); every
-    other path probed while resolving names, ``A_FILE`` or ``NOT_A_FILE`` (a module created later, an
-    ``__init__.py`` that makes another search root, change the answer), or instead of all the paths below a
-    missing folder, that folder: ``ABSENT`` (nothing there). Empty for a source that imports
-    nothing; None when a module is reached through a symbolic link (what it depends on is not a path's
-    state). What a cached result of this source depends on besides its own text."""
-    directory = base_directory(path)
-    me = os.path.realpath(path) if path and not path.startswith("<") else None
-    out: Dict[str, object] = {}
-    probed: Dict[str, bool] = {}
-
-    def isfile(candidate: str) -> bool:
-        found = probed.get(candidate)
-        if found is None:
-            found = probed[candidate] = os.path.isfile(candidate)
-            if found:
-                out[candidate] = A_FILE
-            else:  # the outermost folder above it that is missing stands for it (and for all below)
-                missing, folder = candidate, os.path.dirname(candidate)
-                while folder != directory and not os.path.exists(folder) and os.path.dirname(folder) != folder:
-                    missing, folder = folder, os.path.dirname(folder)
-                out.setdefault(missing, ABSENT if missing != candidate or not os.path.exists(candidate) else NOT_A_FILE)
-        return found
-
-    todo: List[Tuple[str, str, int]] = [(n, directory, 1) for n in _imported(source)]
-    seen: Set[Tuple[str, str, int]] = set()
-    followed: Set[str] = set()  # modules whose own imports were followed
-    while todo:
-        name, where, hops = todo.pop()
-        if (name, where, hops) in seen:
-            continue
-        seen.add((name, where, hops))
-        found = find_module(name, where, isfile)
-        if found is None or out.get(found) == ITSELF:
-            continue
-        if out.get(found) == A_FILE:
-            real = os.path.realpath(found)
-            if real == me:
-                out[found] = ITSELF
-                continue
-            state = content(found) if not os.path.islink(found) else None
-            if state is None:
-                return None
-            out[found] = state
-        if hops > 0 and found not in followed:
-            followed.add(found)
-            try:
-                with open(found, "rb") as f:
-                    data = f.read(MAX_MODULE_BYTES + 1)
-            except OSError:
-                continue
-            if len(data) <= MAX_MODULE_BYTES:  # the model does not read a larger one
-                todo.extend((n, os.path.dirname(os.path.realpath(found)), hops - 1) for n in _imported(data.decode("utf-8", "replace")))
-    return out
-
-
-def _imported(source: str) -> Iterable[str]:
-    """Module names a source imports (``from a import b`` also names ``a.b``: it may be a module)."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return []
-    names: List[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.extend(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = "." * node.level + (node.module or "")
-            if base:
-                names.append(base)
-            names.extend((base + "." if base and not base.endswith(".") else base) + a.name for a in node.names if a.name != "*")
-    return names
-
-
-__all__ = ["ABSENT", "A_FILE", "Content", "ITSELF", "MAX_MODULE_BYTES", "NOT_A_FILE", "Stamp", "base_directory", "content", "dependencies", "find_module", "module_file", "search_roots", "stamp"]
+__all__ = ["ABSENT", "A_FILE", "Content", "MAX_MODULE_BYTES", "NOT_A_FILE", "Stamp", "base_directory", "content", "find_module", "module_file", "search_roots", "stamp"]

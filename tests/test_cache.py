@@ -136,6 +136,28 @@ def test_an_entry_follows_a_reexport_and_the_packages_around_its_file(project, r
     assert "LL104" in _relint(run, cached, target, True)
 
 
+def test_an_entry_depends_on_what_the_lint_read_of_the_project_only(project, run, cached):
+    """A module the file imports but the model never looked into (its names are used only by code that
+    cannot matter) is no part of the result: editing it is still a hit."""
+    helper = "from report import summarize\n\n\ndef log_all(values):\n    print(summarize(values))\n"
+    root = project({"train.py": TRAIN.replace("import torch\n", "import torch\nfrom report import summarize\n", 1)
+                    + "\n\n" + helper.split("\n\n\n", 1)[1], "tools.py": PRINTS,
+                    "report.py": "def summarize(v):\n    return sum(v)\n"})
+    assert "LL104" in _relint(run, cached, "train.py", True)
+    (root / "report.py").write_text("def summarize(v):\n    return max(v)\n")
+    _relint(run, cached, "train.py", False)
+    (root / "tools.py").write_text(BACKWARD)  # the module it did read
+    assert "LL104" not in _relint(run, cached, "train.py", True)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links here")
+def test_a_result_through_a_linked_module_is_not_stored(project, run, cached):
+    root = project({"train.py": TRAIN, "lib/impl.py": PRINTS})
+    os.symlink(root / "lib" / "impl.py", root / "tools.py")
+    assert "LL104" in _relint(run, cached, "train.py", True)
+    assert "LL104" in _relint(run, cached, "train.py", True)  # linted again: a link's target may change
+
+
 def test_no_cache_and_cache_dir(project, run, cached, tmp_path):
     project({"train.py": BAD_PROGRAM})
     run("--isolated", "--no-cache", "train.py")
