@@ -131,14 +131,20 @@ def nesting_depth(tree: ast.AST) -> int:
     ``a and b and c`` as ``(a and b) and c``; CPython keeps them flat). Without recursion."""
     deepest = 0
     stack = [(tree, 0)]
-    pop, push, children, bool_op = stack.pop, stack.append, ast.iter_child_nodes, ast.BoolOp
+    pop, push, node_type, bool_op = stack.pop, stack.append, ast.AST, ast.BoolOp
     while stack:
         node, depth = pop()
         if depth > deepest:
             deepest = depth
         depth += len(node.values) if type(node) is bool_op else 1
-        for child in children(node):
-            push((child, depth))
+        for name in node._fields:  # ``ast.iter_child_nodes`` without its generators: half the time
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for child in value:
+                    if isinstance(child, node_type):
+                        push((child, depth))
+            elif isinstance(value, node_type):
+                push((value, depth))
     return deepest
 
 

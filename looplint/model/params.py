@@ -32,7 +32,7 @@ from looplint.model.events import Event
 from looplint.model.interp import items_below
 from looplint.model.roles import OPTIMIZER, Frame, Role
 from looplint.model.scopes import Function, dotted, keyword_arg, positional_args
-from looplint.model.walk import descendants
+from looplint.model.walk import children, descendants
 
 
 @dataclass(eq=False)
@@ -87,11 +87,11 @@ def _blocks(node) -> List[Sequence[cst.BaseStatement]]:
             for st in body:
                 if isinstance(st, (cst.FunctionDef, cst.ClassDef)):
                     continue
-                for child in st.children:
+                for child in children(st):
                     if isinstance(child, (cst.IndentedBlock, cst.Else, cst.If, cst.ExceptHandler, cst.Finally)):
-                        stack.append(child if isinstance(child, cst.IndentedBlock) else child)
+                        stack.append(child)
         else:
-            for child in n.children:
+            for child in children(n):
                 if isinstance(child, (cst.IndentedBlock, cst.Else, cst.If, cst.ExceptHandler, cst.Finally)):
                     stack.append(child)
     return out
