@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import re
 import tokenize
 import warnings
+from dataclasses import replace
 from typing import Iterable, List, NamedTuple, Optional, Sequence
 
 import libcst as cst
@@ -155,7 +157,6 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
     was at the last lint of ``path`` (only definitions that cannot matter changed, row for row) gets that
     lint's findings again, when what they depend on besides (imported modules of the project) is
     unchanged too."""
-    global _depended
     rules = all_rules() if rules is None else list(rules)
     if len(source) > MAX_SOURCE_BYTES:
         return [too_large(path, len(source.encode("utf-8", "surrogatepass")))]
@@ -186,7 +187,6 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
     del found
     risky = syntax_error or depth > IN_PROCESS_DEPTH or len(source) > IN_PROCESS_CHARS
     if risky and not IN_WORKER:
-        _depended = None  # the model runs in another process
         return _lint_in_worker(code, path, rules, source, starts)
     try:
         if reuse and not risky:
@@ -204,8 +204,6 @@ KEEP_LAST = 32  # documents remembered
 
 
 def _lint_reusing(code: str, path: str, rules: Sequence[type], source: str, starts) -> List[Diagnostic]:
-    from dataclasses import replace
-
     from looplint.model.project import unchanged
     from looplint.suppress import apply_noqa
 
@@ -272,15 +270,26 @@ def linting_process() -> None:
 
 def _lint_in_worker(source: str, path: str, rules: List[type], noqa_source: Optional[str] = None,
                     starts=None) -> List[Diagnostic]:
-    global _worker
+    global _worker, _depended
     from looplint.worker import Worker, WorkerDied
 
     if _worker is None:
         _worker = Worker()
+    # the worker resolves the project from the file's folder: give it the folder this process means (its
+    # working directory may be another, the one it was started in)
+    where = path if path.startswith("<") else os.path.abspath(path)
     try:
-        return _worker.call(lint_parsed, source, path, rules, noqa_source, starts)
+        found, _depended = _worker.call(_lint_parsed_depending, source, where, rules, noqa_source, starts)
+        return [d if d.path == path else replace(d, path=path) for d in found]
     except WorkerDied as e:
+        _depended = None  # a death is no result to keep
         return [worker_died(path, e)]
+
+
+def _lint_parsed_depending(source: str, path: str, rules: List[type], noqa_source: Optional[str], starts):
+    """``lint_parsed`` in a worker process, with what its result depends on (``take_depended``)."""
+    take_depended()
+    return lint_parsed(source, path, rules, noqa_source, starts), take_depended()
 
 
 def worker_died(path: str, death) -> Diagnostic:
@@ -340,8 +349,6 @@ def _with_text_edits(found: List[Diagnostic], module: cst.Module, code: str, tex
     replacement between what the fixed code shares with ``code`` at both ends. A diagnostic is left without
     them (the report then makes them) when an edit's node is not in the module or the replaced rows were
     blanked."""
-    from dataclasses import replace
-
     from looplint.fix import apply_edits
     from looplint.model.walk import descendants
     from looplint.notebook import is_notebook

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import BAD_PROGRAM, CLEAN_PROGRAM
 from looplint import cache as cache_module
-from looplint import cli
+from looplint import cli, engine
 from looplint.cache import Cache, clean, is_cache_directory
 from looplint.diagnostics import Diagnostic
 from test_project import STEP_LOOP
@@ -147,6 +147,17 @@ def test_an_entry_depends_on_what_the_lint_read_of_the_project_only(project, run
     (root / "report.py").write_text("def summarize(v):\n    return max(v)\n")
     _relint(run, cached, "train.py", False)
     (root / "tools.py").write_text(BACKWARD)  # the module it did read
+    assert "LL104" not in _relint(run, cached, "train.py", True)
+
+
+def test_a_file_linted_in_the_parsers_worker_is_stored_with_what_it_read(project, run, cached, monkeypatch):
+    """A source large enough to be parsed in a worker process (``engine.IN_PROCESS_CHARS``) reports what
+    its lint read of the project from there: its entry is a hit, and a miss once that module changes."""
+    monkeypatch.setattr(engine, "IN_PROCESS_CHARS", 100)
+    root = project({"train.py": TRAIN, "tools.py": PRINTS})
+    assert "LL104" in _relint(run, cached, "train.py", True)
+    _relint(run, cached, "train.py", False)
+    (root / "tools.py").write_text(BACKWARD)
     assert "LL104" not in _relint(run, cached, "train.py", True)
 
 
