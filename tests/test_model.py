@@ -474,6 +474,59 @@ def train(loader, cfg):
     assert STALE not in step_states(m, "opt.step()")
 
 
+def _body_entries(m, fn_name="train"):
+    """How many distinct paths entered the body of ``fn_name``'s outermost loop in the gradient analysis."""
+    from looplint.model.flow import Facts, GradientFlow
+
+    fn = next(f for f in m.scopes.functions if f.name == fn_name)
+    run = GradientFlow(m, Facts())
+    run.run_root(fn, cyclic=False)
+    return len({key[3] for key in run._memo if key[0] == "body" and key[1].fn is fn and len(key[2][1]) == 1})
+
+
+def _logging_loop(flags: int):
+    tests = "".join(f"        if args.flag{k}:\n            log{k}(model)\n        if args.flag{k}:\n            print({k})\n"
+                    for k in range(flags))
+    return model_of(PRELUDE + f"""
+def train(loader, args):
+    for i, x in enumerate(loader):
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+{tests}""")
+
+
+@pytest.mark.parametrize("flags", [2, 3, 5])
+def test_flags_that_gate_no_gradient_event_do_not_multiply_a_loops_paths(flags):
+    """Tests that only log, sample or evaluate are not carried from one iteration into the next: the
+    loop's body is entered with as many paths with five such flags as with one (it was 2 ** (flags - 1)
+    times as many: 64 against 4)."""
+    m = _logging_loop(flags)
+    assert step_states(m, "opt.step()") == {FRESH}
+    assert _body_entries(m) == _body_entries(_logging_loop(1))
+
+
+def test_a_flag_that_gates_gradients_still_holds_across_iterations_among_logging_flags():
+    """The same loop with an accumulation flag tested once: its arm still holds on every iteration (no
+    STALE from mixing both modes), however many logging flags come with it."""
+    tests = "".join(f"        if args.flag{k}:\n            log{k}(model)\n" for k in range(6))
+    m = model_of(PRELUDE + f"""
+def train(loader, cfg, args):
+    for i, x in enumerate(loader):
+        if cfg.accum > 1:
+            model(x).sum().backward()
+            if (i + 1) % cfg.accum == 0:
+                opt.step()
+                opt.zero_grad()
+        else:
+            opt.zero_grad()
+            model(x).sum().backward()
+            opt.step()
+{tests}""")
+    assert STALE not in step_states(m, "opt.step()")
+    assert FRESH in step_states(m, "opt.step()")
+
+
 @pytest.mark.parametrize("loop", [
     # takes one batch on purpose
     "for tx, ty in target_loader:\n        break\n    loss = model(tx).sum() + model(x).sum()",

@@ -10,8 +10,12 @@ else, once for all of them:
   ``cycle(range(...))``) carry the counter's phase around the loop; a test on a flag only ever assigned
   one literal takes one arm; an ``elif`` chain is walked without recursion.
 * **Loops** run to a fixpoint; the back edge advances counters and forgets what the next iteration may
-  change; ``break``/``continue``/``return`` leave the right way; ``try`` handlers are entered from
-  before and after their body.
+  change, and what the iteration assumed about tests that gate no gradient event and no jump (``if
+  rank == 0: log(...)``, ``if use_guidance: sample(...)``): the next iteration may take either arm of
+  those. Only a test that gates the gradients (``if cfg.accum > 1:``) keeps its arm on every iteration;
+  carrying the others multiplied the paths entering the loop by two per flag (six logging and sampling
+  flags in one training loop: a thousand entries per analysis). ``break``/``continue``/``return`` leave
+  the right way; ``try`` handlers are entered from before and after their body.
 * **Calls** of functions and methods of the module are interpreted in place with their parameters bound
   to the caller's roles (``Frame``); closures run where the optimizer runs them, with ``partial``-bound
   arguments bound.
@@ -167,22 +171,31 @@ class Interp:
         """An assumption about a test that more than one ``if`` makes (not a counter's phase)."""
         return not a[0].startswith("mod:") and self.m.tested_again(a[0].split("@")[0])
 
+    def gates(self, a) -> bool:
+        """An assumption about a test with an arm that runs a gradient event or a jump (``if cfg.accum >
+        1:`` around the zeroing and the step): its arm holds on every iteration of the loops around it."""
+        return not a[0].startswith("mod:") and a[0].split("@")[0] in self.m.gating_tests
+
     def ties(self, a) -> bool:
         """An assumption that ties gradient events together: a repeated test with an arm that runs a
         gradient event or a jump (``if need_update: opt.step()`` ... ``if not need_update: continue``)."""
-        return self.repeated(a) and a[0].split("@")[0] in self.m.gating_tests
+        return self.repeated(a) and self.gates(a)
 
     def cap(self, paths: Set) -> Set:
         """Keeps the path count bounded by forgetting assumptions, the least useful first: (1) phases of
-        periodic counters far from a window's ends; (2) values of tests no other ``if`` repeats (kept only
-        because the enclosing loops cannot change them: a setting tested once per iteration); (3) repeated
-        tests that gate no gradient event or jump; (4) all phases; (5) everything. What survives to the end
-        (``ties``) is a flag that several ``if``s test and that gates gradient events (``need_update``
-        gating both the step and the zeroing): it ties those arms together."""
+        periodic counters far from a window's ends; (2) values of tests that no other ``if`` repeats and
+        that gate no gradient event or jump (a logging flag); (3) repeated tests that gate none; (4) tests
+        that gate gradient events but no other ``if`` repeats (kept because the enclosing loops cannot
+        change them: a setting tested once per iteration, ``if cfg.accum > 1:``); (5) all phases; (6)
+        everything. What survives to the end (``ties``) is a flag that several ``if``s test and that gates
+        gradient events (``need_update`` gating both the step and the zeroing): it ties those arms
+        together."""
         if len(paths) <= MAX_PATHS:
             return paths
-        repeated, ties = self.repeated, self.ties
-        for keep in (_near_window_ends, lambda a: _near_window_ends(a) and (a[0].startswith("mod:") or repeated(a)),
+        repeated, ties, gates = self.repeated, self.ties, self.gates
+        for keep in (_near_window_ends,
+                     lambda a: _near_window_ends(a) and (a[0].startswith("mod:") or repeated(a) or gates(a)),
+                     lambda a: _near_window_ends(a) and (a[0].startswith("mod:") or gates(a)),
                      lambda a: _near_window_ends(a) and (a[0].startswith("mod:") or ties(a)), ties, lambda a: False):
             paths = {p._replace(assume=frozenset(a for a in p.assume if keep(a))) for p in paths}
             if len(paths) <= MAX_PATHS:
@@ -675,7 +688,11 @@ class Interp:
 
     def _back_edge(self, p, loop: Loop):
         p = self.on_back_edge(p, loop)
-        return self._forget(self._advance(p, loop), loop, keep_mod=loop.counters | self._nested_counters(loop))
+        p = self._forget(self._advance(p, loop), loop, keep_mod=loop.counters | self._nested_counters(loop))
+        # what the iteration assumed about tests that gate no gradient event and no jump stays in it
+        if p.assume and any(not a[0].startswith("mod:") and not self.gates(a) for a in p.assume):
+            p = p._replace(assume=frozenset(a for a in p.assume if a[0].startswith("mod:") or self.gates(a)))
+        return p
 
     def _nested_counters(self, loop: Loop) -> frozenset:
         """Counters incremented by loops inside ``loop``: their phase is kept exact by those loops' own back
