@@ -455,9 +455,9 @@ def test_pathological_expressions_never_raise(expression):
         assert d.code == "LL000"
 
 
-def test_a_loop_invariant_test_takes_the_same_arm_on_every_iteration():
-    m = model_of(PRELUDE + """
-def train(loader, cfg):
+# Accumulation or not, decided once by a setting tested once: mixing both modes across iterations is STALE.
+ACCUM_OR_NOT = """
+def train(loader, cfg, args):
     for i, x in enumerate(loader):
         if cfg.accum > 1:
             model(x).sum().backward()
@@ -468,9 +468,11 @@ def train(loader, cfg):
             opt.zero_grad()
             model(x).sum().backward()
             opt.step()
-        if i % cfg.log_every == 0:
-            print(i)
-""")
+"""
+
+
+def test_a_loop_invariant_test_takes_the_same_arm_on_every_iteration():
+    m = model_of(PRELUDE + ACCUM_OR_NOT + "        if i % cfg.log_every == 0:\n            print(i)\n")
     assert STALE not in step_states(m, "opt.step()")
 
 
@@ -510,19 +512,7 @@ def test_a_flag_that_gates_gradients_still_holds_across_iterations_among_logging
     """The same loop with an accumulation flag tested once: its arm still holds on every iteration (no
     STALE from mixing both modes), however many logging flags come with it."""
     tests = "".join(f"        if args.flag{k}:\n            log{k}(model)\n" for k in range(6))
-    m = model_of(PRELUDE + f"""
-def train(loader, cfg, args):
-    for i, x in enumerate(loader):
-        if cfg.accum > 1:
-            model(x).sum().backward()
-            if (i + 1) % cfg.accum == 0:
-                opt.step()
-                opt.zero_grad()
-        else:
-            opt.zero_grad()
-            model(x).sum().backward()
-            opt.step()
-{tests}""")
+    m = model_of(PRELUDE + ACCUM_OR_NOT + tests)
     assert STALE not in step_states(m, "opt.step()")
     assert FRESH in step_states(m, "opt.step()")
 
