@@ -332,6 +332,7 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
         found = apply_noqa(found, source if noqa_source is None else noqa_source)
     except RecursionError:
         # Only pathological code (thousands of nested or concatenated expressions) gets here.
+        _depended = project[0].depends() if project and project[0] is not None else None
         return [_error(path, "cannot analyse file: its expressions are nested too deeply")]
     if diagnostics.MAKE_TEXT_EDITS and any(d.fix is not None and d.fix.edits for d in found):
         from looplint.model.walk import forget

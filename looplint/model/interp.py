@@ -8,7 +8,9 @@ else, once for all of them:
   enclosing loops can change), so ``if use_amp:`` twice is two paths, not four; periodic tests
   ``(i + c) % K == d`` (also through a phase variable, ``k = i % K``, or a loop target drawn from
   ``cycle(range(...))``) carry the counter's phase around the loop; a test on a flag only ever assigned
-  one literal takes one arm; an ``elif`` chain is walked without recursion.
+  one literal takes one arm, and so does a test of a helper's parameter that the call binds to a literal
+  (``Frame.literals``); what a call assumed about its own local names ends with the call; an ``elif``
+  chain is walked without recursion.
 * **Loops** run to a fixpoint; the back edge advances counters and forgets what the next iteration may
   change, and what the iteration assumed about tests that gate no gradient event and no jump (``if
   rank == 0: log(...)``, ``if use_guidance: sample(...)``): the next iteration may take either arm of
@@ -836,8 +838,9 @@ def _truth(expr: cst.BaseExpression) -> Optional[bool]:
     if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
         return expr.value == "True"
     if isinstance(expr, (cst.Integer, cst.Float)):
+        text = expr.value.replace("_", "")
         try:
-            return float(expr.value.replace("_", "")) != 0 if isinstance(expr, cst.Float) else int(expr.value.replace("_", ""), 0) != 0
+            return (float(text) if isinstance(expr, cst.Float) else int(text, 0)) != 0
         except ValueError:
             return None
     return None
