@@ -139,10 +139,9 @@ def test_an_entry_follows_a_reexport_and_the_packages_around_its_file(project, r
 def test_an_entry_depends_on_what_the_lint_read_of_the_project_only(project, run, cached):
     """A module the file imports but the model never looked into (its names are used only by code that
     cannot matter) is no part of the result: editing it is still a hit."""
-    helper = "from report import summarize\n\n\ndef log_all(values):\n    print(summarize(values))\n"
-    root = project({"train.py": TRAIN.replace("import torch\n", "import torch\nfrom report import summarize\n", 1)
-                    + "\n\n" + helper.split("\n\n\n", 1)[1], "tools.py": PRINTS,
-                    "report.py": "def summarize(v):\n    return sum(v)\n"})
+    train = TRAIN.replace("import torch\n", "import torch\nfrom report import summarize\n", 1)
+    train += "\n\ndef log_all(values):\n    print(summarize(values))\n"  # a definition that cannot matter
+    root = project({"train.py": train, "tools.py": PRINTS, "report.py": "def summarize(v):\n    return sum(v)\n"})
     assert "LL104" in _relint(run, cached, "train.py", True)
     (root / "report.py").write_text("def summarize(v):\n    return max(v)\n")
     _relint(run, cached, "train.py", False)

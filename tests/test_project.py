@@ -91,14 +91,17 @@ def test_a_frameworks_own_source_is_not_read(tmp_path, layout, main, imports):
     """The framework table says what a framework's names do (frameworks.py), also in the framework's own
     repository, where its package is a module of the project: a factory of it is unknown, as it is to a
     user who installed the framework. The same module in a package of another name is read (above)."""
+    def renamed(text: str) -> str:
+        for framework in ("accelerate", "lightning", "deepspeed"):
+            text = text.replace(framework, "mylib")
+        return text
+
     write(tmp_path, dict(layout, **{main: FIT.format(imports=imports, call="build_solver")}))
     assert codes(tmp_path / main) == []
-    other = {k.replace("accelerate", "mylib").replace("lightning", "mylib").replace("deepspeed", "mylib"): v
-             for k, v in layout.items()}
-    os.makedirs(tmp_path / "other")
-    write(tmp_path / "other", dict(other, **{main.replace("lightning", "mylib"): FIT.format(
-        imports=imports.replace("accelerate", "mylib").replace("deepspeed", "mylib"), call="build_solver")}))
-    assert codes(tmp_path / "other" / main.replace("lightning", "mylib")) == [("LL304", 13)]
+    other = tmp_path / "other"
+    write(other, {**{renamed(k): v for k, v in layout.items()},
+                  renamed(main): FIT.format(imports=renamed(imports), call="build_solver")})
+    assert codes(other / renamed(main)) == [("LL304", 13)]
 
 
 # A helper of another module that receives the loss: only one that runs backward is a backward.
