@@ -710,6 +710,13 @@ class Renderer:
             self.lib("log_metrics", ["HISTORY = []", "", ""] + block("def log_metrics(name, value):", [
                 "HISTORY.append((name, float(value)))"]))
             after.append('log_metrics("loss", loss.item())')
+        elif c["extras"] == "flags":  # settings read once and tested on every batch: they gate no gradient
+            self.imp("import os")
+            self.module_objects += ['SHOW_LOSS = os.environ.get("SHOW_LOSS") == "1"',
+                                    'RANK = int(os.environ.get("RANK", "0"))', "LOSSES = []"]
+            after += block("if SHOW_LOSS:", ['print(f"loss {loss.item():.4f}")'])
+            after += block("if RANK == 0:", ["LOSSES.append(loss.item())"])
+            after += block("if SHOW_LOSS and RANK == 0:", ['print("logged", len(LOSSES))'])
         return before, after
 
     # ------------------------------------------------------------------ loops
