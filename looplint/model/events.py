@@ -154,6 +154,19 @@ def _evaluated(t: type) -> bool:
     return got
 
 
+def literal_truth(expr: cst.BaseExpression) -> Optional[bool]:
+    """The truth value of a literal ``True``, ``False``, ``None`` or number, else None."""
+    if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
+        return expr.value == "True"
+    if isinstance(expr, (cst.Integer, cst.Float)):
+        text = expr.value.replace("_", "")
+        try:
+            return (float(text) if isinstance(expr, cst.Float) else int(text, 0)) != 0
+        except ValueError:
+            return None
+    return None
+
+
 class EventBuilder:
     """Builds (and caches) the event tree of every function of a module."""
 
@@ -406,14 +419,7 @@ class _Build:
     def _constant(self, test) -> Optional[bool]:
         """The truth of a test that cannot vary: a literal, or a name only ever assigned one literal
         (``step_scheduler_batch = False`` ... ``if step_scheduler_batch:``)."""
-        def literal(e):
-            if isinstance(e, cst.Name) and e.value in ("True", "False"):
-                return e.value == "True"
-            if isinstance(e, cst.Integer):
-                return int(e.value, 0) != 0
-            return None
-
-        got = literal(test)
+        got = literal_truth(test)
         if got is not None or not isinstance(test, cst.Name):
             return got
         fn = self.fn
@@ -421,7 +427,7 @@ class _Build:
             fn = fn.parent
         if fn is None or test.value in fn.params:
             return None
-        values = {literal(a.value) if a.index is None else None for a in fn.assigns[test.value]}
+        values = {literal_truth(a.value) if a.index is None else None for a in fn.assigns[test.value]}
         if len(values) == 1 and None not in values and test.value not in self.o.rebound_elsewhere(fn):
             return values.pop()
         return None

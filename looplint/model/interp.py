@@ -564,8 +564,9 @@ class Interp:
         """The callee's frame: its parameters bound to the roles (and module identities) of the call's
         arguments (after any that ``functools.partial`` bound in front), ``self`` to the receiver."""
         roles, keys = bind_arguments(self.roles, e.callee, e.call, caller, e.bound_self, e.bound_args)
-        tests = bound_tests(e.callee, e.call, caller, e.bound_args)
-        literals = bound_literals(e.callee, e.call, e.bound_args)
+        given = Values.parameters_bound(e.callee, e.call, e.bound_args)
+        tests = bound_tests(given, caller)
+        literals = bound_literals(e.callee, given, any(a.star for a in (*e.bound_args, *getattr(e.call, "args", ()))))
         if e.factory is not None:
             # a function a same-module factory returned sees the factory's names: its parameters bound to
             # the arguments of the factory call (read where that call is written)
@@ -800,25 +801,25 @@ def bind_arguments(roles, callee: Function, call: Optional[cst.Call], caller: Fr
     return bindings, keys
 
 
-def bound_tests(callee: Function, call: Optional[cst.Call], caller: Frame, bound_args=()):
-    """[(parameter, the caller's test key of its argument)] for parameters bound to a name: a test of the
-    parameter alone in the callee is the caller's test of that name (one flag, one value on a path)."""
+def bound_tests(given: Dict[str, cst.BaseExpression], caller: Frame):
+    """[(parameter, the caller's test key of its argument)] for the parameters a call binds to a name
+    (``given``: ``Values.parameters_bound``): a test of the parameter alone in the callee is the caller's test
+    of that name (one flag, one value on a path)."""
     out: List[Tuple[str, str]] = []
-    for name, v in Values.parameters_bound(callee, call, bound_args).items():
+    for name, v in given.items():
         if isinstance(v, cst.Name) and v.value not in ("True", "False", "None"):
             out.append((name, _test_key(v.value, frozenset((v.value,)), caller)))
     return out
 
 
-def bound_literals(callee: Function, call: Optional[cst.Call], bound_args=()) -> List[Tuple[str, bool]]:
+def bound_literals(callee: Function, given: Dict[str, cst.BaseExpression], spread: bool) -> List[Tuple[str, bool]]:
     """[(parameter, truth value)] for the parameters of ``callee`` a call binds to a literal (``True``,
-    ``False``, ``None``, a number) or leaves at a literal default, and that ``callee`` never rebinds. A call
-    that spreads ``*args`` or ``**kwargs`` may bind any parameter: only what it binds before them counts."""
+    ``False``, ``None``, a number; ``given``: ``Values.parameters_bound``) or leaves at a literal default, and
+    that ``callee`` never rebinds. A call that ``spread``s ``*args`` or ``**kwargs`` may bind any parameter:
+    only what it binds before them counts."""
     node = callee.node
     if not isinstance(node, cst.FunctionDef):
         return []
-    given = Values.parameters_bound(callee, call, bound_args)
-    spread = any(a.star for a in (*bound_args, *(call.args if call is not None else ())))
     out: List[Tuple[str, bool]] = []
     for param in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params):
         name = param.name.value
@@ -827,23 +828,10 @@ def bound_literals(callee: Function, call: Optional[cst.Call], bound_args=()) ->
         value = given.get(name)
         if value is None and not spread:
             value = param.default
-        truth = _truth(value) if value is not None else None
+        truth = ev.literal_truth(value) if value is not None else None
         if truth is not None:
             out.append((name, truth))
     return out
-
-
-def _truth(expr: cst.BaseExpression) -> Optional[bool]:
-    """The truth value of a literal ``True``, ``False``, ``None`` or number, else None."""
-    if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
-        return expr.value == "True"
-    if isinstance(expr, (cst.Integer, cst.Float)):
-        text = expr.value.replace("_", "")
-        try:
-            return (float(text) if isinstance(expr, cst.Float) else int(text, 0)) != 0
-        except ValueError:
-            return None
-    return None
 
 
 def _literal(br: Branch, frame: Frame) -> Optional[bool]:

@@ -13,8 +13,9 @@ A module that cannot be found, read or parsed (or is larger than ``MAX_MODULE_BY
 back to the linted file, and the imports of an imported module (beyond that one re-export) leave the name
 unknown, as it was before this service. So does a module of a framework's package (``frameworks.py``:
 ``accelerate``, ``lightning``...): the framework table says what its names do, also in the framework's own
-repository, where its source is a module of the project (its tests and examples import it). Only the modules the linted file imports are ever read, and only
-when the model asks for one of their names; at most ``KEEP_MODULES`` parsed modules stay in memory.
+repository, where its source is a module of the project (its tests and examples import it). Only the
+modules the linted file imports are ever read, and only when the model asks for one of their names; at most
+``KEEP_MODULES`` parsed modules stay in memory.
 
 Source read from stdin (and a notebook) resolves against its folder: the folder of ``--stdin-filename``
 (of the notebook), or the working directory for plain ``-``.
@@ -29,7 +30,7 @@ from typing import Dict, Optional, Tuple
 
 import libcst as cst
 
-from looplint.imports import MAX_MODULE_BYTES, Stamp, base_directory, find_module
+from looplint.imports import MAX_MODULE_BYTES, Stamp, base_directory, find_module, search_roots
 from looplint.imports import stamp as _stamp
 from looplint.model.frameworks import framework_of
 
@@ -184,17 +185,12 @@ class Project:
         return scopes
 
     def _in_framework(self, real: str) -> bool:
-        """Whether the module at ``real`` belongs to a framework's package: its dotted name, read from the
-        package folders (those with an ``__init__.py``) around it, starts with one the table names."""
-        name = os.path.splitext(os.path.basename(real))[0]
-        parts = [] if name == "__init__" else [name]
-        folder = os.path.dirname(real)
-        while self._isfile(os.path.join(folder, "__init__.py")):
-            parts.insert(0, os.path.basename(folder))
-            parent = os.path.dirname(folder)
-            if parent == folder:
-                break
-            folder = parent
+        """Whether the module at ``real`` belongs to a framework's package: its dotted name, from the folder
+        holding its outermost package (``search_roots``), starts with one the table names."""
+        top = search_roots(os.path.dirname(real), self._isfile)[-1]
+        parts = os.path.relpath(os.path.splitext(real)[0], top).split(os.sep)
+        if parts[-1] == "__init__":
+            parts.pop()
         return bool(parts) and framework_of(".".join(parts)) is not None
 
     def _isfile(self, path: str) -> bool:
