@@ -180,7 +180,7 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
             if not relevant.training:  # only comments and strings mention training: nothing to judge
                 return []
             cold = relevant.cold
-            code = blank_cold(source, cold)
+            code = blank_cold(source, cold, relevant.stubs)
         from looplint.positions import statement_starts
 
         starts = statement_starts(found.tree, cold)

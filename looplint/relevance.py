@@ -4,29 +4,29 @@ code in a repository never trains.
 
 Every rule judges gradient events (a ``backward``, an optimizer's or a scheduler's ``step``, a ``zero_grad``,
 ``.grad``, a closure, an ``Optimizer``): a file whose code names none of them cannot have a finding, and
-within a file, a top-level function or class that names none of them and is not linked to code that does
+within a file, a function or method that names none of them and is not linked to code that does
 cannot change one. ``TRAINING_NAMES`` are those names, tested on identifiers (names, attributes, arguments,
 imported names, strings that are identifiers) rather than on text, so that a comment or a docstring does
 not count (the engine's text pre-filter is the same test on raw text).
 
-Whether a file trains is decided on the identifiers of its code; the links between its top-level
-definitions on the words of their rows (comments and strings too: a word too many keeps more code). A
-top-level definition is kept (``hot``) when
+Whether a file trains is decided on the identifiers of its code. Within a training file the units are its
+top-level functions, the methods of its top-level classes and each class's own rows (header, class-level
+statements); the links between them are decided on the words of their rows (comments and strings too: a
+word too many keeps more code). The model follows calls down from the code that trains, so a unit is kept
+when it trains (names a training name, or declares ``global``/``nonlocal``), calls what trains (a caller:
+call sites tell the model what arguments are), or is reached from those or from module-level code (a
+callee, a class and the methods Python calls for it, a method binding an attribute such code reads). What
+only a framework calls, or only calls a callee, cannot change a finding (``relevance`` says how).
 
-* it names a training name, or carries a decorator (a framework may call it), or declares ``global`` /
-  ``nonlocal`` (it rebinds what other code reads), or mentions a variable bound at module level;
-* its name is mentioned by module-level code or by a kept definition (a callee, a base class), or it
-  mentions a kept definition's name (a caller: call sites tell the model what arguments are).
-
-Everything at module level that is not a function or class definition is always kept. The others are
-replaced by blank lines (``blank_cold``): rows and columns of the kept code are unchanged, so findings need
-no mapping back.
+Everything at module level that is not a function or class definition is always kept. The other units are
+replaced by blank lines (``blank_cold``; a ``pass`` keeps a class whose every statement is cold): rows and
+columns of the kept code are unchanged, so findings need no mapping back.
 """
 from __future__ import annotations
 
 import ast
 import re
-from typing import Iterator, List, NamedTuple, Set, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 # A file that mentions none of these cannot hold a training loop; it is only checked for syntax (the
 # engine's text pre-filter; the results cache asks it too, without importing the engine).
@@ -89,55 +89,144 @@ def names_training(names: Set[str]) -> bool:
 
 class Relevance(NamedTuple):
     training: bool  # the file's code names something a rule judges
-    cold: List[Tuple[int, int]]  # row ranges (1-based, inclusive) of top-level definitions that cannot matter
+    cold: List[Tuple[int, int]]  # row ranges (1-based, inclusive) of definitions that cannot matter
+    # (row, column) of a ``pass`` that keeps a class statement whose whole body is cold (``blank_cold``)
+    stubs: List[Tuple[int, int]] = []
 
 
-def _module_variables(statements: List[ast.stmt]) -> Set[str]:
-    """Names bound at module level by statements other than imports and definitions."""
-    bound: Set[str] = set()
-    for statement in statements:
-        for n in ast.walk(statement):
-            if type(n) is ast.Name and type(n.ctx) is not ast.Load:
-                bound.add(n.id)
-    return bound
+class _Unit:
+    """A top-level function, a method of a top-level class, or a class's own rows (``shell``: its header
+    and the statements of its body that are not methods)."""
+
+    __slots__ = ("node", "name", "words", "span", "cls", "seed", "kept", "up", "assigned")
+
+    def __init__(self, node: ast.AST, name: str, words: Set[str], span: Tuple[int, int], cls: Optional["_Unit"]) -> None:
+        self.node, self.name, self.words, self.span, self.cls = node, name, words, span, cls
+        self.seed = self.kept = self.up = False
+        self.assigned: Set[str] = set()  # for a method: the attributes of ``self``/``cls`` it binds
+
+
+# Methods nobody calls by name: Python calls them (``__init__``, ``__iter__``...) or the module's ``__call__`` does.
+_DUNDER = re.compile(r"^__\w+__$")
+_IMPLICIT = re.compile(r"^__\w+__$|^forward$")
+
+
+def _assigned_attributes(method: ast.AST) -> Set[str]:
+    """The attributes a method binds on its first parameter (``self.opt = ...``, ``cls.registry = ...``)."""
+    args = getattr(method, "args", None)
+    first = (args.posonlyargs + args.args)[:1] if args is not None else []
+    if not first:
+        return set()
+    me = first[0].arg
+    return {n.attr for n in ast.walk(method)
+            if type(n) is ast.Attribute and type(n.ctx) is not ast.Load and type(n.value) is ast.Name
+            and n.value.id == me}
 
 
 def relevance(tree: ast.Module, source: str) -> Relevance:
-    """Whether ``tree``'s code names training, and which of its top-level definitions cannot matter.
+    """Whether ``tree``'s code names training, and which of its definitions cannot matter.
 
     Whether the file trains is decided on identifiers of the code (its comments and strings do not count).
-    Within a training file, the links between definitions are decided on the words of each definition's
-    rows, comments and strings included: a word too many only keeps more code (and costs a fraction of a
-    walk over the tree)."""
+    Within a training file the units are top-level functions, the methods of top-level classes and each
+    class's own rows; the links between them are decided on the words of each unit's rows, comments and
+    strings included (a word too many only keeps more code, and costs a fraction of a walk over the tree):
+
+    * seeds: a unit that names training or declares ``global``/``nonlocal`` (it rebinds what other code
+      reads);
+    * callers: a unit that names a seed or a caller (call sites tell the model what arguments are),
+      transitively; module-level code is a caller of everything it names;
+    * callees: a unit named by module-level code, a caller, or a callee, transitively; a method that binds an
+      attribute of ``self`` such code names; a class such code names, with its own rows, the methods
+      Python calls for it (``__init__``, ``__iter__``...) and ``forward``.
+
+    The callers of a callee are not kept: the model follows calls down from the code that trains, and what
+    else calls a helper of it cannot change what that code does. Nor is a function that only a framework
+    calls (a decorated handler) and that names nothing kept: the model judges it alone, and alone it holds
+    no gradient event. A class with a kept unit keeps its own
+    rows; a class none of whose units is kept is cold whole."""
     if not any(TRAINING_NAMES.search(n) for n in identifiers(tree)):
         return Relevance(False, [])
     rows = _LINES.findall(source)
-    definitions = [s for s in tree.body if isinstance(s, _DEFS)]
-    others = [s for s in tree.body if not isinstance(s, _DEFS)]
-    spans = [(first_row(d), d.end_lineno or d.lineno) for d in definitions]
-    names = [set(_WORD.findall("".join(rows[first - 1:last]))) for first, last in spans]
-    module_names: Set[str] = set()
-    for statement in others:
-        module_names.update(_WORD.findall("".join(rows[statement.lineno - 1:statement.end_lineno or statement.lineno])))
-    variables = _module_variables(others)
-    hot = [
-        names_training(n) or bool(getattr(d, "decorator_list", None)) or bool(n & variables)
-        or "global" in n or "nonlocal" in n
-        for d, n in zip(definitions, names)
-    ]
+
+    def words(first: int, last: int) -> Set[str]:
+        return set(_WORD.findall("".join(rows[first - 1:last])))
+
+    units: List[_Unit] = []
+    classes: List[Tuple[ast.ClassDef, _Unit, List[_Unit]]] = []
+    module_words: Set[str] = set()
+    for statement in tree.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            span = (first_row(statement), statement.end_lineno or statement.lineno)
+            units.append(_Unit(statement, statement.name, words(*span), span, None))
+        elif isinstance(statement, ast.ClassDef):
+            first, last = first_row(statement), statement.end_lineno or statement.lineno
+            shell = _Unit(statement, statement.name, set(), (first, last), None)
+            methods: List[_Unit] = []
+            row = first
+            for member in statement.body:
+                if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    span = (first_row(member), member.end_lineno or member.lineno)
+                    shell.words |= words(row, span[0] - 1)
+                    method = _Unit(member, member.name, words(*span), span, shell)
+                    method.assigned = _assigned_attributes(member)
+                    methods.append(method)
+                    row = span[1] + 1
+            shell.words |= words(row, last)
+            classes.append((statement, shell, methods))
+            units.append(shell)
+            units.extend(methods)
+        else:
+            module_words |= words(statement.lineno, statement.end_lineno or statement.lineno)
+    for unit in units:
+        if names_training(unit.words) or "global" in unit.words or "nonlocal" in unit.words:
+            unit.seed = True
+    # callers: seeds and what names them, transitively
+    up_names: Set[str] = set()
     changed = True
     while changed:
         changed = False
-        mentioned = set(module_names)
-        hot_names = set()
-        for d, n, h in zip(definitions, names, hot):
-            if h:
-                mentioned |= n
-                hot_names.add(d.name)
-        for i, (d, n) in enumerate(zip(definitions, names)):
-            if not hot[i] and (d.name in mentioned or n & hot_names):
-                hot[i] = changed = True
-    return Relevance(True, [span for span, h in zip(spans, hot) if not h])
+        for unit in units:
+            if not unit.up and (unit.seed or unit.words & up_names):
+                unit.up = changed = True
+                up_names.add(unit.name)
+                if unit.cls is not None:
+                    up_names.add(unit.cls.name)  # constructing the class binds what its methods read
+    # callees: what module-level code and kept units name, transitively
+    named = set(module_words)
+    found = [u for u in units if u.up]
+    while True:
+        for unit in found:
+            unit.kept = True
+            named |= unit.words
+        found = [u for u in units if not u.kept and (
+            (u.name in named and (u.cls is None or not _DUNDER.match(u.name)))  # __init__ is every class's
+            or (u.cls is not None and u.cls.name in named and _IMPLICIT.match(u.name) is not None)
+            or u.assigned & named)]
+        chosen = {id(u) for u in found}
+        for unit in units:  # a class with a kept unit keeps its own rows
+            shell = unit.cls
+            if shell is not None and not shell.kept and id(shell) not in chosen and (unit.kept or id(unit) in chosen):
+                found.append(shell)
+                chosen.add(id(shell))
+        if not found:
+            break
+    cold: List[Tuple[int, int]] = []
+    stubs: List[Tuple[int, int]] = []
+    kept_functions = {id(u.node) for u in units if u.kept}
+    for statement in tree.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if id(statement) not in kept_functions:
+                cold.append((first_row(statement), statement.end_lineno or statement.lineno))
+    for statement, shell, methods in classes:
+        if not shell.kept:
+            cold.append(shell.span)
+            continue
+        gone = [m for m in methods if not m.kept]
+        cold.extend(m.span for m in gone)
+        if gone and len(gone) == len(statement.body):
+            stubs.append((gone[0].span[0], gone[0].node.col_offset))
+    cold.sort()
+    return Relevance(True, cold, stubs)
 
 
 _WORD = re.compile(r"[^\W\d]\w*")
@@ -152,9 +241,9 @@ def first_row(definition: ast.stmt) -> int:
 _LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
 
 
-def blank_cold(source: str, cold: List[Tuple[int, int]]) -> str:
+def blank_cold(source: str, cold: List[Tuple[int, int]], stubs: Sequence[Tuple[int, int]] = ()) -> str:
     """``source`` with the rows of ``cold`` emptied (their line breaks kept: Python's own rows, which a form
-    feed or a Unicode line separator does not end)."""
+    feed or a Unicode line separator does not end), and a ``pass`` at each of ``stubs`` (row, column)."""
     if not cold:
         return source
     rows = _LINES.findall(source)
@@ -162,4 +251,6 @@ def blank_cold(source: str, cold: List[Tuple[int, int]]) -> str:
         for i in range(first - 1, min(last, len(rows))):
             row = rows[i]
             rows[i] = row[len(row.rstrip("\r\n")):]
+    for row, column in stubs:
+        rows[row - 1] = " " * column + "pass" + rows[row - 1]
     return "".join(rows)

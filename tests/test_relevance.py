@@ -73,14 +73,17 @@ PROGRAM = textwrap.dedent('''\
             loss.backward()
             opt.step()
 
-    def data():                          # a callee of train
+    def data():                          # a callee of the loop
         return [torch.randn(3)]
 
-    @registry.on("epoch")                # a framework calls it
+    def sizes():                         # a caller of a callee only: nothing it does reaches the loop
+        return len(data())
+
+    @registry.on("epoch")                # a framework may call it, but nothing it does reaches training code
     def handler(engine):
         model.eval()
 
-    def uses_lr():                       # reads a module variable
+    def uses_lr():                       # reads a module variable, nothing runs it
         return LR * 2
 
     def rebinds():
@@ -105,7 +108,127 @@ PROGRAM = textwrap.dedent('''\
 
 
 def test_only_definitions_unlinked_to_training_code_are_cold():
-    assert _cold_names(PROGRAM) == ["AlsoUnrelated", "unrelated"]
+    assert _cold_names(PROGRAM) == ["AlsoUnrelated", "handler", "sizes", "unrelated", "uses_lr"]
+
+
+def _cold_rows(source: str):
+    return {r for first, last in relevance(ast.parse(source), source).cold for r in range(first, last + 1)}
+
+
+CLASSES = textwrap.dedent('''\
+    import torch
+
+
+    class Config:                        # named by code that trains, none of its methods is
+        @property
+        def describe(self):
+            return "config"
+
+
+    class Trainer:
+        def __init__(self, model):       # Python calls it for Trainer(...)
+            self.model = model
+            self.opt = None
+
+        def configure(self):             # binds self.opt, which fit reads
+            self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+        def fit(self, loader):
+            self.configure()
+            for x in loader:
+                self.model(x).sum().backward()
+                self.opt.step()
+
+        def summary(self):               # nothing that trains names it
+            return repr(self.model)
+
+
+    def data():
+        return [torch.randn(3)]
+
+
+    cfg = Config()
+    Trainer(torch.nn.Linear(3, 1)).fit(data())
+    ''')
+
+
+def test_methods_that_nothing_training_names_are_cold_and_their_class_stays_a_class(monkeypatch):
+    tree = ast.parse(CLASSES)
+    found = relevance(tree, CLASSES)
+    rows = _cold_rows(CLASSES)
+    methods = {m.name: m for c in tree.body if isinstance(c, ast.ClassDef) for m in c.body}
+    assert {name for name, m in methods.items() if m.lineno in rows} == {"describe", "summary"}
+    assert not any(c.lineno in rows for c in tree.body)  # every class and function keeps its header
+    code = blank_cold(CLASSES, found.cold, found.stubs)
+    config = ast.parse(code).body[1]
+    assert [type(s).__name__ for s in config.body] == ["Pass"] and config.body[0].lineno == 5
+    assert code.splitlines()[4] == "    pass"
+    shortcut, whole = _both(CLASSES, monkeypatch)
+    assert [d.code for d in shortcut] == ["LL101"] and shortcut == whole
+
+
+# The same program in other shapes: where the loop lives, where the optimizer comes from, other names, and
+# code around it that only looks related. Each shape must lose some code and find what the whole file finds.
+_WHERE = {
+    "module": ("{body}", ""),
+    "function": ("def {name}_loop(model, loader):\n{body}", "{name}_loop(model, loader)\n"),
+    "method": ("class {Name}Runner:\n    def run(self, model, loader):\n{body}",
+               "{Name}Runner().run(model, loader)\n"),
+}
+_OPTIMIZER = {
+    "helper": ("def {name}_make(m):\n    return torch.optim.SGD(m.parameters(), lr=0.1)\n", "{name}_make(model)"),
+    "class": ("class {Name}Factory:\n    def __init__(self, m):\n        self.built = torch.optim.Adam(m.parameters())\n",
+              "{Name}Factory(model).built"),
+    "inline": ("", "torch.optim.SGD(model.parameters(), lr=0.1)"),
+}
+_AROUND = textwrap.dedent('''\
+    def {name}_count(loader):
+        return sum(1 for _ in loader)
+
+
+    def {name}_report(loader):
+        return {name}_count(loader) * 2
+
+
+    @{name}_registry.on("done")
+    def {name}_done(engine):
+        model.eval()
+
+
+    class {Name}Unused:
+        def __init__(self):
+            self.n = 0
+
+        def bump(self):
+            self.n += 1
+    ''')
+
+
+@pytest.mark.parametrize("where", sorted(_WHERE))
+@pytest.mark.parametrize("optimizer", sorted(_OPTIMIZER))
+@pytest.mark.parametrize("name", ["alpha", "net_b"])
+@pytest.mark.parametrize("clears", [False, True])
+def test_generated_shapes_lose_cold_code_and_keep_their_findings(where, optimizer, name, clears, monkeypatch):
+    Name = name.title().replace("_", "")
+    definition, make = (t.format(name=name, Name=Name) for t in _OPTIMIZER[optimizer])
+    loop, call = (t.format(name=name, Name=Name, body="{body}") for t in _WHERE[where])
+    indent = {"module": "", "function": "    ", "method": "        "}[where]
+    steps = ["opt = " + make, "for epoch in range(2):", "    for x in loader:"]
+    steps += ["        opt.zero_grad()"] if clears else []
+    steps += ["        loss = model(x).sum()", "        loss.backward()", "        opt.step()",
+              "        {name}_count(loader)".format(name=name)]
+    body = "".join(indent + s + "\n" for s in steps)
+    source = "\n\n".join(part for part in [
+        "import torch\nmodel = torch.nn.Linear(3, 1)\nloader = [torch.randn(3)]",
+        definition, _AROUND.format(name=name, Name=Name), loop.replace("{body}", body), call] if part)
+    rows = _cold_rows(source)
+    lines = source.splitlines()
+    cold = {lines[r - 1].strip() for r in rows}
+    assert f"def {name}_report(loader):" in cold and f"def {name}_done(engine):" in cold
+    assert f"class {Name}Unused:" in cold and f"def {name}_count(loader):" not in cold
+    shortcut, whole = _both(source, monkeypatch)
+    assert shortcut == whole
+    assert [d.code for d in shortcut] == ([] if clears else ["LL101"])
 
 
 def test_code_that_names_training_only_in_comments_and_strings_is_not_training():
