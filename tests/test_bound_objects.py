@@ -200,3 +200,81 @@ def test_an_iterator_refilled_inside_the_loop_is_a_stream_of_steps():
         "                batches = iter(loader)\n                x, y = next(batches)")
     src = "import torch\n" + _epoch_program(helper)
     assert findings(src) == []
+
+
+# -- a method of an object an attribute holds --------------------------------------------------------------
+# ``self.helper = Helper(...)`` in one method, ``self.helper.optimize(self.opt)`` in another: the call runs
+# that class's method, with what it is handed, like ``helper = Helper(); helper.optimize(opt)`` does.
+
+HELD = """
+import torch
+
+
+class {Helper}:
+    def __init__(self, model):
+        self.params = list(model.parameters())
+
+    def {clear}(self):
+        for p in self.params:
+            p.grad = None
+
+    def {back}(self, loss):
+        loss.backward()
+
+    def {apply}(self, opt):
+        opt.step()
+
+
+class Loop:
+    def __init__(self, model, data):
+        self.model = model
+        self.data = data
+{bind}
+        self.opt = torch.optim.AdamW(self.{attr}.params, lr=1e-3)
+
+    def run(self):
+        for batch in self.data:
+            self.forward_backward(batch)
+            self.{attr}.{apply}(self.opt)
+
+    def forward_backward(self, batch):
+{clears}        loss = self.model(batch).sum()
+        self.{attr}.{back}(loss)
+"""
+
+BINDINGS = {
+    "built in __init__": "        self.{attr} = {Helper}(model)",
+    "through a local name": "        made = {Helper}(model)\n        self.{attr} = made",
+    "built in a setup method": None,  # written below: the attribute is bound in another method
+}
+
+
+def _held(binding: str, attr: str, names: tuple, clears: bool) -> str:
+    Helper, clear, back, apply = names
+    bind = BINDINGS[binding]
+    src = HELD
+    if bind is None:
+        bind = "        self.setup(model)"
+        src = src.replace("    def run(self):", "    def setup(self, model):\n        self.{attr} = {Helper}(model)\n\n    def run(self):")
+    src = src.replace("{bind}", bind).replace("{clears}", "        self.{attr}.{clear}()\n" if clears else "")
+    return src.format(Helper=Helper, clear=clear, back=back, apply=apply, attr=attr)
+
+
+@pytest.mark.parametrize("binding", sorted(BINDINGS))
+@pytest.mark.parametrize("attr, names", [
+    ("helper", ("Helper", "zero", "backward", "optimize")),
+    ("mp", ("MixedPrecision", "clear_grads", "run_backward", "take_step")),
+])
+def test_a_method_of_an_object_an_attribute_holds_is_followed(binding, attr, names):
+    bad = _held(binding, attr, names, clears=False)
+    step = line_of(bad, "        opt.step()")
+    assert findings(bad) == [("LL101", step)]
+    assert findings(_held(binding, attr, names, clears=True)) == []
+
+
+def test_an_attribute_holding_objects_of_two_classes_is_not_followed():
+    src = _held("built in __init__", "helper", ("Helper", "zero", "backward", "optimize"), clears=False)
+    src = src.replace("        self.helper = Helper(model)",
+                      "        self.helper = Helper(model) if data else Other(model)")
+    src += "\n\nclass Other(Helper):\n    def optimize(self, opt):\n        opt.zero_grad()\n        opt.step()\n"
+    assert findings(src) == []  # which one runs is unknown: what it may do to the optimizer silences

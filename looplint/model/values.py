@@ -970,9 +970,17 @@ class Values:
         return out
 
     def instance_class(self, expr: cst.BaseExpression, fn: Function, depth: int = 0) -> Optional[ClassInfo]:
-        """The class of this module an expression is an instance of, when every binding says so."""
+        """The class of this module an expression is an instance of, when every binding says so: a name's
+        bindings, or for ``self.attr`` in a method every ``self.attr = ...`` of its class."""
         if depth > 3:
             return None
+        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
+            owner = class_of(fn)
+            assigns = self.attribute_assignments(owner, expr.attr.value) if owner is not None else []
+            if not assigns or any(a.index is not None for a in assigns):
+                return None
+            classes = {self.instance_class(a.value, a.scope, depth + 1) for a in assigns}
+            return classes.pop() if len(classes) == 1 else None
         if isinstance(expr, cst.Call) and isinstance(expr.func, (cst.Name, cst.Attribute)):
             if isinstance(expr.func, cst.Name):
                 return self.s.lookup_class(expr.func.value, fn) if self.s.lookup_function(expr.func.value, fn) is None else None
