@@ -459,6 +459,27 @@ def check_module(module: cst.Module, path: str, rules: Iterable[type], starts=No
         forget()  # the walks' memory of this file's tree (looplint.model.walk)
 
 
+def _run_here(model, found, positions, path: str) -> list:
+    """The findings in the code of a module the linted file imports (the model follows calls into the
+    project's modules), each reported instead at the call of this file that runs that code, without a fix
+    (its edits would be in the other file); dropped when no single call of this file runs it."""
+    from looplint.rule import Finding
+
+    out = []
+    for rule_cls, finding in found:
+        if finding.node in positions:
+            continue
+        site, home = model.site_in_file(finding.node)
+        if site is None:
+            continue
+        where = getattr(home, "path", None)
+        if where and not path.startswith("<"):
+            where = os.path.relpath(where, os.path.dirname(os.path.abspath(path)))
+        suffix = f" (in `{where}`, run by this call)" if where else " (in an imported module, run by this call)"
+        out.append((rule_cls, Finding(site, finding.message + suffix)))
+    return out
+
+
 def _check_module(module: cst.Module, path: str, rules: Iterable[type], starts=None,
                   project: Optional[list] = None) -> List[Diagnostic]:
     from looplint.model import build_model  # the model is only needed when there is code to judge
@@ -477,10 +498,13 @@ def _check_module(module: cst.Module, path: str, rules: Iterable[type], starts=N
     from looplint.positions import positions as positions_of
 
     positions = positions_of(module, [finding.node for _, finding in found], starts)
+    if any(finding.node not in positions for _, finding in found):
+        found = [(r, f) for r, f in found if f.node in positions] + _run_here(model, found, positions, path)
+        positions = positions_of(module, [finding.node for _, finding in found], starts)
     out = {}
     for rule_cls, finding in found:
         rng = positions.get(finding.node)
-        if rng is None:  # in the code of an imported module (project.py): findings stay in this file
+        if rng is None:  # in an imported module's code, run by no single call of this file (_run_here)
             continue
         key = (rule_cls.code, rng.start.line, rng.start.column)
         if key not in out:

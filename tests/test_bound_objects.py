@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from looplint.engine import lint_source
+from shapes import HELPER_CLASS
 
 
 def findings(src: str, codes=None):
@@ -206,24 +207,7 @@ def test_an_iterator_refilled_inside_the_loop_is_a_stream_of_steps():
 # ``self.helper = Helper(...)`` in one method, ``self.helper.optimize(self.opt)`` in another: the call runs
 # that class's method, with what it is handed, like ``helper = Helper(); helper.optimize(opt)`` does.
 
-HELD = """
-import torch
-
-
-class {Helper}:
-    def __init__(self, model):
-        self.params = list(model.parameters())
-
-    def {clear}(self):
-        for p in self.params:
-            p.grad = None
-
-    def {back}(self, loss):
-        loss.backward()
-
-    def {apply}(self, opt):
-        opt.step()
-
+HELD = "import torch\n\n\n" + HELPER_CLASS + """
 
 class Loop:
     def __init__(self, model, data):

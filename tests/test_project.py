@@ -7,6 +7,7 @@ import libcst as cst
 import pytest
 
 from looplint.engine import lint_file, lint_source
+from shapes import HELPER_CLASS
 
 
 def write(root, files):
@@ -200,6 +201,73 @@ def test_findings_never_point_into_the_other_module(tmp_path):
     write(tmp_path, {"loops.py": helper, "train.py": main})
     found = lint_file(str(tmp_path / "train.py"))
     assert all(d.path == str(tmp_path / "train.py") and d.line <= 8 for d in found)
+
+
+# A helper module that runs the gradient events a training file drives: a finding in its code is reported at
+# the one call of the training file that runs it.
+STEPPER = HELPER_CLASS.replace("{Helper}", "{Cls}") + """
+
+def {fn}(opt):
+    opt.step()
+"""
+
+DRIVER = """\
+    import torch
+    {imports}
+
+
+    class Loop:
+        def __init__(self, model, data):
+            self.model = model
+            self.data = data
+            self.{attr} = {ctor}(model)
+            self.opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def run(self):
+            for batch in self.data:
+    {clears}            loss = self.model(batch).sum()
+                self.{attr}.{back}(loss)
+                {stepping}
+"""
+
+
+@pytest.mark.parametrize("imports, ctor, module_of", [
+    ("from .stepping import {Cls}, {fn}", "{Cls}", ""),
+    ("from pkg.stepping import {Cls}, {fn}", "{Cls}", ""),
+    ("from pkg import stepping", "stepping.{Cls}", "stepping."),
+])
+@pytest.mark.parametrize("names", [
+    dict(Cls="Helper", clear="zero", back="backward", apply="optimize", fn="optimize_fn", attr="helper"),
+    dict(Cls="MixedPrecision", clear="clear_grads", back="run_backward", apply="take", fn="apply_update", attr="mp"),
+])
+@pytest.mark.parametrize("through", ["method", "function"])
+def test_a_finding_in_an_imported_helper_is_reported_at_the_call_that_runs_it(
+        tmp_path, imports, ctor, module_of, names, through):
+    stepping = ("self.{attr}.{apply}(self.opt)" if through == "method" else module_of + "{fn}(self.opt)").format(**names)
+
+    def driver(clears):
+        return DRIVER.format(imports=imports.format(**names), ctor=ctor.format(**names), stepping=stepping,
+                             clears="            self.{attr}.{clear}()\n    ".format(**names) if clears else "", **names)
+
+    write(tmp_path, {"pkg/__init__.py": "", "pkg/stepping.py": STEPPER.format(**names),
+                     "pkg/train.py": driver(False), "pkg/good.py": driver(True)})
+    found = lint_file(str(tmp_path / "pkg" / "train.py"))
+    call_row = next(i for i, row in enumerate(textwrap.dedent(driver(False)).splitlines(), 1) if stepping in row)
+    assert [(d.code, d.line) for d in found] == [("LL101", call_row)]
+    assert found[0].message.endswith("(in `stepping.py`, run by this call)") and found[0].fix is None
+    assert lint_file(str(tmp_path / "pkg" / "good.py")) == []
+
+
+def test_a_finding_in_an_imported_helper_that_two_calls_run_is_not_reported(tmp_path):
+    names = dict(Cls="Helper", clear="zero", back="backward", apply="optimize", fn="optimize_fn", attr="helper")
+    text = textwrap.dedent(DRIVER.format(imports="from .stepping import Helper", ctor="Helper", clears="",
+                                         stepping="self.helper.optimize(self.opt)", **names))
+    # a second loop that runs the same step correctly: the facts at the helper's step are joined over both
+    text += "\n    def again(self):\n        for batch in self.data:\n            self.opt.zero_grad()\n" \
+            "            self.model(batch).sum().backward()\n            self.helper.optimize(self.opt)\n"
+    write(tmp_path, {"pkg/__init__.py": "", "pkg/stepping.py": STEPPER.format(**names)})
+    (tmp_path / "pkg" / "train.py").write_text(text, encoding="utf-8")
+    assert lint_file(str(tmp_path / "pkg" / "train.py")) == []
 
 
 def test_stdin_resolves_against_the_working_directory(tmp_path, monkeypatch):

@@ -185,6 +185,31 @@ class FileModel:
             got = table.get(id(e))
         return got
 
+    def site_in_file(self, node: cst.CSTNode) -> Tuple[Optional[cst.CSTNode], Optional[Scopes]]:
+        """(the call of this file that runs, directly or through the functions it calls, the function of an
+        imported module whose code holds ``node``; that module): where a finding in the project's other
+        modules is reported (the engine reports nothing outside the linted file). None when ``node`` is in no
+        function of an imported module the analysis entered, or when several calls of this file run it: the
+        facts at ``node`` are joined over all of them, so which call the finding belongs to is unknown."""
+        built = [f for f in list(self.builder.built())]
+        holder = next((f for f in built if f.home is not self.scopes and any(
+            isinstance(i, Event) and i.node is node for i in items_below(self.builder.body(f)))), None)
+        if holder is None:
+            return None, None
+        calls = {f: [i for i in items_below(self.builder.body(f))
+                     if isinstance(i, Event) and i.kind == ev.CALL and i.callee is not None] for f in built}
+        reaches = {holder}
+        changed = True
+        while changed:
+            changed = False
+            for f, made in calls.items():
+                if f not in reaches and any(c.callee in reaches for c in made):
+                    reaches.add(f)
+                    changed = True
+        sites = {id(c.node): c.node for f in built if f.home is self.scopes for c in calls[f]
+                 if c.callee in reaches and c.callee.home is not self.scopes}
+        return (next(iter(sites.values())) if len(sites) == 1 else None), holder.home
+
     def scaler_handed_over(self, expr: cst.BaseExpression, fn: Function) -> bool:
         """Whether a GradScaler is handed to code we cannot see that keeps it (an argument of a call whose
         result is kept, like a precision plugin built around it): that object may own it from then on. A
