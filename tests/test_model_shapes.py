@@ -451,6 +451,91 @@ def test_a_step_skipped_on_overflow_then_cleared_is_not_lost_accumulation(exc):
     assert findings(src, {"LL108"}) == []
 
 
+STEPPERS = {  # (definitions, the call that steps ``opt``) a ``try`` may hold instead of ``opt.step()``
+    "function": ("def apply_update(o):\n    o.step()\n", "apply_update(opt)"),
+    "nested call": ("def apply_update(o):\n    inner(o)\n\ndef inner(o):\n    o.step()\n", "apply_update(opt)"),
+    "object": ("class Stepper:\n    def run(self, o):\n        o.step()\n\nSTEPPER = Stepper()\n", "STEPPER.run(opt)"),
+    "scaler in a helper": ("def apply_update(o, s):\n    s.step(o)\n    s.update()\n", "apply_update(opt, scaler)"),
+}
+
+
+@pytest.mark.parametrize("stepper", sorted(STEPPERS))
+@pytest.mark.parametrize("zero_first", [True, False])
+def test_a_helper_step_skipped_by_an_exception_is_not_lost_accumulation(stepper, zero_first):
+    definitions, call = STEPPERS[stepper]
+    zero = "        opt.zero_grad()\n"
+    scaled = "scaler" in stepper
+    src = ("import torch\n" + definitions + "\n"
+           "def train(model, loader):\n"
+           "    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+           + ("    scaler = torch.amp.GradScaler()\n" if scaled else "")
+           + "    for x in loader:\n" + (zero if zero_first else "")
+           + ("        scaler.scale(model(x).sum()).backward()\n" if scaled else "        model(x).sum().backward()\n"))
+    src += f"        try:\n            {call}\n        except RuntimeError as err:\n            print(err)\n"
+    src += "" if zero_first else zero
+    assert findings(src) == []
+    # a clip before the step: the update skipped on purpose makes no micro-batch (LL403) either
+    clipped = src.replace("        try:\n", "        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n        try:\n")
+    assert findings(clipped if not scaled else src) == []
+    # without the exception handler the same program is judged the same way: it was correct already
+    assert findings(src.replace(f"        try:\n            {call}\n        except RuntimeError as err:\n"
+                                f"            print(err)\n", f"        {call}\n")) == []
+
+
+@pytest.mark.parametrize("stepper", sorted(k for k in STEPPERS if "scaler" not in k))
+def test_a_clip_before_a_helper_step_skipped_by_an_exception_makes_no_micro_batch(stepper):
+    definitions, call = STEPPERS[stepper]
+    src = ("import torch\n" + definitions + "\n"
+           "def train(model, loader):\n"
+           "    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+           "    opt.zero_grad()\n"
+           "    for x in loader:\n"
+           "        model(x).sum().backward()\n"
+           "        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n"
+           f"        try:\n            {call}\n        except RuntimeError as err:\n            print(err)\n")
+    # zeroed once, before the loop: every step re-applies old gradients (LL101), but the update an
+    # exception skips is skipped on purpose, so the clip runs on no micro-batch of a window (no LL403)
+    assert [code for code, _line in findings(src)] == ["LL101"]
+
+
+@pytest.mark.parametrize("call", ["scaler.step(opt)\n            scaler.update()", "apply_update(opt, scaler)",
+                                  "STEPPER.run(opt, scaler)"])
+def test_a_scaler_step_in_a_try_leaves_the_scaler_unknown_to_the_handler(call):
+    # direct, through a function, through an object's method: an exception may leave the unscale pending,
+    # what the handler starts from is unknown (no LL406 for the next iteration's unscale_)
+    src = textwrap.dedent("""\
+    import torch
+
+
+    def apply_update(o, s):
+        s.step(o)
+        s.update()
+
+
+    class Stepper:
+        def run(self, o, s):
+            apply_update(o, s)
+
+
+    STEPPER = Stepper()
+
+
+    def train(model, loader):
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        scaler = torch.amp.GradScaler()
+        for x in loader:
+            opt.zero_grad()
+            scaler.scale(model(x).sum()).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            try:
+                CALL
+            except RuntimeError as err:
+                print(err)
+    """).replace("CALL", call)
+    assert findings(src) == []
+
+
 @pytest.mark.parametrize("acc", ["acc", "4", "self_acc"])
 def test_phase_counters_are_understood_like_modulo_tests(acc):
     src = textwrap.dedent(f"""\

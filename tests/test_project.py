@@ -270,6 +270,31 @@ def test_a_finding_in_an_imported_helper_that_two_calls_run_is_not_reported(tmp_
     assert lint_file(str(tmp_path / "pkg" / "train.py")) == []
 
 
+@pytest.mark.parametrize("stepping, imports", [
+    ("optimize_fn(opt)", "from stepping import optimize_fn"),
+    ("stepping.optimize_fn(opt)", "import stepping"),
+    ("Helper(model).optimize(opt)", "from stepping import Helper"),
+])
+def test_a_loss_without_history_is_found_when_only_a_helper_module_steps(tmp_path, stepping, imports):
+    names = dict(Cls="Helper", clear="zero", back="backward", apply="optimize", fn="optimize_fn")
+    main = f"""\
+        import torch
+        {imports}
+
+
+        def fit(model, loader):
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            for x in loader:
+                opt.zero_grad()
+                loss = model(x).sum().detach()
+                loss.requires_grad_()
+                loss.backward()
+                {stepping}
+    """
+    write(tmp_path, {"stepping.py": STEPPER.format(**names), "train.py": main})
+    assert codes(tmp_path / "train.py") == [("LL112", 10)]
+
+
 def test_stdin_resolves_against_the_working_directory(tmp_path, monkeypatch):
     write(tmp_path, {"helpers.py": LBFGS_HELPER})
     source = textwrap.dedent(FIT.format(imports="from helpers import build_solver", call="build_solver"))

@@ -23,7 +23,7 @@ from typing import Dict, FrozenSet, Iterable, List, NamedTuple, Optional, Set, T
 from looplint.model import events as ev
 from looplint.model.effects import Effects
 from looplint.model.events import Event, Loop, Try
-from looplint.model.interp import Ctx, Interp, OverBudget, items_below
+from looplint.model.interp import Ctx, Interp, OverBudget
 from looplint.model.roles import ENGINE, OPTIMIZER, SCALER, SCHEDULER, Frame, Role, covers
 from looplint.model.schedulers import optimizer_of
 from looplint.model.scopes import Function, dotted, positional_args
@@ -182,23 +182,13 @@ class GradientFlow(Interp):
 
     def on_handler(self, paths: Set[Path], t: Try, ctx: Ctx) -> Set[Path]:
         """An exception out of a ``try`` that steps an optimizer (``except FloatingPointError`` around
-        ``opt.step()``) skips that update on purpose: discarding its gradients afterwards is no loss of
-        accumulation (LL108 does not count it); nothing else changes."""
-        stepped = self._stepped_in(t, ctx.frame)
+        ``opt.step()``, or around a helper that steps it) skips that update on purpose: discarding its
+        gradients afterwards is no loss of accumulation (LL108 does not count it); nothing else changes."""
+        stepped = [r for r in self.optimizers_below(t.body, ctx.frame, ctx.stack, (ev.STEP,), built=False)
+                   if r in self.index]
         if not stepped:
             return paths
         return {self._apply(p, stepped, lambda s: s._replace(skipped=True) if s.gs == FRESH else s) for p in paths}
-
-    def _stepped_in(self, t: Try, frame: Frame) -> List[Role]:
-        out = []
-        for item in items_below(t.body):
-            if isinstance(item, Event) and item.kind == ev.STEP and item.target is not None:
-                role = self.roles.resolve(item.target, frame)
-                if role is not None and role.kind == SCALER and item.call is not None and positional_args(item.call):
-                    role = self.roles.resolve(positional_args(item.call)[0], frame)
-                if role is not None and role in self.index:
-                    out.append(role)
-        return out
 
     def forget_history(self, p: Path) -> Path:
         """Also where gradients came from and which loops carried them: gradients whose history is

@@ -75,7 +75,10 @@ def analyse(model) -> List[GraphlessBackward]:
 
 def _steps_an_optimizer(model) -> bool:
     """Whether the file trains: it steps something that is an optimizer (``opt.step()``, or
-    ``scaler.step(opt)``)."""
+    ``scaler.step(opt)``), itself or through a helper it calls (one of another module of the project too:
+    the gradient flow's facts)."""
+    if any(True for _ in model.optimizer_events(ev.STEP)):
+        return True
     for fn in model.scopes.functions:
         for item in items_below(model.builder.body(fn)):
             if isinstance(item, Event) and item.kind == ev.STEP and item.target is not None:

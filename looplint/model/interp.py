@@ -548,6 +548,18 @@ class Interp:
                                                  frozenset(kinds), frozenset(backwards), functions)
         return got
 
+    def kinds_below(self, block: Block) -> FrozenSet[str]:
+        """The kinds of the events ``block`` runs, itself or in the functions and closures it calls (a
+        ``try`` around a helper that steps steps)."""
+        kinds: Set[str] = set()
+        for item in items_below(block):
+            if isinstance(item, Event):
+                kinds.add(item.kind)
+                for f in (item.callee, item.closure, item.factory[2] if item.factory is not None else None):
+                    if isinstance(f, Function):
+                        kinds |= self.footprint(f).kinds
+        return frozenset(kinds)
+
     def run_callable(self, target, paths: Set, ctx: Ctx, bound=()) -> Set:
         """Runs a closure (a Function with ``partial``-bound arguments, or a lambda's Block) in place."""
         if isinstance(target, Block):
@@ -586,6 +598,11 @@ class Interp:
         """The optimizers a root reaches, each as its frame resolves it: stepped, zeroed, unscaled (``kinds``)
         or ``built`` in the root or in the functions and closures it calls (their parameters bound to the
         arguments)."""
+        return self.optimizers_below(self.m.builder.body(fn), Frame(fn), (fn,), kinds, built)
+
+    def optimizers_below(self, block: Block, frame: Frame, stack: Tuple[Function, ...],
+                         kinds=(ev.STEP, ev.ZERO, ev.UNSCALE), built: bool = True) -> List[Role]:
+        """``reachable_optimizers`` of a block run in ``frame`` by the functions of ``stack``."""
         found: List[Role] = []
         seen: Set[int] = set()
 
@@ -613,7 +630,7 @@ class Interp:
                 elif item.kind == ev.CONSTRUCT and built:
                     add(self.roles.resolve(item.assigned if item.assigned is not None else item.call, frame))
 
-        visit(self.m.builder.body(fn), Frame(fn), (fn,))
+        visit(block, frame, stack)
         return found
 
     def _entry(self, code, ctx: Ctx, p):

@@ -16,7 +16,7 @@ from typing import Dict, FrozenSet, NamedTuple, Optional, Set, Tuple
 
 from looplint.model import events as ev
 from looplint.model.events import Event
-from looplint.model.interp import Ctx, Interp, OverBudget, items_below
+from looplint.model.interp import Ctx, Interp, OverBudget
 from looplint.model.roles import ENGINE, OPTIMIZER, Frame, Role
 from looplint.model.scopes import dotted, positional_args
 
@@ -56,9 +56,10 @@ class _Run(Interp):
         return {ClipWindow(assume=s.assume) for s in states}
 
     def on_handler(self, states, t, ctx: Ctx):
-        """An exception out of a ``try`` that steps (``except RuntimeError`` around ``opt.step()``) skips
-        that update on purpose: the clips before it belong to no micro-batch, the window ends."""
-        if any(isinstance(i, Event) and i.kind == ev.STEP for i in items_below(t.body)):
+        """An exception out of a ``try`` that steps (``except RuntimeError`` around ``opt.step()``, or around
+        a helper that steps) skips that update on purpose: the clips before it belong to no micro-batch, the
+        window ends."""
+        if ev.STEP in self.kinds_below(t.body):
             return {ClipWindow(assume=s.assume) for s in states}
         return states
 

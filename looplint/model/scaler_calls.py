@@ -22,7 +22,7 @@ import libcst as cst
 
 from looplint.model import events as ev
 from looplint.model.events import Event
-from looplint.model.interp import Ctx, Interp, OverBudget, items_below
+from looplint.model.interp import Ctx, Interp, OverBudget
 from looplint.model.roles import OPTIMIZER, SCALER, Frame, Role
 from looplint.model.scopes import dotted, keyword_arg, positional_args
 
@@ -86,9 +86,9 @@ class _Run(Interp):
 
     def on_handler(self, states, t, ctx: Ctx):
         """An exception out of a ``try`` that steps, unscales or updates (``except RuntimeError`` around
-        ``scaler.step(opt); scaler.update()``) leaves the scaler in a state we cannot know: the handler
-        starts from nothing known."""
-        if any(isinstance(i, Event) and i.kind in (ev.STEP, ev.UNSCALE, ev.SCALER_UPDATE) for i in items_below(t.body)):
+        ``scaler.step(opt); scaler.update()``, or around a helper that does) leaves the scaler in a state we
+        cannot know: the handler starts from nothing known."""
+        if self.kinds_below(t.body) & {ev.STEP, ev.UNSCALE, ev.SCALER_UPDATE}:
             return {s._replace(ops=frozenset()) for s in states}
         return states
 
