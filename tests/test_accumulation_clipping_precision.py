@@ -297,3 +297,45 @@ def test_ll402_eval_at_epoch_end_with_a_bound_closure(closure):
         fit(net, torch.optim.SGD(net.parameters(), lr=0.1), [], 2)
     """
     assert findings(src, {"LL402"}) == [("LL402", line_of(src, "net.eval()"))]
+
+
+# -- LL405: a loss scaled by the caller and backpropagated by a helper -----------------------------------------
+
+BACKPROPS = {  # helper definitions, and how the scaled loss reaches it
+    "positional": ("def backprop(l):\n    l.backward()\n", "backprop(scaled)"),
+    "keyword, other names": ("def run_backward(model, objective=None):\n    objective.backward()\n",
+                             "run_backward(model, objective=scaled)"),
+    "scaled in the call": ("def backprop(l):\n    l.backward()\n", "backprop(scaler.scale(loss))"),
+}
+
+
+SCALED_LOOP = """\
+import torch
+{definitions}
+
+def train(model, loader):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler()
+    for x in loader:
+        opt.zero_grad()
+        loss = model(x).sum()
+        scaled = scaler.scale(loss)
+        {call}
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(opt)
+        scaler.update()
+"""
+
+
+@pytest.mark.parametrize("shape", sorted(BACKPROPS))
+def test_a_helper_backpropagating_a_scaled_loss_runs_a_scaled_backward(shape):
+    definitions, call = BACKPROPS[shape]
+    src = SCALED_LOOP.format(definitions=definitions, call=call)
+    clip = line_of(src, "clip_grad_norm_")
+    assert findings(src, {"LL405"}) == [("LL405", clip)]
+    unscaled = src.replace("        torch.nn.utils.clip", "        scaler.unscale_(opt)\n        torch.nn.utils.clip")
+    assert findings(unscaled, {"LL405"}) == []
+    # a call that passes an unscaled loss too: the helper's backward is not always scaled, nothing is said
+    plain = call.replace("scaled", "loss").replace("scaler.scale(loss)", "loss")
+    twice = src.replace(f"        {call}\n", f"        {call}\n        {plain}\n")
+    assert findings(twice, {"LL405"}) == []

@@ -295,6 +295,31 @@ def test_a_loss_without_history_is_found_when_only_a_helper_module_steps(tmp_pat
     assert codes(tmp_path / "train.py") == [("LL112", 10)]
 
 
+@pytest.mark.parametrize("helper, call", [
+    ("def backprop(l):\n    l.backward()\n", "backprop(loss)"),
+    ("def run_backward(model, objective=None):\n    objective.backward()\n", "run_backward(model, objective=loss)"),
+])
+def test_a_loss_without_history_is_found_when_a_helper_module_runs_its_backward(tmp_path, helper, call):
+    main = f"""\
+        import torch
+        from tools import *
+
+
+        def fit(model, loader):
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            for x in loader:
+                opt.zero_grad()
+                with torch.no_grad():
+                    loss = model(x).sum()
+                loss.requires_grad = True
+                {call}
+                opt.step()
+    """
+    write(tmp_path, {"tools.py": helper, "train.py": main.replace("from tools import *",
+                                                                  "from tools import " + call.split("(")[0])})
+    assert codes(tmp_path / "train.py") == [("LL112", 11)]
+
+
 def test_stdin_resolves_against_the_working_directory(tmp_path, monkeypatch):
     write(tmp_path, {"helpers.py": LBFGS_HELPER})
     source = textwrap.dedent(FIT.format(imports="from helpers import build_solver", call="build_solver"))

@@ -100,8 +100,10 @@ class _Graphs:
         self._free_params: List[Function] = []  # helpers being read with arguments that have no history
 
     def run(self) -> List[GraphlessBackward]:
+        """Every backward pass of this file, and of the functions of the project's other modules the
+        analysis entered (``backprop(loss)`` with the helper in ``helpers.py``: its loss is the caller's)."""
         out = []
-        for fn in self.scopes.functions:
+        for fn in list(self.scopes.functions) + [f for f in list(self.m.builder.built()) if f.home is not self.scopes]:
             for item in items_below(self.m.builder.body(fn)):
                 if isinstance(item, Event) and item.kind == ev.BACKWARD and not item.dist:
                     found = self.graphless(item, fn)

@@ -1007,7 +1007,7 @@ class Values:
         scope, binds = self.bindings(name.value, fn, name)
         if scope is None or not binds or not all(isinstance(b, Def) and b.kind == PARAM for b in binds):
             return name, fn
-        args, complete = self.arguments(scope, name.value)
+        args, complete = self.arguments(scope, name.value, used_default=True)
         sites = {(a.value, id(w)) if isinstance(a, cst.Name) else None for a, w in args}
         if not complete or len(sites) != 1 or None in sites or any(a is _default(scope, name.value) for a, _w in args):
             return name, fn
@@ -1021,11 +1021,12 @@ class Values:
         scope, _b = self.bindings(got.value, where)
         return f"{scope.qualname}@{got.value}" if scope is not None else got.value
 
-    def arguments(self, fn: Function, name: str) -> Tuple[List[Tuple[cst.BaseExpression, Function]], bool]:
+    def arguments(self, fn: Function, name: str, used_default: bool = False) -> Tuple[List[Tuple[cst.BaseExpression, Function]], bool]:
         """The expressions parameter ``name`` of ``fn`` may receive: its default and the argument of every
         call site in this module (with the scope each is evaluated in); ``complete`` is False when some call
         site passes it in a form we cannot read (``*args``/``**kwargs``) or it has no default and is not
-        passed."""
+        passed. With ``used_default`` the default is there only when some call site leaves the parameter
+        to it (or none is known)."""
         node = fn.node
         if not isinstance(node, cst.FunctionDef) or name not in fn.params:
             return [], False
@@ -1036,6 +1037,7 @@ class Values:
             return [], False  # *args / **kwargs
         out: List[Tuple[cst.BaseExpression, Function]] = []
         complete = True
+        defaulted = False  # some call site leaves the parameter to its default
         default = param.default
         if default is not None:
             out.append((default, fn.parent or self.s.module))
@@ -1070,8 +1072,12 @@ class Values:
                 complete = False
             elif default is None:
                 complete = False
+            else:
+                defaulted = True
         if default is None and not self.call_sites(fn):
             complete = False
+        if used_default and default is not None and not defaulted and len(out) > 1:
+            out = out[1:]  # every call site passes it: the default is never used
         return out, complete and bool(out)
 
     @staticmethod
@@ -1390,13 +1396,17 @@ class Values:
     # -- mixed precision ---------------------------------------------------------------------------------------
     def scaled_by(self, expr: Optional[cst.BaseExpression], fn: Function, depth: int = 0) -> Optional[Tuple[cst.BaseExpression, Function]]:
         """(the scaler, its scope) when ``expr`` is ``scaler.scale(...)`` on every path (also through a name:
-        ``loss = scaler.scale(loss)`` ... ``loss.backward()``)."""
+        ``loss = scaler.scale(loss)`` ... ``loss.backward()``, and through a parameter every call passes it
+        to: ``backprop(scaler.scale(loss))``)."""
         if expr is None or depth > MAX_DEPTH:
             return None
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "scale":
             return expr.func.value, fn
         if isinstance(expr, cst.Name):
             found = self.assigned_values(expr, fn)
+            if not found and expr.value in fn.params and expr.value not in fn.assigns:
+                passed, complete = self.arguments(fn, expr.value, used_default=True)
+                found = passed if complete else []
             if not found:
                 return None
             got = [self.scaled_by(v, where, depth + 1) for v, where in found]
