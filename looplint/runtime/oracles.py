@@ -931,6 +931,22 @@ def clip_outside_backward_step(trace: Trace) -> List[Evidence]:
             f"`{nexts[0]['cls']}.step()` (step {nexts[0]['n']}) used only backward passes that ran after the clip"
         )))
     out.extend(_clips_of_partial_sums(trace, by_opt))
+    out.extend(_clips_of_no_gradient(trace))
+    return out
+
+
+def _clips_of_no_gradient(trace: Trace) -> List[Evidence]:
+    """A clip that raised while no parameter an optimizer holds had a gradient (cleared after the step, no
+    backward since): there was nothing for any step to apply, and this torch refuses to clip nothing."""
+    hits = [((c["line"],), c) for c in trace.of("clip")
+            if c.get("raised") and c.get("before") and all(v is None for v in c["before"].values())]
+    out = []
+    for (line,), group in _group(hits).items():
+        c = group[0]
+        out.append(Evidence("LL403", line, (
+            f"`{c['op']}` (line {line}) ran when no parameter had a gradient (cleared since the last backward) "
+            f"and raised {c['raised']}"
+        ), explains_crash=True))
     return out
 
 

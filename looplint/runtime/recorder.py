@@ -951,7 +951,11 @@ class Recorder:
                     if not outer:
                         return orig(*a, **k)
                     before = {str(i.serial): rec.grad_norm(i.params) for i in rec.opts.values()}
-                    result = orig(*a, **k)
+                    try:
+                        result = orig(*a, **k)
+                    except Exception as e:  # recorded (a clip of no gradient raises in some versions), re-raised
+                        rec.emit("clip", op=name, before=before, after=before, raised=f"{type(e).__name__}: {e}")
+                        raise
                     after = {str(i.serial): rec.grad_norm(i.params) for i in rec.opts.values()}
                     rec.emit("clip", op=name, before=before, after=after)
                     return result
