@@ -1,7 +1,7 @@
 """The differential corpus at scale: generate N training programs, run ``looplint confirm`` on them, and print
 how often the linter agrees with the runtime, overall, per dimension value and per rule.
 
-    python bench/differential.py --n 5000 --seed 1 --jobs 2 [--out DIR] [--keep] [--minimize]
+    python bench/differential.py --n 5000 --seed 1 --jobs 2 [--out DIR] [--keep] [--minimize] [--rewrite]
     python bench/differential.py --seed 1 --show 123        # print program 123 (and its sibling module)
     python bench/differential.py --rejudge DIR              # the linter again, against DIR's stored verdicts
 
@@ -12,6 +12,9 @@ removed at the end unless ``--keep``. The runtime's verdict does not depend on t
 to the model ``--rejudge DIR`` lints the kept programs again and compares with the stored verdicts in
 minutes, with the same per-dimension table (an estimate: confirm's own matching of lines is richer; rerun
 the corpus for the figures).
+``--rewrite`` moves one gradient event of each program into a helper (a function or an object, of the
+program or of its sibling module: ``tests/differential/rewrite.py``), cycling through the kinds each program
+has a line for, and adds a table per kind.
 ``--minimize`` also shrinks every disagreement to the dimensions that cause it (see
 ``tests/differential/minimize.py``) and prints the groups, largest first (written to ``groups.json``).
 """
@@ -43,6 +46,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="folder for the results (default: a new temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the generated programs in OUT/programs")
     p.add_argument("--minimize", action="store_true", help="group the disagreements by likely root cause")
+    p.add_argument("--rewrite", action="store_true", help="move one event of each program into a helper")
     p.add_argument("--show", type=int, metavar="INDEX", help="print one program of the corpus and exit")
     p.add_argument("--rejudge", metavar="DIR", help="lint the programs kept in DIR again and compare with its labels")
     ns = p.parse_args(argv)
@@ -61,7 +65,10 @@ def main(argv=None) -> int:
     outcomes = []
     for first in range(ns.start, ns.start + ns.n, ns.chunk):
         count = min(ns.chunk, ns.start + ns.n - first)
-        programs = write(corpus(ns.seed, count, first), programs_dir)
+        programs = corpus(ns.seed, count, first)
+        if ns.rewrite:
+            programs = rewritten(programs, len(outcomes))
+        programs = write(programs, programs_dir)
         outcomes += judge.run(programs, jobs=ns.jobs, timeout=ns.timeout)
         agree = sum(o.agrees for o in outcomes)
         print(f"{len(outcomes)}/{ns.n} programs, {agree} agree ({time.monotonic() - started:.0f} s)", file=sys.stderr)
@@ -80,6 +87,15 @@ def main(argv=None) -> int:
     print(judge.format_rules(rules))
     print("\nper dimension value:")
     print(judge.format_table(dims))
+    if ns.rewrite:
+        kinds: dict = {}
+        for o in outcomes:
+            row = kinds.setdefault(o.program.choice.get("rewrite", "(none)"), [0, 0])
+            row[0] += 1
+            row[1] += o.agrees
+        print("\nper rewrite (event/home: programs, agree):")
+        for kind, (n, agree) in sorted(kinds.items()):
+            print(f"  {kind:<28} {n:>6} {agree:>6}")
 
     disagreements = []
     for o in outcomes:
@@ -111,6 +127,21 @@ def main(argv=None) -> int:
         shutil.rmtree(programs_dir, ignore_errors=True)
     print(f"\n{len(disagreements)} disagreements written to {os.path.join(out, 'disagreements.json')}")
     return 0
+
+
+def rewritten(programs, offset: int):
+    """Each program with one event moved into a helper (the next kind, from ``offset``, it has a line for)."""
+    from differential.rewrite import KINDS, rewrite
+
+    out = []
+    for i, program in enumerate(programs):
+        got = None
+        for k in range(len(KINDS)):
+            got = rewrite(program, *KINDS[(offset + i + k) % len(KINDS)])
+            if got is not None:
+                break
+        out.append(got or program)
+    return out
 
 
 def rejudge(out: str) -> int:
