@@ -8,8 +8,10 @@ rewritten program like any other (``judge.run``), so every rewrite is a test of 
 
 Events: ``step`` (an optimizer's), ``zero`` (``zero_grad`` of an optimizer or module), ``backward`` (of the
 loss), ``schedule`` (a scheduler's step), ``step_clear`` (a step and then ``zero_grad``, in one helper).
-Homes: ``function`` / ``object`` in the program, ``sibling_function`` / ``sibling_object`` in its sibling
-module (``<name>_lib.py``, created when the program has none).
+Homes: a ``function``, an ``object`` built at module level, or an object an ``attribute`` of the class whose
+method runs the event holds (``self.x = Helper()`` in its ``__init__``; only for events in such a method),
+defined in the program or in its sibling module (``sibling_*``: ``<name>_lib.py``, created when the program
+has none).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ EVENTS: Dict[str, Tuple["re.Pattern[str]", str, List[str]]] = {
     "step_clear": (re.compile(r"^(\s*)((?:\w+\.)*(?:opt|optimizer))\.step\(\)(\s*#.*)?$"),
                    "step_and_clear", ["x.step()", "x.zero_grad()"]),
 }
-HOMES = ("function", "object", "sibling_function", "sibling_object")
+HOMES = ("function", "object", "attribute", "sibling_function", "sibling_object", "sibling_attribute")
 KINDS = tuple((event, home) for event in EVENTS for home in HOMES)
 
 
@@ -42,8 +44,23 @@ def _helper(name: str, body: List[str], home: str) -> Tuple[List[str], str, List
     cls = "".join(part.title() for part in name.split("_")) + "Helper"
     definition = [f"class {cls}:", "    def __init__(self):", "        self.calls = 0", "",
                   f"    def {name}(self, x):"] + ["        " + b for b in body] + ["        self.calls += 1"]
+    if home.endswith("attribute"):
+        return definition, f"self.{name}_helper.{name}", []
     instance = name.upper() + "_HELPER"
     return definition, f"{instance}.{name}", [f"{instance} = {cls}()"]
+
+
+def _init_of_class_around(lines: List[str], row: int) -> Optional[int]:
+    """The row of the ``def __init__(self...):`` line of the top-level class whose method holds ``row``."""
+    start = next((i for i in range(row, -1, -1) if lines[i][:1].strip()), None)
+    if start is None or not lines[start].startswith("class ") or not lines[row].startswith("        "):
+        return None
+    for i in range(start + 1, len(lines)):
+        if lines[i][:1].strip():
+            return None  # the class ended
+        if lines[i].startswith("    def __init__(self") and lines[i].rstrip().endswith(":"):
+            return i
+    return None
 
 
 def rewrite(program: Program, event: str, home: str) -> Optional[Program]:
@@ -56,6 +73,12 @@ def rewrite(program: Program, event: str, home: str) -> Optional[Program]:
         return None
     indent, receiver, comment = pattern.match(lines[hits[0]]).groups()
     definition, callee, reach = _helper(name, body, home)
+    if home.endswith("attribute"):
+        init = _init_of_class_around(lines, hits[0])
+        if init is None:
+            return None
+        lines.insert(init + 1, f"        self.{name}_helper = {definition[0][6:-1]}()")
+        hits[0] += hits[0] > init
     lines[hits[0]] = f"{indent}{callee}({receiver}){comment or ''}"
     last_import = max(i for i, line in enumerate(lines) if line.startswith(("import ", "from ")))
     lib = program.lib_source
