@@ -80,6 +80,6 @@ def _clears_exactly(model, event, frame, role, optimizers) -> bool:
     optimizer, and no other optimizer of the file, was built over."""
     expr = event.param_loop_module if event.kind == GRAD_CLEAR else event.target
     key = model.roles.module_key(expr, frame) if expr is not None else None
-    if key is None or not role.modules or set(role.modules) != {key}:
-        return False
+    if key is None or not role.modules or (set(role.modules) != {key} and role.own_modules != {key}):
+        return False  # built over other modules too (a module known by several names counts once)
     return not any(r.modules is None or key in r.modules for r in optimizers if r is not role)

@@ -861,3 +861,43 @@ def train(model, loader, optimizer, cfg, accum, log):
 """
     assert codes(src) == []
     assert "LL101" in codes(src.replace("        if not need_update:\n            continue\n        optimizer.zero_grad()\n", ""))
+
+
+# -- LL105: a module known by two names (an attribute of a local object, its owner's attribute) -------------
+HELD_MODULE = """\
+import torch
+from torch import nn
+
+
+class {State}:
+    def __init__(self):
+        self.{attr} = nn.Linear(4, 1)
+        self.head = nn.Linear(1, 1)
+
+
+def clear(m):
+    m.zero_grad()
+
+
+def train(loader):
+    {state} = {State}()
+    opt = torch.optim.SGD({params}, lr=0.1)
+    for x in loader:
+        {zero}
+        loss = {state}.{attr}(x).sum()
+        loss.backward()
+"""
+
+
+@pytest.mark.parametrize("names", [("State", "state", "model"), ("Holder", "h", "net")])
+@pytest.mark.parametrize("zero", ["{state}.{attr}.zero_grad()", "clear({state}.{attr})"])
+def test_a_module_zeroed_under_another_name_of_the_only_module_an_optimizer_holds(names, zero):
+    State, state, attr = names
+    fill = dict(State=State, state=state, attr=attr)
+    src = HELD_MODULE.format(zero=zero.format(**fill), params="{state}.{attr}.parameters()".format(**fill), **fill)
+    assert findings(src, {"LL105"}) == [("LL105", line_of(src, "loss.backward()"))]
+    assert findings(src + "        opt.step()\n", {"LL105"}) == []
+    # built over two modules: zeroing one of them leaves the other's gradients, nothing is said
+    two = src.replace(f"{state}.{attr}.parameters()",
+                      f"list({state}.{attr}.parameters()) + list({state}.head.parameters())")
+    assert findings(two, {"LL105"}) == []

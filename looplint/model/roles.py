@@ -109,6 +109,9 @@ class Role:
     ctor: Optional[cst.Call] = None
     scope: Optional[Function] = None
     modules: Optional[FrozenSet[str]] = None  # module keys whose parameters an optimizer holds
+    # of ``modules``, the keys of the module expressions themselves (``modules`` also names each under its
+    # owner's identity: ``state.model`` is ``Cls.self.model`` and ``train:state.model``)
+    own_modules: Optional[FrozenSet[str]] = None
     key: str = ""
     # A scheduler name assigned on different paths: every recognised role it may hold, and whether some
     # assignment was unrecognised (then its kind is unknown; see schedulers.py).
@@ -571,7 +574,7 @@ class Roles:
         clone = copy.copy(role)
         clone.frame = site
         if clone.kind == OPTIMIZER:
-            clone.modules = self.param_modules(arg(role.ctor, 0, "params"), site)
+            clone.modules, clone.own_modules = self.param_module_keys(arg(role.ctor, 0, "params"), site)
         self._memo[memo] = clone
         self._built_in[id(clone)] = (callee, call, caller)
         return clone
@@ -600,7 +603,7 @@ class Roles:
             if cls_name == "DistributedOptimizer" and ("distributed.optim" in q or self._uses_dist_autograd()):
                 role.kind = "rpc-optimizer"  # gradients live in the distributed autograd context
             params = arg(call, 0, "params")
-            role.modules = self.param_modules(params, frame)
+            role.modules, role.own_modules = self.param_module_keys(params, frame)
         return role
 
     def _uses_dist_autograd(self) -> bool:
@@ -784,11 +787,14 @@ class Roles:
         owner = self.module_key(cst.Name(first), frame)
         return [f"{owner}.{rest}"] if owner is not None else []
 
-    def param_modules(self, params: Optional[cst.BaseExpression], frame: Frame, depth: int = 0) -> Optional[FrozenSet[str]]:
-        """Module keys whose ``.parameters()`` feed an optimizer's params argument; None when unknown."""
+    def param_module_keys(self, params: Optional[cst.BaseExpression], frame: Frame,
+                          depth: int = 0) -> Tuple[Optional[FrozenSet[str]], Optional[FrozenSet[str]]]:
+        """(the module keys whose ``.parameters()`` feed an optimizer's params argument, the keys of those
+        module expressions themselves, without their owners' names for them); (None, None) when unknown."""
         if params is None or depth > 2:
-            return None
+            return None, None
         keys: set = set()
+        own: set = set()
         unknown = [False]
         roles = self
 
@@ -800,6 +806,7 @@ class Roles:
                         unknown[0] = True
                     else:
                         keys.add(k)
+                        own.add(k)
                         keys.update(roles._owner_path_keys(n.func.value, frame))
                     return False
                 return True
@@ -811,15 +818,17 @@ class Roles:
                 fn = fn.parent
             if fn is not None:
                 out: set = set()
+                out_own: set = set()
                 for a in fn.assigns[params.value]:
-                    got = self.param_modules(a.value, Frame(a.scope), depth + 1)
+                    got, got_own = self.param_module_keys(a.value, Frame(a.scope), depth + 1)
                     if got is None:
-                        return None
+                        return None, None
                     out |= got
-                return frozenset(out) or None
+                    out_own |= got_own or set()
+                return (frozenset(out), frozenset(out_own)) if out else (None, None)
         if unknown[0] or not keys:
-            return None
-        return frozenset(keys)
+            return None, None
+        return frozenset(keys), frozenset(own)
 
 
 _NONE = object()
