@@ -901,3 +901,48 @@ def test_a_module_zeroed_under_another_name_of_the_only_module_an_optimizer_hold
     two = src.replace(f"{state}.{attr}.parameters()",
                       f"list({state}.{attr}.parameters()) + list({state}.head.parameters())")
     assert findings(two, {"LL105"}) == []
+
+
+# -- a periodic test handed to a helper as an argument -------------------------------------------------------
+# ``apply_update(opt, update_grad=(i + 1) % k == 0)`` and ``if update_grad:`` in the helper is the caller's
+# test: judged as the same program with the test written where the call is.
+HANDED_TEST = """\
+import torch
+
+
+def apply_update(opt, {param}):
+    if {test}:
+        opt.step()
+
+
+def train(model, loader, accum_iter=4):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt.zero_grad()
+    for i, x in enumerate(loader):
+        loss = model(x).sum() / accum_iter
+        loss.backward()
+        {call}
+{zero}"""
+HANDED_STEPS = {  # parameter, the helper's test, the argument
+    "equals": ("update_grad", "update_grad", "(i + 1) % accum_iter == 0"),
+    "negated": ("skip", "not skip", "(i + 1) % accum_iter != 0"),
+    "phase zero": ("sync", "sync", "i % accum_iter == 0"),
+}
+HANDED_ZEROS = {
+    "same test": "        if (i + 1) % accum_iter == 0:\n            opt.zero_grad()\n",
+    "none": "",
+    "phase zero": "        if i % accum_iter == 0:\n            opt.zero_grad()\n",
+}
+
+
+@pytest.mark.parametrize("step", sorted(HANDED_STEPS))
+@pytest.mark.parametrize("zero", sorted(HANDED_ZEROS))
+@pytest.mark.parametrize("keyword", [True, False])
+def test_a_periodic_test_handed_to_a_helper_is_the_callers_test(step, zero, keyword):
+    param, test, expr = HANDED_STEPS[step]
+    call = f"apply_update(opt, {param + '=' if keyword else ''}{expr})"
+    helper = HANDED_TEST.format(param=param, test=test, call=call, zero=HANDED_ZEROS[zero])
+    inline = helper.replace(call, f"if {expr if test == param else f'not ({expr})'}:\n            opt.step()")
+    assert [c for c, _ in findings(helper)] == [c for c, _ in findings(inline)]
+    if zero == "same test":
+        assert findings(helper) == []  # the accumulation window steps and clears together

@@ -22,7 +22,7 @@ from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, Gradie
 from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, WALK_DEPTH, classify_all, walk
 from looplint.model.interp import items_below
 from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
-from looplint.model.scopes import Function, Scopes, dotted, names_in
+from looplint.model.scopes import Function, Scopes, dotted, has_call, names_in
 from looplint.model.values import PARAM, Def, Values, partial_args
 
 __all__ = [
@@ -72,6 +72,7 @@ class FileModel:
                 elif isinstance(item, Event):
                     if item.kind == ev.CALL and item.callee is not fn:
                         self._called.add(item.callee)
+                        self._count_handed_tests(item, fn)
                     if isinstance(item.closure, Function):
                         self._called.add(item.closure)
         self._facts: Optional[Facts] = None
@@ -80,6 +81,24 @@ class FileModel:
         self._steps: Optional[Dict[Optional[Role], List[Event]]] = None
         self._handed: Dict[int, bool] = {}
         self._scanned = 0  # how many built function bodies ``function_of`` has indexed
+
+    def _count_handed_tests(self, call: Event, fn: Function) -> None:
+        """A periodic test handed to a callee that tests the parameter alone (``update(opt, (i + 1) % k ==
+        0)`` and ``if update_grad:`` there) is one more ``if`` of that test (``Interp._handed_periodic``)."""
+        if call.callee is None or call.call is None:
+            return
+        given = Values.parameters_bound(call.callee, call.call, call.bound_args)
+        if not any(not isinstance(v, cst.Name) for v in given.values()):
+            return
+        alone = {i.key for i in walk(self.builder.body(call.callee), self.builder, depth=99)
+                 if isinstance(i, Branch) and i.key is not None and i.mod is None and i.names == {i.key}}
+        for name, v in given.items():
+            if name in alone and not isinstance(v, cst.Name) and ev.literal_truth(v) is None:
+                mod = self.builder.periodic(v, fn)
+                if mod is not None:
+                    k = f"mod:{mod[0]}:{mod[1]}"
+                    self._tests[k] = self._tests.get(k, 0) + 1
+                    self.branch_info[f"{k}:{mod[2]}"] = (frozenset(names_in(v)), has_call(v))
 
     @cached_property
     def gating_tests(self) -> FrozenSet[str]:

@@ -179,6 +179,7 @@ class EventBuilder:
         # the statements that follow a loop in its block (what runs after the loop ends)
         self.after: Dict[cst.CSTNode, list] = {}
         self._rebound: Dict[Function, frozenset] = {}
+        self._periodic: Dict[tuple, tuple] = {}  # (id(test), fn, polarity) -> (test, its Branch.mod)
 
     def ctor_kind_of_class(self, cls) -> Optional[str]:
         """The role instances of a class of this module play (optimizer, scheduler, scaler), or None."""
@@ -195,6 +196,13 @@ class EventBuilder:
     def built(self):
         """The functions whose events have been built so far."""
         return self._cache.keys()
+
+    def periodic(self, test: cst.BaseExpression, fn: Function, polarity: bool = True) -> Optional[tuple]:
+        """``Branch.mod`` of ``test`` read in ``fn`` (a periodic test on a counter), or None."""
+        key = (id(test), fn, polarity)
+        if key not in self._periodic:
+            self._periodic[key] = (test, _Build(self, fn).periodic(test, polarity))
+        return self._periodic[key][1]
 
     def body(self, fn: Function) -> Block:
         b = self._cache.get(fn)
@@ -327,10 +335,14 @@ class _Build:
             test, polarity = test.expression, not polarity
         then = self.suite(st.body)
         br = Branch(st, " ".join(code(test).split()), frozenset(names_in(test)), has_call(test), [then, other], polarity)
-        mod = _periodic(test, polarity) or self._phase_test(test, polarity)
-        br.mod = (self._counter(mod[0]),) + self._window(mod[1], mod[2]) + (mod[3],) if mod is not None else None
+        br.mod = self.periodic(test, polarity)
         br.const = self._constant(test)
         return br
+
+    def periodic(self, test: cst.BaseExpression, polarity: bool = True) -> Optional[tuple]:
+        """``Branch.mod`` of a test read in this function: (counter, K, phase, then-arm on match), or None."""
+        mod = _periodic(test, polarity) or self._phase_test(test, polarity)
+        return (self._counter(mod[0]),) + self._window(mod[1], mod[2]) + (mod[3],) if mod is not None else None
 
     def _counter(self, v: str) -> str:
         """A counter's identity across functions: ``k`` in ``train``, also when a helper receives it as

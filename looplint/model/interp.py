@@ -33,6 +33,8 @@ else, once for all of them:
 """
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 
@@ -82,7 +84,7 @@ class Ctx:
     conds: Tuple[Tuple[Optional[str], bool, int], ...] = ()
 
 
-def child_frame(callee: Function, caller: Frame, bindings, keys=(), tests=(), literals=()) -> Frame:
+def child_frame(callee: Function, caller: Frame, bindings, keys=(), tests=(), literals=(), exprs=()) -> Frame:
     """The frame of a called function. A function defined inside the caller sees the caller's names, so
     it inherits the caller's bindings (those its own parameters and assignments do not shadow)."""
     bindings = list(bindings)
@@ -98,7 +100,7 @@ def child_frame(callee: Function, caller: Frame, bindings, keys=(), tests=(), li
         literals.extend((k, v) for k, v in caller.literals if k not in own)
     elif callee.cls is not None and caller.fn is not None and callee.cls is class_of(caller.fn):
         keys.extend((k, v) for k, v in caller.keys if k == "self" and not any(x == "self" for x, _ in keys))
-    return Frame(callee, tuple(bindings), tuple(keys), tuple(tests), tuple(literals))
+    return Frame(callee, tuple(bindings), tuple(keys), tuple(tests), tuple(literals), tuple(exprs))
 
 
 def _ancestors(fn: Function):
@@ -300,6 +302,9 @@ class Interp:
                 _within(ctx, br.key, br.polarity), _within(ctx, br.key, not br.polarity)
         if br.mod is not None:
             return self._periodic_split(br, paths, ctx)
+        handed = self._handed_periodic(br, ctx.frame)
+        if handed is not None:
+            return self._periodic_split(handed, paths, ctx)
         literal = _literal(br, ctx.frame)
         if literal is not None:  # a parameter the call bound to a literal: one arm
             then = literal == br.polarity
@@ -324,6 +329,21 @@ class Interp:
                     selected.add(p)
             arms.append(selected)
         return arms[0], arms[1], _within(ctx, br.key, then_value), _within(ctx, br.key, not then_value)
+
+    def _handed_periodic(self, br: Branch, frame: Frame) -> Optional[Branch]:
+        """``if update_grad:`` on a parameter the call bound to a periodic test (``update_grad=(i + 1) % k ==
+        0``): that test, as a Branch of the callee (the same arms)."""
+        if not frame.exprs or br.names != {br.key}:
+            return None
+        for name, arg, where in frame.exprs:
+            if name == br.key:
+                mod = self.m.builder.periodic(arg, where, br.polarity)
+                if mod is None:
+                    return None
+                handed = copy.copy(br)
+                handed.mod, handed.polarity = mod, True
+                return handed
+        return None
 
     def _periodic_split(self, br: Branch, paths: Set, ctx: Ctx):
         """``if (i + c) % K == d``: the path remembers which phase of the window it is in."""
@@ -579,14 +599,16 @@ class Interp:
         given = Values.parameters_bound(e.callee, e.call, e.bound_args)
         tests = bound_tests(given, caller)
         literals = bound_literals(e.callee, given, any(a.star for a in (*e.bound_args, *getattr(e.call, "args", ()))))
+        exprs = [(name, v, caller.fn) for name, v in given.items()
+                 if not isinstance(v, cst.Name) and ev.literal_truth(v) is None and caller.fn is not None]
         if e.factory is not None:
             # a function a same-module factory returned sees the factory's names: its parameters bound to
             # the arguments of the factory call (read where that call is written)
             call, where, factory = e.factory
             at = caller if caller.fn is where else Frame(where)
             outer = child_frame(factory, at, *bind_arguments(self.roles, factory, call, at, False))
-            return child_frame(e.callee, outer, roles, keys, tests, literals)
-        return child_frame(e.callee, caller, roles, keys, tests, literals)
+            return child_frame(e.callee, outer, roles, keys, tests, literals, exprs)
+        return child_frame(e.callee, caller, roles, keys, tests, literals, exprs)
 
     def closure_bindings(self, e: Event, frame: Frame):
         """The bindings of a step's closure function: its ``partial``-bound arguments, ``self``."""

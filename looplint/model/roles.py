@@ -148,6 +148,10 @@ class Frame:
     # a literal default (``do_backward=True``), when the function never rebinds it: a test of the parameter
     # alone takes one arm
     literals: Tuple[Tuple[str, bool], ...] = ()
+    # (parameter, argument, the caller's function) for each parameter the call binds to an expression that
+    # is neither a name nor a literal (``update_grad=(i + 1) % k == 0``): a test of the parameter alone in
+    # the callee is that expression's test, read where the call is written
+    exprs: Tuple[Tuple[str, cst.BaseExpression, Function], ...] = ()
 
     def bound(self, name: str):
         for k, v in self.bindings:
