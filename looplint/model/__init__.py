@@ -59,6 +59,7 @@ class FileModel:
         self._branches: List[Branch] = []  # every keyed ``if`` (for ``gating_tests``, asked only when paths are capped)
         self._tests: Dict[str, int] = {}  # how many ``if``s test each key (per counter for periodic tests)
         self._called: Set[Function] = set()
+        self._tested_alone: Dict[Function, FrozenSet[str]] = {}  # per callee: the names it tests alone
         for fn in self.scopes.functions:
             # each function's own items once (a depth at the walk's limit enters no callee)
             for item in walk(self.builder.body(fn), self.builder, depth=99):
@@ -90,8 +91,11 @@ class FileModel:
         given = Values.parameters_bound(call.callee, call.call, call.bound_args)
         if not any(not isinstance(v, cst.Name) for v in given.values()):
             return
-        alone = {i.key for i in walk(self.builder.body(call.callee), self.builder, depth=99)
-                 if isinstance(i, Branch) and i.key is not None and i.mod is None and i.names == {i.key}}
+        alone = self._tested_alone.get(call.callee)
+        if alone is None:
+            alone = self._tested_alone[call.callee] = frozenset(
+                i.key for i in walk(self.builder.body(call.callee), self.builder, depth=99)
+                if isinstance(i, Branch) and i.key is not None and i.mod is None and i.names == {i.key})
         for name, v in given.items():
             if name in alone and not isinstance(v, cst.Name) and ev.literal_truth(v) is None:
                 mod = self.builder.periodic(v, fn)
@@ -210,7 +214,7 @@ class FileModel:
         modules is reported (the engine reports nothing outside the linted file). None when ``node`` is in no
         function of an imported module the analysis entered, or when several calls of this file run it: the
         facts at ``node`` are joined over all of them, so which call the finding belongs to is unknown."""
-        built = [f for f in list(self.builder.built())]
+        built = list(self.builder.built())
         holder = next((f for f in built if f.home is not self.scopes and any(
             isinstance(i, Event) and i.node is node for i in items_below(self.builder.body(f)))), None)
         if holder is None:

@@ -34,7 +34,6 @@ else, once for all of them:
 from __future__ import annotations
 
 import copy
-
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 
