@@ -142,8 +142,8 @@ def relevance(tree: ast.Module, source: str) -> Relevance:
     The callers of a callee are not kept: the model follows calls down from the code that trains, and what
     else calls a helper of it cannot change what that code does. Nor is a function that only a framework
     calls (a decorated handler) and that names nothing kept: the model judges it alone, and alone it holds
-    no gradient event. A class with a kept unit keeps its own
-    rows; a class none of whose units is kept is cold whole."""
+    no gradient event. A class with a kept unit keeps its own rows; a class none of whose units is kept is
+    cold whole."""
     if not any(TRAINING_NAMES.search(n) for n in identifiers(tree)):
         return Relevance(False, [])
     rows = _LINES.findall(source)
