@@ -91,11 +91,7 @@ class FileModel:
         given = Values.parameters_bound(call.callee, call.call, call.bound_args)
         if not any(not isinstance(v, cst.Name) for v in given.values()):
             return
-        alone = self._tested_alone.get(call.callee)
-        if alone is None:
-            alone = self._tested_alone[call.callee] = frozenset(
-                i.key for i in walk(self.builder.body(call.callee), self.builder, depth=99)
-                if isinstance(i, Branch) and i.key is not None and i.mod is None and i.names == {i.key})
+        alone = self.tested_alone(call.callee)
         for name, v in given.items():
             if name in alone and not isinstance(v, cst.Name) and ev.literal_truth(v) is None:
                 mod = self.builder.periodic(v, fn)
@@ -103,6 +99,16 @@ class FileModel:
                     k = f"mod:{mod[0]}:{mod[1]}"
                     self._tests[k] = self._tests.get(k, 0) + 1
                     self.branch_info[f"{k}:{mod[2]}"] = (frozenset(names_in(v)), has_call(v))
+
+    def tested_alone(self, fn: Function) -> FrozenSet[str]:
+        """The names ``fn`` tests alone (``if update_grad:``), not periodically: the parameters whose argument
+        a call may hand it as a test (``Interp.bind``)."""
+        got = self._tested_alone.get(fn)
+        if got is None:
+            got = self._tested_alone[fn] = frozenset(
+                i.key for i in walk(self.builder.body(fn), self.builder, depth=99)
+                if isinstance(i, Branch) and i.key is not None and i.mod is None and i.names == {i.key})
+        return got
 
     @cached_property
     def gating_tests(self) -> FrozenSet[str]:

@@ -598,8 +598,9 @@ class Interp:
         given = Values.parameters_bound(e.callee, e.call, e.bound_args)
         tests = bound_tests(given, caller)
         literals = bound_literals(e.callee, given, any(a.star for a in (*e.bound_args, *getattr(e.call, "args", ()))))
+        alone = self.m.tested_alone(e.callee) if caller.fn is not None else frozenset()
         exprs = [(name, v, caller.fn) for name, v in given.items()
-                 if not isinstance(v, cst.Name) and ev.literal_truth(v) is None and caller.fn is not None]
+                 if name in alone and not isinstance(v, cst.Name) and ev.literal_truth(v) is None]
         if e.factory is not None:
             # a function a same-module factory returned sees the factory's names: its parameters bound to
             # the arguments of the factory call (read where that call is written)
