@@ -29,6 +29,7 @@ import libcst as cst
 from looplint import diagnostics
 from looplint.diagnostics import Diagnostic
 from looplint.files import MAX_SOURCE_BYTES, NotRegularFile, TooLarge, read_regular, size_text
+from looplint.parse import parse_module
 from looplint.rule import PARSE_ERROR, PARSE_ERROR_NAME, Rule, all_rules
 from looplint.relevance import blank_cold, may_train, relevance
 
@@ -309,7 +310,7 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
     recorded for ``take_depended``."""
     global _depended
     try:
-        module = cst.parse_module(source)
+        module = parse_module(source)
     except cst.ParserSyntaxError as e:
         return [_syntax_error(path, source, e)]
     except (RecursionError, ValueError) as e:  # pathological input
@@ -400,7 +401,7 @@ def lint_for_fixes(source: str, path: str, rules: Sequence[type]):
             or not rules or not may_train(source)):
         return None, lint_source(source, path, rules)
     try:
-        module = cst.parse_module(source)
+        module = parse_module(source)
     except Exception:  # noqa: BLE001 - whatever libcst refuses is reported the usual way
         return None, lint_source(source, path, rules)
     from looplint.suppress import apply_noqa

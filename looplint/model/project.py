@@ -141,12 +141,13 @@ def _parse(path: str):
     if hit is not None:
         return hit[0]
     from looplint.engine import nesting_depth
+    from looplint.parse import parse_module
 
     scopes = None
     read = _read_tree(real, stamp)
     if read is not None and nesting_depth(read[1]) <= MAX_MODULE_DEPTH:
         try:
-            scopes = Scopes(cst.parse_module(read[0]), name=os.path.splitext(os.path.basename(real))[0], path=real)
+            scopes = Scopes(parse_module(read[0]), name=os.path.splitext(os.path.basename(real))[0], path=real)
         except Exception:  # noqa: BLE001 - a parser failure: unknown
             scopes = None
     return _remember(_parsed, KEEP_MODULES, real, stamp, scopes)
