@@ -20,7 +20,7 @@ from looplint.model.events import Branch, Event, EventBuilder, Jump, Loop, code
 from looplint.model.effects import Effects
 from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, GradientFlow, OptState, OverBudget, merge_facts
 from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, WALK_DEPTH, classify_all, walk
-from looplint.model.interp import items_below
+from looplint.model.interp import ALL_OF, items_below, none_of_keys
 from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
 from looplint.model.scopes import Function, Scopes, dotted, has_call, names_in
 from looplint.model.values import PARAM, Def, Values, partial_args
@@ -31,6 +31,9 @@ __all__ = [
 ]
 
 GRADIENT_KINDS = (ev.STEP, ev.ZERO, ev.BACKWARD, ev.GRAD_CLEAR)
+
+
+_LITERAL_NAMES = frozenset(("True", "False", "None"))
 
 
 def _gates(br: Branch) -> bool:
@@ -60,6 +63,9 @@ class FileModel:
         self._tests: Dict[str, int] = {}  # how many ``if``s test each key (per counter for periodic tests)
         self._called: Set[Function] = set()
         self._tested_alone: Dict[Function, FrozenSet[str]] = {}  # per callee: the names it tests alone
+        # a name a call hands to a callee that tests the parameter alone -> those parameters (``test_keys``)
+        self._aliases: Dict[str, Set[str]] = {}
+        self._test_keys: Dict[str, FrozenSet[str]] = {}
         for fn in self.scopes.functions:
             # each function's own items once (a depth at the walk's limit enters no callee)
             for item in walk(self.builder.body(fn), self.builder, depth=99):
@@ -67,6 +73,9 @@ class FileModel:
                     k = f"mod:{item.mod[0]}:{item.mod[1]}" if item.mod is not None else item.key
                     self._tests[k] = self._tests.get(k, 0) + 1
                     self.branch_info[item.key] = (item.names, item.volatile)
+                    for key, names, _polarity, volatile in item.conjuncts:  # ``if a and b:`` tests ``a`` too
+                        self._tests[key] = self._tests.get(key, 0) + 1
+                        self.branch_info.setdefault(key, (names, volatile))
                     self._branches.append(item)
                     if item.mod is not None:
                         self.branch_info[f"mod:{item.mod[0]}:{item.mod[1]}:{item.mod[2]}"] = (item.names, item.volatile)
@@ -84,16 +93,23 @@ class FileModel:
         self._scanned = 0  # how many built function bodies ``function_of`` has indexed
 
     def _count_handed_tests(self, call: Event, fn: Function) -> None:
-        """A periodic test handed to a callee that tests the parameter alone (``update(opt, (i + 1) % k ==
-        0)`` and ``if update_grad:`` there) is one more ``if`` of that test (``Interp._handed_periodic``)."""
+        """What a call hands to a callee that tests the parameter alone (``if update_grad:`` there). A
+        periodic test (``update(opt, (i + 1) % k == 0)``) is one more ``if`` of that test
+        (``Interp._handed_periodic``); a name (``train(opt, use_amp)``) is tested there under the caller's
+        name (``Frame.tests``), so that name stands for the parameter's tests too (``test_keys``)."""
         if call.callee is None or call.call is None:
             return
         given = Values.parameters_bound(call.callee, call.call, call.bound_args)
-        if not any(not isinstance(v, cst.Name) for v in given.values()):
+        if not any(not isinstance(v, cst.Name) or v.value not in _LITERAL_NAMES for v in given.values()):
             return
         alone = self.tested_alone(call.callee)
         for name, v in given.items():
-            if name in alone and not isinstance(v, cst.Name) and ev.literal_truth(v) is None:
+            if name not in alone:
+                continue
+            if isinstance(v, cst.Name):
+                if v.value not in _LITERAL_NAMES and name not in call.callee.assigns:
+                    self._aliases.setdefault(v.value, set()).add(name)
+            elif ev.literal_truth(v) is None:
                 mod = self.builder.periodic(v, fn)
                 if mod is not None:
                     k = f"mod:{mod[0]}:{mod[1]}"
@@ -106,24 +122,62 @@ class FileModel:
         got = self._tested_alone.get(fn)
         if got is None:
             got = self._tested_alone[fn] = frozenset(
-                i.key for i in walk(self.builder.body(fn), self.builder, depth=99)
-                if isinstance(i, Branch) and i.key is not None and i.mod is None and i.names == {i.key})
+                key for i in walk(self.builder.body(fn), self.builder, depth=99)
+                if isinstance(i, Branch) and i.key is not None and i.mod is None
+                for key, names in ((i.key, i.names), *((c[0], c[1]) for c in i.conjuncts)) if names == {key})
         return got
 
     @cached_property
     def gating_tests(self) -> FrozenSet[str]:
         """Tests with an arm that runs a gradient event or a jump (``_gates``): what the interpreter forgets
         last when it must forget (computed on first use: only files whose paths get capped ask)."""
-        return frozenset(br.key for br in self._branches if _gates(br))
+        return frozenset(key for br in self._branches if _gates(br) for key in br.tested)
 
     @cached_property
     def periodic_counters(self) -> FrozenSet[str]:
         """Counters some ``if`` tests periodically (``(i + 1) % k``): only their phases are worth tracking."""
         return frozenset(k.split(":")[1] for k in self._tests if k.startswith("mod:"))
 
+    def test_keys(self, key: str) -> FrozenSet[str]:
+        """The tests a path's assumption stands for: its own, and when a call handed the name to a callee
+        that tests the parameter alone (``train(opt, use_amp)`` and ``if use_amp:`` there, recorded under the
+        caller's name: ``Frame.tests``), that parameter's tests, through any number of calls."""
+        if key.startswith(ALL_OF):  # operands of a conjunction known not all true (``Interp``)
+            return frozenset().union(*(self.test_keys(k) for k in none_of_keys(key)))
+        base = key.split("@", 1)[0]
+        got = self._test_keys.get(base)
+        if got is None:
+            seen, todo = {base}, [base]
+            while todo:
+                for name in self._aliases.get(todo.pop(), ()):
+                    if name not in seen:
+                        seen.add(name)
+                        todo.append(name)
+            got = self._test_keys[base] = frozenset(seen)
+        return got
+
+    def test_reads(self, key: str) -> Optional[Tuple[frozenset, bool]]:
+        """What an assumption's test reads: (its names, whether it calls something), over every test it
+        stands for (``test_keys``); None when no ``if`` of this file makes it (a test of an imported module's
+        code) and it is no plain name (a plain name reads itself)."""
+        keys = self.test_keys(key)
+        infos = [self.branch_info[k] for k in keys if k in self.branch_info]
+        infos.extend((frozenset((k,)), False) for k in keys if k.isidentifier() and k not in self.branch_info)
+        if not infos:
+            return None
+        return frozenset().union(*(i[0] for i in infos)), any(i[1] for i in infos)
+
+    def gates(self, key: str) -> bool:
+        """Whether a test an assumption stands for (``test_keys``) has an arm that runs a gradient event or
+        a jump (``gating_tests``)."""
+        return not self.test_keys(key).isdisjoint(self.gating_tests)
+
     def tested_again(self, key: str) -> bool:
-        """Whether more than one ``if`` of the file tests ``key``: only then is its value worth remembering."""
-        return self._tests.get(key, 0) > 1
+        """Whether more than one ``if`` of the file tests ``key`` (or what it stands for: ``test_keys``):
+        only then is its value worth remembering."""
+        if key.startswith("mod:"):
+            return self._tests.get(key, 0) > 1
+        return sum(self._tests.get(k, 0) for k in self.test_keys(key)) > 1
 
     # -- the gradient flow, computed on first use ----------------------------------------------------------
     @property

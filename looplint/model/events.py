@@ -8,7 +8,7 @@ when the flow analysis resolves ``x`` in its calling context (see ``roles.Frame`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set, Union
+from typing import Dict, List, Optional, Set, Tuple, Union
 
 import libcst as cst
 
@@ -96,6 +96,14 @@ class Branch:
     const: Optional[bool] = None  # the test's value when it cannot vary (a literal flag)
     # ``elif``: the else arm is the next test's events followed by this Branch (walked without recursion)
     elif_next: Optional["Branch"] = None
+    # ``if a and not b:``: each operand of the ``and`` as (key, names, polarity, volatile), so that a path
+    # through the then arm knows ``a`` and ``not b`` (``Interp._conjunction_split``)
+    conjuncts: tuple = ()
+
+    @property
+    def tested(self) -> Tuple[str, ...]:
+        """The keys of the tests this ``if`` makes: its own and its conjuncts'."""
+        return (self.key, *(c[0] for c in self.conjuncts)) if self.key is not None else ()
 
 
 @dataclass(eq=False)
@@ -337,7 +345,42 @@ class _Build:
         br = Branch(st, " ".join(code(test).split()), frozenset(names_in(test)), has_call(test), [then, other], polarity)
         br.mod = self.periodic(test, polarity)
         br.const = self._constant(test)
+        operands = self._conjuncts(test) if br.mod is None and br.const is None else ()
+        if operands:
+            # ``a and b``: an operand that cannot vary (a literal flag) decides the test or drops out of it
+            varying, value = [], True
+            for key, names, wanted, volatile, node in operands:
+                truth = None if volatile else self._constant(node)
+                if truth is None:
+                    varying.append((key, names, wanted, volatile))
+                elif truth != wanted:
+                    value = False
+            if not value or not varying:
+                br.const = value
+            else:
+                br.conjuncts = tuple(varying)
         return br
+
+    def _conjuncts(self, test: cst.BaseExpression) -> tuple:
+        """``Branch.conjuncts`` of ``a and not b and c`` (with each operand's node last); () for any other
+        test. A periodic operand is volatile here (its phase is tracked only where it is tested alone)."""
+        if not (isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And)):
+            return ()
+        operands, stack = [], [test]
+        while stack:
+            t = stack.pop()
+            if isinstance(t, cst.BooleanOperation) and isinstance(t.operator, cst.And) and not t.lpar:
+                stack.extend((t.right, t.left))
+            else:
+                operands.append(t)
+        out = []
+        for op in operands:
+            polarity = True
+            while isinstance(op, cst.UnaryOperation) and isinstance(op.operator, cst.Not):
+                op, polarity = op.expression, not polarity
+            volatile = has_call(op) or isinstance(op, cst.BooleanOperation) or self.periodic(op) is not None
+            out.append((" ".join(code(op).split()), frozenset(names_in(op)), polarity, volatile, op))
+        return tuple(out)
 
     def periodic(self, test: cst.BaseExpression, polarity: bool = True) -> Optional[tuple]:
         """``Branch.mod`` of a test read in this function: (counter, K, phase, then-arm on match), or None."""

@@ -172,12 +172,12 @@ class Interp:
 
     def repeated(self, a) -> bool:
         """An assumption about a test that more than one ``if`` makes (not a counter's phase)."""
-        return not a[0].startswith("mod:") and self.m.tested_again(a[0].split("@")[0])
+        return not a[0].startswith("mod:") and self.m.tested_again(a[0])
 
     def gates(self, a) -> bool:
         """An assumption about a test with an arm that runs a gradient event or a jump (``if cfg.accum >
         1:`` around the zeroing and the step): its arm holds on every iteration of the loops around it."""
-        return not a[0].startswith("mod:") and a[0].split("@")[0] in self.m.gating_tests
+        return not a[0].startswith("mod:") and self.m.gates(a[0])
 
     def ties(self, a) -> bool:
         """An assumption that ties gradient events together: a repeated test with an arm that runs a
@@ -309,14 +309,11 @@ class Interp:
             then = literal == br.polarity
             return (set(paths) if then else set()), (set() if then else set(paths)), \
                 _within(ctx, br.key, br.polarity), _within(ctx, br.key, not br.polarity)
+        if br.conjuncts:
+            return self._conjunction_split(br, paths, ctx)
         then_value = br.polarity
-        # Remember a test's value when another test repeats it, or when nothing in the enclosing loops can
-        # change it (``if config.ACCUM > 1:`` takes the same arm on every iteration); remembering any other
-        # test only multiplies paths.
         key = _frame_key(br, ctx.frame)
-        handed_down = key.split("@")[0] != br.key  # a parameter bound to a caller's flag that it tests too
-        record = self.m.tested_again(br.key) or (handed_down and key.split("@")[0] in self.m.branch_info) or (
-            bool(ctx.loops) and not br.volatile and not any(br.names & l.assigned for l in ctx.loops))
+        record = self._worth_recording(br.key, key, br.names, br.volatile, ctx)
         arms = []
         for value in (then_value, not then_value):
             selected = set()
@@ -328,6 +325,51 @@ class Interp:
                     selected.add(p)
             arms.append(selected)
         return arms[0], arms[1], _within(ctx, br.key, then_value), _within(ctx, br.key, not then_value)
+
+    def _worth_recording(self, test: str, key: str, names: frozenset, volatile: bool, ctx: Ctx) -> bool:
+        """Whether a path remembers the value of a test (``test`` as written, ``key`` in this frame): when
+        another test repeats it, or when nothing in the enclosing loops can change it (``if config.ACCUM >
+        1:`` takes the same arm on every iteration); remembering any other test only multiplies paths."""
+        handed_down = key.split("@")[0] != test  # a parameter bound to a caller's flag that it tests too
+        return self.m.tested_again(test) or (handed_down and key.split("@")[0] in self.m.branch_info) or (
+            bool(ctx.loops) and not volatile and not any(names & l.assigned for l in ctx.loops))
+
+    def _conjunction_split(self, br: Branch, paths: Set, ctx: Ctx):
+        """``if a and not b:``: the arm where the conjunction holds knows each operand's value (a later
+        ``if a:`` takes its then arm), the other arm knows an operand is false when every other one is known
+        true; a path that knows an operand false, or all of them true, takes one arm. An operand is read
+        like a test of its own: a parameter bound to a literal, a caller's flag (``Frame.tests``)."""
+        frame = ctx.frame
+        key = _frame_key(br, frame)
+        whole = self._worth_recording(br.key, key, br.names, br.volatile, ctx)
+        parts = []  # (key in this frame or None, polarity, literal truth or None, worth recording)
+        for test, names, polarity, volatile in br.conjuncts:
+            literal = _literal_of(test, names, frame)
+            k = None if volatile else _test_key(test, names, frame)
+            parts.append((k, polarity, literal, k is not None and self._worth_recording(test, k, names, False, ctx)))
+        holds, fails = set(), set()  # paths on which the conjunction holds / does not
+        for p in paths:
+            known = _assumed(p, key)
+            values = []  # each operand's truth on this path (None: unknown)
+            for k, polarity, literal, _r in parts:
+                v = literal if literal is not None else (_assumed(p, k) if k is not None else None)
+                values.append(None if v is None else v == polarity)
+            unknown = [part for part, v in zip(parts, values) if v is None]
+            if known is False or False in values or _refuted(p, unknown):
+                fails.add(p)
+                continue
+            if known is True or not unknown:
+                holds.add(p)
+                continue
+            learnt = {(k, polarity) for k, polarity, _l, r in unknown if r}
+            holds.add(p._replace(assume=p.assume | learnt | ({(key, True)} if whole else set())))
+            if all(r for _k, _p, _l, r in unknown):  # one of them is false: which, when it is the only one
+                learnt = {(unknown[0][0], not unknown[0][1])} if len(unknown) == 1 else {(_none_of(unknown), False)}
+            else:
+                learnt = set()
+            fails.add(p._replace(assume=p.assume | learnt | ({(key, False)} if whole else set())))
+        then_paths, else_paths = (holds, fails) if br.polarity else (fails, holds)
+        return then_paths, else_paths, _within(ctx, br.key, br.polarity), _within(ctx, br.key, not br.polarity)
 
     def _handed_periodic(self, br: Branch, frame: Frame) -> Optional[Branch]:
         """``if update_grad:`` on a parameter the call bound to a periodic test (``update_grad=(i + 1) % k ==
@@ -545,8 +587,7 @@ class Interp:
             fn = todo.pop()
             for item in items_below(fn if isinstance(fn, Loop) else self.m.builder.body(fn)):
                 if isinstance(item, Branch):
-                    if item.key is not None:
-                        tested.add(item.key)
+                    tested.update(item.tested)
                 elif isinstance(item, Loop):
                     loops.add(item)
                     names |= item.assigned | item.target_names
@@ -596,7 +637,7 @@ class Interp:
         arguments (after any that ``functools.partial`` bound in front), ``self`` to the receiver."""
         roles, keys = bind_arguments(self.roles, e.callee, e.call, caller, e.bound_self, e.bound_args)
         given = Values.parameters_bound(e.callee, e.call, e.bound_args)
-        tests = bound_tests(given, caller)
+        tests = bound_tests(e.callee, given, caller)
         literals = bound_literals(e.callee, given, any(a.star for a in (*e.bound_args, *getattr(e.call, "args", ()))))
         alone = self.m.tested_alone(e.callee) if caller.fn is not None else frozenset()
         exprs = [(name, v, caller.fn) for name, v in given.items()
@@ -694,7 +735,7 @@ class Interp:
         if assume and (loop.target_names or restart):
             assume = frozenset(a for a in assume if not (
                 (a[0].startswith("mod:") and a[0].split(":", 2)[1] in restart)
-                or (not a[0].startswith("mod:") and (self.m.branch_info.get(a[0].split("@")[0], (frozenset(),))[0] & loop.target_names))))
+                or (not a[0].startswith("mod:") and ((self.m.test_reads(a[0]) or (frozenset(),))[0] & loop.target_names))))
         for counter, start in loop.starts:  # ``enumerate(loader)``: the counter starts at phase 0
             if start in (0, -1) and counter in self.m.periodic_counters:  # -1: the last phase of any window
                 assume = assume | {(f"mod:{counter}:*:{start}", True)}
@@ -722,7 +763,7 @@ class Interp:
         return counter not in loop.counters and name not in loop.assigned
 
     def _is_variant(self, key: str, variant) -> bool:
-        info = self.m.branch_info.get(key.split("@")[0])
+        info = self.m.test_reads(key)
         if info is None:
             return True
         names, volatile = info
@@ -840,13 +881,13 @@ def bind_arguments(roles, callee: Function, call: Optional[cst.Call], caller: Fr
     return bindings, keys
 
 
-def bound_tests(given: Dict[str, cst.BaseExpression], caller: Frame):
+def bound_tests(callee: Function, given: Dict[str, cst.BaseExpression], caller: Frame):
     """[(parameter, the caller's test key of its argument)] for the parameters a call binds to a name
-    (``given``: ``Values.parameters_bound``): a test of the parameter alone in the callee is the caller's test
-    of that name (one flag, one value on a path)."""
+    (``given``: ``Values.parameters_bound``) and ``callee`` never rebinds: a test of the parameter alone in
+    the callee is the caller's test of that name (one flag, one value on a path)."""
     out: List[Tuple[str, str]] = []
     for name, v in given.items():
-        if isinstance(v, cst.Name) and v.value not in ("True", "False", "None"):
+        if isinstance(v, cst.Name) and v.value not in ("True", "False", "None") and name not in callee.assigns:
             out.append((name, _test_key(v.value, frozenset((v.value,)), caller)))
     return out
 
@@ -873,12 +914,45 @@ def bound_literals(callee: Function, given: Dict[str, cst.BaseExpression], sprea
     return out
 
 
+# An assumption that operands of a conjunction are not all true (``_none_of``): this prefix, then each
+# operand as ``key=polarity``, joined by the separator (which no test's text holds).
+ALL_OF, _SEP = "and:", "\x1f"
+
+
+def _none_of(operands) -> str:
+    """The key of "not all of these operands hold" ((key, polarity, ...) each)."""
+    return ALL_OF + _SEP.join(sorted(f"{k}={polarity}" for k, polarity, *_ in operands))
+
+
+def none_of_keys(key: str) -> List[str]:
+    """The operands' test keys of a ``_none_of`` key."""
+    return [part.rsplit("=", 1)[0] for part in key[len(ALL_OF):].split(_SEP)]
+
+
+def _refuted(p, unknown) -> bool:
+    """Whether the path knows that some of these operands (those whose value it does not know) are false:
+    a conjunction of some of them failed earlier (``if a and b: zero`` ... ``if a and b and c: step``)."""
+    if not unknown:
+        return False
+    mine = {f"{k}={polarity}" for k, polarity, *_ in unknown}
+    for k, v in p.assume:
+        if not v and k.startswith(ALL_OF) and set(k[len(ALL_OF):].split(_SEP)) <= mine:
+            return True
+    return False
+
+
 def _literal(br: Branch, frame: Frame) -> Optional[bool]:
     """The truth value of ``br``'s test when it is a parameter alone that the frame bound to a literal."""
-    if not frame.literals or br.names != {br.key}:
+    return _literal_of(br.key, br.names, frame)
+
+
+def _literal_of(test: str, names: frozenset, frame: Frame) -> Optional[bool]:
+    """The truth value of a test (``test`` as written, the ``names`` it reads) when it is a parameter alone
+    that the frame bound to a literal."""
+    if not frame.literals or names != {test}:
         return None
     for name, truth in frame.literals:
-        if name == br.key:
+        if name == test:
             return truth
     return None
 
