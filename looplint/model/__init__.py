@@ -65,7 +65,7 @@ class FileModel:
         self._tested_alone: Dict[Function, FrozenSet[str]] = {}  # per callee: the names it tests alone
         # a name a call hands to a callee that tests the parameter alone -> those parameters (``test_keys``)
         self._aliases: Dict[str, Set[str]] = {}
-        self._test_keys: Dict[str, FrozenSet[str]] = {}
+        self._test_facts: Dict[str, tuple] = {}  # per assumption key (``_test_fact``)
         for fn in self.scopes.functions:
             # each function's own items once (a depth at the walk's limit enters no callee)
             for item in walk(self.builder.body(fn), self.builder, depth=99):
@@ -142,42 +142,48 @@ class FileModel:
         """The tests a path's assumption stands for: its own, and when a call handed the name to a callee
         that tests the parameter alone (``train(opt, use_amp)`` and ``if use_amp:`` there, recorded under the
         caller's name: ``Frame.tests``), that parameter's tests, through any number of calls."""
-        if key.startswith(ALL_OF):  # operands of a conjunction known not all true (``Interp``)
-            return frozenset().union(*(self.test_keys(k) for k in none_of_keys(key)))
-        base = key.split("@", 1)[0]
-        got = self._test_keys.get(base)
-        if got is None:
-            seen, todo = {base}, [base]
-            while todo:
-                for name in self._aliases.get(todo.pop(), ()):
-                    if name not in seen:
-                        seen.add(name)
-                        todo.append(name)
-            got = self._test_keys[base] = frozenset(seen)
-        return got
+        return self._test_fact(key)[0]
 
     def test_reads(self, key: str) -> Optional[Tuple[frozenset, bool]]:
         """What an assumption's test reads: (its names, whether it calls something), over every test it
         stands for (``test_keys``); None when no ``if`` of this file makes it (a test of an imported module's
         code) and it is no plain name (a plain name reads itself)."""
-        keys = self.test_keys(key)
-        infos = [self.branch_info[k] for k in keys if k in self.branch_info]
-        infos.extend((frozenset((k,)), False) for k in keys if k.isidentifier() and k not in self.branch_info)
-        if not infos:
-            return None
-        return frozenset().union(*(i[0] for i in infos)), any(i[1] for i in infos)
+        return self._test_fact(key)[1]
 
     def gates(self, key: str) -> bool:
         """Whether a test an assumption stands for (``test_keys``) has an arm that runs a gradient event or
         a jump (``gating_tests``)."""
-        return not self.test_keys(key).isdisjoint(self.gating_tests)
+        return self._test_fact(key)[2]
 
     def tested_again(self, key: str) -> bool:
         """Whether more than one ``if`` of the file tests ``key`` (or what it stands for: ``test_keys``):
         only then is its value worth remembering."""
         if key.startswith("mod:"):
             return self._tests.get(key, 0) > 1
-        return sum(self._tests.get(k, 0) for k in self.test_keys(key)) > 1
+        return self._test_fact(key)[3]
+
+    def _test_fact(self, key: str) -> tuple:
+        """(test_keys, test_reads, gates, tested_again) of an assumption's key, computed once (the
+        interpreter asks at every loop edge, for every assumption of every path)."""
+        got = self._test_facts.get(key)
+        if got is not None:
+            return got
+        if key.startswith(ALL_OF):  # operands of a conjunction known not all true (``Interp``)
+            keys = frozenset().union(*(self.test_keys(k) for k in none_of_keys(key)))
+        else:
+            seen, todo = {key.split("@", 1)[0]}, [key.split("@", 1)[0]]
+            while todo:
+                for name in self._aliases.get(todo.pop(), ()):
+                    if name not in seen:
+                        seen.add(name)
+                        todo.append(name)
+            keys = frozenset(seen)
+        infos = [self.branch_info[k] for k in keys if k in self.branch_info]
+        infos.extend((frozenset((k,)), False) for k in keys if k.isidentifier() and k not in self.branch_info)
+        reads = (frozenset().union(*(i[0] for i in infos)), any(i[1] for i in infos)) if infos else None
+        got = self._test_facts[key] = (keys, reads, not keys.isdisjoint(self.gating_tests),
+                                       sum(self._tests.get(k, 0) for k in keys) > 1)
+        return got
 
     # -- the gradient flow, computed on first use ----------------------------------------------------------
     @property

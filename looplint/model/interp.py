@@ -133,6 +133,9 @@ class Interp:
         self._footprints: Dict[object, Footprint] = {}
         self._inert: Dict[tuple, bool] = {}
         self._call_tests: Dict[tuple, FrozenSet[str]] = {}
+        # what an assumption set keeps through a filter, by (filter, set): paths share few distinct sets,
+        # and the filters ask the model about every assumption of every path at every loop edge
+        self._kept: Dict[tuple, FrozenSet] = {}
 
     # -- domain hooks -----------------------------------------------------------------------------------
     def event(self, e: Event, paths: Set, ctx: Ctx) -> Set:  # pragma: no cover - abstract
@@ -196,14 +199,28 @@ class Interp:
         if len(paths) <= MAX_PATHS:
             return paths
         repeated, ties, gates = self.repeated, self.ties, self.gates
-        for keep in (_near_window_ends,
-                     lambda a: _near_window_ends(a) and (a[0].startswith("mod:") or repeated(a) or gates(a)),
-                     lambda a: _near_window_ends(a) and (a[0].startswith("mod:") or gates(a)),
-                     lambda a: _near_window_ends(a) and (a[0].startswith("mod:") or ties(a)), ties, lambda a: False):
-            paths = {p._replace(assume=frozenset(a for a in p.assume if keep(a))) for p in paths}
+        for level, keep in enumerate((
+                _near_window_ends,
+                lambda a: _near_window_ends(a) and (a[0].startswith("mod:") or repeated(a) or gates(a)),
+                lambda a: _near_window_ends(a) and (a[0].startswith("mod:") or gates(a)),
+                lambda a: _near_window_ends(a) and (a[0].startswith("mod:") or ties(a)), ties, lambda a: False)):
+            paths = {p._replace(assume=self._keep(("cap", level), p.assume, keep)) for p in paths}
             if len(paths) <= MAX_PATHS:
                 break
         return paths
+
+    def _keep(self, key: tuple, assume: FrozenSet, keep) -> FrozenSet:
+        """The assumptions of ``assume`` that ``keep`` keeps (``key`` names the filter), computed once per
+        filter and set."""
+        got = self._kept.get((key, assume))
+        if got is None:
+            got = frozenset(a for a in assume if keep(a))
+            if got == assume:
+                got = assume
+            if len(self._kept) >= MAX_KEPT:
+                self._kept.clear()
+            self._kept[(key, assume)] = got
+        return got
 
     # -- entry -------------------------------------------------------------------------------------------
     def run(self, fn: Function, start, cyclic: bool = False) -> Outcome:
@@ -748,10 +765,10 @@ class Interp:
         if not p.assume:
             return p
         variant = loop.assigned
-        keep = frozenset(a for a in p.assume
-                         if (a[0].startswith("mod:") and self._mod_kept(a[0].split(":", 2)[1], loop, keep_mod))
-                         or (not a[0].startswith("mod:") and not self._is_variant(a[0], variant)))
-        return p._replace(assume=keep) if keep != p.assume else p
+        keep = self._keep(("forget", loop, keep_mod), p.assume, lambda a: (
+            (a[0].startswith("mod:") and self._mod_kept(a[0].split(":", 2)[1], loop, keep_mod))
+            or (not a[0].startswith("mod:") and not self._is_variant(a[0], variant))))
+        return p._replace(assume=keep) if keep is not p.assume else p
 
     @staticmethod
     def _mod_kept(counter: str, loop: Loop, keep_mod) -> bool:
@@ -773,8 +790,10 @@ class Interp:
         p = self.on_back_edge(p, loop)
         p = self._forget(self._advance(p, loop), loop, keep_mod=loop.counters | self._nested_counters(loop))
         # what the iteration assumed about tests that gate no gradient event and no jump stays in it
-        if p.assume and any(not a[0].startswith("mod:") and not self.gates(a) for a in p.assume):
-            p = p._replace(assume=frozenset(a for a in p.assume if a[0].startswith("mod:") or self.gates(a)))
+        if p.assume:
+            keep = self._keep(("gates",), p.assume, lambda a: a[0].startswith("mod:") or self.gates(a))
+            if keep is not p.assume:
+                p = p._replace(assume=keep)
         return p
 
     def _nested_counters(self, loop: Loop) -> frozenset:
@@ -868,6 +887,9 @@ class Interp:
                 break
         self._inert[key] = ok
         return ok
+
+
+MAX_KEPT = 200_000  # assumption sets ``Interp._keep`` remembers before it starts afresh
 
 
 def bind_arguments(roles, callee: Function, call: Optional[cst.Call], caller: Frame, bound_self: bool,
