@@ -107,13 +107,20 @@ class _ClipRun(Interp):
             return {s._replace(pending=UNKNOWN) for s in states}
         if k in (ev.GRAD_WRITE, ev.MANUAL_UPDATE, ev.UNSCALE):
             return {s._replace(pending=UNKNOWN) for s in states} if k != ev.UNSCALE else states
-        if k == ev.OPAQUE and e.call is not None:
-            # what the call may do to gradients, by def-use (effects.py): ``scaler.update()``, a logger or a
-            # loss helper leave them alone; a call handed an optimizer, a trained module or ``self`` may not
-            eff = self.m.effects.of(e, frame, self._optimizer_roles())
-            if eff.optimizers or eff.may_backward or eff.modules or eff.receives_self:
-                return {s._replace(pending=UNKNOWN) for s in states}
+        if k == ev.OPAQUE and not self.inert_event(e, frame):
+            return {s._replace(pending=UNKNOWN) for s in states}
         return states
+
+    def inert_event(self, e: Event, frame: Frame) -> bool:
+        """What a call we cannot see may do to gradients, by def-use (effects.py): ``scaler.update()``, a
+        logger or a loss helper leave them alone; a call handed an optimizer, a trained module or ``self``
+        may not."""
+        if e.kind != ev.OPAQUE:
+            return False
+        if e.call is None:
+            return True
+        eff = self.m.effects.of(e, frame, self._optimizer_roles())
+        return not (eff.optimizers or eff.may_backward or eff.modules or eff.receives_self)
 
     def _optimizer_roles(self) -> tuple:
         if not hasattr(self, "_roles_cache"):

@@ -136,6 +136,7 @@ class Interp:
         # what an assumption set keeps through a filter, by (filter, set): paths share few distinct sets,
         # and the filters ask the model about every assumption of every path at every loop edge
         self._kept: Dict[tuple, FrozenSet] = {}
+        self._arms: Dict[tuple, bool] = {}  # per (if, frame, call stack): ``_arms_inert``
 
     # -- domain hooks -----------------------------------------------------------------------------------
     def event(self, e: Event, paths: Set, ctx: Ctx) -> Set:  # pragma: no cover - abstract
@@ -330,7 +331,7 @@ class Interp:
             return self._conjunction_split(br, paths, ctx)
         then_value = br.polarity
         key = _frame_key(br, ctx.frame)
-        record = self._worth_recording(br.key, key, br.names, br.volatile, ctx)
+        record = self._worth_recording(br, br.key, key, br.names, br.volatile, ctx)
         arms = []
         for value in (then_value, not then_value):
             selected = set()
@@ -343,13 +344,45 @@ class Interp:
             arms.append(selected)
         return arms[0], arms[1], _within(ctx, br.key, then_value), _within(ctx, br.key, not then_value)
 
-    def _worth_recording(self, test: str, key: str, names: frozenset, volatile: bool, ctx: Ctx) -> bool:
-        """Whether a path remembers the value of a test (``test`` as written, ``key`` in this frame): when
-        another test repeats it, or when nothing in the enclosing loops can change it (``if config.ACCUM >
-        1:`` takes the same arm on every iteration); remembering any other test only multiplies paths."""
+    def _worth_recording(self, br: Branch, test: str, key: str, names: frozenset, volatile: bool, ctx: Ctx) -> bool:
+        """Whether a path remembers the value of a test of ``br`` (``test`` as written, ``key`` in this
+        frame): when its arms can leave different states (``_arms_inert``), and another test repeats it or
+        nothing in the enclosing loops can change it (``if config.ACCUM > 1:`` takes the same arm on every
+        iteration). Remembering any other test only multiplies paths: arms that give back what they are
+        given leave the same states whichever a path took, so a later test of the same value reaches the
+        same states whether the path remembers it or not."""
+        if self._arms_inert(br, ctx):
+            return False
         handed_down = key.split("@")[0] != test  # a parameter bound to a caller's flag that it tests too
         return self.m.tested_again(test) or (handed_down and key.split("@")[0] in self.m.branch_info) or (
             bool(ctx.loops) and not volatile and not any(names & l.assigned for l in ctx.loops))
+
+    def _arms_inert(self, br: Branch, ctx: Ctx) -> bool:
+        """Whether every arm of ``br`` gives back each path it is given, as ``inert`` says of a function: no
+        jump, no endless loop, every event inert in this frame, every call skipped as inert (or, where the
+        interpreter would not enter it, of no effect in this domain). Its nested tests may still split
+        paths, into arms that differ in nothing else."""
+        key = (id(br), ctx.frame, ctx.stack)
+        got = self._arms.get(key)
+        if got is None:
+            got = self._arms[key] = all(self._inert_item(i, ctx) for arm in br.arms for i in items_below(arm))
+        return got
+
+    def _inert_item(self, item, ctx: Ctx) -> bool:
+        if isinstance(item, Jump):
+            return False
+        if isinstance(item, Loop):
+            return not item.infinite
+        if not isinstance(item, Event):
+            return True
+        if item.kind == ev.CALL:
+            callee = item.callee
+            if callee in ctx.stack or len(ctx.stack) >= MAX_DEPTH:
+                return self.UNSEEN_IS_NOTHING
+            return not self.has_effect_fn(callee) or self.inert(callee, self.bind(item, ctx.frame))
+        if isinstance(item.closure, (Block, Function)):
+            return False
+        return (self.KINDS is not None and item.kind not in self.KINDS) or self.inert_event(item, ctx.frame)
 
     def _conjunction_split(self, br: Branch, paths: Set, ctx: Ctx):
         """``if a and not b:``: the arm where the conjunction holds knows each operand's value (a later
@@ -358,12 +391,12 @@ class Interp:
         like a test of its own: a parameter bound to a literal, a caller's flag (``Frame.tests``)."""
         frame = ctx.frame
         key = _frame_key(br, frame)
-        whole = self._worth_recording(br.key, key, br.names, br.volatile, ctx)
+        whole = self._worth_recording(br, br.key, key, br.names, br.volatile, ctx)
         parts = []  # (key in this frame or None, polarity, literal truth or None, worth recording)
         for test, names, polarity, volatile in br.conjuncts:
             literal = _literal_of(test, names, frame)
             k = None if volatile else _test_key(test, names, frame)
-            parts.append((k, polarity, literal, k is not None and self._worth_recording(test, k, names, False, ctx)))
+            parts.append((k, polarity, literal, k is not None and self._worth_recording(br, test, k, names, False, ctx)))
         holds, fails = set(), set()  # paths on which the conjunction holds / does not
         for p in paths:
             known = _assumed(p, key)

@@ -55,6 +55,14 @@ class _Run(Interp):
     def on_unseen_call(self, e: Event, states, ctx: Ctx):
         return {ClipWindow(assume=s.assume) for s in states}
 
+    def inert_event(self, e: Event, frame: Frame) -> bool:
+        """A call we cannot see that reaches no optimizer or scaler and cannot run backward: the window goes
+        on."""
+        if e.kind != ev.OPAQUE:
+            return False
+        effect = self.m.effects.of(e, frame, self._optimizers())
+        return not (effect.optimizers or effect.may_backward or effect.scalers or self._receives_optimizer(e, frame))
+
     def on_handler(self, states, t, ctx: Ctx):
         """An exception out of a ``try`` that steps (``except RuntimeError`` around ``opt.step()``, or around
         a helper that steps) skips that update on purpose: the clips before it belong to no micro-batch, the
@@ -78,8 +86,7 @@ class _Run(Interp):
                 return {ClipWindow(assume=s.assume) for s in states}
             return {s._replace(pending=s.pending | {(e, s.backward)}) if s.backward is not None else s for s in states}
         if k == ev.OPAQUE:
-            effect = self.m.effects.of(e, ctx.frame, self._optimizers())
-            if effect.optimizers or effect.may_backward or effect.scalers or self._receives_optimizer(e, ctx.frame):
+            if not self.inert_event(e, ctx.frame):
                 return {ClipWindow(assume=s.assume) for s in states}
             return states
         # a step, a zero_grad, gradients written or unscaled by hand: the window (or what we know) ends

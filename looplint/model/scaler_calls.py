@@ -122,16 +122,28 @@ class _Run(Interp):
             out.add(s._replace(ops=rest | {(scaler, opt, UNSCALED if e.kind == ev.UNSCALE else STEPPED, e)}))
         return out
 
+    def inert_event(self, e: Event, frame: Frame) -> bool:
+        """A call we cannot see that is handed no scaler and no optimizer: a book holds only (scaler,
+        optimizer) pairs, so ``_handed_away`` changes none."""
+        if e.kind != ev.OPAQUE:
+            return False
+        return e.call is None or all(r.kind not in (SCALER, OPTIMIZER) for r in self._touched(e, frame).values())
+
+    def _touched(self, e: Event, frame: Frame) -> Dict[int, Role]:
+        """The roles a call we cannot see is handed (its arguments, its receiver), by id."""
+        exprs = [a.value for a in e.call.args] + ([e.target] if e.target is not None else [])
+        touched = {}
+        for x in exprs:
+            role = self._role(x, frame) if _names_object(x) else None
+            if role is not None:
+                touched[id(role)] = role
+        return touched
+
     def _handed_away(self, s: ScalerBook, e: Event, frame: Frame) -> ScalerBook:
         """A call we cannot see that receives a scaler or an optimizer may unscale, step or update it."""
         if not s.ops or e.call is None:
             return s
-        exprs = [a.value for a in e.call.args] + ([e.target] if e.target is not None else [])
-        touched = set()
-        for x in exprs:
-            role = self._role(x, frame) if _names_object(x) else None
-            if role is not None:
-                touched.add(id(role))
+        touched = self._touched(e, frame)
         if not touched:
             return s
         return s._replace(ops=frozenset(o for o in s.ops if id(o[0]) not in touched and id(o[1]) not in touched))
