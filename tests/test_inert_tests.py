@@ -3,7 +3,8 @@
 A training script tests many settings inside its loop (``if args.use_ema:``, ``if cfg.prediction_type ==
 "epsilon":``), most of them more than once, in arms that compute tensors, call helpers that run no gradient
 event, or log. Remembering which arm each path took doubles the paths per setting while every arm leaves
-the same state (one diffusers script reached 5,000 paths per block). Such a test is now forgotten at once,
+the same state (one diffusers script reached 5,000 paths per block), an EMA's ``step()`` included. Such a
+test is now forgotten at once,
 in every analysis; a test with an arm that steps, zeroes, clips or jumps is remembered as before. The
 findings of a loop are those of the same loop without the settings."""
 import pytest
@@ -52,9 +53,10 @@ def _settings(count: int, where: str) -> str:
     """``count`` settings, each tested where a real script tests it, in arms that change nothing tracked."""
     out = []
     for k in range(count):
-        arm = (f"        w{k} = weights_for(args.s{k}, 4)\n" if k % 3 == 0 else
-               f"        print(args.s{k}, x.shape)\n" if k % 3 == 1 else
-               f"        y = y * {k + 2}\n")
+        arm = (f"        w{k} = weights_for(args.s{k}, 4)\n" if k % 4 == 0 else
+               f"        print(args.s{k}, x.shape)\n" if k % 4 == 1 else
+               f"        y = y * {k + 2}\n" if k % 4 == 2 else
+               "        ema.step(model.parameters())\n")  # the step of no optimizer
         out.append(f"    if args.s{k}:\n{arm}    else:\n        y = y + 0\n" if where == "pre" else
                    f"    if args.s{k}:\n        print('setting', {k})\n")
     return "".join(out)

@@ -119,6 +119,10 @@ def merge_facts(into: Facts, part: Facts) -> None:
             mine.extend(theirs)
 
 
+# events ``GradientFlow.event`` gives every path back from unchanged
+_PATH_KEEPING = frozenset({ev.CLIP, ev.MODE, ev.SCALER_UPDATE, ev.UNSCALE})
+
+
 class GradientFlow(Interp):
     """The gradient-state domain: one ``OptState`` per optimizer the root can reach."""
 
@@ -254,6 +258,20 @@ class GradientFlow(Interp):
 
     def on_unseen_call(self, e: Event, paths: Set[Path], ctx: Ctx) -> Set[Path]:
         return paths
+
+    def keeps_paths(self, e: Event, frame: Frame) -> bool:
+        """Clips, mode switches, a scaler's update or unscale leave the gradient states as they were (an
+        unscale records what reaches it); so do an inert call and the ``step()`` of something that is no
+        optimizer, scheduler, scaler or engine (an EMA)."""
+        if e.kind == ev.STEP:  # as ``step`` reads it
+            role = self.roles.resolve(e.target, frame) if e.target is not None else None
+            if role is None:
+                return True
+            if role.kind in (SCHEDULER, ENGINE, SCALER, OPTIMIZER):
+                return False
+            return not any(dotted(a) and self.roles.resolve(a, frame) in self.index
+                           for a in (positional_args(e.call) if e.call is not None else []))
+        return e.kind in _PATH_KEEPING or self.inert_event(e, frame)
 
     def inert_event(self, e: Event, frame: Frame) -> bool:
         """A call we cannot see that receives no optimizer this root tracks and cannot run backward (the

@@ -164,6 +164,11 @@ class Interp:
         nothing any rule reads when it runs in ``frame``."""
         return False
 
+    def keeps_paths(self, e: Event, frame: Frame) -> bool:
+        """Whether ``e`` (not a CALL) gives back every path as it was when it runs in ``frame``, whatever it
+        records: weaker than ``inert_event``, enough for ``_arms_inert``."""
+        return self.inert_event(e, frame)
+
     def on_unseen_call(self, e: Event, paths: Set, ctx: Ctx) -> Set:
         """A call of a same-module function the interpreter will not enter (recursion, depth)."""
         return paths
@@ -360,8 +365,8 @@ class Interp:
     def _arms_inert(self, br: Branch, ctx: Ctx) -> bool:
         """Whether every arm of ``br`` gives back each path it is given, as ``inert`` says of a function: no
         jump, no endless loop, every event inert in this frame, every call skipped as inert (or, where the
-        interpreter would not enter it, of no effect in this domain). Its nested tests may still split
-        paths, into arms that differ in nothing else."""
+        interpreter would not enter it, of no effect in this domain), every other event keeping the paths
+        (``keeps_paths``). Its nested tests may still split paths, into arms that differ in nothing else."""
         key = (id(br), ctx.frame, ctx.stack)
         got = self._arms.get(key)
         if got is None:
@@ -382,7 +387,7 @@ class Interp:
             return not self.has_effect_fn(callee) or self.inert(callee, self.bind(item, ctx.frame))
         if isinstance(item.closure, (Block, Function)):
             return False
-        return (self.KINDS is not None and item.kind not in self.KINDS) or self.inert_event(item, ctx.frame)
+        return (self.KINDS is not None and item.kind not in self.KINDS) or self.keeps_paths(item, ctx.frame)
 
     def _conjunction_split(self, br: Branch, paths: Set, ctx: Ctx):
         """``if a and not b:``: the arm where the conjunction holds knows each operand's value (a later
