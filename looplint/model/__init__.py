@@ -85,6 +85,10 @@ class FileModel:
                         self._count_handed_tests(item, fn)
                     if isinstance(item.closure, Function):
                         self._called.add(item.closure)
+        for block in self.builder.expected_to_raise:  # what runs only where it must raise is not judged alone
+            for item in items_below(block):
+                if isinstance(item, Event) and item.kind == ev.CALL:
+                    self._called.add(item.callee)
         self._facts: Optional[Facts] = None
         self._kinds: Dict[Tuple[Function, int], FrozenSet[str]] = {}
         self._roots: Optional[List[Function]] = None

@@ -188,6 +188,8 @@ class EventBuilder:
         self.after: Dict[cst.CSTNode, list] = {}
         self._rebound: Dict[Function, frozenset] = {}
         self._periodic: Dict[tuple, tuple] = {}  # (id(test), fn, polarity) -> (test, its Branch.mod)
+        # the bodies of ``with pytest.raises(...)`` blocks: built (their calls are calls), never run
+        self.expected_to_raise: List[Block] = []
 
     def ctor_kind_of_class(self, cls) -> Optional[str]:
         """The role instances of a class of this module play (optimizer, scheduler, scaler), or None."""
@@ -220,6 +222,9 @@ class EventBuilder:
             b = _Build(self, fn).block(stmts)
             self._cache[fn] = b
         return b
+
+
+_UNITTEST_RAISES = frozenset({"assertRaises", "assertRaisesRegex", "assertRaisesRegexp"})
 
 
 class _Build:
@@ -310,13 +315,29 @@ class _Build:
         elif isinstance(st, cst.With):
             for item in st.items:
                 self.expr(item.item, out, usage="with")
-            out.append(self.suite(st.body))
+            body = self.suite(st.body)
+            if any(self._expects_raise(item.item) for item in st.items):
+                self.o.expected_to_raise.append(body)
+            else:
+                out.append(body)
         elif isinstance(st, cst.Match):
             self.expr(st.subject, out)
             arms = [self.suite(c.body) for c in st.cases]
             arms.append(Block())
             out.append(Branch(st, None, frozenset(), True, arms))
         # FunctionDef / ClassDef: definitions only; their bodies run when called.
+
+    def _expects_raise(self, manager: cst.BaseExpression) -> bool:
+        """``pytest.raises(E)``, ``self.assertRaises(E)`` / ``assertRaisesRegex``: the code says its body
+        raises. Where is unknown, so the body is not judged (a test that checks a library refuses a misuse
+        runs the misuse on purpose) and does nothing the model follows."""
+        if not isinstance(manager, cst.Call):
+            return False
+        if self.s.qualify(manager.func) == "pytest.raises":
+            return True
+        func = manager.func
+        return isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self" \
+            and func.attr.value in _UNITTEST_RAISES
 
     def branch(self, st: cst.If) -> Branch:
         """An ``if`` with its ``elif`` chain, built from the last test back to the first without recursion."""
