@@ -8,7 +8,8 @@ argument ``self`` everything ``self`` holds. Its summary says:
 * ``optimizers`` — the optimizers it receives: it may zero, step or replace them (their state becomes
   unknown; doubt silences only what the call could have changed);
 * ``may_backward`` — it may run a backward pass: it is a bare statement (its result is unused) that
-  receives a module an optimizer trains, ``self``, or a tensor the function backpropagates. Analyses
+  receives a module an optimizer trains, an object built from one (``loss = Loss(G=G, D=D)``, also through
+  ``**modules``), ``self``, or a tensor the function backpropagates. Analyses
   model it as a join of "no backward" and "backward", so it never hides gradients left from a previous
   step; only conclusions that need "no gradients yet" become doubtful;
 * ``modules`` — the module expressions it receives (its train/eval mode may change);
@@ -134,6 +135,8 @@ class Effects:
                 backprop = True
             if self._is_module(expr, role, frame, tracked):
                 modules.append(expr)
+            elif statement and self._holds_module(expr, frame, tracked):
+                backprop = True  # ``loss_fn.accumulate(...)`` on an object built from the networks may run them
         may_backward = statement and (bool(modules) or receives_self or backprop)
         if not (opts or may_backward or modules or scalers):
             return NOTHING
@@ -145,6 +148,23 @@ class Effects:
         key = self.roles.module_key(expr, frame)
         return key is not None and any(o.modules is not None and any(
             m == key or m.startswith(key + ".") or key.startswith(m + ".") for m in o.modules) for o in tracked)
+
+    def _holds_module(self, expr: cst.BaseExpression, frame: Frame, tracked: Sequence[Role]) -> bool:
+        """Whether an object was built from a module an optimizer trains (``Loss(G=G, D=D)``, also through
+        ``**modules`` for a dict filled with ``modules[name] = m``): a method of it may run that module."""
+        found = self.m.values.assigned_values(expr, frame.fn) if isinstance(expr, (cst.Name, cst.Attribute)) else None
+        for value, where in found or ():
+            if not isinstance(value, cst.Call):
+                continue
+            at = frame if where is frame.fn else Frame(where)
+            for a in value.args:
+                held = list(refs(a.value))
+                if a.star == "**":
+                    held.extend(v for v, _w in self.m.values.stored_anywhere(a.value, where))
+                for r in held:
+                    if isinstance(r, (cst.Name, cst.Attribute)) and self._is_module(r, self.roles.resolve(r, at), at, tracked):
+                        return True
+        return False
 
     def _held(self, expr: cst.BaseExpression, frame: Frame, tracked: Sequence[Role]) -> Set[Role]:
         """Optimizers an object holds because it was built from them (``Trainer(model, opt)``)."""

@@ -47,6 +47,10 @@ def names_in(node: cst.CSTNode) -> Set[str]:
     return v.found
 
 
+# the key under which ``Function.items`` keeps what a container stores under a computed key
+ANY_KEY = "*"
+
+
 class _Names(Walker):
     def __init__(self) -> None:
         self.found: Set[str] = set()
@@ -327,11 +331,13 @@ class _Collector:
                 cls.attrs.setdefault(target.attr.value, []).append(Assignment(value, fn, node=node))
         elif isinstance(target, cst.Subscript) and len(target.slice) == 1 and isinstance(target.slice[0].slice, cst.Index):
             base, key = dotted(target.value), target.slice[0].slice.value
-            if base is not None and isinstance(key, (cst.SimpleString, cst.Integer)) and not loop_target:
-                # ``parts["opt"] = ...``: an entry of a container, found again by ``parts["opt"]``
+            if base is not None and not loop_target:
+                # ``parts["opt"] = ...``: an entry of a container, found again by ``parts["opt"]``; under
+                # ``ANY_KEY`` when the key is computed (``modules[name] = m``: what the container may hold)
                 owner = _class_of(fn) if base.startswith("self.") else None
                 table = owner.items if owner is not None else fn.items
-                table.setdefault((base, code_of(key)), []).append(Assignment(value, fn, node=node))
+                literal = isinstance(key, (cst.SimpleString, cst.Integer))
+                table.setdefault((base, code_of(key) if literal else ANY_KEY), []).append(Assignment(value, fn, node=node))
 
     def _bind(self, fn: Function, name: str, a: Assignment) -> None:
         scope = self.s.module if name in fn.globals_ else fn

@@ -1297,6 +1297,20 @@ class Values:
                 return [(elts[i].value, where)]
         return None
 
+    def stored_anywhere(self, base: cst.BaseExpression, fn: Function) -> List[Tuple[cst.BaseExpression, Function]]:
+        """Every value stored into the container ``base`` under any key (``modules[name] = m``,
+        ``parts["opt"] = o``), where it is stored."""
+        base_text = dotted(base)
+        if base_text is None:
+            return []
+        if base_text.startswith("self."):
+            cls = class_of(fn)
+            table = cls.items if cls is not None else {}
+        else:
+            scope, _b = self.bindings(base_text.split(".")[0], fn)
+            table = (scope or self.s.module).items
+        return [(a.value, a.scope) for (b, _k), stored in table.items() if b == base_text for a in stored]
+
     def _stored(self, base_text: str, key_text: str, fn: Function) -> List[Assignment]:
         if base_text.startswith("self."):
             cls = class_of(fn)
