@@ -1303,23 +1303,20 @@ class Values:
         base_text = dotted(base)
         if base_text is None:
             return []
-        if base_text.startswith("self."):
-            cls = class_of(fn)
-            table = cls.items if cls is not None else {}
-        else:
-            scope, _b = self.bindings(base_text.split(".")[0], fn)
-            table = (scope or self.s.module).items
-        return [(a.value, a.scope) for (b, _k), stored in table.items() if b == base_text for a in stored]
+        return [(a.value, a.scope) for (b, _k), stored in self._items(base_text, fn).items() if b == base_text
+                for a in stored]
 
     def _stored(self, base_text: str, key_text: str, fn: Function) -> List[Assignment]:
+        return list(self._items(base_text, fn).get((base_text, key_text), []))
+
+    def _items(self, base_text: str, fn: Function) -> Dict[tuple, List[Assignment]]:
+        """The table of container stores that holds ``base_text``'s: its class's for ``self.x``, else the
+        scope's that binds its head."""
         if base_text.startswith("self."):
             cls = class_of(fn)
-            return list(cls.items.get((base_text, key_text), [])) if cls is not None else []
-        head = base_text.split(".")[0]
-        scope, _b = self.bindings(head, fn)
-        if scope is None:
-            scope = self.s.module
-        return list(scope.items.get((base_text, key_text), []))
+            return cls.items if cls is not None else {}
+        scope, _b = self.bindings(base_text.split(".")[0], fn)
+        return (scope or self.s.module).items
 
     def _option_default(self, expr: cst.Attribute, fn: Function, depth: int) -> Optional[FrozenSet[int]]:
         """``args.epochs`` where ``args = parser.parse_args(...)``: the ``default=`` of ``--epochs``."""
