@@ -38,6 +38,13 @@ from looplint.model.roles import ENGINE, MODULE, OPTIMIZER, SCALER, Frame, Role
 from looplint.model.scopes import Function, dotted, last_name
 
 _SAYS_GRADIENTS = re.compile(r"zero|clear|reset|step|update|backward|optimi[sz]e|apply_grad", re.I)
+# Methods of ``torch.nn.Module`` that set a module up and never run it (no forward, so no backward; no
+# optimizer, no train/eval switch): called on a module, they hand it to nothing.
+_MODULE_SETUP = frozenset({
+    "requires_grad_", "to", "cuda", "cpu", "half", "float", "double", "bfloat16", "type", "share_memory",
+    "load_state_dict", "register_buffer", "register_parameter", "register_module", "add_module",
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook"})
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,9 @@ class Effects:
         for expr, is_receiver in received:
             if is_receiver and method is not None and OPTIMIZER_METHODS.get(method) == KEEPS:
                 continue  # ``optimizer.virtual_step()``: gradients kept for a later step (frameworks.py)
+            if is_receiver and method in _MODULE_SETUP and not (isinstance(expr, cst.Name) and expr.value == "self") \
+                    and self._is_module(expr, self.roles.resolve(expr, frame), frame, tracked):
+                continue  # ``D.requires_grad_(False)``: a module's own setup
             if isinstance(expr, cst.Name) and expr.value == "self":
                 held = [o for o in tracked if ".self." in (o.key or "")]
                 if is_receiver:
