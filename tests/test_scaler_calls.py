@@ -181,3 +181,26 @@ def test_disabled_or_foreign_scalers_are_not_judged():
             scaler.step(optimizer)
     """)
     assert lint_source(handed, "t.py", rules=[rule_by_code("LL407")]) == []
+
+
+SKIPPED_STEP = """
+for i, (x, y) in enumerate(loader):
+    {build}scaler.scale(nn.functional.mse_loss(model(x), y) / accum).backward()
+    if (i + 1) % accum == 0:
+        scaler.unscale_(optimizer)
+        norm = nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if torch.isfinite(norm):
+            scaler.step(optimizer)
+            scaler.update()
+        optimizer.zero_grad()
+"""
+
+
+@pytest.mark.parametrize("build", ['scaler = torch.amp.GradScaler("cpu")\n    ',
+                                   "scaler = torch.cuda.amp.GradScaler(enabled=True)\n    ",
+                                   'if i % accum == 0:\n        scaler = torch.amp.GradScaler("cpu")\n    '])
+def test_a_scaler_built_again_starts_afresh(build):
+    """A skipped step leaves the scaler unscaled without an update: the next ``unscale_`` of that scaler
+    raises. A scaler built again before it (every micro-batch, every window) is a new one: nothing to raise."""
+    assert findings(SKIPPED_STEP.format(build="")) == [("LL406", "scaler.unscale_(optimizer)")]
+    assert findings(SKIPPED_STEP.format(build=build)) == []

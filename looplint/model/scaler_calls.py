@@ -67,7 +67,7 @@ def _scaler_steps(model) -> bool:
 
 
 class _Run(Interp):
-    KINDS = frozenset({ev.UNSCALE, ev.STEP, ev.SCALER_UPDATE, ev.OPAQUE})
+    KINDS = frozenset({ev.UNSCALE, ev.STEP, ev.SCALER_UPDATE, ev.OPAQUE, ev.CONSTRUCT})
 
     def __init__(self, model, facts: ScalerFacts) -> None:
         super().__init__(model)
@@ -101,6 +101,13 @@ class _Run(Interp):
             return {s._replace(ops=frozenset(o for o in s.ops if o[0] is not scaler)) for s in states}
         if e.kind == ev.OPAQUE:
             return {self._handed_away(s, e, frame) for s in states}
+        if e.kind == ev.CONSTRUCT:  # ``scaler = GradScaler()`` again: a new scaler, nothing unscaled yet
+            scaler = self._built_scaler(e, frame)
+            if scaler is None:
+                return states
+            # the name's role where it is bound and where it is read may be two objects: one variable
+            same = (lambda r: r is scaler) if scaler.key is None else (lambda r: r is scaler or r.key == scaler.key)
+            return {s._replace(ops=frozenset(o for o in s.ops if not same(o[0]))) for s in states}
         # unscale_(opt) / step(opt) of a scaler
         scaler = self._role(e.target, frame)
         if scaler is None or scaler.kind != SCALER:
@@ -122,9 +129,16 @@ class _Run(Interp):
             out.add(s._replace(ops=rest | {(scaler, opt, UNSCALED if e.kind == ev.UNSCALE else STEPPED, e)}))
         return out
 
+    def _built_scaler(self, e: Event, frame: Frame) -> Optional[Role]:
+        """The scaler a constructor call builds and assigns (``scaler = GradScaler()``), if it is one."""
+        role = self._role(e.assigned, frame) if e.assigned is not None else None
+        return role if role is not None and role.kind == SCALER else None
+
     def inert_event(self, e: Event, frame: Frame) -> bool:
         """A call we cannot see that is handed no scaler and no optimizer: a book holds only (scaler,
-        optimizer) pairs, so ``_handed_away`` changes none."""
+        optimizer) pairs, so ``_handed_away`` changes none; so does building anything but a scaler."""
+        if e.kind == ev.CONSTRUCT:
+            return self._built_scaler(e, frame) is None
         if e.kind != ev.OPAQUE:
             return False
         return e.call is None or all(r.kind not in (SCALER, OPTIMIZER) for r in self._touched(e, frame).values())
