@@ -8,7 +8,9 @@ class ZeroGradDiscardsAccumulation(Rule):
     """## What it does
     Checks for `zero_grad()` that runs on iterations whose gradients no optimizer step has consumed:
     typically zeroing on every micro-batch while the step only runs every `k` batches, or zeroing
-    inside the data loop while the step sits after it.
+    inside the data loop while the step sits after it. A zeroing that replaces a step skipped on a
+    gradient check (`if torch.isfinite(norm): optimizer.step() else: optimizer.zero_grad()`) drops one
+    bad update on purpose and is not reported.
 
     ## Why is this bad?
     Gradient accumulation relies on `.grad` adding up across the micro-batches of one update. Zeroing
@@ -58,6 +60,8 @@ class ZeroGradDiscardsAccumulation(Rule):
             inner = {l for l in innermost if l.kind in (BATCH, STEP, MICRO, IMPLICIT)}
             # discarded gradients of a backward whose gradients this optimizer steps on other iterations
             fed = facts.fed.get(role, set())
+            if model.skips_step(event, role):
+                continue  # ``if not finite(norm): zero_grad() else: step()``: the window's update dropped on purpose
             if any(s.gs == FRESH and not s.doubt and not s.skipped and s.carried & inner and s.sources & fed for s in states):
                 yield Finding(
                     event.node,
