@@ -60,8 +60,6 @@ class ZeroGradDiscardsAccumulation(Rule):
             inner = {l for l in innermost if l.kind in (BATCH, STEP, MICRO, IMPLICIT)}
             # discarded gradients of a backward whose gradients this optimizer steps on other iterations
             fed = facts.fed.get(role, set())
-            if model.skips_step(event, role):
-                continue  # ``if not finite(norm): zero_grad() else: step()``: the window's update dropped on purpose
             if any(s.gs == FRESH and not s.doubt and not s.skipped and s.carried & inner and s.sources & fed for s in states):
                 yield Finding(
                     event.node,

@@ -20,7 +20,7 @@ from looplint.model.events import Branch, Event, EventBuilder, Jump, Loop, code
 from looplint.model.effects import Effects
 from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, GradientFlow, OptState, OverBudget, merge_facts
 from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, WALK_DEPTH, classify_all, walk
-from looplint.model.interp import ALL_OF, items_below, none_of_keys
+from looplint.model.interp import ALL_OF, handed_names, items_below, none_of_keys
 from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
 from looplint.model.scopes import Function, Scopes, dotted, has_call, last_name, names_in
 from looplint.model.values import PARAM, Def, Values, partial_args
@@ -31,9 +31,6 @@ __all__ = [
 ]
 
 GRADIENT_KINDS = (ev.STEP, ev.ZERO, ev.BACKWARD, ev.GRAD_CLEAR)
-
-
-_LITERAL_NAMES = frozenset(("True", "False", "None"))
 
 
 def _gates(br: Branch) -> bool:
@@ -95,7 +92,6 @@ class FileModel:
         self._steps: Optional[Dict[Optional[Role], List[Event]]] = None
         self._handed: Dict[int, bool] = {}
         self._scanned = 0  # how many built function bodies ``function_of`` has indexed
-        self._arms: Optional[Dict[int, Tuple[Branch, int, Function]]] = None  # ``_arms_of``
 
     def _count_handed_tests(self, call: Event, fn: Function) -> None:
         """What a call hands to a callee that tests the parameter alone (``if update_grad:`` there). A
@@ -105,16 +101,14 @@ class FileModel:
         if call.callee is None or call.call is None:
             return
         given = Values.parameters_bound(call.callee, call.call, call.bound_args)
-        if not any(not isinstance(v, cst.Name) or v.value not in _LITERAL_NAMES for v in given.values()):
+        if not any(not isinstance(v, cst.Name) or v.value not in ev.LITERAL_NAMES for v in given.values()):
             return
         alone = self.tested_alone(call.callee)
+        for name, caller_name in handed_names(call.callee, given):
+            if name in alone:
+                self._aliases.setdefault(caller_name, set()).add(name)
         for name, v in given.items():
-            if name not in alone:
-                continue
-            if isinstance(v, cst.Name):
-                if v.value not in _LITERAL_NAMES and name not in call.callee.assigns:
-                    self._aliases.setdefault(v.value, set()).add(name)
-            elif ev.literal_truth(v) is None:
+            if name in alone and not isinstance(v, cst.Name) and ev.literal_truth(v) is None:
                 mod = self.builder.periodic(v, fn)
                 if mod is not None:
                     k = f"mod:{mod[0]}:{mod[1]}"
@@ -403,42 +397,9 @@ class FileModel:
             if event.kind == kind or (kind == ev.ZERO and event.kind == ev.GRAD_CLEAR):
                 yield event, role, states
 
-    def skips_step(self, zero: Event, role: Role) -> bool:
-        """Whether a zeroing stands for a step of the same optimizer skipped on purpose: it runs in one arm
-        of an ``if`` whose other arm steps that optimizer, and the test reads the gradients (``if not
-        torch.isfinite(norm): opt.zero_grad() else: opt.step()`` with ``norm`` a clip's result). A test of
-        the schedule (``(i + 1) % k == 0``, ``accelerator.sync_gradients``) is no such skip: zeroing on the
-        other iterations of a window is the accumulation bug."""
-        arm = self._arms_of().get(id(zero))
-        if arm is None:
-            return False
-        br, index, fn = arm
-
-        def steps(block) -> bool:
-            return any(isinstance(i, Event) and i.kind == ev.STEP and role in self.facts.acted_on.get(i, ())
-                       for i in items_below(block))
-
-        others = [a for i, a in enumerate(br.arms) if i != index]
-        if steps(br.arms[index]) or not any(steps(a) for a in others):
-            return False
-        test = getattr(br.node, "test", None)
-        return test is not None and self._reads_gradients(test, fn, 3)
-
-    def _arms_of(self) -> Dict[int, Tuple[Branch, int, Function]]:
-        """For every item of every function, the innermost ``if`` arm it runs in: (Branch, arm, function)."""
-        if self._arms is None:
-            self._arms = {}
-            for fn in self.scopes.functions:
-                for item in items_below(self.builder.body(fn)):
-                    if isinstance(item, Branch):
-                        for i, arm in enumerate(item.arms):
-                            for inner in items_below(arm):  # outer ifs first: the innermost is written last
-                                self._arms[id(inner)] = (item, i, fn)
-        return self._arms
-
-    def _reads_gradients(self, expr: cst.BaseExpression, fn: Function, depth: int) -> bool:
+    def reads_gradients(self, expr: cst.BaseExpression, fn: Function, depth: int = 3) -> bool:
         """Whether a value is computed from gradients: a clip's result (the total norm), ``.grad``, followed
-        through the names it reads a few assignments deep."""
+        through the names it reads a few assignments deep (``ok = torch.isfinite(norm)``)."""
         for node in descendants(expr, prune=lambda n: isinstance(n, cst.Lambda)):
             if isinstance(node, cst.Call) and last_name(node.func) in ev.CLIP_FUNCS:
                 return True
@@ -446,7 +407,7 @@ class FileModel:
                 return True
             if isinstance(node, cst.Name) and depth > 0:
                 for value, where in self.values.assigned_values(node, fn) or ():
-                    if self._reads_gradients(value, where, depth - 1):
+                    if self.reads_gradients(value, where, depth - 1):
                         return True
         return False
 

@@ -162,9 +162,12 @@ def _evaluated(t: type) -> bool:
     return got
 
 
+LITERAL_NAMES = frozenset(("True", "False", "None"))
+
+
 def literal_truth(expr: cst.BaseExpression) -> Optional[bool]:
     """The truth value of a literal ``True``, ``False``, ``None`` or number, else None."""
-    if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
+    if isinstance(expr, cst.Name) and expr.value in LITERAL_NAMES:
         return expr.value == "True"
     if isinstance(expr, (cst.Integer, cst.Float)):
         text = expr.value.replace("_", "")

@@ -139,11 +139,13 @@ class GradientFlow(Interp):
         self.effects: Effects = model.effects
         self._loop_backwards: Dict[Loop, Set[Event]] = {}
         self._try_steps: Dict[int, Set[Event]] = {}
+        self._skips: Dict[tuple, Tuple[Role, ...]] = {}  # ``_skipped_in``, for the optimizers of this root
 
     # -- entry -----------------------------------------------------------------------------------------
     def run_root(self, fn: Function, cyclic: bool) -> None:
         self.opts = self.reachable_optimizers(fn)
         self.index = {r: i for i, r in enumerate(self.opts)}
+        self._skips.clear()
         self.facts.optimizers.update(self.opts)
         if cyclic:
             self.facts.implicit_roots.add(fn)
@@ -193,6 +195,33 @@ class GradientFlow(Interp):
         if not stepped:
             return paths
         return {self._apply(p, stepped, lambda s: s._replace(skipped=True) if s.gs == FRESH else s) for p in paths}
+
+    def on_arm(self, br, index: int, paths: Set[Path], ctx: Ctx) -> Set[Path]:
+        """An arm that drops an update on a gradient check (``if torch.isfinite(norm): opt.step() else:
+        opt.zero_grad()``) skips, on purpose, the step its sibling arm makes, as an exception out of a
+        stepping ``try`` does: discarding those gradients is no loss of accumulation."""
+        skipped = self._skipped_in(br, index, ctx)
+        if not skipped:
+            return paths
+        return {self._apply(p, skipped, lambda s: s._replace(skipped=True) if s.gs == FRESH else s) for p in paths}
+
+    def _skipped_in(self, br, index: int, ctx: Ctx) -> Tuple[Role, ...]:
+        """The optimizers another arm of ``br`` steps and arm ``index`` does not, when the test reads the
+        gradients (a test of the schedule skips nothing: zeroing on the other iterations of a window is the
+        accumulation bug)."""
+        key = (id(br), index, ctx.frame, ctx.stack)
+        got = self._skips.get(key)
+        if got is None:
+            got = ()
+            test = getattr(br.node, "test", None)
+            if test is not None and ctx.frame.fn is not None and self.m.reads_gradients(test, ctx.frame.fn):
+                def stepped(block) -> Set[Role]:
+                    return {r for r in self.optimizers_below(block, ctx.frame, ctx.stack, (ev.STEP,), built=False)
+                            if r in self.index}
+                others = set().union(*(stepped(a) for i, a in enumerate(br.arms) if i != index))
+                got = tuple(others - stepped(br.arms[index]))
+            self._skips[key] = got
+        return got
 
     def forget_history(self, p: Path) -> Path:
         """Also where gradients came from and which loops carried them: gradients whose history is

@@ -164,6 +164,10 @@ class Interp:
         nothing any rule reads when it runs in ``frame``."""
         return False
 
+    def on_arm(self, br: Branch, index: int, paths: Set, ctx: Ctx) -> Set:
+        """Paths entering arm ``index`` of a keyed ``if`` (after the split)."""
+        return paths
+
     def keeps_paths(self, e: Event, frame: Frame) -> bool:
         """Whether ``e`` (not a CALL) gives back every path as it was when it runs in ``frame``, whatever it
         records: weaker than ``inert_event``, enough for ``_arms_inert``."""
@@ -302,15 +306,15 @@ class Interp:
                 return out
             then_paths, else_paths, then_ctx, else_ctx = self._split(br, paths, ctx)
             if then_paths:
-                _merge(out, self.block(br.arms[0], self.cap(then_paths), then_ctx))
+                _merge(out, self.block(br.arms[0], self.on_arm(br, 0, self.cap(then_paths), then_ctx), then_ctx))
             nxt = br.elif_next
             if nxt is None or not else_paths:
                 if else_paths:
-                    _merge(out, self.block(br.arms[1], self.cap(else_paths), else_ctx))
+                    _merge(out, self.block(br.arms[1], self.on_arm(br, 1, self.cap(else_paths), else_ctx), else_ctx))
                 return out
             # the else arm is ``<test events>; if ...``: run the test's events, then loop on the next ``if``
             pre = Block(br.arms[1].items[:-1])
-            o = self.block(pre, self.cap(else_paths), else_ctx)
+            o = self.block(pre, self.on_arm(br, 1, self.cap(else_paths), else_ctx), else_ctx)
             _merge_jumps(out, o)
             paths, ctx, br = o.normal, else_ctx, nxt
             if not paths:
@@ -941,15 +945,18 @@ def bind_arguments(roles, callee: Function, call: Optional[cst.Call], caller: Fr
     return bindings, keys
 
 
+def handed_names(callee: Function, given: Dict[str, cst.BaseExpression]) -> List[Tuple[str, str]]:
+    """[(parameter, the caller's name)] for the parameters a call binds to a name (not a literal) and
+    ``callee`` never rebinds (``given``: ``Values.parameters_bound``)."""
+    return [(name, v.value) for name, v in given.items()
+            if isinstance(v, cst.Name) and v.value not in ev.LITERAL_NAMES and name not in callee.assigns]
+
+
 def bound_tests(callee: Function, given: Dict[str, cst.BaseExpression], caller: Frame):
-    """[(parameter, the caller's test key of its argument)] for the parameters a call binds to a name
-    (``given``: ``Values.parameters_bound``) and ``callee`` never rebinds: a test of the parameter alone in
-    the callee is the caller's test of that name (one flag, one value on a path)."""
-    out: List[Tuple[str, str]] = []
-    for name, v in given.items():
-        if isinstance(v, cst.Name) and v.value not in ("True", "False", "None") and name not in callee.assigns:
-            out.append((name, _test_key(v.value, frozenset((v.value,)), caller)))
-    return out
+    """[(parameter, the caller's test key of its argument)] for the parameters a call hands a name
+    (``handed_names``): a test of the parameter alone in the callee is the caller's test of that name (one
+    flag, one value on a path)."""
+    return [(name, _test_key(v, frozenset((v,)), caller)) for name, v in handed_names(callee, given)]
 
 
 def bound_literals(callee: Function, given: Dict[str, cst.BaseExpression], spread: bool) -> List[Tuple[str, bool]]:
