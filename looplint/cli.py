@@ -382,9 +382,10 @@ def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on
     jobs = jobs or default_jobs()
     if jobs > 1 and len(tasks) >= PARALLEL_THRESHOLD:
         from looplint.engine import warm_up, worker_died
-        from looplint.worker import WorkerDied, WorkerError, run_tasks
+        from looplint.worker import WorkerDied, WorkerError, return_free_memory, run_tasks
 
         warm_up()  # before the workers start: forked ones inherit it
+        return_free_memory()  # nor what finding and hashing the files left free (each fork's RSS counts it)
         try:
             sizes = _sizes(tasks)
             heavy = [i for i, size in enumerate(sizes) if size >= HEAVY_BYTES]

@@ -79,6 +79,7 @@ class Worker:
         self._process = None
         self._conn = None
         self._kill_requested = False
+        self.tasks = 0  # tasks given to the running process
         self._calling = threading.Lock()  # one ``call`` at a time (a warm-up in one thread, a task in another)
 
     @property
@@ -99,6 +100,7 @@ class Worker:
         process.start()
         there.close()
         self._process, self._conn = process, here
+        self.tasks = 0
 
     def submit(self, fn: Callable, *args: Any) -> None:
         """Sends ``fn(*args)`` (a module-level function, arguments that pickle) to the worker."""
@@ -107,6 +109,7 @@ class Worker:
                 self._start()
             try:
                 self._conn.send((fn, args))
+                self.tasks += 1
                 if self._kill_requested:  # killed while it started: the task must not run
                     self._kill_now()
                 return
@@ -157,6 +160,12 @@ class Worker:
         """Ends the worker: asked to stop, killed if it does not."""
         self._reap()
 
+    def refresh(self) -> None:
+        """Replaces a process that has run tasks by a fresh one (started by the next task): what those
+        tasks left in it, up to the recycling limits, is not added to the next task's peak."""
+        if self.tasks:
+            self._reap()
+
     def kill(self) -> None:
         """Kills the process at once, from any thread (also one that is starting it for a task): a
         ``result`` waiting in another thread raises ``WorkerDied`` (and reaps it); the next task gets a
@@ -200,7 +209,8 @@ def run_tasks(
     (in the order they end), with the time it took. ``order``: the task indices in the order workers take
     them (default: task order); the longest first keeps one long task from ending the run alone.
     ``heavy``: indices of tasks that need much memory (large files): one runs at a time, the other
-    workers take the next light tasks meanwhile (or wait), so that their peaks do not add up."""
+    workers take the next light tasks meanwhile (or wait), so that their peaks do not add up; and each starts
+    in a fresh worker, so that its peak is not added to what earlier tasks left behind."""
     tasks = [tuple(t) for t in tasks]
     outcomes: List[Outcome] = [None] * len(tasks)
     workers = [Worker(**worker_options) for _ in range(max(1, min(jobs, len(tasks))))]
@@ -214,6 +224,7 @@ def run_tasks(
         heavies, lights = queues
         if heavies and not any(i in heavy for i in holding.values()):
             index = heavies.popleft()
+            worker.refresh()
         elif lights:
             index = lights.popleft()
         else:
@@ -291,12 +302,12 @@ class Recycling:
             return True
         resident = _resident_bytes()
         if resident - self.start > self.growth:
-            _return_free_memory()
+            return_free_memory()
             resident = _resident_bytes()
         return resident > self.rss or resident - self.start > self.growth
 
 
-def _return_free_memory() -> None:
+def return_free_memory() -> None:
     """Gives the heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing)."""
     try:
         import ctypes

@@ -121,6 +121,27 @@ def test_run_tasks_never_runs_two_heavy_tasks_at_once(tmp_path):
     assert outcomes == [0, 1, 2, 3, 4, 5]  # "overlap" where a heavy task started while another ran
 
 
+def test_a_heavy_task_starts_in_a_worker_that_has_run_nothing(tmp_path):
+    # what earlier tasks left in a worker (up to its recycling limits) is not added to a heavy task's peak
+    log = str(tmp_path / "log")
+    tasks = [(log, i) for i in range(8)]
+    assert worker.run_tasks(_note_process, tasks, jobs=1, heavy=[3, 6]) == list(range(8))
+    rows = [(int(i), pid) for i, pid in (line.split() for line in open(log).read().splitlines())]
+    assert [i for i, _pid in rows] == [3, 6, 0, 1, 2, 4, 5, 7]  # heavy tasks first
+    first = {}  # pid -> the first task it ran
+    for i, pid in rows:
+        first.setdefault(pid, i)
+    pid_of = dict(rows)
+    assert first[pid_of[3]] == 3 and first[pid_of[6]] == 6  # each heavy task is its worker's first
+    assert len({pid_of[i] for i in (0, 1, 2, 4, 5, 7)}) == 1  # light tasks share one worker, as before
+
+
+def _note_process(log, i):
+    with open(log, "a") as f:
+        f.write(f"{i} {os.getpid()}\n")
+    return i
+
+
 def test_large_files_go_first_and_the_others_by_path():
     from looplint.cli import _order
 
