@@ -61,7 +61,7 @@ class MissingZeroGrad(Rule):
         for event, role, states in model.optimizer_events(STEP):
             if event.closure is not None:
                 continue  # the closure runs the backward: its missing zero_grad is LL302's finding
-            if any(s.gs in (STALE, USED) and not s.doubt for s in states):
+            if any(s.gs in (STALE, USED) and not s.doubt and not s.unseen for s in states):
                 yield Finding(
                     event.node,
                     f"`{call_text(event)}` applies gradients accumulated since before its previous step: "

@@ -64,7 +64,7 @@ class OptimizerCreatedInLoop(Rule):
                 for stack in model.loop_stacks(event):
                     if _whole_runs(stack, step_stacks):
                         continue  # each optimizer serves a complete multi-epoch fit (refitting per round)
-                    hit = [l for l in stack if l.kind in TRAINING_LOOPS and l in step_loops and not _rebuilt(role, l)]
+                    hit = [l for l in stack if l.kind in TRAINING_LOOPS and l in step_loops and not _rebuilt(model, role, l)]
                     if hit:
                         yield Finding(
                             event.node,
@@ -118,8 +118,11 @@ def _held_from_outside(role, fn) -> bool:
     return True
 
 
-def _rebuilt(role, loop) -> bool:
-    """Whether a module whose parameters the optimizer holds is (re)assigned inside the loop."""
+def _rebuilt(model, role, loop) -> bool:
+    """Whether a module whose parameters the optimizer holds is (re)built on every pass of the loop: assigned
+    inside it, or built by the function that builds the optimizer when that function is called from the loop
+    (each call makes a new one: ``probe = nn.Linear(...)``, not ``probe = self.probe``)."""
+    called = role.scope is not None and loop.fn is not None and loop.fn is not role.scope
     for key in role.modules:
         if ".self." in key:
             attr = key.split(".self.", 1)[1].split(".")[0]
@@ -129,4 +132,14 @@ def _rebuilt(role, loop) -> bool:
             name = key.split(":", 1)[-1].split(".")[0]
             if name in loop.assigned:
                 return True
+            if called and key.split(":", 1)[0] == role.scope.qualname and _built_here(model, name, role.scope):
+                return True
     return False
+
+
+def _built_here(model, name: str, fn) -> bool:
+    """Whether every value ``fn`` binds to its local ``name`` is made by a call (a constructor or a factory)."""
+    if name in fn.params or name not in fn.assigns:
+        return False
+    values = model.values.assigned_values(cst.Name(name), fn)
+    return bool(values) and all(isinstance(v, cst.Call) and where is fn for v, where in values)

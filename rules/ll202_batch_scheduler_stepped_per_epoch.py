@@ -59,7 +59,7 @@ class BatchSchedulerSteppedPerEpoch(Rule):
         for event, role, kind in scheduler_steps(model):
             if kind.unit != PER_STEP or event.call is None or len(event.call.args) > 1:
                 continue
-            if event in facts.sched_twice:
+            if event in facts.sched_twice or event in facts.sched_after_window:
                 continue  # also stepped per batch: this extra step is LL205's finding
             steps = optimizer_steps(model, optimizer_of(role, model.roles))
             for stack, _conds in facts.contexts.get(event, ()):

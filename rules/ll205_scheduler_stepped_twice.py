@@ -6,7 +6,9 @@ from looplint.rule import Finding, Rule
 class SchedulerSteppedTwice(Rule):
     """## What it does
     Checks for a learning-rate scheduler stepped twice with no optimizer step in between: stepped both in
-    the batch loop and again once per epoch, or twice in the same iteration.
+    the batch loop and again once per epoch, or twice in the same iteration. A scheduler the batch loop
+    steps once every `k` iterations (`if (i + 1) % k == 0:`) and the epoch steps again is reported too: its
+    schedule advances in both places.
 
     ## Why is this bad?
     Every `scheduler.step()` advances the schedule. A scheduler stepped per batch *and* per epoch runs
@@ -48,18 +50,38 @@ class SchedulerSteppedTwice(Rule):
         facts = model.facts
         for event, role, kind in scheduler_steps(model):
             earlier = facts.sched_twice.get(event)
-            if not earlier or not kind.known or getattr(role, "alternatives", ()):
+            windowed = facts.sched_after_window.get(event)
+            if not (earlier or windowed) or not kind.known or getattr(role, "alternatives", ()):
                 continue
             if event.call is None or len(event.call.args) > 1:
                 continue
-            if _conditional(facts, event) and all(_conditional(facts, e) for e in earlier):
+            if _conditional(facts, event) and all(_conditional(facts, e) for e in (earlier or windowed)):
                 continue
+            if earlier:
+                yield Finding(
+                    event.node,
+                    f"`{call_text(event)}` steps `{role.label}` a second time with no optimizer step since its "
+                    f"previous `step()`: the schedule advances twice per update (or once more per epoch) and "
+                    f"runs ahead of its plan",
+                )
+                continue
+            test = _window_test(model, windowed)
             yield Finding(
                 event.node,
-                f"`{call_text(event)}` steps `{role.label}` a second time with no optimizer step since its "
-                f"previous `step()`: the schedule advances twice per update (or once more per epoch) and runs "
-                f"ahead of its plan",
+                f"`{call_text(event)}` steps `{role.label}` after the loop, which also steps it "
+                f"{f'under `if {test}:`' if test else 'once every few iterations'}: the schedule advances in both "
+                f"places and runs ahead of its plan",
             )
+
+
+def _window_test(model, steps) -> str:
+    """The periodic test (``(i + 1) % k == 0``) under which the loop steps the scheduler, as written."""
+    for step in steps:
+        for _stack, conds in model.facts.contexts.get(step, ()):
+            for key, _value, _depth in conds:
+                if key is not None and not key.startswith("mod:") and model.periodic_test(key) is not None:
+                    return key
+    return ""
 
 
 def _conditional(facts, event) -> bool:

@@ -63,6 +63,7 @@ class FileModel:
         # a name a call hands to a callee that tests the parameter alone -> those parameters (``test_keys``)
         self._aliases: Dict[str, Set[str]] = {}
         self._test_facts: Dict[str, tuple] = {}  # per assumption key (``_test_fact``)
+        self._periodic_keys: Optional[Dict[str, Tuple[str, bool]]] = None  # test key -> ``periodic_test``
         for fn in self.scopes.functions:
             # each function's own items once (a depth at the walk's limit enters no callee)
             for item in walk(self.builder.body(fn), self.builder, depth=99):
@@ -153,6 +154,20 @@ class FileModel:
         """Whether a test an assumption stands for (``test_keys``) has an arm that runs a gradient event or
         a jump (``gating_tests``)."""
         return self._test_fact(key)[2]
+
+    def periodic_test(self, key: Optional[str]) -> Optional[Tuple[str, bool]]:
+        """For a test key that tests a counter periodically (``(i + 1) % k == 0``, also the interpreter's
+        ``mod:`` phase keys): (the counter, the key's value on the iterations where the counter is at the
+        tested phase, once per window); else None. ``(i + 1) % k != 0`` is true on the other iterations."""
+        if key is None:
+            return None
+        if key.startswith("mod:"):
+            return key.split(":", 2)[1], True
+        if self._periodic_keys is None:
+            # the interpreter's arms carry the key's value, on the arm where the phase matches: the test's
+            # polarity (``Interp._periodic_split``)
+            self._periodic_keys = {b.key: (b.mod[0], b.polarity) for b in self._branches if b.mod is not None}
+        return self._periodic_keys.get(key)
 
     def tested_again(self, key: str) -> bool:
         """Whether more than one ``if`` of the file tests ``key`` (or what it stands for: ``test_keys``):

@@ -11,7 +11,10 @@ argument ``self`` everything ``self`` holds. Its summary says:
   receives a module an optimizer trains, an object built from one (``loss = Loss(G=G, D=D)``, also through
   ``**modules``), ``self``, or a tensor the function backpropagates. Analyses
   model it as a join of "no backward" and "backward", so it never hides gradients left from a previous
-  step; only conclusions that need "no gradients yet" become doubtful;
+  step; only conclusions that need "no gradients yet" become doubtful. Handed a tensor that carries the
+  function's graph (``handed_graph``), the backward it may run is of that loss; otherwise it would be of
+  its own making, and a step over gradients that only such calls may have made is no evidence that any
+  were applied (``flow.py``: ``unseen``);
 * ``modules`` — the module expressions it receives (its train/eval mode may change);
 * ``scalers`` — GradScalers it receives.
 
@@ -47,6 +50,20 @@ _MODULE_SETUP = frozenset({
     "register_full_backward_pre_hook"})
 
 
+# Methods of ``torch.nn.Module`` that hand over its parts or settings and run no forward pass.
+_NO_FORWARD = _MODULE_SETUP | frozenset({
+    "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children", "modules",
+    "named_modules", "state_dict", "train", "eval", "zero_grad", "get_submodule", "get_parameter"})
+# methods whose result holds no autograd graph, whatever their receiver held
+_DROPS_GRAPH = frozenset({"detach", "item", "tolist", "numpy"})
+
+
+def _graphless(node: cst.CSTNode) -> bool:
+    """Code under ``node`` cannot give a value its graph: a lambda, ``x.detach()``, ``x.item()``."""
+    return isinstance(node, cst.Lambda) or (
+        isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in _DROPS_GRAPH)
+
+
 @dataclass(frozen=True)
 class Effect:
     optimizers: FrozenSet[Role] = frozenset()
@@ -54,6 +71,9 @@ class Effect:
     modules: Tuple[cst.BaseExpression, ...] = ()
     scalers: FrozenSet[Role] = frozenset()
     receives_self: bool = False
+    # it is handed a tensor that carries the function's graph (a loss it computes and never backpropagates
+    # itself): the backward it may run is that one; otherwise any backward would be of its own making
+    handed_graph: bool = False
 
 
 NOTHING = Effect()
@@ -106,6 +126,7 @@ class Effects:
         modules: List[cst.BaseExpression] = []
         receives_self = False
         backprop = False
+        graph = handed = False
         received: List[Tuple[cst.BaseExpression, bool]] = []  # (expression, is the receiver)
         if e.target is not None:
             received.extend((r, True) for r in refs(e.target) or [e.target])
@@ -142,15 +163,17 @@ class Effects:
             opts.update(self._held(expr, frame, tracked))
             d = dotted(expr) or ""
             if d in backwarded or (statement and self.carries_graph(expr, frame, tracked)):
-                backprop = True
+                graph = True
+                handed = handed or d in backwarded or self.carries_graph(expr, frame, tracked, seen_forward=True)
             if self._is_module(expr, role, frame, tracked):
                 modules.append(expr)
             elif statement and self._holds_module(expr, frame, tracked):
                 backprop = True  # ``loss_fn.accumulate(...)`` on an object built from the networks may run them
-        may_backward = statement and (bool(modules) or receives_self or backprop)
+        may_backward = statement and (bool(modules) or receives_self or backprop or graph)
         if not (opts or may_backward or modules or scalers):
             return NOTHING
-        return Effect(frozenset(opts), may_backward, tuple(modules), frozenset(scalers), receives_self)
+        return Effect(frozenset(opts), may_backward, tuple(modules), frozenset(scalers), receives_self,
+                      statement and handed)
 
     def _is_module(self, expr, role: Optional[Role], frame: Frame, tracked: Sequence[Role]) -> bool:
         if role is not None and role.kind == MODULE:
@@ -190,24 +213,32 @@ class Effects:
                         out.update(o for o in tracked if o is role or role.kind == ENGINE)
         return out
 
-    def carries_graph(self, expr: cst.BaseExpression, frame: Frame, tracked: Sequence[Role], depth: int = 3) -> bool:
+    def carries_graph(self, expr: cst.BaseExpression, frame: Frame, tracked: Sequence[Role], depth: int = 3,
+                      seen_forward: bool = False) -> bool:
         """The value holds an autograd graph through a module an optimizer trains: it was computed by calling
         such a module (``loss = model(x).sum()``, ``out = net(x); loss = crit(out, y)``), followed through
-        reaching assignments a few steps deep."""
+        reaching assignments a few steps deep; not through ``.detach()`` or ``.item()``. Also, when the
+        optimizer's parameters cannot be read, a call of an object the function received: it may be the
+        trained module's forward; called with nothing, it may as well be a closure that ran the backward
+        itself, which ``seen_forward`` (the graph is one the code computes in view) does not count."""
         if depth <= 0 or not isinstance(expr, cst.Name):
             return False
         found = self.m.values.assigned_values(expr, frame.fn)
         for value, where in found or ():
             sub = Frame(where) if where is not frame.fn else frame
-            for node in descendants(value, prune=lambda n: isinstance(n, cst.Lambda)):
+            for node in descendants(value, prune=_graphless):
                 if isinstance(node, cst.Call) and isinstance(node.func, (cst.Name, cst.Attribute)):
+                    if isinstance(node.func, cst.Attribute) and node.func.attr.value in _NO_FORWARD:
+                        continue  # ``model.parameters()``: the module hands something over, it does not run
                     role = self.roles.resolve(node.func, sub)
                     if self._is_module(node.func, role, sub, tracked) or (
-                            (role is None or role.kind not in (OPTIMIZER, SCALER, ENGINE))
+                            (node.args or not seen_forward)
+                            and (role is None or role.kind not in (OPTIMIZER, SCALER, ENGINE))
                             and self._received_callable(node.func, sub)
                             and any(o.modules is None for o in tracked)):
                         return True
-                elif isinstance(node, cst.Name) and node is not expr and self.carries_graph(node, sub, tracked, depth - 1):
+                elif isinstance(node, cst.Name) and node is not expr and \
+                        self.carries_graph(node, sub, tracked, depth - 1, seen_forward):
                     return True
         return False
 

@@ -1052,7 +1052,7 @@ def _incremented(suite) -> frozenset:
 
 def _periodic(test, polarity: bool):
     """(counter, K, phase, then-arm runs when the phase matches) for ``(i + c) % K == d`` and its
-    spellings (``!=``, a bare ``(i + 1) % K`` as a truth value, ``not ...``); None otherwise."""
+    spellings (``(c + i)``, ``!=``, a bare ``(i + 1) % K`` as a truth value, ``not ...``); None otherwise."""
     eq, d, comparator = False, 0, None
     if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
         comp = test.comparisons[0]
@@ -1075,6 +1075,8 @@ def _periodic(test, polarity: bool):
     if isinstance(x, cst.BinaryOperation) and isinstance(x.operator, (cst.Add, cst.Subtract)) and isinstance(x.right, cst.Integer):
         c = int(x.right.value, 0) * (1 if isinstance(x.operator, cst.Add) else -1)
         x = x.left
+    elif isinstance(x, cst.BinaryOperation) and isinstance(x.operator, cst.Add) and isinstance(x.left, cst.Integer):
+        c, x = int(x.left.value, 0), x.right  # ``(1 + i) % K``
     v = dotted(x)
     if v is None:
         return None

@@ -33,6 +33,9 @@ HIDDEN = "hidden"
 # the source of gradients that calls we cannot see may have produced: one for all of them (which call it was
 # is nothing a finding reads, and naming each one told paths apart in every combination of them)
 HIDDEN_SOURCE = (HIDDEN, None)
+# ... of a loss the function computed and handed to such a call (``effects.Effect.handed_graph``): that
+# backward is what the call is for, and counts as gradients the code makes
+HANDED_SOURCE = (HIDDEN, "handed")
 _ENTRY = ("entry", None)  # stands, in a summary's run, for the history its code cannot see (``project``)
 _ENTRY_FRAME = "entry"  # the calling context of an entry's gradients from the code's own backward passes
 # events that read or record an optimizer's whole gradient state (not only its kind and flags)
@@ -50,6 +53,11 @@ class OptState(NamedTuple):
     maybe: bool = False  # NONE/USED: a call we cannot see may have run backward since
     skipped: bool = False  # FRESH: an exception may have skipped the step meant for these gradients
     after_noop: bool = False  # FRESH: computed after a step that found nothing (``step; backward``)
+    # USED/STALE: the gradients a step applied came only from calls we cannot see that were handed no loss
+    # (``HIDDEN_SOURCE``): they may have run no backward at all, or cleared what they made; no finding says
+    # those gradients are applied again
+    unseen: bool = False
+    unseen_new: bool = False  # STALE: so did every gradient added since that step
 
 
 class Path(NamedTuple):
@@ -57,7 +65,8 @@ class Path(NamedTuple):
     assume: FrozenSet[Tuple[str, bool]]
     # Scheduler order (LL203/LL205), kept with ``_replace``: ("pending", sched_step, opt_index, loop) a
     # scheduler step waiting for its optimizer's step in this iteration of ``loop``; ("since", sched_step,
-    # opt_index, scheduler) a scheduler step since that optimizer last stepped; ("stepped", opt_index).
+    # opt_index, scheduler, the loop it steps once per window of, or None) a scheduler step since that
+    # optimizer last stepped; ("stepped", opt_index).
     marks: FrozenSet[tuple] = frozenset()
 
 
@@ -94,6 +103,10 @@ class Facts:
     sched_before_step: Dict[Event, Set[Event]] = field(default_factory=lambda: defaultdict(set))
     # scheduler step -> earlier steps of the same scheduler with no optimizer step in between
     sched_twice: Dict[Event, Set[Event]] = field(default_factory=lambda: defaultdict(set))
+    # scheduler step after a loop -> steps of the same scheduler made once per window of that loop's counter
+    # (``if (i + 1) % k == 0:``): no optimizer step between them only when the loop's length is a multiple
+    # of ``k``, but the schedule advances in both places
+    sched_after_window: Dict[Event, Set[Event]] = field(default_factory=lambda: defaultdict(set))
     # roots whose analysis was abandoned (over budget)
     over_budget: List[Function] = field(default_factory=list)
 
@@ -178,6 +191,16 @@ class GradientFlow(Interp):
             return p
         keep = frozenset(m for m in p.marks if not (m[0] == "pending" and m[3] is loop))
         return p._replace(marks=keep) if keep != p.marks else p
+
+    def _window_loop(self, ctx: Ctx) -> Optional[Loop]:
+        """The loop whose counter the innermost enclosing ``if`` arm tests periodically, on the arm where
+        the counter is at the window's phase (once per window), or None."""
+        for key, value, depth in reversed(ctx.conds):
+            periodic = self.m.periodic_test(key)
+            if periodic is not None and value == periodic[1] and 0 < depth <= len(ctx.loops) \
+                    and periodic[0] in ctx.loops[depth - 1].counters:
+                return ctx.loops[depth - 1]
+        return None
 
     def _backwards_in(self, loop: Loop) -> Set[Event]:
         got = self._loop_backwards.get(loop)
@@ -361,10 +384,10 @@ class GradientFlow(Interp):
         if kind == ev.OPAQUE:
             return self._unseen(e, paths, ctx)
         if kind == ev.CONSTRUCT:
-            if e.assigned is not None:
-                built = [self.roles.resolve(e.assigned, ctx.frame)]
-            else:  # built and returned by a factory: each optimizer some call of it made
-                built = [o for o in self.opts if o.ctor is e.call] or [self.roles.resolve(e.call, ctx.frame)]
+            # the optimizers this call builds (a name bound twice in a function holds two: the target alone
+            # may resolve to the other one); else what the target or a factory's call stands for
+            built = [o for o in self.opts if o.ctor is e.call] or \
+                [self.roles.resolve(e.assigned if e.assigned is not None else e.call, ctx.frame)]
             built = [r for r in built if r is not None and r in self.index]
             if built:
                 f.acted_on[e].update(built)
@@ -390,7 +413,8 @@ class GradientFlow(Interp):
             out = set()
             for p in paths:
                 out.add(self._apply_all(p, _maybe, record=False))
-                out.add(self._apply_all(p, lambda s: _backward(s, HIDDEN_SOURCE), record=False))
+                source = HANDED_SOURCE if eff.handed_graph else HIDDEN_SOURCE
+                out.add(self._apply_all(p, lambda s: _backward(s, source), record=False))
             paths = out
         return paths
 
@@ -437,7 +461,8 @@ class GradientFlow(Interp):
                 new = OptState(NONE, s.zeroed_by, frozenset(), e, s.doubt, maybe=s.maybe)
             else:
                 # a step over gradients of unknown origin, or a second step, consumes we know not what
-                new = OptState(USED, doubt=s.gs == UNKNOWN or (s.gs == USED and s.doubt))
+                unseen = _applies_unseen(s)
+                new = OptState(USED, doubt=s.gs == UNKNOWN or (s.gs == USED and s.doubt), unseen=unseen)
                 self.facts.fed[role].update(s.sources)
             p = p._replace(states=p.states[:i] + (new,) + p.states[i + 1:])
             out.add(self._optimizer_stepped(e, i, p))
@@ -461,8 +486,11 @@ class GradientFlow(Interp):
             if ("stepped", i) in marks:
                 for m in p.marks:
                     if m[0] == "since" and m[2] == i and m[3] is role and m[1] is not e:
-                        self.facts.sched_twice[e].add(m[1])
-                marks.add(("since", e, i, role))
+                        if m[4] is not None and m[4] not in ctx.loops:  # made once per window of a loop left
+                            self.facts.sched_after_window[e].add(m[1])
+                        else:
+                            self.facts.sched_twice[e].add(m[1])
+                marks.add(("since", e, i, role, self._window_loop(ctx)))
             elif loop is not None:  # the optimizer has never stepped on this path: this step comes first
                 marks.add(("pending", e, i, loop))
             out.add(p._replace(marks=frozenset(marks)))
@@ -545,8 +573,19 @@ def _backward(s: OptState, e) -> OptState:
     if s.gs == FRESH:
         return s if s.doubt or e in s.sources else s._replace(sources=s.sources | {e})
     if s.gs in (USED, STALE):
-        return OptState(STALE, doubt=s.doubt)
+        new_unseen = e == HIDDEN_SOURCE and (s.gs == USED or s.unseen_new)
+        return OptState(STALE, doubt=s.doubt, unseen=s.unseen, unseen_new=new_unseen)
     return s
+
+
+def _applies_unseen(s: OptState) -> bool:
+    """Whether every gradient a step in state ``s`` applies came from calls we cannot see that were handed no
+    loss (or from nowhere we know: an optimizer a call may have stepped or replaced)."""
+    if s.gs == FRESH:
+        return bool(s.sources) and s.sources <= {HIDDEN_SOURCE}
+    if s.gs == STALE:
+        return s.unseen and s.unseen_new
+    return s.gs == UNKNOWN or (s.gs == USED and s.unseen)
 
 
 def _maybe(s: OptState) -> OptState:
