@@ -1428,8 +1428,9 @@ class Values:
     # -- callables -------------------------------------------------------------------------------------------
     def callable_of(self, expr: Optional[cst.BaseExpression], fn: Function, depth: int = 0) -> Optional[Callable]:
         """The function a callable expression denotes: a ``def`` in scope, ``self.method``, a lambda,
-        ``functools.partial(f, ...)`` (its arguments bound), a name bound to one of these, or the function
-        a same-module factory returns."""
+        ``functools.partial(f, ...)`` (its arguments bound), an instance of a class of this module that
+        defines ``__call__``, a name bound to one of these, a parameter every call site hands the same one,
+        or the function a same-module factory returns."""
         if expr is None or depth > MAX_DEPTH:
             return None
         if isinstance(expr, cst.Lambda):
@@ -1452,6 +1453,10 @@ class Values:
                 return None
             return Callable(inner.target, inner.scope, inner.bound_args + bound, fn, inner.bound_self, inner.factory)
         if isinstance(expr, cst.Call):
+            cls = self.instance_class(expr, fn)
+            call = self.method(cls, "__call__") if cls is not None else None
+            if call is not None:  # an instance of a class of this module that defines ``__call__``
+                return Callable(call, call.parent or self._home(call).module, bound_self=True)
             factory, _b = self.resolve_callee(expr.func, fn)
             if factory is None or factory.is_module:
                 return None
@@ -1468,6 +1473,14 @@ class Values:
                     f = self._home(fn).by_node.get(binds[-1].node)
                     if f is not None:
                         return Callable(f, f.parent or self._home(fn).module)
+                if scope is not None and binds and self._sites is not None \
+                        and all(isinstance(b, Def) and b.kind == PARAM for b in binds):
+                    # a parameter: what every call site of this module (and the default) hands it (once the
+                    # call sites are known: finding them resolves callables too)
+                    args, complete = self.arguments(scope, expr.value, used_default=True)
+                    got = [self.callable_of(a, where, depth + 1) for a, where in args] if complete else []
+                    if got and all(g is not None for g in got) and len({id(g.target) for g in got}) == 1:
+                        return got[0]
             callee, bound_self = self.resolve_callee(expr, fn)
             if callee is not None:
                 return Callable(callee, callee.parent or self._home(callee).module, bound_self=bound_self)
