@@ -22,7 +22,7 @@ from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, Gradie
 from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, WALK_DEPTH, classify_all, walk
 from looplint.model.interp import ALL_OF, handed_names, items_below, none_of_keys
 from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
-from looplint.model.scopes import Function, Scopes, dotted, has_call, last_name, names_in
+from looplint.model.scopes import Assignment, Function, Scopes, dotted, has_call, last_name, names_in
 from looplint.model.values import PARAM, Def, Values, partial_args
 
 __all__ = [
@@ -397,9 +397,40 @@ class FileModel:
         return any(isinstance(i, Event) and i.kind == ev.CALL and i.callee is not callee
                    for i in items_below(self.builder.body(callee))) and self._computes_loss(callee, depth + 1)
 
-    def _is_param(self, name: cst.Name, fn: Function) -> bool:
+    def _is_param(self, name: cst.Name, fn: Function, depth: int = 3) -> bool:
+        """Whether the loss ``name`` is one ``fn`` was handed: a parameter, or a value made from one
+        (``loss = loss / k``, ``scaler.scale(loss)``, ``with amp.scale_loss(loss, opt) as scaled:``)."""
         _scope, binds = self.values.bindings(name.value, fn, name)
-        return bool(binds) and all(isinstance(b, Def) and b.kind == PARAM for b in binds)
+        if not binds or depth <= 0:
+            return bool(binds) and all(isinstance(b, Def) and b.kind == PARAM for b in binds)
+        for b in binds:
+            if isinstance(b, Def) and b.kind == PARAM:
+                continue
+            if isinstance(b, Assignment) and b.index is None:
+                value = b.value
+            elif isinstance(b, Def) and isinstance(b.node, cst.With):
+                value = next((i.item for i in b.node.items if i.asname is not None
+                              and isinstance(i.asname.name, cst.Name) and i.asname.name.value == name.value), None)
+            else:
+                return False
+            if not self._made_from_handed(value, fn, depth - 1):
+                return False
+        return True
+
+    def _made_from_handed(self, value, fn: Function, depth: int) -> bool:
+        """``value`` rescales or wraps a loss ``fn`` was handed: arithmetic on it, a method of it, or a call
+        whose first argument it is."""
+        if isinstance(value, cst.BinaryOperation):
+            return self._made_from_handed(value.left, fn, depth)
+        if isinstance(value, cst.Name):
+            return self._is_param(value, fn, depth)
+        if isinstance(value, cst.Call):
+            if isinstance(value.func, cst.Attribute) and isinstance(value.func.value, cst.Name) \
+                    and self._is_param(value.func.value, fn, depth):
+                return True  # ``loss.mean()``
+            first = value.args[0] if value.args and value.args[0].keyword is None and not value.args[0].star else None
+            return first is not None and isinstance(first.value, cst.Name) and self._is_param(first.value, fn, depth)
+        return False
 
     # -- queries for rules --------------------------------------------------------------------------------------
     def walk(self, fn_or_block) -> Iterator[object]:

@@ -19,7 +19,9 @@ argument ``self`` everything ``self`` holds. Its summary says:
 * ``scalers`` — GradScalers it receives.
 
 A call whose result is used as a value (the loss it computes, a context manager, an argument of another
-call) has no gradient effect beyond the optimizers it receives. An inherited ``self.method()`` used as a
+call) has no gradient effect beyond the optimizers it receives; but a function the code was handed and
+calls with nothing (``loss = closure()``, ``step_fn()``), when no call site says what it is, may run a
+forward and backward of its own (``may_backward``, as a statement or not). An inherited ``self.method()`` used as a
 value or context manager has none at all; as a bare statement, a name that says it zeroes, steps or
 resets (``self.clear_grads()``) keeps the doubt about the optimizers ``self`` holds — the one place a name
 counts, and only towards silence.
@@ -170,6 +172,8 @@ class Effects:
             elif statement and self._holds_module(expr, frame, tracked):
                 backprop = True  # ``loss_fn.accumulate(...)`` on an object built from the networks may run them
         may_backward = statement and (bool(modules) or receives_self or backprop or graph)
+        if not call.args and isinstance(call.func, cst.Name) and self._received_callable(call.func, frame):
+            may_backward = True  # ``closure()`` it was handed: a forward and backward of its own, maybe
         if not (opts or may_backward or modules or scalers):
             return NOTHING
         return Effect(frozenset(opts), may_backward, tuple(modules), frozenset(scalers), receives_self,

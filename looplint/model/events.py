@@ -17,7 +17,7 @@ from looplint.model.walk import Walker, children, descendants
 from looplint.model.frameworks import WRAPPER_NAMES
 from looplint.model.values import class_of
 from looplint.model.roles import name_kind
-from looplint.model.scopes import Function, Scopes, dotted, has_call, last_name, names_in, positional_args
+from looplint.model.scopes import Assignment, Function, Scopes, dotted, has_call, last_name, names_in, positional_args
 
 # Event kinds
 ZERO = "zero_grad"  # X.zero_grad()
@@ -496,9 +496,16 @@ class _Build:
         return (test.left.value, window, phase, eq if polarity else not eq)
 
     def _constant(self, test) -> Optional[bool]:
-        """The truth of a test that cannot vary: a literal, or a name only ever assigned one literal
-        (``step_scheduler_batch = False`` ... ``if step_scheduler_batch:``)."""
+        """The truth of a test that cannot vary: a literal, a name only ever assigned one literal
+        (``step_scheduler_batch = False`` ... ``if step_scheduler_batch:``), or ``f is None`` of a name bound to
+        a known function (a parameter every call site hands the same one: ``Values.callable_of``)."""
         got = literal_truth(test)
+        if got is None and isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+            comp = test.comparisons[0]
+            if isinstance(comp.operator, (cst.Is, cst.IsNot)) and isinstance(comp.comparator, cst.Name) \
+                    and comp.comparator.value == "None" and isinstance(test.left, cst.Name) \
+                    and self.o.v.callable_of(test.left, self.fn) is not None:
+                return isinstance(comp.operator, cst.IsNot)  # a function it is bound to is never None
         if got is not None or not isinstance(test, cst.Name):
             return got
         fn = self.fn
@@ -630,8 +637,11 @@ class _Build:
             dist = "dist_autograd" in (dotted(recv) or "") if recv is not None else False
             if q.startswith("torch.distributed.autograd"):
                 dist = True
-            wrapper = method == "manual_backward" or (recv is not None and bool(args) and not dist and method == "backward"
-                                                      and not isinstance(recv, cst.Call))
+            # ``accelerator.backward(loss)``: a positional loss handed to an object's backward; not a tensor's
+            # own ``out.backward(grad_out)`` (its argument is the gradient) nor ``loss.backward(retain_graph=True)``
+            positional = bool(c.args) and c.args[0].keyword is None and not c.args[0].star
+            wrapper = method == "manual_backward" or (recv is not None and positional and not dist and method == "backward"
+                                                      and not isinstance(recv, cst.Call) and not self._module_output(recv))
             scaled = recv is not None and self.o.v.scaled_by(recv, self.fn) is not None
             out.append(Event(BACKWARD, c, target=recv, call=c, scaled=scaled, wrapper=wrapper, dist=dist))
             return
@@ -691,12 +701,51 @@ class _Build:
         if isinstance(func, cst.Name) and self._built_from_refs(func):
             out.append(Event(OPAQUE, c, call=c))  # ``apply()`` of ``apply = partial(update, opt)``
             return
+        if isinstance(func, cst.Name) and not c.args and self._handed_in(func):
+            out.append(Event(OPAQUE, c, call=c))  # ``closure()`` the caller handed over: it may train
+            return
         if name in HARMLESS_FUNCS or q.startswith(("torch.", "F.", "np.", "numpy.", "math.", "logging.", "os.", "sys.", "time.", "wandb.", "json.")):
             return
         if (isinstance(recv, cst.Name) and recv.value == "self") or any(_is_ref(a.value) for a in c.args) or (
             recv is not None and _is_ref(recv) and method not in HARMLESS_FUNCS
         ):
             out.append(Event(OPAQUE, c, target=recv, call=c))
+
+    def _module_output(self, expr: cst.BaseExpression) -> bool:
+        """Whether ``expr`` is what this function computes by calling an object it holds (``out = net(x)``,
+        ``loss = net(x).sum()``, arithmetic on such outputs): every binding of the name here says so.""" 
+        if not isinstance(expr, cst.Name) or self.o.v is None:
+            return False
+        values = self.o.v.assigned_values(expr, self.fn)
+        return bool(values) and all(where is self.fn and self._computed_by_module(v, where, 2) for v, where in values)
+
+    def _computed_by_module(self, value: cst.BaseExpression, fn: Function, depth: int) -> bool:
+        if isinstance(value, cst.BinaryOperation):
+            return self._computed_by_module(value.left, fn, depth) or self._computed_by_module(value.right, fn, depth)
+        if not isinstance(value, cst.Call) or depth <= 0:
+            return isinstance(value, cst.Name) and depth > 0 and self._module_output_in(value, fn, depth - 1)
+        func = value.func
+        if isinstance(func, cst.Attribute) and not isinstance(func.value, cst.Name):
+            return self._computed_by_module(func.value, fn, depth - 1)  # ``net(x).sum()``
+        if not isinstance(func, cst.Name):
+            return False
+        # calling an object the code holds (``net(x)``, a module it built or was handed), not a class or a
+        # function: its result is the object's output
+        from looplint.model.values import PARAM, Def
+
+        _scope, binds = self.o.v.bindings(func.value, fn, func)
+        return bool(binds) and all(isinstance(b, Assignment) or (isinstance(b, Def) and b.kind == PARAM) for b in binds)
+
+    def _module_output_in(self, name: cst.Name, fn: Function, depth: int) -> bool:
+        values = self.o.v.assigned_values(name, fn)
+        return bool(values) and all(self._computed_by_module(v, w, depth) for v, w in values)
+
+    def _handed_in(self, func: cst.Name) -> bool:
+        """A name only ever bound as a parameter (a function the caller hands over)."""
+        from looplint.model.values import PARAM, Def
+
+        _scope, binds = self.o.v.bindings(func.value, self.fn, func)
+        return bool(binds) and all(isinstance(b, Def) and b.kind == PARAM for b in binds)
 
     def _built_from_refs(self, func: cst.Name) -> bool:
         """A name bound to an object built from other objects (``step = functools.partial(update, opt)``):

@@ -55,7 +55,7 @@ class OptState(NamedTuple):
     after_noop: bool = False  # FRESH: computed after a step that found nothing (``step; backward``)
     # USED/STALE: the gradients a step applied came only from calls we cannot see that were handed no loss
     # (``HIDDEN_SOURCE``): they may have run no backward at all, or cleared what they made; no finding says
-    # those gradients are applied again
+    # those gradients are applied again. FRESH (doubtful): so did the gradients a new optimizer finds.
     unseen: bool = False
     unseen_new: bool = False  # STALE: so did every gradient added since that step
 
@@ -384,10 +384,13 @@ class GradientFlow(Interp):
         if kind == ev.OPAQUE:
             return self._unseen(e, paths, ctx)
         if kind == ev.CONSTRUCT:
-            # the optimizers this call builds (a name bound twice in a function holds two: the target alone
-            # may resolve to the other one); else what the target or a factory's call stands for
-            built = [o for o in self.opts if o.ctor is e.call] or \
-                [self.roles.resolve(e.assigned if e.assigned is not None else e.call, ctx.frame)]
+            if e.assigned is not None:
+                built = [self.roles.resolve(e.assigned, ctx.frame)]
+                if built[0] is not None and built[0].kind == OPTIMIZER and built[0].ctor is not e.call:
+                    # a name bound to two optimizers in one function: the target resolved to the other one
+                    built = [o for o in self.opts if o.ctor is e.call and o.frame in (None, ctx.frame)] or built
+            else:  # built and returned by a factory: each optimizer some call of it made
+                built = [o for o in self.opts if o.ctor is e.call] or [self.roles.resolve(e.call, ctx.frame)]
             built = [r for r in built if r is not None and r in self.index]
             if built:
                 f.acted_on[e].update(built)
@@ -571,7 +574,9 @@ def _backward(s: OptState, e) -> OptState:
         return OptState(FRESH, doubt=s.doubt, sources=frozenset() if s.doubt else frozenset({e}),
                         after_noop=s.noop is not None)
     if s.gs == FRESH:
-        return s if s.doubt or e in s.sources else s._replace(sources=s.sources | {e})
+        if s.doubt:
+            return s._replace(unseen=False) if s.unseen and e != HIDDEN_SOURCE else s
+        return s if e in s.sources else s._replace(sources=s.sources | {e})
     if s.gs in (USED, STALE):
         new_unseen = e == HIDDEN_SOURCE and (s.gs == USED or s.unseen_new)
         return OptState(STALE, doubt=s.doubt, unseen=s.unseen, unseen_new=new_unseen)
@@ -582,7 +587,7 @@ def _applies_unseen(s: OptState) -> bool:
     """Whether every gradient a step in state ``s`` applies came from calls we cannot see that were handed no
     loss (or from nowhere we know: an optimizer a call may have stepped or replaced)."""
     if s.gs == FRESH:
-        return bool(s.sources) and s.sources <= {HIDDEN_SOURCE}
+        return (bool(s.sources) and s.sources <= {HIDDEN_SOURCE}) or (s.doubt and s.unseen)
     if s.gs == STALE:
         return s.unseen and s.unseen_new
     return s.gs == UNKNOWN or (s.gs == USED and s.unseen)
@@ -601,7 +606,7 @@ def _new_optimizer(s: OptState) -> OptState:
         return OptState(NONE, doubt=s.doubt, maybe=s.maybe)
     if s.gs == UNKNOWN:
         return s
-    return OptState(FRESH, doubt=True)
+    return OptState(FRESH, doubt=True, unseen=_applies_unseen(s))
 
 
 def _manual_update(s: OptState) -> OptState:

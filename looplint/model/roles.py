@@ -535,6 +535,7 @@ class Roles:
         self._busy.add(key)
         try:
             found = []
+            made = True  # every value returned is an object this call of the factory builds
             for r in self.v.returned(callee):
                 v = self.v._element(r, index, len(r.elements) if isinstance(r, (cst.Tuple, cst.List)) else None,
                                     callee) if index is not None else r
@@ -544,8 +545,10 @@ class Roles:
                 if got is None or got is _NONE or got.kind == UNKNOWN:
                     return None
                 found.append(got)
+                made = made and self._built_by(v, callee)
             got = found[0] if found and len({id(r) for r in found}) == 1 else None
-            if got is not None and got.ctor is not None and got.evidence == "constructor" and _within(got.scope, callee):
+            if got is not None and (got.ctor is not None and got.evidence == "constructor" and _within(got.scope, callee)
+                                    or got.ctor is None and made):
                 got = self._per_call(got, callee, call, frame)
             self._memo[key] = got
             return got
@@ -577,11 +580,21 @@ class Roles:
         site = Frame(callee, (), tuple(keys))
         clone = copy.copy(role)
         clone.frame = site
-        if clone.kind == OPTIMIZER:
+        if clone.kind == OPTIMIZER and role.ctor is not None:
             clone.modules, clone.own_modules = self.param_module_keys(arg(role.ctor, 0, "params"), site)
         self._memo[memo] = clone
         self._built_in[id(clone)] = (callee, call, caller)
         return clone
+
+    def _built_by(self, value: cst.BaseExpression, fn: Function) -> bool:
+        """Whether ``value`` is an object each call of ``fn`` makes: a call, or a local name every binding of
+        which in ``fn`` is a call (not a parameter, an attribute or a module-level object)."""
+        if isinstance(value, cst.Call):
+            return True
+        if not isinstance(value, cst.Name) or value.value in fn.params or value.value not in fn.assigns:
+            return False
+        values = self.v.assigned_values(value, fn)
+        return bool(values) and all(isinstance(v, cst.Call) and where is fn for v, where in values)
 
     def built_with(self, role: Role, other: Optional[Role]) -> Optional[Role]:
         """``other``, read where ``role`` was built, as the object of the same factory call: in

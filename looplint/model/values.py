@@ -711,6 +711,7 @@ class Values:
         self._maybe_local: Dict[Function, FrozenSet[str]] = {}
         self._sites: Optional[Dict[Function, List[CallSite]]] = None
         self._referenced: Optional[Set[Function]] = None
+        self._indexing = False  # ``_index`` is running
         self._argparse: Optional[Dict[str, List[cst.BaseExpression]]] = None
 
     # -- definitions -------------------------------------------------------------------------------------
@@ -805,6 +806,13 @@ class Values:
         return bool(self.call_sites(fn))
 
     def _index(self) -> None:
+        self._indexing = True  # what a call runs is read here without the parameters' call sites
+        try:
+            self._index_calls()
+        finally:
+            self._indexing = False
+
+    def _index_calls(self) -> None:
         sites: Dict[Function, List[CallSite]] = {}
         refs: Set[Function] = set()
         values = self
@@ -1473,10 +1481,10 @@ class Values:
                     f = self._home(fn).by_node.get(binds[-1].node)
                     if f is not None:
                         return Callable(f, f.parent or self._home(fn).module)
-                if scope is not None and binds and self._sites is not None \
+                if scope is not None and binds and not self._indexing \
                         and all(isinstance(b, Def) and b.kind == PARAM for b in binds):
-                    # a parameter: what every call site of this module (and the default) hands it (once the
-                    # call sites are known: finding them resolves callables too)
+                    # a parameter: what every call site of this module (and the default) hands it (not while
+                    # the call sites are being found: finding them resolves callables too)
                     args, complete = self.arguments(scope, expr.value, used_default=True)
                     got = [self.callable_of(a, where, depth + 1) for a, where in args] if complete else []
                     if got and all(g is not None for g in got) and len({id(g.target) for g in got}) == 1:
