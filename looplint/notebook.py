@@ -7,7 +7,8 @@ IPython syntax at the start of a statement is masked line for line so that row n
 (``%matplotlib inline``, also written ``% matplotlib``) become ``pass``, except the ones that run their
 argument as Python (``%time loss.backward()``, ``%timeit -n 3 f()``, ``%prun f()``), which keep it (findings
 on such a row get their columns back); shell escapes (``!pip list``), captured shell/magic output
-(``x = !ls`` becomes ``x = None``) and help (``obj?``, ``??obj``) are masked too. Lines inside a string or
+(``x = !ls`` becomes ``x = None``), help (``obj?``, ``??obj``) and magics written without ``%`` where the line
+is no Python (``cd data/``, ``pip install x``: IPython's automagic) are masked too. Lines inside a string or
 inside brackets (``% b`` continuing an expression) are left alone. A cell whose first line is a cell magic
 that runs something other than Python (``%%bash``, ``%%html``, ``%%writefile``, ...) is left out;
 ``%%time``, ``%%timeit``, ``%%capture``, ``%%prun``, ``%%debug`` and friends keep their cell. A cell whose
@@ -40,6 +41,16 @@ _ESCAPE_START = re.compile(r"^\s*(?:%|[!?])")
 _LINE_MAGIC = re.compile(r"^(?P<indent>\s*)%\s*(?P<name>[A-Za-z_]\w*)(?P<rest>.*)$")
 _ASSIGN_ESCAPE = re.compile(r"^(?P<indent>\s*)(?P<target>[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*[%!]")
 _HELP_SUFFIX = re.compile(r"^\s*[A-Za-z_*][\w.*\[\]]*\s*\?{1,2}\s*$")
+
+# IPython's line magics and default shell aliases that it runs without ``%`` (automagic) when the line is not
+# Python; the ones a notebook writes that way.
+AUTOMAGICS = frozenset({
+    "alias", "autoreload", "bookmark", "cat", "cd", "clear", "conda", "cp", "dhist", "dirs", "env", "history",
+    "less", "load", "load_ext", "ls", "lsmagic", "man", "matplotlib", "mkdir", "more", "mv", "pip", "popd",
+    "pushd", "pwd", "pylab", "reload_ext", "reset", "rm", "rmdir", "run", "set_env", "store", "tensorboard",
+    "unload_ext", "who", "whos"})
+# the name, a space, then no assignment (IPython lets Python have ``ls = 'hi'``)
+_AUTOMAGIC = re.compile(r"^\s*(?P<name>[A-Za-z_]\w*)\s+(?!=[^=])\S")
 
 # Line magics that run the rest of their line as Python, with their options that take a value.
 CODE_MAGICS = {"time": "", "timeit": "nrp", "prun": "lsDT"}
@@ -158,10 +169,25 @@ def _mask(line: str) -> Tuple[str, int]:
         if start is not None:
             indent = m.group("indent")
             return indent + line[start:], start - len(indent)
-    if _ESCAPE_START.match(line) or _HELP_SUFFIX.match(line):
+    if _ESCAPE_START.match(line) or _HELP_SUFFIX.match(line) or _automagic(line):
         indent = line[: len(line) - len(line.lstrip())]
         return f"{indent}pass", 0
     return line, 0
+
+
+def _automagic(line: str) -> bool:
+    """A line magic or shell alias written without its ``%`` (``cd data/``, ``pip install torch``), which IPython
+    runs as one (automagic is on by default): its first word names one, and the line is no Python statement."""
+    m = _AUTOMAGIC.match(line)
+    if m is None or m.group("name") not in AUTOMAGICS or _scan(line, None, 0) != (None, 0, False):
+        return False  # a statement that goes on below (``run = wandb.init(``) is Python's
+    try:
+        compile(line.strip(), "<cell>", "exec", dont_inherit=True)
+    except SyntaxError:
+        return True
+    except (ValueError, OverflowError):
+        return False
+    return False
 
 
 def _magic_code_start(line: str, m: "re.Match[str]") -> Optional[int]:

@@ -45,6 +45,19 @@ def make_notebook(*cells, language="python"):
     ("torch.optim.SGD??", "pass"),
     ("?torch.optim", "pass"),
     ("np.*load*?", "pass"),
+    # magics IPython runs without ``%`` (automagic), where the line is no Python
+    ("cd torchtune/", "pass"),
+    ("pip install -q torch torchvision", "pass"),
+    ("    mkdir -p checkpoints/run1", "    pass"),
+    ("load_ext tensorboard", "pass"),
+    ("run train.py --epochs 3", "pass"),
+    ("cd ..", "pass"),
+    # ... and not where it is Python
+    ("ls -l", "ls -l"),
+    ("cd = os.getcwd()", "cd = os.getcwd()"),
+    ("run(train, 3)", "run(train, 3)"),
+    ("env", "env"),
+    ("train model.py", "train model.py"),  # no magic: a syntax error stays one
     # plain Python is left alone
     ("x = a % b", "x = a % b"),
     ("if a != b:", "if a != b:"),
@@ -122,6 +135,8 @@ def test_masked_magics_do_not_cause_parse_errors():
         ("code", "for i in range(3):\n    !echo $i\n    res = !ls\n    loss.backward()\n"),
         ("code", "%%bash\nthis is ( not python"),
         ("code", "torch.optim.SGD?"),
+        ("code", "cd data/\npip install -q torchmetrics\nimport torch"),
+        ("code", "run = wandb.init(\n    project='p',\n)\nls, cd = 1, 2\nenv = {'A': 1}"),
     )
     assert lint_notebook_text(text, "nb.ipynb") == []
 
