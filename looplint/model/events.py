@@ -283,7 +283,9 @@ class _Build:
                 self.param_loops.pop()
             for name in sorted(names_in(st.target)):
                 if "." not in name and name_kind(name) == "optimizer":
-                    body.items.insert(0, Event(BIND, st, target=cst.Name(name), each_iteration=True))
+                    node = next((n for n in descendants(st.target) if isinstance(n, cst.Name) and n.value == name),
+                                cst.Name(name))  # the target itself: roles resolve a name where it is bound
+                    body.items.insert(0, Event(BIND, st, target=node, each_iteration=True))
             derived = _derived_counters(st)
             loop = Loop(st, body, self.suite(st.orelse), False, st.iter, frozenset(names_in(st.target)),
                         frozenset(_assigned_names(st.body) | names_in(st.target)),

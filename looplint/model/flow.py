@@ -166,11 +166,39 @@ class GradientFlow(Interp):
 
     # -- loops -----------------------------------------------------------------------------------------
     def on_enter(self, p: Path, loop: Loop) -> Path:
-        """Gradients carried around an earlier run of ``loop`` belong to that run."""
-        if not any(loop in s.carried for s in p.states):
+        """Gradients carried around an earlier run of ``loop`` belong to that run. A loop over optimizers
+        (``for opt in optimizers:``) keeps the states it was entered with: each iteration's optimizer is
+        another one, which the iterations before did not touch (``_member``)."""
+        if any(loop in s.carried for s in p.states):
+            p = p._replace(states=tuple(s._replace(carried=s.carried - {loop}) if loop in s.carried else s
+                                        for s in p.states))
+        if _over_optimizers(loop):
+            p = p._replace(marks=frozenset(m for m in p.marks if not (m[0] == "members" and m[1] is loop))
+                           | {("members", loop, p.states)})
+        return p
+
+    def on_leave(self, p: Path, loop: Loop) -> Path:
+        if not _over_optimizers(loop):
             return p
-        return p._replace(states=tuple(s._replace(carried=s.carried - {loop}) if loop in s.carried else s
-                                       for s in p.states))
+        return p._replace(marks=frozenset(m for m in p.marks if not (m[0] == "members" and m[1] is loop)))
+
+    def _member(self, e: Event, paths: Set[Path], ctx: Ctx) -> Set[Path]:
+        """``for opt in optimizers:`` binds another optimizer of the collection on every iteration: it is in
+        the state the collection was in when the loop began (zeroed together before, stepped together
+        here), not in the state the previous iteration left its predecessor in."""
+        role = self.roles.resolve(e.target, ctx.frame)
+        loop = ctx.loops[-1] if ctx.loops else None
+        i = next((j for j, o in enumerate(self.opts) if role is not None and (o is role or (o.key and o.key == role.key))),
+                 None)
+        if i is None or loop is None:
+            return paths
+        out = set()
+        for p in paths:
+            entry = next((m[2] for m in p.marks if m[0] == "members" and m[1] is loop), None)
+            if entry is not None and entry[i] != p.states[i]:
+                p = p._replace(states=p.states[:i] + (entry[i],) + p.states[i + 1:])
+            out.add(p)
+        return out
 
     def on_back_edge(self, p: Path, loop: Loop) -> Path:
         states = []
@@ -370,6 +398,8 @@ class GradientFlow(Interp):
         if kind == ev.GRAD_CLEAR:
             key = self.roles.module_key(e.param_loop_module, ctx.frame) if e.param_loop_module is not None else None
             return self._zero_module(e, paths, key)
+        if kind == ev.BIND and e.each_iteration:
+            return self._member(e, paths, ctx)
         if kind == ev.BIND:  # a new optimizer object from here on: it has consumed nothing yet
             role = self.roles.resolve(e.target, ctx.frame)
             if role is not None and role in self.index:
@@ -567,6 +597,12 @@ class GradientFlow(Interp):
                 i = self.index[r]
                 states[i] = fn(states[i])
         return p._replace(states=tuple(states))
+
+
+def _over_optimizers(loop: Loop) -> bool:
+    """Whether the loop's target is an optimizer (``for opt in optimizers:``): its body starts by binding it."""
+    items = loop.body.items
+    return bool(items) and isinstance(items[0], Event) and items[0].kind == ev.BIND and items[0].each_iteration
 
 
 def _backward(s: OptState, e) -> OptState:

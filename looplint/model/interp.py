@@ -155,6 +155,10 @@ class Interp:
         """A path leaving an iteration of ``loop`` (by its end, ``break`` or the back edge)."""
         return p
 
+    def on_leave(self, p, loop: Loop):
+        """A path leaving ``loop`` itself (at its head, by ``break`` or by ``return``)."""
+        return p
+
     def on_handler(self, paths: Set, t: Try, ctx: Ctx) -> Set:
         """Paths entering an ``except`` handler of ``t``."""
         return paths
@@ -500,8 +504,8 @@ class Interp:
                 if implicit:
                     ends |= o.ret
                 else:
-                    out.ret |= o.ret
-                out.normal |= {self._forget(q, loop) for q in o.brk}
+                    out.ret |= {self.on_leave(q, loop) for q in o.ret}
+                out.normal |= {self.on_leave(self._forget(q, loop), loop) for q in o.brk}
             exits |= ends
             self.budget -= len(ends)
             if self.budget < 0:
@@ -513,7 +517,7 @@ class Interp:
         if loop.infinite and not loop.leaves_at_head and not implicit:
             normal_exits: Set = set()
         else:
-            normal_exits = {self._exit(q, loop) for q in exits}
+            normal_exits = {self.on_leave(self._exit(q, loop), loop) for q in exits}
         if loop.orelse.items and normal_exits:
             o = self.block(loop.orelse, normal_exits, ctx)
             _merge_jumps(out, o)
