@@ -400,9 +400,11 @@ class FileModel:
     def _is_param(self, name: cst.Name, fn: Function, depth: int = 3) -> bool:
         """Whether the loss ``name`` is one ``fn`` was handed: a parameter, or a value made from one
         (``loss = loss / k``, ``scaler.scale(loss)``, ``with amp.scale_loss(loss, opt) as scaled:``)."""
+        if depth <= 0:
+            return self.values.handed(name, fn)
         _scope, binds = self.values.bindings(name.value, fn, name)
-        if not binds or depth <= 0:
-            return bool(binds) and all(isinstance(b, Def) and b.kind == PARAM for b in binds)
+        if not binds:
+            return False
         for b in binds:
             if isinstance(b, Def) and b.kind == PARAM:
                 continue

@@ -249,12 +249,9 @@ class Effects:
     def _received_callable(self, func: cst.BaseExpression, frame: Frame) -> bool:
         """``func`` is an object the function received (a parameter, or ``self.x``) and calls: with an
         optimizer whose parameters cannot be read, such a call may be the forward of the trained module."""
-        from looplint.model.values import PARAM, Def
-
         if isinstance(func, cst.Attribute):
             return isinstance(func.value, cst.Name) and func.value.value == "self"
-        _scope, binds = self.m.values.bindings(func.value, frame.fn, func)
-        return bool(binds) and all(isinstance(b, Def) and b.kind == PARAM for b in binds)
+        return self.m.values.handed(func, frame.fn)
 
     def backpropagated(self, fn: Function) -> Set[str]:
         """Names the function passes to backward (``loss.backward()``, ``accelerator.backward(loss)``), also

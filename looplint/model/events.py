@@ -635,7 +635,6 @@ class _Build:
             out.append(Event(GRAD_WRITE, c, target=recv.value))
             return
         if method in ("backward", "manual_backward") or q in ("torch.autograd.backward",):
-            args = [a.value for a in c.args]
             dist = "dist_autograd" in (dotted(recv) or "") if recv is not None else False
             if q.startswith("torch.distributed.autograd"):
                 dist = True
@@ -703,7 +702,7 @@ class _Build:
         if isinstance(func, cst.Name) and self._built_from_refs(func):
             out.append(Event(OPAQUE, c, call=c))  # ``apply()`` of ``apply = partial(update, opt)``
             return
-        if isinstance(func, cst.Name) and not c.args and self._handed_in(func):
+        if isinstance(func, cst.Name) and not c.args and self.o.v.handed(func, self.fn):
             out.append(Event(OPAQUE, c, call=c))  # ``closure()`` the caller handed over: it may train
             return
         if name in HARMLESS_FUNCS or q.startswith(("torch.", "F.", "np.", "numpy.", "math.", "logging.", "os.", "sys.", "time.", "wandb.", "json.")):
@@ -715,7 +714,7 @@ class _Build:
 
     def _module_output(self, expr: cst.BaseExpression) -> bool:
         """Whether ``expr`` is what this function computes by calling an object it holds (``out = net(x)``,
-        ``loss = net(x).sum()``, arithmetic on such outputs): every binding of the name here says so.""" 
+        ``loss = net(x).sum()``, arithmetic on such outputs): every binding of the name here says so."""
         if not isinstance(expr, cst.Name) or self.o.v is None:
             return False
         values = self.o.v.assigned_values(expr, self.fn)
@@ -741,13 +740,6 @@ class _Build:
     def _module_output_in(self, name: cst.Name, fn: Function, depth: int) -> bool:
         values = self.o.v.assigned_values(name, fn)
         return bool(values) and all(self._computed_by_module(v, w, depth) for v, w in values)
-
-    def _handed_in(self, func: cst.Name) -> bool:
-        """A name only ever bound as a parameter (a function the caller hands over)."""
-        from looplint.model.values import PARAM, Def
-
-        _scope, binds = self.o.v.bindings(func.value, self.fn, func)
-        return bool(binds) and all(isinstance(b, Def) and b.kind == PARAM for b in binds)
 
     def _built_from_refs(self, func: cst.Name) -> bool:
         """A name bound to an object built from other objects (``step = functools.partial(update, opt)``):

@@ -403,8 +403,6 @@ class GradientFlow(Interp):
         if kind == ev.BIND:  # a new optimizer object from here on: it has consumed nothing yet
             role = self.roles.resolve(e.target, ctx.frame)
             if role is not None and role in self.index:
-                if e.each_iteration:  # ``for opt in optimizers``: another object every time round
-                    return {self._apply(p, [role], lambda s: OptState(UNKNOWN)) for p in paths}
                 return {self._apply(p, [role], _new_optimizer) for p in paths}
             return paths
         if kind == ev.GRAD_WRITE:  # gradients written by hand: present, but of no backward we track

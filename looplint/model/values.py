@@ -1007,6 +1007,11 @@ class Values:
         return None
 
     # -- parameters --------------------------------------------------------------------------------------
+    def handed(self, name: cst.Name, fn: Function) -> bool:
+        """Whether ``name``, read in ``fn``, is only ever bound as a parameter: what the caller handed over."""
+        _scope, binds = self.bindings(name.value, fn, name)
+        return bool(binds) and all(isinstance(b, Def) and b.kind == PARAM for b in binds)
+
     def through_parameters(self, name: cst.Name, fn: Function, depth: int = 0) -> Tuple[cst.Name, Function]:
         """The caller's name a parameter stands for when every call site of this module passes that same
         name (``train_step(x, y, k)`` for ``def train_step(x, y, batch_idx)``); else the name itself."""
