@@ -319,3 +319,32 @@ def test_one_step_after_a_pass_drawn_with_next_is_ll106(draw):
 def test_an_endless_iterator_is_a_stream_of_steps_not_a_pass():
     src = _one_epoch("counted", step_inside=False, source="iter(itertools.cycle(loader))")
     assert ("LL106", line_of(src, "    opt.step()")) not in findings(src)
+
+
+# -- LL103: a step before the training loop belongs to no iteration ----------------------------------------
+
+BEFORE_LOOP = """\
+import torch
+
+def fit(model, loader, epochs):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 10)
+{before}    for epoch in range(epochs):
+        for x, y in loader:
+            optimizer.zero_grad()
+{inside}            torch.nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+        scheduler.step()
+"""
+
+
+@pytest.mark.parametrize("before", ["    optimizer.zero_grad()\n    optimizer.step()\n", "    optimizer.step()\n",
+                                    "    optimizer.zero_grad(set_to_none=True)\n    optimizer.step()  # silence the warning\n"])
+def test_a_step_before_the_training_loop_is_no_step_of_an_iteration(before):
+    # MONAI's luna16 training: a no-op step so that the warmup scheduler does not warn
+    assert findings(BEFORE_LOOP.format(before=before, inside=""), ("LL103",)) == []
+
+
+def test_a_step_inside_the_loop_before_its_backward_is_still_ll103():
+    src = BEFORE_LOOP.format(before="", inside="            optimizer.step()\n")
+    assert findings(src, ("LL103",)) == [("LL103", line_of(src, "            optimizer.step()"))]

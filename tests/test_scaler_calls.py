@@ -204,3 +204,43 @@ def test_a_scaler_built_again_starts_afresh(build):
     raises. A scaler built again before it (every micro-batch, every window) is a new one: nothing to raise."""
     assert findings(SKIPPED_STEP.format(build="")) == [("LL406", "scaler.unscale_(optimizer)")]
     assert findings(SKIPPED_STEP.format(build=build)) == []
+
+
+GUARDED = """\
+import torch
+from torch.amp.grad_scaler import OptState
+
+model = torch.nn.Linear(4, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+scaler = torch.amp.GradScaler("cpu")
+
+def clip(scaler, opt):
+    {guard}
+        scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+
+for step in range(3):
+    opt.zero_grad()
+    scaler.scale(model(torch.randn(8, 4)).pow(2).mean()).backward()
+    scaler.unscale_(opt)
+    clip(scaler, opt)
+    scaler.step(opt)
+    scaler.update()
+"""
+
+
+@pytest.mark.parametrize("guard", [
+    'if scaler._per_optimizer_states[id(opt)]["stage"] is not OptState.UNSCALED:',
+    'state = scaler._per_optimizer_states[id(opt)]\n    if state["stage"] is not OptState.UNSCALED:',
+    "if not scaler._per_optimizer_states[id(opt)].get('unscaled'):",
+])
+def test_an_unscale_under_a_test_of_the_scalers_own_state_is_not_a_second_one(guard):
+    # allennlp's clip_gradient: unscale only when the scaler says this optimizer is not unscaled yet
+    src = GUARDED.format(guard=guard)
+    assert [d.code for d in lint_source(src, "t.py") if d.code == "LL406"] == []
+
+
+@pytest.mark.parametrize("guard", ["if True:", "if opt is not None:", "if step >= 0:"])
+def test_an_unscale_under_any_other_test_is_still_a_second_one(guard):
+    src = GUARDED.format(guard=guard)
+    assert [d.code for d in lint_source(src, "t.py") if d.code == "LL406"] == ["LL406"]

@@ -10,7 +10,7 @@ Every root function is interpreted over all paths (``interp.Interp``: branches t
 take the same arm, periodic accumulation tests carry their phase around the loop, loops run to a
 fixpoint, calls of this module are entered), with a function that something outside calls once per
 iteration run as a loop. The state maps (scaler, optimizer) to the last ``unscale_``/``step`` since the
-scaler's last ``update()``. Only scalers built here (``GradScaler(...)``, not disabled by
+scaler's last ``update()``; an ``if`` that reads a scaler's own state forgets what we knew of that scaler. Only scalers built here (``GradScaler(...)``, not disabled by
 ``enabled=False``) and never handed to code we cannot see count; a call we cannot see that receives the
 scaler or the optimizer forgets what we knew about them.
 """
@@ -25,6 +25,7 @@ from looplint.model.events import Event
 from looplint.model.interp import Ctx, Interp, OverBudget
 from looplint.model.roles import OPTIMIZER, SCALER, Frame, Role
 from looplint.model.scopes import dotted, keyword_arg, positional_args
+from looplint.model.walk import descendants
 
 UNSCALED, STEPPED = "unscaled", "stepped"
 
@@ -74,6 +75,7 @@ class _Run(Interp):
         self.facts = facts
         self.unscales: Dict[Event, Set[Event]] = {}
         self.steps: Dict[Event, Set[Event]] = {}
+        self._reads: Dict[tuple, tuple] = {}  # (branch, frame) -> the scalers its test reads (``_scalers_read``)
 
     def commit(self) -> None:
         for e, by in self.unscales.items():
@@ -91,6 +93,35 @@ class _Run(Interp):
         if self.kinds_below(t.body) & {ev.STEP, ev.UNSCALE, ev.SCALER_UPDATE}:
             return {s._replace(ops=frozenset()) for s in states}
         return states
+
+    def on_arm(self, br, index: int, states, ctx: Ctx):
+        """A test that reads a scaler's own state (``scaler._per_optimizer_states[id(opt)]["stage"]``,
+        ``scaler.is_enabled()``) decides on what we track: each arm starts knowing nothing of that scaler."""
+        test = getattr(br.node, "test", None)
+        if test is None or not any(s.ops for s in states):
+            return states
+        key = (id(br), ctx.frame)
+        read = self._reads.get(key)
+        if read is None:
+            read = self._reads[key] = self._scalers_read(test, ctx.frame)
+        if not read:
+            return states
+        # a role read where it is tested and where it was used may be two objects for one attribute: by key
+        return {s._replace(ops=frozenset(o for o in s.ops if id(o[0]) not in read[0] and o[0].key not in read[1]))
+                for s in states}
+
+    def _scalers_read(self, test, frame: Frame) -> tuple:
+        """The scalers an expression reads the state of, also through names assigned from such a read
+        (``state = scaler._per_optimizer_states[id(opt)]`` ... ``if state["stage"] ...``): (their ids, their
+        keys), or () when it reads none."""
+        exprs = [test]
+        for n in descendants(test):
+            if isinstance(n, cst.Name):
+                exprs.extend(v for v, where in self.m.values.assigned_values(n, frame.fn) or () if where is frame.fn)
+        roles = [r for x in exprs for r in (
+            self._role(n.value, frame) for n in descendants(x) if isinstance(n, cst.Attribute) and _names_object(n.value))
+            if r is not None and r.kind == SCALER]
+        return (frozenset(id(r) for r in roles), frozenset(r.key for r in roles if r.key)) if roles else ()
 
     def event(self, e: Event, states: Set[ScalerBook], ctx: Ctx) -> Set[ScalerBook]:
         frame = ctx.frame

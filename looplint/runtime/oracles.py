@@ -211,7 +211,8 @@ def step_before_backward(trace: Trace) -> List[Evidence]:
                     continue
                 if nxt is not None and b["seq"] > nxt["seq"]:
                     break
-                if Trace.same_iteration(b, s):
+                if Trace.same_iteration(b, s) and (Trace.path(s) or not Trace.path(b)):
+                    # (a step outside every loop, before the loop that runs the backward, has no iteration)
                     hits.append(((opt, s["line"]), (s, b)))
                 break
     out = []
