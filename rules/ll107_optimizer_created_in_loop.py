@@ -132,14 +132,6 @@ def _rebuilt(model, role, loop) -> bool:
             name = key.split(":", 1)[-1].split(".")[0]
             if name in loop.assigned:
                 return True
-            if called and key.split(":", 1)[0] == role.scope.qualname and _built_here(model, name, role.scope):
+            if called and key.split(":", 1)[0] == role.scope.qualname and model.values.made_here(cst.Name(name), role.scope):
                 return True
     return False
-
-
-def _built_here(model, name: str, fn) -> bool:
-    """Whether every value ``fn`` binds to its local ``name`` is made by a call (a constructor or a factory)."""
-    if name in fn.params or name not in fn.assigns:
-        return False
-    values = model.values.assigned_values(cst.Name(name), fn)
-    return bool(values) and all(isinstance(v, cst.Call) and where is fn for v, where in values)

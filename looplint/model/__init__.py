@@ -377,17 +377,17 @@ class FileModel:
                 continue
             if item.kind == ev.BACKWARD:
                 root = loss_root(item)
-                if root is None or not self._is_param(root, fn):
+                if root is None or not self._handed_loss(root, fn):
                     return True
             elif item.kind == ev.CALL and depth < 3 and item.callee is not fn:
                 handed = self.values.parameters_bound(item.callee, item.call, item.bound_args)
                 for b in items_below(self.builder.body(item.callee)):
                     if isinstance(b, Event) and b.kind == ev.BACKWARD:
                         root = loss_root(b)
-                        if root is None or not self._is_param(root, item.callee):
+                        if root is None or not self._handed_loss(root, item.callee):
                             return True
                         arg = handed.get(root.value)
-                        if arg is None or not (isinstance(arg, cst.Name) and self._is_param(arg, fn)):
+                        if arg is None or not (isinstance(arg, cst.Name) and self._handed_loss(arg, fn)):
                             return True
                 if self._computes_loss_deeper(item.callee, depth):
                     return True
@@ -397,7 +397,7 @@ class FileModel:
         return any(isinstance(i, Event) and i.kind == ev.CALL and i.callee is not callee
                    for i in items_below(self.builder.body(callee))) and self._computes_loss(callee, depth + 1)
 
-    def _is_param(self, name: cst.Name, fn: Function, depth: int = 3) -> bool:
+    def _handed_loss(self, name: cst.Name, fn: Function, depth: int = 3) -> bool:
         """Whether the loss ``name`` is one ``fn`` was handed: a parameter, or a value made from one
         (``loss = loss / k``, ``scaler.scale(loss)``, ``with amp.scale_loss(loss, opt) as scaled:``)."""
         if depth <= 0:
@@ -425,13 +425,13 @@ class FileModel:
         if isinstance(value, cst.BinaryOperation):
             return self._made_from_handed(value.left, fn, depth)
         if isinstance(value, cst.Name):
-            return self._is_param(value, fn, depth)
+            return self._handed_loss(value, fn, depth)
         if isinstance(value, cst.Call):
             if isinstance(value.func, cst.Attribute) and isinstance(value.func.value, cst.Name) \
-                    and self._is_param(value.func.value, fn, depth):
+                    and self._handed_loss(value.func.value, fn, depth):
                 return True  # ``loss.mean()``
             first = value.args[0] if value.args and value.args[0].keyword is None and not value.args[0].star else None
-            return first is not None and isinstance(first.value, cst.Name) and self._is_param(first.value, fn, depth)
+            return first is not None and isinstance(first.value, cst.Name) and self._handed_loss(first.value, fn, depth)
         return False
 
     # -- queries for rules --------------------------------------------------------------------------------------

@@ -545,7 +545,7 @@ class Roles:
                 if got is None or got is _NONE or got.kind == UNKNOWN:
                     return None
                 found.append(got)
-                made = made and self._built_by(v, callee)
+                made = made and self.v.made_here(v, callee)
             got = found[0] if found and len({id(r) for r in found}) == 1 else None
             if got is not None and (got.ctor is not None and got.evidence == "constructor" and _within(got.scope, callee)
                                     or got.ctor is None and made):
@@ -585,16 +585,6 @@ class Roles:
         self._memo[memo] = clone
         self._built_in[id(clone)] = (callee, call, caller)
         return clone
-
-    def _built_by(self, value: cst.BaseExpression, fn: Function) -> bool:
-        """Whether ``value`` is an object each call of ``fn`` makes: a call, or a local name every binding of
-        which in ``fn`` is a call (not a parameter, an attribute or a module-level object)."""
-        if isinstance(value, cst.Call):
-            return True
-        if not isinstance(value, cst.Name) or value.value in fn.params or value.value not in fn.assigns:
-            return False
-        values = self.v.assigned_values(value, fn)
-        return bool(values) and all(isinstance(v, cst.Call) and where is fn for v, where in values)
 
     def built_with(self, role: Role, other: Optional[Role]) -> Optional[Role]:
         """``other``, read where ``role`` was built, as the object of the same factory call: in

@@ -1006,6 +1006,16 @@ class Values:
                 return classes.pop()
         return None
 
+    def made_here(self, value: cst.BaseExpression, fn: Function) -> bool:
+        """Whether ``value`` is an object each call of ``fn`` makes: a call, or a local name every binding of
+        which in ``fn`` is a call (not a parameter, an attribute or a module-level object)."""
+        if isinstance(value, cst.Call):
+            return True
+        if not isinstance(value, cst.Name) or value.value in fn.params or value.value not in fn.assigns:
+            return False
+        values = self.assigned_values(value, fn)
+        return bool(values) and all(isinstance(v, cst.Call) and where is fn for v, where in values)
+
     # -- parameters --------------------------------------------------------------------------------------
     def handed(self, name: cst.Name, fn: Function) -> bool:
         """Whether ``name``, read in ``fn``, is only ever bound as a parameter: what the caller handed over."""
