@@ -52,7 +52,8 @@ class UnscalePerMicroBatch(Rule):
 
     def check(self, model):
         for unscale, earlier in analyse(model).repeated_unscales.items():
-            first = sorted(earlier, key=lambda e: model.source(e.node))[0]
+            # by text; among calls written alike, the call itself (set order must not choose the message)
+            first = sorted(earlier, key=lambda e: (model.source(e.node), e is not unscale))[0]
             again = "runs again" if first is unscale else f"runs after `{call_text(first)}`"
             yield Finding(
                 unscale.node,
