@@ -48,8 +48,6 @@ class StepBeforeBackward(Rule):
             if event not in model.facts.noop_then_backward or event.closure is not None or not states:
                 continue
             enclosing = {l for stack in model.loop_stacks(event) for l in stack}
-            if not enclosing:
-                continue  # a step before the training loop (``zero_grad(); step()`` to start a schedule) has no iteration
             # every time it runs, the step meets either no gradients (the first iteration, or a zeroing
             # before it) or only gradients left by a previous iteration: never this iteration's
             if any(s.zeroed_by is not None for s in states):

@@ -489,7 +489,10 @@ class GradientFlow(Interp):
             s = p.states[i]
             self.facts.incoming[(e, role)].add(s)
             if s.gs == NONE:
-                new = OptState(NONE, s.zeroed_by, frozenset(), e, s.doubt, maybe=s.maybe)
+                # a step that found nothing in an iteration; one outside every loop (``zero_grad(); step()``
+                # before training, to quiet the scheduler's warning) belongs to no iteration
+                noop = e if ctx.loops else None
+                new = OptState(NONE, s.zeroed_by, frozenset(), noop, s.doubt, maybe=s.maybe)
             else:
                 # a step over gradients of unknown origin, or a second step, consumes we know not what
                 unseen = _applies_unseen(s)
