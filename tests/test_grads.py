@@ -348,3 +348,56 @@ def test_a_step_before_the_training_loop_is_no_step_of_an_iteration(before):
 def test_a_step_inside_the_loop_before_its_backward_is_still_ll103():
     src = BEFORE_LOOP.format(before="", inside="            optimizer.step()\n")
     assert findings(src, ("LL103",)) == [("LL103", line_of(src, "            optimizer.step()"))]
+
+
+# -- a window of k batches drawn from a stream that never runs out is gradient accumulation, not a pass --------
+
+STREAMS = {
+    "itertools": ("", "itertools.cycle(loader)"),
+    "local generator": ("def forever(batches):\n    while True:\n        for b in batches:\n            yield b\n\n",
+                        "forever(loader)"),
+    "iter of local generator": ("def endless(batches):\n    while True:\n        yield from batches\n\n",
+                                "iter(endless(loader))"),
+}
+WINDOWS = {
+    "range": ("", "range(k)"),
+    "local contexts": ("def windows(n):\n    for _ in range(n):\n        yield\n\n", "windows(k)"),
+}
+
+
+def _window(stream: str, window: str, attribute: bool, leaves: bool = False) -> str:
+    s_def, s_make = STREAMS[stream]
+    w_def, w_iter = WINDOWS[window]
+    if leaves:
+        s_def = s_def.replace("            yield b\n", "            yield b\n        break\n")
+    it = "self.stream" if attribute else "stream"
+    body = (f"class Loop:\n    def __init__(self, net, loader):\n        self.net = net\n        self.stream = None\n"
+            f"        self.stream = {s_make}\n\n    def run(self, opt, k, steps):\n") if attribute else (
+            f"def run(net, loader, opt, k, steps):\n    stream = {s_make}\n")
+    ind = "        " if attribute else "    "
+    net = "self.net" if attribute else "net"
+    fresh = [f"    {it} = {s_make}"] if leaves else []  # a finite iterator made for each pass
+    rows = [f"for step in range(steps):", *fresh, f"    opt.zero_grad()", f"    for _ in {w_iter}:",
+            f"        x = next({it})", f"        ({net}(x).mean() / k).backward()", f"    opt.step()"]
+    return "import itertools\nimport torch\n\n" + s_def + w_def + body + "".join(ind + r + "\n" for r in rows)
+
+
+def test_a_window_drawn_from_an_iterator_made_before_the_outer_loop_is_accumulation():
+    # a full pass in every step would exhaust the iterator in the second: each run takes a few batches
+    src = _window("itertools", "range", False).replace("itertools.cycle(loader)", "iter(loader)")
+    assert "iter(loader)" in src and findings(src) == []
+    fresh = src.replace("    stream = iter(loader)\n", "").replace(
+        "        opt.zero_grad()\n", "        opt.zero_grad()\n        stream = iter(loader)\n")
+    assert fresh != src and findings(fresh) == [("LL106", line_of(fresh, "    opt.step()"))]
+
+
+@pytest.mark.parametrize("stream", sorted(STREAMS))
+@pytest.mark.parametrize("window", sorted(WINDOWS))
+@pytest.mark.parametrize("attribute", [False, True])
+def test_a_window_drawn_from_an_endless_stream_is_accumulation(stream, window, attribute):
+    src = _window(stream, window, attribute)
+    assert findings(src) == []
+    if stream == "local generator" and not attribute:
+        # a generator that stops after one pass, made afresh for each run of the loop: k draws may be the pass
+        leaving = _window(stream, window, attribute, leaves=True)
+        assert leaving != src and findings(leaving) == [("LL106", line_of(leaving, "    opt.step()"))]

@@ -165,7 +165,9 @@ def classify_all(builder, roles: Roles, functions) -> None:
             for inner in _direct_loops(outer.body):
                 parents[inner] = outer
     for loop in loops:
-        if loop.kind == OTHER and _draws_batches(loop, roles):
+        if loop.kind == OTHER and _draws_batches(loop, roles, fresh_in=parents.get(loop)):
+            # inside another loop, only an iterator made afresh in each of its iterations: one made before
+            # it would run out in the second, unless every run takes a few batches of it (a window)
             loop.kind = BATCH
         elif loop.kind == STEP and loop in parents and _draws_batches(loop, roles, fresh_in=parents[loop]):
             # ``batch_iter = iter(loader)`` in every epoch, then ``while True: next(batch_iter)`` (or
@@ -228,6 +230,8 @@ def _draws_batches(loop: Loop, roles: Roles, fresh_in=None) -> bool:
     V().walk(loop.node.body)
     inside = None
     for it in found:
+        if _stream(it, fn, roles):
+            continue  # a loop that draws from a stream that never runs out is no pass over the data
         if fresh_in is not None:
             binds = roles.v.assigned_values(it, fn) if isinstance(it, cst.Name) else None
             if not binds:
@@ -239,7 +243,7 @@ def _draws_batches(loop: Loop, roles: Roles, fresh_in=None) -> bool:
             _scope, defs = roles.v.bindings(it.value, fn, it)
             if not defs or not all(getattr(d, "node", None) is not None and id(d.node) in inside for d in defs):
                 continue
-            if isinstance(fresh_in, Function) and any(_endless(v) for v, _w in binds):
+            if isinstance(fresh_in, Function) and any(_endless(v, w, roles) for v, w in binds):
                 continue
         for src, where, _z in roles.v.iterated(it, fn):
             if _source_kind(src, (), where, roles) == BATCH:
@@ -247,9 +251,41 @@ def _draws_batches(loop: Loop, roles: Roles, fresh_in=None) -> bool:
     return False
 
 
-def _endless(value: cst.BaseExpression) -> bool:
-    """An iterator that never runs out: ``cycle(loader)``, ``iter(itertools.repeat(...))``."""
-    return any(isinstance(n, cst.Call) and last_name(n.func) in ("cycle", "repeat") for n in descendants(value))
+def _stream(it: cst.BaseExpression, fn: Function, roles: Roles) -> bool:
+    """``next(it)`` draws from an iterator that never runs out: every value ``it`` (a name or a ``self``
+    attribute) is assigned, besides a ``None`` placeholder, is an endless one."""
+    binds = roles.v.assigned_values(it, fn) if isinstance(it, (cst.Name, cst.Attribute)) else None
+    values = [(v, w) for v, w in binds or () if not (isinstance(v, cst.Name) and v.value == "None")]
+    return bool(values) and all(_endless(v, w, roles) for v, w in values)
+
+
+def _endless(value: cst.BaseExpression, fn: Function, roles: Roles) -> bool:
+    """An iterator that never runs out: ``cycle(loader)``, ``iter(itertools.repeat(...))``, or a call of a
+    generator of this module that yields inside a ``while True`` it never leaves."""
+    for n in descendants(value):
+        if not isinstance(n, cst.Call):
+            continue
+        callee, _bound = roles.v.resolve_callee(n.func, fn, classes=False)
+        if callee is not None:
+            if _endless_generator(callee.node):
+                return True
+        elif last_name(n.func) in ("cycle", "repeat"):
+            return True
+    return False
+
+
+def _endless_generator(node: cst.CSTNode) -> bool:
+    """A function whose body holds a ``while True:`` that yields and that no ``break`` or ``return`` leaves."""
+    if not isinstance(node, cst.FunctionDef) or not isinstance(node.body, cst.IndentedBlock):
+        return False
+    for st in node.body.body:
+        if isinstance(st, cst.While) and isinstance(st.test, cst.Name) and st.test.value == "True":
+            kinds = {type(n) for n in descendants(st.body, prune=lambda n: isinstance(
+                n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)))}
+            # a ``break`` of an inner loop also counts: doubt keeps the loop a pass over the data
+            if (cst.Yield in kinds) and not kinds & {cst.Break, cst.Return}:
+                return True
+    return False
 
 
 def _all_loops(block: Block) -> Iterator[Loop]:
