@@ -108,3 +108,55 @@ def test_correlated_tests(form, binding, names, method):
     source = _program(form, binding, NAMES[names], method)
     found = {d.code for d in lint_source(source, "t.py")} & {"LL101", "LL108"}
     assert found == _expected(form, binding), source
+
+
+# -- a test and its negation, spelled apart: ``x is not None`` / ``x is None``, ``a != b`` / ``a == b``,
+# ``k not in d`` / ``k in d``, ``not f`` / ``f``. The zeroing runs under one spelling, the step in the ``else``
+# arm of the other (a hand-written update in its ``then`` arm): both run in the same iterations.
+NEGATIONS = {
+    "is_none": ("{o} is not None", "{o} is None"),
+    "not_is_none": ("not {o} is None", "{o} is None"),
+    "equal": ("{m} != 0", "{m} == 0"),
+    "membership": ("'optimizer' not in {c}", "'optimizer' in {c}"),
+    "not_flag": ("not {f}", "{f}"),
+}
+SPELLINGS = ({"o": "optimizer", "m": "mode", "c": "config", "f": "manual"},
+             {"o": "opt", "m": "kind", "c": "settings", "f": "by_hand"})
+
+
+def _negated_program(form: str, names: dict, other: bool = False) -> str:
+    """``other``: the step's test reads other names than the zeroing's, spelled alike."""
+    zero_t, step_t = (t.format(**names) for t in NEGATIONS[form])
+    if other:
+        step_t = NEGATIONS[form][1].format(**{k: v + "_2" for k, v in names.items()})
+    extra = ", ".join(v + "_2" for v in names.values())
+    return f"""import torch
+
+def sgd(params, lr):
+    with torch.no_grad():
+        for p in params:
+            p -= lr * p.grad
+            p.grad.zero_()
+
+def train(net, loader, loss, params, lr, {names['o']}, {names['m']}, {names['c']}, {names['f']}, {extra}):
+    for X, y in loader:
+        l = loss(net(X), y).sum()
+        if {zero_t}:
+            {names['o']}.zero_grad()
+        l.backward()
+        if {step_t}:
+            sgd(params, lr)
+        else:
+            {names['o']}.step()
+"""
+
+
+@pytest.mark.parametrize("form", sorted(NEGATIONS))
+@pytest.mark.parametrize("names", range(len(SPELLINGS)))
+def test_a_test_and_its_negation_take_matching_arms(form, names):
+    source = _negated_program(form, SPELLINGS[names])
+    assert {d.code for d in lint_source(source, "t.py")} & {"LL101", "LL108"} == set(), source
+    # a test of other values, spelled alike, may disagree: the step may run without the zeroing (the other
+    # way round, ``sgd`` applies and clears what the zeroing would have cleared)
+    changed = _negated_program(form, SPELLINGS[names], other=True)
+    assert {d.code for d in lint_source(changed, "t.py")} & {"LL101", "LL108"} == {"LL101"}, changed

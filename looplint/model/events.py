@@ -146,6 +146,34 @@ Item = Union[Event, Branch, Loop, Try, Jump, Block]
 _EMPTY = cst.Module([])
 
 
+# A negated comparison and the test it negates: ``x is not None`` is ``not x is None``.
+_NEGATED = {cst.IsNot: " is ", cst.NotEqual: " == ", cst.NotIn: " in "}
+
+
+def _without_not(test: cst.BaseExpression) -> Tuple[cst.BaseExpression, bool]:
+    """(``test`` without its leading ``not``s, False when there was an odd number of them)."""
+    polarity = True
+    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        test, polarity = test.expression, not polarity
+    return test, polarity
+
+
+def _test_key(test: cst.BaseExpression) -> Tuple[str, bool]:
+    """(the key of a test, True when the key spells its negation): ``x is not None`` and ``x is None``,
+    ``a != b`` and ``a == b``, ``k not in d`` and ``k in d`` are one test of two polarities, so that a path
+    that took one arm of the first takes the matching arm of the second."""
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and not test.lpar:
+        target = test.comparisons[0]
+        positive = _NEGATED.get(type(target.operator))
+        if positive is not None:
+            return " ".join((code(test.left) + positive + code(target.comparator)).split()), True
+    return " ".join(code(test).split()), False
+
+
+def _flip(truth: Optional[bool], flipped: bool) -> Optional[bool]:
+    return truth if truth is None or not flipped else not truth
+
+
 def code(node: cst.CSTNode) -> str:
     return _EMPTY.code_for_node(node)
 
@@ -363,20 +391,19 @@ class _Build:
         return nxt
 
     def _one_branch(self, st: cst.If, other: Block) -> Branch:
-        test = st.test
-        polarity = True
-        while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-            test, polarity = test.expression, not polarity
+        test, polarity = _without_not(st.test)
         then = self.suite(st.body)
-        br = Branch(st, " ".join(code(test).split()), frozenset(names_in(test)), has_call(test), [then, other], polarity)
-        br.mod = self.periodic(test, polarity)
-        br.const = self._constant(test)
+        mod = self.periodic(test, polarity)
+        key, flipped = (" ".join(code(test).split()), False) if mod is not None else _test_key(test)
+        br = Branch(st, key, frozenset(names_in(test)), has_call(test), [then, other], polarity != flipped)
+        br.mod = mod
+        br.const = _flip(self._constant(test), flipped)  # the truth of the test ``key`` spells
         operands = self._conjuncts(test) if br.mod is None and br.const is None else ()
         if operands:
             # ``a and b``: an operand that cannot vary (a literal flag) decides the test or drops out of it
             varying, value = [], True
             for key, names, wanted, volatile, node in operands:
-                truth = None if volatile else self._constant(node)
+                truth = None if volatile else _flip(self._constant(node), _test_key(node)[1])
                 if truth is None:
                     varying.append((key, names, wanted, volatile))
                 elif truth != wanted:
@@ -400,12 +427,11 @@ class _Build:
             else:
                 operands.append(t)
         out = []
-        for op in operands:
-            polarity = True
-            while isinstance(op, cst.UnaryOperation) and isinstance(op.operator, cst.Not):
-                op, polarity = op.expression, not polarity
+        for operand in operands:
+            op, polarity = _without_not(operand)
+            key, flipped = _test_key(op)
             volatile = has_call(op) or isinstance(op, cst.BooleanOperation) or self.periodic(op) is not None
-            out.append((" ".join(code(op).split()), frozenset(names_in(op)), polarity, volatile, op))
+            out.append((key, frozenset(names_in(op)), polarity != flipped, volatile, op))
         return tuple(out)
 
     def periodic(self, test: cst.BaseExpression, polarity: bool = True) -> Optional[tuple]:
