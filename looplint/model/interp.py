@@ -42,7 +42,7 @@ import libcst as cst
 from looplint.model import events as ev
 from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
 from looplint.model.roles import OPTIMIZER, SCALER, Frame, Role
-from looplint.model.scopes import Function, positional_args
+from looplint.model.scopes import Assignment, Function, positional_args
 from looplint.model.values import Values, class_of
 
 MAX_PATHS = 64
@@ -83,9 +83,14 @@ class Ctx:
     conds: Tuple[Tuple[Optional[str], bool, int], ...] = ()
 
 
-def child_frame(callee: Function, caller: Frame, bindings, keys=(), tests=(), literals=(), exprs=()) -> Frame:
+def child_frame(callee: Function, caller: Frame, bindings, keys=(), tests=(), literals=(), exprs=(),
+                free=()) -> Frame:
     """The frame of a called function. A function defined inside the caller sees the caller's names, so
-    it inherits the caller's bindings (those its own parameters and assignments do not shadow)."""
+    it inherits the caller's bindings (those its own parameters and assignments do not shadow); a name of
+    an enclosing scope bound at the call (``Frame.free``) stays bound in every function that reads it."""
+    own = set(callee.params) | set(callee.assigns) | callee.globals_
+    free = list(free) + [(k, v, scope) for k, v, scope in caller.free if k not in own
+                         and not any(k == x for x, _v, _s in free) and _encloses(scope, callee)]
     bindings = list(bindings)
     keys = list(keys)
     tests = list(tests)
@@ -99,7 +104,12 @@ def child_frame(callee: Function, caller: Frame, bindings, keys=(), tests=(), li
         literals.extend((k, v) for k, v in caller.literals if k not in own)
     elif callee.cls is not None and caller.fn is not None and callee.cls is class_of(caller.fn):
         keys.extend((k, v) for k, v in caller.keys if k == "self" and not any(x == "self" for x, _ in keys))
-    return Frame(callee, tuple(bindings), tuple(keys), tuple(tests), tuple(literals), tuple(exprs))
+    return Frame(callee, tuple(bindings), tuple(keys), tuple(tests), tuple(literals), tuple(exprs), tuple(free))
+
+
+def _encloses(scope: Function, fn: Function) -> bool:
+    """Whether ``fn`` is defined inside ``scope`` (at any depth), in the same module."""
+    return fn.home is scope.home and any(a is scope for a in _ancestors(fn))
 
 
 def _ancestors(fn: Function):
@@ -712,7 +722,23 @@ class Interp:
             at = caller if caller.fn is where else Frame(where)
             outer = child_frame(factory, at, *bind_arguments(self.roles, factory, call, at, False))
             return child_frame(e.callee, outer, roles, keys, tests, literals, exprs)
-        return child_frame(e.callee, caller, roles, keys, tests, literals, exprs)
+        return child_frame(e.callee, caller, roles, keys, tests, literals, exprs, self._free_at(e, caller))
+
+    def _free_at(self, e: Event, caller: Frame) -> tuple:
+        """``Frame.free`` entries a call adds: each name the caller's scope binds more than once, that the
+        callee (defined inside that scope) does not bind, as the bindings reaching the call say."""
+        fn, callee = caller.fn, e.callee
+        if fn is None or e.call is None or not _encloses(fn, callee):
+            return ()
+        own = set(callee.params) | set(callee.assigns) | callee.globals_
+        out = []
+        for name, assigns in fn.assigns.items():
+            if len(assigns) < 2 or name in own or any(name == k for k, _v in caller.bindings):
+                continue
+            binds = self.roles.v.reaching_call(e.call, fn, name)
+            if binds and len(binds) < len(assigns) and all(isinstance(b, Assignment) for b in binds):
+                out.append((name, self.roles.assigned(fn, name, binds), fn))
+        return tuple(out)
 
     def closure_bindings(self, e: Event, frame: Frame):
         """The bindings of a step's closure function: its ``partial``-bound arguments, ``self``."""

@@ -152,9 +152,16 @@ class Frame:
     # is neither a name nor a literal (``update_grad=(i + 1) % k == 0``): a test of the parameter alone in
     # the callee is that expression's test, read where the call is written
     exprs: Tuple[Tuple[str, cst.BaseExpression, Function], ...] = ()
+    # (name, role, the scope that binds it) for each name of an enclosing scope (a module's global) that
+    # scope binds more than once, read here: the role of the bindings that reached the call from that
+    # scope (``optimizer`` bound to a new optimizer between two ``train(model)`` calls of module code)
+    free: Tuple[Tuple[str, Optional["Role"], Function], ...] = ()
 
     def bound(self, name: str):
         for k, v in self.bindings:
+            if k == name:
+                return True, v
+        for k, v, _scope in self.free:
             if k == name:
                 return True, v
         return False, None
@@ -394,6 +401,10 @@ class Roles:
         role.key = f"{cls.name}.self.{attr}"
         self._memo[key] = role
         return role
+
+    def assigned(self, fn: Function, name: str, assigns: List[Assignment]) -> Role:
+        """The role of ``fn``'s local ``name`` where only ``assigns`` reach (one object per set of them)."""
+        return self._assigned(fn, name, assigns)
 
     def _assigned(self, fn: Function, name: str, assigns: Optional[List[Assignment]] = None) -> Role:
         """The role of a local name from the assignments that reach a read of it (all of them when the

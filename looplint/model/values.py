@@ -190,6 +190,7 @@ class _Reaching:
         self._defs: Dict[tuple, Def] = {}
         self._subtree: Dict[int, Dict[str, FrozenSet]] = {}
         self.before_loop: Dict[int, Dict[str, FrozenSet]] = {}  # the bindings that reach a loop from before it
+        self.at_call: Dict[int, Dict[str, FrozenSet]] = {}  # the bindings that reach each call
         env = {p: frozenset({Def(PARAM, fn, p)}) for p in fn.params}
         node = fn.node
         body = node.body if isinstance(node, cst.Module) else node.body.body
@@ -301,6 +302,7 @@ class _Reaching:
             elif t is cst.Attribute:
                 stack.append(e.value)
             elif t is cst.Call:
+                self.at_call[id(e)] = env
                 stack.append(e.func)
                 stack.extend(a.value for a in e.args)
             elif t is cst.Lambda:
@@ -713,6 +715,7 @@ class Values:
         self._referenced: Optional[Set[Function]] = None
         self._indexing = False  # ``_index`` is running
         self._argparse: Optional[Dict[str, List[cst.BaseExpression]]] = None
+        self._callees: Dict[tuple, tuple] = {}  # resolve_callee's answers
 
     # -- definitions -------------------------------------------------------------------------------------
     def reaching(self, name: cst.Name, fn: Function) -> Optional[FrozenSet[Binding]]:
@@ -764,6 +767,15 @@ class Values:
                 return None
             got.add(sign * int(v.value.replace("_", ""), 0))
         return got.pop() if len(got) == 1 else None
+
+    def reaching_call(self, call: cst.Call, fn: Function, name: str) -> Optional[List[Binding]]:
+        """The bindings of ``fn``'s local ``name`` that reach ``call`` (a call ``fn`` makes), in source order;
+        None when ``name`` is no local of ``fn`` or the call is not one of its own."""
+        r = self._reaching_of(fn, name)
+        env = r.at_call.get(id(call)) if r is not None else None
+        if env is None or name not in r.local:
+            return None
+        return _in_source_order(env.get(name, frozenset()), fn.assigns.get(name, ()))
 
     def bindings(self, name: str, fn: Function, at: Optional[cst.CSTNode] = None) -> Tuple[Optional[Function], List[Binding]]:
         """(scope that binds ``name``, the bindings visible at ``at``): the reaching ones for a local read,
@@ -900,7 +912,17 @@ class Values:
     def resolve_callee(self, func: cst.BaseExpression, fn: Function, classes: bool = True) -> Tuple[Optional[Function], bool]:
         """The function of this module a call's ``func`` names: a function in scope, ``self.method``,
         ``cls.method``, ``Class.method``, a method of a local instance (``t = Trainer(); t.fit()``), and
-        with ``classes`` a local class (its ``__init__``)."""
+        with ``classes`` a local class (its ``__init__``). Asked about the same expression many times:
+        remembered (syntax trees never change)."""
+        key = (id(func), id(fn), classes)
+        hit = self._callees.get(key)
+        if hit is not None and hit[0] is func and hit[1] is fn:
+            return hit[2]
+        got = self._resolve_callee(func, fn, classes)
+        self._callees[key] = (func, fn, got)
+        return got
+
+    def _resolve_callee(self, func: cst.BaseExpression, fn: Function, classes: bool) -> Tuple[Optional[Function], bool]:
         if isinstance(func, cst.Name):
             f = self.s.lookup_function(func.value, fn)
             if f is not None:
