@@ -15,7 +15,9 @@ class BackwardWithoutStep(Rule):
 
     ## Known problems
     A step made in another module, through a call that receives the optimizer, is invisible; looplint
-    stays silent in that case, and when the loop updates parameters by hand (`p.data.add_(p.grad, ...)`).
+    stays silent in that case, when the loop updates parameters by hand (`p.data.add_(p.grad, ...)`), and
+    when it hands the gradient tensors to a call it cannot see (`queue.put([p.grad.clone() for p in ...])`:
+    a worker whose gradients another process applies).
 
     ## Example
     ```python
@@ -62,6 +64,8 @@ class BackwardWithoutStep(Rule):
             return
         if any(getattr(i, "kind", None) == MANUAL_UPDATE for fn in facts.roots for i in model.walk(fn)):
             return
+        if any(model.hands_out_gradients(fn) for fn in facts.roots):
+            return  # the gradients go to code we cannot see (a queue to the process that steps)
         for role in idle:
             # the loop a zeroing belongs to: not the ``for p in M.parameters()`` a ``p.grad = None`` runs in
             zero_loops = {stack[-1] for z in zeroed[role] for stack in model.loop_stacks(z, over_parameters=False) if stack}

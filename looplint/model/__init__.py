@@ -31,6 +31,10 @@ __all__ = [
 ]
 
 GRADIENT_KINDS = (ev.STEP, ev.ZERO, ev.BACKWARD, ev.GRAD_CLEAR)
+# tensor methods that return the same values (``gradient_tensors``), and functions that join tensors
+_SAME_TENSOR = frozenset({"clone", "detach", "cpu", "cuda", "to", "contiguous", "view", "reshape", "flatten",
+                          "float", "double", "half", "bfloat16", "numpy", "tolist", "data"})
+_JOINED = frozenset({"cat", "stack", "concat", "hstack", "vstack", "parameters_to_vector", "_flatten_dense_tensors"})
 
 
 def _gates(br: Branch) -> bool:
@@ -64,6 +68,7 @@ class FileModel:
         self._aliases: Dict[str, Set[str]] = {}
         self._test_facts: Dict[str, tuple] = {}  # per assumption key (``_test_fact``)
         self._periodic_keys: Optional[Dict[str, Tuple[str, bool]]] = None  # test key -> ``periodic_test``
+        self._hands_out: Dict[Function, bool] = {}  # ``hands_out_gradients``
         for fn in self.scopes.functions:
             # each function's own items once (a depth at the walk's limit enters no callee)
             for item in walk(self.builder.body(fn), self.builder, depth=99):
@@ -458,6 +463,42 @@ class FileModel:
                     if self.reads_gradients(value, where, depth - 1):
                         return True
         return False
+
+    def gradient_tensors(self, expr: cst.BaseExpression, fn: Function, depth: int = 2) -> bool:
+        """Whether a value is (or holds) gradient tensors themselves, not a number computed from them:
+        ``p.grad``, ``p.grad.clone()``, ``[p.grad.data.cpu() for p in ...]``, ``torch.cat(grads)``, also
+        through names bound to such values a few assignments deep. ``p.grad.norm()`` or ``p.grad is None``
+        is no gradient tensor."""
+        t = type(expr)
+        if t is cst.Attribute:
+            return expr.attr.value == "grad" or (expr.attr.value == "data" and self.gradient_tensors(expr.value, fn, depth))
+        if t is cst.Call:
+            func = expr.func
+            if isinstance(func, cst.Attribute) and func.attr.value in _SAME_TENSOR:
+                return self.gradient_tensors(func.value, fn, depth)
+            if last_name(func) in _JOINED:
+                return any(self.gradient_tensors(a.value, fn, depth) for a in expr.args if a.keyword is None)
+            return False
+        if t in (cst.List, cst.Tuple):
+            return any(isinstance(el, (cst.Element, cst.StarredElement)) and self.gradient_tensors(el.value, fn, depth)
+                       for el in expr.elements)
+        if t in (cst.ListComp, cst.GeneratorExp):
+            return self.gradient_tensors(expr.elt, fn, depth)
+        if t is cst.Name and depth > 0:
+            return any(self.gradient_tensors(value, where, depth - 1)
+                       for value, where in self.values.assigned_values(expr, fn) or ())
+        return False
+
+    def hands_out_gradients(self, fn: Function) -> bool:
+        """Whether code run from ``fn`` hands gradient tensors to a call it cannot see (``queue.put(grads)``,
+        ``send(p.grad)``): they may be applied there (to a shared model, in another process)."""
+        got = self._hands_out.get(fn)
+        if got is None:
+            got = self._hands_out[fn] = any(
+                isinstance(i, Event) and i.kind == ev.OPAQUE and i.call is not None
+                and any(self.gradient_tensors(a.value, self.function_of(i) or fn) for a in i.call.args)
+                for i in self.walk(fn))
+        return got
 
     def loop_stacks(self, event: Event, over_parameters: bool = True) -> Set[Tuple[Loop, ...]]:
         """The stacks of loops (outermost first) ``event`` runs in, one per way of reaching it; without the

@@ -585,7 +585,7 @@ class _Build:
             pass
 
     def assign_target(self, t, value, node, out: List) -> None:
-        if isinstance(t, cst.Attribute) and t.attr.value == "grad":
+        if isinstance(t, cst.Attribute) and t.attr.value in ("grad", "_grad"):  # ``_grad``: what ``.grad`` sets
             clears = (isinstance(value, cst.Name) and value.value == "None") or (
                 isinstance(value, cst.Call) and last_name(value.func) in ("zeros_like", "zeros"))
             out.append(Event(GRAD_CLEAR if clears else GRAD_WRITE, node, target=t.value,
