@@ -31,6 +31,50 @@ __all__ = [
 ]
 
 GRADIENT_KINDS = (ev.STEP, ev.ZERO, ev.BACKWARD, ev.GRAD_CLEAR)
+# torch functions that make a new tensor from literal arguments (``_fresh_tensors``)
+_TENSOR_MAKERS = frozenset({"zeros", "ones", "randn", "rand", "empty", "full", "tensor", "arange", "linspace",
+                            "eye", "Parameter"})
+
+
+def _params_argument(ctor: cst.Call) -> Optional[cst.BaseExpression]:
+    """The parameters an optimizer constructor is given: its first positional argument or ``params=``."""
+    for i, a in enumerate(ctor.args):
+        if (a.keyword is None and i == 0 and not a.star) or (a.keyword is not None and a.keyword.value == "params"):
+            return a.value
+    return None
+
+
+def _fresh_tensors(expr: Optional[cst.BaseExpression]) -> bool:
+    """``[torch.zeros(3, 64)]``, ``[{'params': [nn.Parameter(torch.randn(2))], 'lr': 1e-3}]``: parameters made
+    in place from literals, which no other code holds (the test of an LR schedule's values, not training)."""
+    if expr is None:
+        return False
+    if isinstance(expr, (cst.List, cst.Tuple)):
+        return bool(expr.elements) and all(isinstance(el, cst.Element) and _fresh_tensors(el.value) for el in expr.elements)
+    if isinstance(expr, cst.Dict):  # a parameter group: its ``params`` entry
+        entries = [el for el in expr.elements if isinstance(el, cst.DictElement)
+                   and isinstance(el.key, cst.SimpleString) and el.key.evaluated_value == "params"]
+        return len(entries) == 1 and _fresh_tensors(entries[0].value) and all(
+            isinstance(el, cst.DictElement) and isinstance(el.key, cst.SimpleString) for el in expr.elements)
+    if isinstance(expr, cst.Call) and last_name(expr.func) in _TENSOR_MAKERS:
+        d = dotted(expr.func) or ""
+        return (d.startswith(("torch.", "nn.")) or d == "Parameter") and all(
+            _literal_argument(a.value) for a in expr.args)
+    return False
+
+
+def _literal_argument(e: cst.BaseExpression) -> bool:
+    if isinstance(e, (cst.Integer, cst.Float, cst.SimpleString)) or (isinstance(e, cst.Name) and e.value in ("True", "False", "None")):
+        return True
+    if isinstance(e, cst.UnaryOperation):
+        return _literal_argument(e.expression)
+    if isinstance(e, (cst.List, cst.Tuple)):
+        return all(isinstance(el, cst.Element) and _literal_argument(el.value) for el in e.elements)
+    if isinstance(e, cst.Attribute):  # ``torch.float32``
+        return (dotted(e) or "").startswith("torch.")
+    return _fresh_tensors(e)  # ``nn.Parameter(torch.zeros(3))``
+
+
 # tensor methods that return the same values (``gradient_tensors``), and functions that join tensors
 _SAME_TENSOR = frozenset({"clone", "detach", "cpu", "cuda", "to", "contiguous", "view", "reshape", "flatten",
                           "float", "double", "half", "bfloat16", "numpy", "tolist", "data"})
@@ -573,6 +617,18 @@ class FileModel:
         if hit and isinstance(callee.node, cst.FunctionDef):
             yield from self._leaked_backwards(callee.node.body.body, hit, callee, depth + 1)
 
+    def _fresh_parameters(self, ctor: cst.Call, fn: Optional[Function]) -> bool:
+        """The optimizer built by ``ctor`` (in ``fn``) holds only tensors made in place from literals
+        (``_fresh_tensors``), given directly or through a local name read nowhere else."""
+        params = _params_argument(ctor)
+        if isinstance(params, cst.Name):
+            values = self.values.assigned_values(params, fn) if fn is not None else None
+            reads = [n for n in descendants(fn.node) if isinstance(n, cst.Name) and n.value == params.value] if values else []
+            if not values or len(values) != 1 or len(reads) != 2:  # the binding and this argument
+                return False
+            params = values[0][0]
+        return _fresh_tensors(params)
+
     def forward_around(self, step: Event, role: Role) -> bool:
         """Some loop around ``step`` calls a module (the optimizer's, or any when its parameters cannot be
         read): a forward pass, whose loss could have been backpropagated. A loop that only steps and reads
@@ -580,6 +636,8 @@ class FileModel:
         from looplint.model.loops import walk
         from looplint.model.roles import MODULE
 
+        if role.ctor is not None and self._fresh_parameters(role.ctor, role.scope):
+            return False  # built over tensors made in place, which nothing else can read: no loss reaches them
         for stack in self.loop_stacks(step):
             for loop in stack:
                 for item in walk(loop.body, self.builder):
