@@ -34,6 +34,9 @@ RECYCLE_RSS = 1 << 30  # a worker resident above this after a task is replaced b
 # fresh worker is a fork of the parent, which holds the imports: replacing one costs milliseconds, and on
 # the speed corpus 32 MB kept the process tree's peak at 291 MB (423 MB at 160 MB) in the same time.
 RECYCLE_GROWTH = 32 << 20
+# While another worker runs a heavy task, a worker running light ones is replaced once it grew by this much:
+# the two peaks add up in the process tree, and the heavy one is large.
+TIGHT_GROWTH = 8 << 20
 MAX_TASKS = 1000  # tasks a worker runs before a fresh one replaces it (fragmentation grows slowly)
 STACK_SIZE = 64 << 20  # the stack of the thread that runs tasks (the parser recurses on native frames)
 
@@ -102,13 +105,14 @@ class Worker:
         self._process, self._conn = process, here
         self.tasks = 0
 
-    def submit(self, fn: Callable, *args: Any) -> None:
-        """Sends ``fn(*args)`` (a module-level function, arguments that pickle) to the worker."""
+    def submit(self, fn: Callable, *args: Any, tight: bool = False) -> None:
+        """Sends ``fn(*args)`` (a module-level function, arguments that pickle) to the worker; ``tight``: it
+        retires after the task when it grew by ``TIGHT_GROWTH`` (another worker's heavy task is running)."""
         for attempt in (1, 2):
             if self._conn is None:
                 self._start()
             try:
-                self._conn.send((fn, args))
+                self._conn.send((fn, args, tight))
                 self.tasks += 1
                 if self._kill_requested:  # killed while it started: the task must not run
                     self._kill_now()
@@ -229,7 +233,8 @@ def run_tasks(
             index = lights.popleft()
         else:
             return  # nothing, or only heavy tasks while one runs: this worker waits
-        worker.submit(fn, *tasks[index])
+        tight = index not in heavy and any(i in heavy for i in holding.values())
+        worker.submit(fn, *tasks[index], tight=tight)
         holding[worker] = index
         started[index] = time.monotonic()
 
@@ -296,15 +301,17 @@ class Recycling:
     def started(self) -> None:
         self.start = _resident_bytes()
 
-    def retire_after_task(self) -> bool:
+    def retire_after_task(self, tight: bool = False) -> bool:
+        """``tight``: another worker runs a heavy task, and ``TIGHT_GROWTH`` is the growth allowed."""
         self.tasks += 1
         if self.tasks >= self.max_tasks:
             return True
+        growth = min(self.growth, TIGHT_GROWTH) if tight else self.growth
         resident = _resident_bytes()
-        if resident - self.start > self.growth:
+        if resident - self.start > growth:
             return_free_memory()
             resident = _resident_bytes()
-        return resident > self.rss or resident - self.start > self.growth
+        return resident > self.rss or resident - self.start > growth
 
 
 def return_free_memory() -> None:
@@ -350,14 +357,14 @@ def _loop(conn, recycling: Recycling) -> None:
             return
         if task is None:
             return
-        fn, args = task
+        fn, args, tight = task
         try:
             reply = ("ok", fn(*args))
         except MemoryError:
             reply = ("memory", None)
         except BaseException as e:  # noqa: BLE001 - the parent decides what a failure means
             reply = ("error", (f"{type(e).__name__}: {e}", traceback.format_exc()))
-        retire = reply[0] == "memory" or recycling.retire_after_task()
+        retire = reply[0] == "memory" or recycling.retire_after_task(tight)
         try:
             conn.send(reply + (retire,))
         except (OSError, ValueError):

@@ -136,6 +136,40 @@ def test_a_heavy_task_starts_in_a_worker_that_has_run_nothing(tmp_path):
     assert len({pid_of[i] for i in (0, 1, 2, 4, 5, 7)}) == 1  # light tasks share one worker, as before
 
 
+def test_light_tasks_beside_a_heavy_one_run_in_workers_kept_small(tmp_path):
+    # while a heavy task runs, the other worker is replaced as soon as it grew by TIGHT_GROWTH (the two
+    # peaks add up); each light task here keeps 3x that much, so each of them runs in a process of its own
+    log = str(tmp_path / "log")
+    tasks = [(log, "heavy", 0)] + [(log, "light", i) for i in range(1, 4)]
+    assert worker.run_tasks(_kept_memory, tasks, jobs=2, heavy=[0]) == [0, 1, 2, 3]
+    rows = [line.split() for line in open(log).read().splitlines()]
+    light = [pid for kind, _i, pid in rows if kind == "light"]
+    assert len(light) == 3 and len(set(light)) == 3
+    # with no heavy task running, two of them share one worker (its limit is RECYCLE_GROWTH)
+    os.remove(log)
+    assert worker.run_tasks(_kept_memory, tasks[1:3], jobs=1) == [1, 2]
+    assert len({pid for _k, _i, pid in (line.split() for line in open(log).read().splitlines())}) == 1
+
+
+_KEPT = []
+
+
+def _kept_memory(log, kind, i):
+    import time
+
+    if kind == "heavy":  # runs until the three light tasks have run beside it (a guard, never a measure)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not os.path.exists(log) or len(open(log).read().splitlines()) < 3):
+            time.sleep(0.01)
+    else:
+        _KEPT.append(bytearray(3 * worker.TIGHT_GROWTH))
+        for j in range(0, len(_KEPT[-1]), 4096):  # touched: resident
+            _KEPT[-1][j] = 1
+    with open(log, "a") as f:
+        f.write(f"{kind} {i} {os.getpid()}\n")
+    return i
+
+
 def _note_process(log, i):
     with open(log, "a") as f:
         f.write(f"{i} {os.getpid()}\n")
