@@ -138,7 +138,8 @@ def test_a_heavy_task_starts_in_a_worker_that_has_run_nothing(tmp_path):
 
 def test_light_tasks_beside_a_heavy_one_run_in_workers_kept_small(tmp_path):
     # while a heavy task runs, the other worker is replaced as soon as it grew by TIGHT_GROWTH (the two
-    # peaks add up); each light task here keeps 3x that much, so each of them runs in a process of its own
+    # peaks add up); each light task here keeps more than that (and less than RECYCLE_GROWTH), so each of
+    # them runs in a process of its own
     log = str(tmp_path / "log")
     tasks = [(log, "heavy", 0)] + [(log, "light", i) for i in range(1, 4)]
     assert worker.run_tasks(_kept_memory, tasks, jobs=2, heavy=[0]) == [0, 1, 2, 3]
@@ -162,8 +163,11 @@ def _kept_memory(log, kind, i):
         while time.monotonic() < deadline and (not os.path.exists(log) or len(open(log).read().splitlines()) < 3):
             time.sleep(0.01)
     else:
-        _KEPT.append(bytearray(3 * worker.TIGHT_GROWTH))
-        for j in range(0, len(_KEPT[-1]), 4096):  # touched: resident
+        import mmap
+
+        size = (worker.TIGHT_GROWTH + worker.RECYCLE_GROWTH) // 2
+        _KEPT.append(mmap.mmap(-1, size))  # new pages (the heap may hold free pages forked from the parent)
+        for j in range(0, size, mmap.PAGESIZE):  # touched: resident
             _KEPT[-1][j] = 1
     with open(log, "a") as f:
         f.write(f"{kind} {i} {os.getpid()}\n")
