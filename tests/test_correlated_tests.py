@@ -160,3 +160,39 @@ def test_a_test_and_its_negation_take_matching_arms(form, names):
     # way round, ``sgd`` applies and clears what the zeroing would have cleared)
     changed = _negated_program(form, SPELLINGS[names], other=True)
     assert {d.code for d in lint_source(changed, "t.py")} & {"LL101", "LL108"} == {"LL101"}, changed
+
+
+
+# -- a test made of calls that only read (``d.get(k)``, ``len(x)``, ``isinstance``) says the same thing again
+# while its names hold the same objects; one that calls what may answer differently or change what it reads
+# (``d.pop(k)``, an unknown function) is read anew each time. The zeroing is nested under a flag and the
+# test, the step under the test and the flag joined by ``and`` (a GAN's auxiliary head, trained when the
+# phase has one).
+READERS = ("{c}.get('head', None) is not None", "len({c}) > 0", "isinstance({c}, dict)", "hasattr({c}, 'head')")
+CHANGERS = ("{c}.pop('head', None) is not None", "has_head({c})")
+
+
+def _head_program(test: str, names: dict) -> str:
+    t = test.format(c=names["c"])
+    return f"""import torch
+
+
+def accumulate({names['c']}, {names['f']}, batches, model, head):
+    for x in batches:
+        loss = model(x).mean()
+        if {names['f']}:
+            if {t}:
+                head.opt.zero_grad(set_to_none=True)
+                loss = loss + head.module(x).mean()
+        loss.backward()
+        if {t} and {names['f']}:
+            head.opt.step()
+"""
+
+
+@pytest.mark.parametrize("test", READERS + CHANGERS)
+@pytest.mark.parametrize("names", range(len(SPELLINGS)))
+def test_a_test_of_pure_reads_is_remembered_and_one_that_may_change_is_not(test, names):
+    src = _head_program(test, SPELLINGS[names])
+    want = {"LL101", "LL108"} if test in CHANGERS else set()
+    assert {d.code for d in lint_source(src, "t.py")} & {"LL101", "LL108"} == want, src

@@ -170,6 +170,30 @@ def _test_key(test: cst.BaseExpression) -> Tuple[str, bool]:
     return " ".join(code(test).split()), False
 
 
+# Calls that read what they are given and change nothing: a test made of them says the same thing again
+# while its names hold the same objects (``cfg.get("ema") is not None``, ``len(buffer) > 0``).
+_PURE_FUNCTIONS = frozenset({"len", "isinstance", "issubclass", "hasattr", "getattr", "callable", "type", "bool",
+                             "int", "float", "str", "abs", "min", "max", "round"})
+_PURE_METHODS = frozenset({"get", "keys", "startswith", "endswith", "lower", "upper", "dim", "size", "numel",
+                           "is_floating_point"})
+
+
+def volatile_test(test: cst.BaseExpression) -> bool:
+    """A test whose value may change between two readings of the same names: it calls something that may
+    have effects or answer differently (``random.random()``, ``should_step()``), not only pure readers."""
+    for n in descendants(test):
+        if type(n) is not cst.Call:
+            continue
+        func = n.func
+        if isinstance(func, cst.Name) and func.value in _PURE_FUNCTIONS:
+            continue
+        if isinstance(func, cst.Attribute) and func.attr.value in _PURE_METHODS and not has_call(func.value) and (
+                func.attr.value != "get" or positional_args(n)):  # ``d.get(key)``, not ``queue.get()``
+            continue
+        return True
+    return False
+
+
 def _flip(truth: Optional[bool], flipped: bool) -> Optional[bool]:
     return truth if truth is None or not flipped else not truth
 
@@ -395,7 +419,7 @@ class _Build:
         then = self.suite(st.body)
         mod = self.periodic(test, polarity)
         key, flipped = (" ".join(code(test).split()), False) if mod is not None else _test_key(test)
-        br = Branch(st, key, frozenset(names_in(test)), has_call(test), [then, other], polarity != flipped)
+        br = Branch(st, key, frozenset(names_in(test)), volatile_test(test), [then, other], polarity != flipped)
         br.mod = mod
         br.const = _flip(self._constant(test), flipped)  # the truth of the test ``key`` spells
         operands = self._conjuncts(test) if br.mod is None and br.const is None else ()
@@ -430,7 +454,7 @@ class _Build:
         for operand in operands:
             op, polarity = _without_not(operand)
             key, flipped = _test_key(op)
-            volatile = has_call(op) or isinstance(op, cst.BooleanOperation) or self.periodic(op) is not None
+            volatile = volatile_test(op) or isinstance(op, cst.BooleanOperation) or self.periodic(op) is not None
             out.append((key, frozenset(names_in(op)), polarity != flipped, volatile, op))
         return tuple(out)
 
