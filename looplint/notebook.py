@@ -312,9 +312,18 @@ def _map_row(row: int, rows: List[Row]) -> Row:
 _JOINED_POSITION = re.compile(r"\bat (\d+):(\d+)")
 
 
+# Python's own messages name a row alone: "(detected at line 175)", "after 'if' statement on line 395"
+_JOINED_LINE = re.compile(r"\b(at|on) line (\d+)")
+
+
 def _cell_position(m: "re.Match[str]", rows: List[Row]) -> str:
     row = _map_row(int(m.group(1)), rows)
     return f"at cell {row.cell}:{row.line}:{int(m.group(2)) + 1 + row.shift}"
+
+
+def _cell_line(m: "re.Match[str]", rows: List[Row]) -> str:
+    row = _map_row(int(m.group(2)), rows)
+    return f"{m.group(1)} line {row.line} of cell {row.cell}"
 
 
 def map_to_cells(diagnostics: Sequence[Diagnostic], rows: List[Row]) -> List[Diagnostic]:
@@ -329,6 +338,7 @@ def map_to_cells(diagnostics: Sequence[Diagnostic], rows: List[Row]) -> List[Dia
         message = d.message
         if d.code == PARSE_ERROR:  # the parser names rows of the joined text: name the cell's instead
             message = _JOINED_POSITION.sub(lambda m: _cell_position(m, rows), message)
+            message = _JOINED_LINE.sub(lambda m: _cell_line(m, rows), message)
         out.append(dataclasses.replace(
             d, line=start.line, column=d.column + start.shift, end_line=end_line,
             end_column=d.end_column + end_shift if d.end_column else d.end_column,

@@ -129,6 +129,20 @@ def test_syntax_error_is_ll000_in_its_cell():
     assert d.noqa_row == 2
 
 
+@pytest.mark.parametrize("cells,where,said", [
+    # Python names the row of a definition left without a body, and the row a string runs to
+    ((("code", "a = 1\nb = 2\n"), ("code", "def reward(s):\n    # <YOUR CODE>\n"), ("code", "agent = 1\n")),
+     (4, 1), "after function definition on line 1 of cell 3"),
+    ((("code", "a = 1\nb = 2\n"), ("code", "x = 0\nentropy = <YOUR CODE: don't forget the sign!>\n")),
+     (3, 2), "(detected at line 2 of cell 3)"),
+])
+def test_rows_a_syntax_error_names_are_rows_of_their_cells(cells, where, said):
+    text = make_notebook(("markdown", "# Exercise"), *cells)
+    [d] = lint_notebook_text(text, "nb.ipynb")
+    assert (d.code, d.cell, d.line) == ("LL000", *where)
+    assert said in d.message, d.message
+
+
 def test_masked_magics_do_not_cause_parse_errors():
     text = make_notebook(
         ("code", "%load_ext autoreload\n%autoreload 2\nimport torch"),
