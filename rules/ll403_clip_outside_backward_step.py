@@ -14,9 +14,11 @@ class ClipOutsideBackwardStep(Rule):
     ## Why is this bad?
     Clipping rescales the gradients currently stored in `.grad`. Before `backward()` they are zero (or
     the previous batch's, about to be cleared); after `step()` they have already been applied and are
-    cleared before the next backward. On a micro-batch that does not step, the clip rescales a partial sum
-    and the following backward passes add unclipped gradients to it. Either way the update is never
-    clipped: exploding gradients go through unchecked while the code looks protected.
+    cleared before the next backward: the update is never clipped, and exploding gradients go through
+    unchecked while the code looks protected. On a micro-batch that does not step, the clip rescales a
+    partial sum and the following backward passes add unclipped gradients to it: the update is not the
+    clipped sum of the window's gradients (the earlier micro-batches are shrunk, the later ones not), and
+    it is not clipped at all when no clip follows the window's last backward.
 
     ## Known problems
     A backward pass or step hidden in a call looplint cannot see keeps the rule silent.
@@ -65,8 +67,8 @@ class ClipOutsideBackwardStep(Rule):
             yield Finding(
                 clip.node,
                 f"`{call_text(clip)}` runs on micro-batches whose step is skipped: `{call_text(again)}` adds "
-                f"unclipped gradients to the clipped partial sum before the step, so the update is never "
-                f"clipped; clip only when the optimizer steps",
+                f"unclipped gradients to the clipped partial sum before the step, so the update is not the "
+                f"clipped sum of the window's gradients; clip only when the optimizer steps",
             )
 
 

@@ -339,3 +339,38 @@ def test_a_helper_backpropagating_a_scaled_loss_runs_a_scaled_backward(shape):
     plain = call.replace("scaled", "loss").replace("scaler.scale(loss)", "loss")
     twice = src.replace(f"        {call}\n", f"        {call}\n        {plain}\n")
     assert findings(twice, {"LL405"}) == []
+
+
+# -- LL403: a clip of the optimizer's own parameters (apex's ``amp.master_params(optimizer)``) on every
+# micro-batch is the same partial-sum clip as one of ``model.parameters()``; reading the optimizer's
+# parameters does nothing to its gradients
+
+APEX_ACCUMULATION = """\
+import torch
+from apex import amp
+
+
+def train(model, optimizer, loader, accumulation):
+    for step, batch in enumerate(loader):
+        loss = model(batch).mean() / accumulation
+{backward}
+{clip_here}        if (step + 1) % accumulation == 0:
+{clip_there}            optimizer.step()
+            optimizer.zero_grad()
+"""
+BACKWARDS = {
+    "apex": "        with amp.scale_loss(loss, optimizer) as scaled_loss:\n            scaled_loss.backward()",
+    "plain": "        loss.backward()",
+}
+CLIPPED = ("amp.master_params(optimizer)", "model.parameters()")
+
+
+@pytest.mark.parametrize("backward", sorted(BACKWARDS))
+@pytest.mark.parametrize("params", CLIPPED)
+def test_ll403_clip_of_the_optimizers_parameters_on_every_micro_batch(backward, params):
+    clip = f"torch.nn.utils.clip_grad_norm_({params}, 1.0)"
+    src = APEX_ACCUMULATION.format(backward=BACKWARDS[backward], clip_here=f"        {clip}\n", clip_there="")
+    found = [(d.code, d.line) for d in lint_source(src, "t.py") if d.code == "LL403"]
+    assert found == [("LL403", src.splitlines().index(f"        {clip}") + 1)], src
+    good = APEX_ACCUMULATION.format(backward=BACKWARDS[backward], clip_here="", clip_there=f"            {clip}\n")
+    assert [d.code for d in lint_source(good, "t.py") if d.code == "LL403"] == [], good

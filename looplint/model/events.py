@@ -44,7 +44,7 @@ HARMLESS_FUNCS = frozenset(
     item detach cpu numpy tolist to cuda size dim view reshape mean sum float half contiguous clone
     save load state_dict load_state_dict parameters named_parameters children modules named_modules
     register_buffer apply flush close barrier synchronize set_epoch no_grad enable_grad inference_mode
-    autocast record_function scale scale_loss toggle_optimizer untoggle_optimizer log_dict
+    autocast record_function scale scale_loss master_params toggle_optimizer untoggle_optimizer log_dict
     prepare setup setup_optimizers setup_module prepare_model prepare_optimizer""".split()
 )
 

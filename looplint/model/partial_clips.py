@@ -2,7 +2,7 @@
 
 With gradient accumulation the optimizer steps once per window; a clip that runs after every micro-batch's
 backward rescales the sum so far, the next micro-batch's backward adds unclipped gradients to it, and the
-update that is finally applied is never clipped. Every root function is interpreted over all paths (see
+update that is finally applied is not the clipped sum of the window's gradients. Every root function is interpreted over all paths (see
 ``interp.Interp``: periodic accumulation tests carry their phase around the loop). The state is the last
 backward pass on this path and the clips that ran after it with no step or ``zero_grad`` since; a clip is
 reported when, on some path, the same backward statement runs again before any step. Only the torch clip
