@@ -113,6 +113,7 @@ class FileModel:
         self._test_facts: Dict[str, tuple] = {}  # per assumption key (``_test_fact``)
         self._periodic_keys: Optional[Dict[str, Tuple[str, bool]]] = None  # test key -> ``periodic_test``
         self._hands_out: Dict[Function, bool] = {}  # ``hands_out_gradients``
+        self._free_at: Dict[int, tuple] = {}  # ``free_at``, by call event
         for fn in self.scopes.functions:
             # each function's own items once (a depth at the walk's limit enters no callee)
             for item in walk(self.builder.body(fn), self.builder, depth=99):
@@ -543,6 +544,14 @@ class FileModel:
                 and any(self.gradient_tensors(a.value, self.function_of(i) or fn) for a in i.call.args)
                 for i in self.walk(fn))
         return got
+
+    def free_at(self, e: Event, fn: Function, compute) -> tuple:
+        """The ``Frame.free`` entries of a call ``fn`` makes (``Interp._free_at``): computed once per call,
+        whichever analysis and path asks."""
+        got = self._free_at.get(id(e))
+        if got is None or got[0] is not e:
+            got = self._free_at[id(e)] = (e, compute(e, fn))
+        return got[1]
 
     def loop_stacks(self, event: Event, over_parameters: bool = True) -> Set[Tuple[Loop, ...]]:
         """The stacks of loops (outermost first) ``event`` runs in, one per way of reaching it; without the

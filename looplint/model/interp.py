@@ -726,14 +726,22 @@ class Interp:
 
     def _free_at(self, e: Event, caller: Frame) -> tuple:
         """``Frame.free`` entries a call adds: each name the caller's scope binds more than once, that the
-        callee (defined inside that scope) does not bind, as the bindings reaching the call say."""
-        fn, callee = caller.fn, e.callee
-        if fn is None or e.call is None or not _encloses(fn, callee):
+        callee (defined inside that scope) does not bind, as the bindings reaching the call say (the same
+        for every path and analysis: ``FileModel.free_at``), but for names the caller's frame binds."""
+        fn = caller.fn
+        if fn is None or e.call is None or not _encloses(fn, e.callee):
             return ()
+        got = self.m.free_at(e, fn, self._free_entries)
+        if got and caller.bindings:
+            got = tuple(x for x in got if not any(x[0] == k for k, _v in caller.bindings))
+        return got
+
+    def _free_entries(self, e: Event, fn: Function) -> tuple:
+        callee = e.callee
         own = set(callee.params) | set(callee.assigns) | callee.globals_
         out = []
         for name, assigns in fn.assigns.items():
-            if len(assigns) < 2 or name in own or any(name == k for k, _v in caller.bindings):
+            if len(assigns) < 2 or name in own:
                 continue
             binds = self.roles.v.reaching_call(e.call, fn, name)
             if binds and len(binds) < len(assigns) and all(isinstance(b, Assignment) for b in binds):
