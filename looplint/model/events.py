@@ -16,7 +16,7 @@ from looplint.model.walk import Walker, children, descendants
 
 from looplint.model.frameworks import WRAPPER_NAMES
 from looplint.model.values import class_of
-from looplint.model.roles import name_kind
+from looplint.model.roles import name_kind, unwrap_module
 from looplint.model.scopes import Assignment, Function, Scopes, dotted, has_call, last_name, names_in, positional_args
 
 # Event kinds
@@ -580,8 +580,9 @@ class _Build:
             targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
             for t in targets:
                 self.assign_target(t, small.value, small, out)
-                if isinstance(small.value, cst.Call) and out and out[-1].__class__ is Event and out[-1].kind == CONSTRUCT and out[-1].call is small.value:
-                    out[-1].assigned = t
+                if isinstance(small.value, cst.Call) and out and out[-1].__class__ is Event and out[-1].kind == CONSTRUCT and (
+                        out[-1].call is small.value or out[-1].call is unwrap_module(small.value)):
+                    out[-1].assigned = t  # also ``model = Net().to(device)``: the module built is what is bound
                 elif isinstance(small.value, cst.Call) and last_name(small.value.func) not in _SAME_OPTIMIZER:
                     for el in (t.elements if isinstance(t, (cst.Tuple, cst.List)) else [t]):
                         el = el.value if isinstance(el, (cst.Element, cst.StarredElement)) else el

@@ -102,7 +102,7 @@ class _ModeRun(Interp):
     """Train/eval mode per module over the paths of a root. A module with no entry in the state is in
     train mode (PyTorch's default: whatever the caller hands in was built in train mode)."""
 
-    KINDS = frozenset({ev.MODE, ev.STEP, ev.OPAQUE})
+    KINDS = frozenset({ev.MODE, ev.STEP, ev.OPAQUE, ev.CONSTRUCT})
 
     def __init__(self, model) -> None:
         super().__init__(model)
@@ -153,6 +153,14 @@ class _ModeRun(Interp):
             if mode == TRAIN:
                 return {self._set(s, key, (key, TRAIN, None, None, False)) for s in states}
             return {self._set(s, key, (key, EVAL, e, frame.fn, False)) for s in states}
+        if k == ev.CONSTRUCT and e.call is not None and self.roles.ctor_kind(e.call, frame.fn)[0] == "module":
+            # a module just built is in train mode (``model = Net()`` in a helper each run calls): what was
+            # recorded of the object the name held before is forgotten, as for a module never set (no entry is
+            # train mode; an entry would also count as trained by the optimizers that cover it)
+            key = self.key(e.assigned if e.assigned is not None else e.call, frame)
+            if key is None:
+                return states
+            return {self._built(s, key) for s in states}
         if k == ev.STEP and e.target is not None:
             opt = self._optimizer(e, frame)
             if opt is None:
@@ -192,6 +200,13 @@ class _ModeRun(Interp):
     def _set(s: ModeState, key: str, entry: tuple) -> ModeState:
         keep = frozenset(m for m in s.modes if m[0] != key and not m[0].startswith(key + "."))
         return s._replace(modes=keep | {entry})
+
+    @staticmethod
+    def _built(s: ModeState, key: str) -> ModeState:
+        """The state without entries for ``key`` and its submodules (those of modules holding it stay)."""
+        if not any(m[0] == key or m[0].startswith(key + ".") for m in s.modes):
+            return s
+        return s._replace(modes=frozenset(m for m in s.modes if m[0] != key and not m[0].startswith(key + ".")))
 
     @staticmethod
     def _drop(s: ModeState, key: str) -> ModeState:
