@@ -23,7 +23,8 @@ from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, WAL
 from looplint.model.interp import ALL_OF, handed_names, items_below, none_of_keys
 from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
 from looplint.model.scopes import Assignment, Function, Scopes, dotted, has_call, last_name, names_in
-from looplint.model.values import PARAM, Def, Values, partial_args
+from looplint.model.graphs import FACTORIES
+from looplint.model.values import PARAM, SAME_OBJECT, Def, Values, partial_args
 
 __all__ = [
     "FileModel", "build_model", "Event", "Loop", "Role", "OptState", "Function",
@@ -31,9 +32,8 @@ __all__ = [
 ]
 
 GRADIENT_KINDS = (ev.STEP, ev.ZERO, ev.BACKWARD, ev.GRAD_CLEAR)
-# torch functions that make a new tensor from literal arguments (``_fresh_tensors``)
-_TENSOR_MAKERS = frozenset({"zeros", "ones", "randn", "rand", "empty", "full", "tensor", "arange", "linspace",
-                            "eye", "Parameter"})
+# torch functions that make a new tensor (from literal arguments, ``_fresh_tensors``), and ``nn.Parameter``
+_TENSOR_MAKERS = FACTORIES | {"eye", "Parameter"}
 
 
 def _params_argument(ctor: cst.Call) -> Optional[cst.BaseExpression]:
@@ -76,8 +76,7 @@ def _literal_argument(e: cst.BaseExpression) -> bool:
 
 
 # tensor methods that return the same values (``gradient_tensors``), and functions that join tensors
-_SAME_TENSOR = frozenset({"clone", "detach", "cpu", "cuda", "to", "contiguous", "view", "reshape", "flatten",
-                          "float", "double", "half", "bfloat16", "numpy", "tolist", "data"})
+_SAME_TENSOR = SAME_OBJECT | {"clone", "detach", "view", "reshape", "flatten", "numpy", "tolist"}
 _JOINED = frozenset({"cat", "stack", "concat", "hstack", "vstack", "parameters_to_vector", "_flatten_dense_tensors"})
 
 
@@ -545,12 +544,22 @@ class FileModel:
                 for i in self.walk(fn))
         return got
 
-    def free_at(self, e: Event, fn: Function, compute) -> tuple:
-        """The ``Frame.free`` entries of a call ``fn`` makes (``Interp._free_at``): computed once per call,
-        whichever analysis and path asks."""
+    def free_at(self, e: Event, fn: Function) -> tuple:
+        """``Frame.free`` entries of a call ``fn`` makes of a function defined inside it: each name ``fn``
+        binds more than once that the callee does not bind, as (name, role of the bindings reaching the
+        call, ``fn``). The same for every path and analysis: computed once per call."""
         got = self._free_at.get(id(e))
         if got is None or got[0] is not e:
-            got = self._free_at[id(e)] = (e, compute(e, fn))
+            callee = e.callee
+            own = set(callee.params) | set(callee.assigns) | callee.globals_
+            out = []
+            for name, assigns in fn.assigns.items():
+                if len(assigns) < 2 or name in own:
+                    continue
+                binds = self.values.reaching_call(e.call, fn, name)
+                if binds and len(binds) < len(assigns) and all(isinstance(b, Assignment) for b in binds):
+                    out.append((name, self.roles.assigned(fn, name, binds), fn))
+            got = self._free_at[id(e)] = (e, tuple(out))
         return got[1]
 
     def loop_stacks(self, event: Event, over_parameters: bool = True) -> Set[Tuple[Loop, ...]]:
@@ -632,10 +641,10 @@ class FileModel:
         params = _params_argument(ctor)
         if isinstance(params, cst.Name):
             values = self.values.assigned_values(params, fn) if fn is not None else None
-            reads = [n for n in descendants(fn.node) if isinstance(n, cst.Name) and n.value == params.value] if values else []
-            if not values or len(values) != 1 or len(reads) != 2:  # the binding and this argument
+            if not values or len(values) != 1 or not _fresh_tensors(values[0][0]):
                 return False
-            params = values[0][0]
+            # the binding and this argument: no other code reads the name
+            return sum(1 for n in descendants(fn.node) if type(n) is cst.Name and n.value == params.value) == 2
         return _fresh_tensors(params)
 
     def forward_around(self, step: Event, role: Role) -> bool:

@@ -42,7 +42,7 @@ import libcst as cst
 from looplint.model import events as ev
 from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
 from looplint.model.roles import OPTIMIZER, SCALER, Frame, Role
-from looplint.model.scopes import Assignment, Function, positional_args
+from looplint.model.scopes import Function, positional_args
 from looplint.model.values import Values, class_of
 
 MAX_PATHS = 64
@@ -725,28 +725,14 @@ class Interp:
         return child_frame(e.callee, caller, roles, keys, tests, literals, exprs, self._free_at(e, caller))
 
     def _free_at(self, e: Event, caller: Frame) -> tuple:
-        """``Frame.free`` entries a call adds: each name the caller's scope binds more than once, that the
-        callee (defined inside that scope) does not bind, as the bindings reaching the call say (the same
-        for every path and analysis: ``FileModel.free_at``), but for names the caller's frame binds."""
+        """``Frame.free`` entries a call adds (``FileModel.free_at``), but for names the caller's frame binds."""
         fn = caller.fn
         if fn is None or e.call is None or not _encloses(fn, e.callee):
             return ()
-        got = self.m.free_at(e, fn, self._free_entries)
+        got = self.m.free_at(e, fn)
         if got and caller.bindings:
             got = tuple(x for x in got if not any(x[0] == k for k, _v in caller.bindings))
         return got
-
-    def _free_entries(self, e: Event, fn: Function) -> tuple:
-        callee = e.callee
-        own = set(callee.params) | set(callee.assigns) | callee.globals_
-        out = []
-        for name, assigns in fn.assigns.items():
-            if len(assigns) < 2 or name in own:
-                continue
-            binds = self.roles.v.reaching_call(e.call, fn, name)
-            if binds and len(binds) < len(assigns) and all(isinstance(b, Assignment) for b in binds):
-                out.append((name, self.roles.assigned(fn, name, binds), fn))
-        return tuple(out)
 
     def closure_bindings(self, e: Event, frame: Frame):
         """The bindings of a step's closure function: its ``partial``-bound arguments, ``self``."""
