@@ -325,7 +325,7 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
 
     try:
         project: list = []
-        found = check_module(module, path, rules, starts, project)
+        found = check_module(module, path, rules, starts, project, source)
         if kept is not None:
             kept.extend((tuple(found), project[0] if project else None))
         if project and project[0] is not None:
@@ -407,7 +407,7 @@ def lint_for_fixes(source: str, path: str, rules: Sequence[type]):
     from looplint.suppress import apply_noqa
 
     try:
-        return module, apply_noqa(check_module(module, path, rules), source)
+        return module, apply_noqa(check_module(module, path, rules, source=source), source)
     except RecursionError:
         return None, lint_source(source, path, rules)
 
@@ -449,13 +449,15 @@ def run_deep(fn, *args):
 
 
 def check_module(module: cst.Module, path: str, rules: Iterable[type], starts=None,
-                 project: Optional[list] = None) -> List[Diagnostic]:
+                 project: Optional[list] = None, source: Optional[str] = None) -> List[Diagnostic]:
     """The rules' diagnostics of a parsed module. ``project``: a list that receives the model's ``Project``
-    (the modules it read, the paths it probed: what the diagnostics depend on besides the module)."""
+    (the modules it read, the paths it probed: what the diagnostics depend on besides the module);
+    ``source``: the text ``module`` was parsed from, when known (the model reads facts of it that would
+    otherwise cost a walk of the tree)."""
     from looplint.model.walk import forget
 
     try:
-        return run_deep(_check_module, module, path, rules, starts, project)
+        return run_deep(_check_module, module, path, rules, starts, project, source)
     finally:
         forget()  # the walks' memory of this file's tree (looplint.model.walk)
 
@@ -482,10 +484,10 @@ def _run_here(model, found, positions, path: str) -> list:
 
 
 def _check_module(module: cst.Module, path: str, rules: Iterable[type], starts=None,
-                  project: Optional[list] = None) -> List[Diagnostic]:
+                  project: Optional[list] = None, source: Optional[str] = None) -> List[Diagnostic]:
     from looplint.model import build_model  # the model is only needed when there is code to judge
 
-    model = build_model(module, path)
+    model = build_model(module, path, source)
     if project is not None:
         project.append(model.scopes.project)
     found = []

@@ -574,6 +574,51 @@ def test_reaching_definitions_are_built_only_for_a_local_read():
         assert values.reaching(reads[name][-1], fn), name
 
 
+BINDING_FORMS = """\
+def f(a, *rest):
+    global g
+    for i, (x, *ys) in enumerate(a):
+        total += i
+    try:
+        import os.path
+        import numpy as np
+        from math import pi, tau as t
+    except (ValueError, KeyError) as err:
+        pass
+    class Local:
+        def method(self, inner):
+            return inner
+    def helper():
+        nonlocal total
+        total = 0
+    with open(a) as fh:
+        v = fh.read()
+    g = 1
+    return [k for k in a]
+"""
+
+
+@pytest.mark.parametrize("walrus", ["", "    if (w := len(a)) > 1:\n        pass\n"])
+@pytest.mark.parametrize("source_known", [True, False])
+def test_names_a_function_binds_other_than_by_assignment(walrus, source_known):
+    """maybe_local: every name a function binds (loop, ``except`` and ``with`` targets, augmented
+    assignments, imports, nested ``def``/``class``, walrus), whether the scope collector noted them (the
+    module's text is known and holds no ``:=``) or a walk of the tree looks for walrus targets; ``nonlocal``
+    names are the function's own declarations, not its nested functions'."""
+    from looplint.model.scopes import Scopes
+    from looplint.model.values import Values
+
+    text = BINDING_FORMS.replace("    g = 1\n", "    g = 1\n" + walrus)
+    scopes = Scopes(cst.parse_module(text), source=text if source_known else None)
+    assert scopes.has_walrus == bool(walrus)
+    fn = next(x for x in scopes.functions if x.name == "f")
+    expected = {"a", "rest", "i", "x", "ys", "total", "os", "np", "pi", "t", "err", "Local", "helper", "fh",
+                "v"} | ({"w"} if walrus else set())
+    assert Values(scopes).maybe_local(fn) == expected
+    assert fn.nonlocals == set()
+    assert next(x for x in scopes.functions if x.name == "helper").nonlocals == {"total"}
+
+
 def _descendants(node):
     from looplint.model.walk import descendants
 

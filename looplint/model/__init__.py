@@ -89,13 +89,14 @@ def _gates(br: Branch) -> bool:
 
 
 class FileModel:
-    def __init__(self, module: cst.Module, path: Optional[str] = None):
+    def __init__(self, module: cst.Module, path: Optional[str] = None, source: Optional[str] = None):
         """``path``: where the file lives (its imports of other modules of the project are read from
-        there, see project.py); None for a module on its own."""
+        there, see project.py); None for a module on its own. ``source``: the text ``module`` was parsed
+        from, when known."""
         from looplint.model.project import Project
 
         self.module = module
-        self.scopes = Scopes(module, Project(path) if path is not None else None)
+        self.scopes = Scopes(module, Project(path) if path is not None else None, source=source)
         self.values = Values(self.scopes)
         self.roles = Roles(self.scopes, self.values)
         self.builder = EventBuilder(self.scopes, self.roles.ctor_kind, self.values)
@@ -715,8 +716,8 @@ def _optimizer_like(cls) -> bool:
     return ("step" in cls.methods and "zero_grad" in cls.methods) or "Optimizer" in bases or "LRScheduler" in bases
 
 
-def build_model(module: cst.Module, path: Optional[str] = None) -> FileModel:
-    return FileModel(module, path)
+def build_model(module: cst.Module, path: Optional[str] = None, source: Optional[str] = None) -> FileModel:
+    return FileModel(module, path, source)
 
 
 def _is_backward(call: cst.Call) -> bool:

@@ -147,7 +147,8 @@ def _parse(path: str):
     read = _read_tree(real, stamp)
     if read is not None and nesting_depth(read[1]) <= MAX_MODULE_DEPTH:
         try:
-            scopes = Scopes(parse_module(read[0]), name=os.path.splitext(os.path.basename(real))[0], path=real)
+            scopes = Scopes(parse_module(read[0]), name=os.path.splitext(os.path.basename(real))[0], path=real,
+                            source=read[0])
         except Exception:  # noqa: BLE001 - a parser failure: unknown
             scopes = None
     return _remember(_parsed, KEEP_MODULES, real, stamp, scopes)

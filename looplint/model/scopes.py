@@ -126,6 +126,10 @@ class Function:
     # <name>[<literal>] = value: entries stored into containers, by (container, key text)
     items: Dict[tuple, List[Assignment]] = field(default_factory=dict)
     home: Optional["Scopes"] = field(default=None, repr=False)  # the module that defines it
+    # names its statements bind other than by assignment: loop and ``except`` targets, augmented
+    # assignments, imports, nested classes (``Values.maybe_local`` adds nested functions and walrus targets)
+    bound_other: Set[str] = field(default_factory=set)
+    nonlocals: Set[str] = field(default_factory=set)  # names its ``nonlocal`` statements declare
 
     @property
     def is_module(self) -> bool:
@@ -154,8 +158,11 @@ class Scopes:
     definitions, whose ``home`` is the imported module's ``Scopes`` (which resolves no imports of its own),
     and ``qualify`` reads a name of that module's code with that module's imports."""
 
-    def __init__(self, module: cst.Module, project=None, name: str = "<module>", path: Optional[str] = None):
+    def __init__(self, module: cst.Module, project=None, name: str = "<module>", path: Optional[str] = None,
+                 source: Optional[str] = None):
+        """``source``: the text ``module`` was parsed from, when known (``has_walrus`` reads it)."""
         self.module_node = module
+        self._walrus: Optional[bool] = None if source is None else ":=" in source
         self.project = project
         self.path = path
         self.imports: Dict[str, str] = {}  # local alias -> qualified name
@@ -184,6 +191,14 @@ class Scopes:
             V().walk(self.module_node)
             self._node_ids = ids
         return self._node_ids
+
+    @property
+    def has_walrus(self) -> bool:
+        """Whether the module may hold an assignment expression (``:=``): read from its text when known
+        (a text without ``:=`` holds none), else from one walk of the tree."""
+        if self._walrus is None:
+            self._walrus = any(type(n) is cst.NamedExpr for n in descendants(self.module_node))
+        return self._walrus
 
     def home_of(self, expr: cst.CSTNode) -> "Scopes":
         """The module whose code holds ``expr``: an imported module's, or this one."""
@@ -266,6 +281,7 @@ class _Collector:
             self.function(stmt, fn, None)
             return
         if isinstance(stmt, cst.ClassDef):
+            fn.bound_other.add(stmt.name.value)
             self.klass(stmt, fn)
             return
         if isinstance(stmt, cst.SimpleStatementLine):
@@ -278,6 +294,10 @@ class _Collector:
         # compound statements: for targets, with-as, except-as, then nested bodies
         if isinstance(stmt, cst.For):
             self.target(stmt.target, stmt.iter, fn, stmt, loop_target=True)
+            fn.bound_other.update(_target_names(stmt.target))
+        if isinstance(stmt, (cst.Try, cst.TryStar)):
+            fn.bound_other.update(h.name.name.value for h in stmt.handlers
+                                  if h.name is not None and isinstance(h.name.name, cst.Name))
         if isinstance(stmt, cst.With):
             for item in stmt.items:
                 if item.asname is not None:
@@ -291,9 +311,11 @@ class _Collector:
                 full = dotted(alias.name) or ""
                 if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                     self.s.imports[alias.asname.name.value] = full
+                    fn.bound_other.add(alias.asname.name.value)
                 else:
                     head = full.split(".")[0]
                     self.s.imports.setdefault(head, head)
+                    fn.bound_other.add(head)
         elif isinstance(small, cst.ImportFrom):
             mod = dotted(small.module) if small.module is not None else ""
             mod = "." * len(small.relative) + (mod or "")
@@ -303,6 +325,12 @@ class _Collector:
                 name = dotted(alias.name) or ""
                 local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
                 self.s.imports[local] = f"{mod}.{name}" if mod and not mod.endswith(".") else mod + name
+                fn.bound_other.add(local.split(".")[0])
+        elif isinstance(small, cst.AugAssign):
+            if isinstance(small.target, cst.Name):
+                fn.bound_other.add(small.target.value)
+        elif isinstance(small, cst.Nonlocal):
+            fn.nonlocals.update(n.name.value for n in small.names)
         elif isinstance(small, cst.Assign):
             for t in small.targets:
                 self.target(t.target, small.value, fn, small)
@@ -375,6 +403,19 @@ class _Collector:
                         for t in targets:
                             if isinstance(t, cst.Name):
                                 info.attrs.setdefault(t.value, []).append(Assignment(small.value, parent, node=small))
+
+
+def _target_names(t) -> Iterator[str]:
+    """The names a ``for`` target binds (``i``, ``(i, (x, y))``, ``a, *rest``)."""
+    if isinstance(t, cst.Name):
+        yield t.value
+    elif isinstance(t, (cst.Tuple, cst.List)):
+        for el in t.elements:
+            if isinstance(el, cst.StarredElement):
+                if isinstance(el.value, cst.Name):
+                    yield el.value.value
+            else:
+                yield from _target_names(el.value)
 
 
 def _class_of(fn: Optional[Function]) -> Optional[ClassInfo]:

@@ -180,7 +180,8 @@ class _Reaching:
         self.fn = fn
         self.v = values
         self.uses: Dict[int, FrozenSet] = {}
-        self.local: Set[str] = set(values.maybe_local(fn)) - fn.globals_ - _nonlocals(fn)
+        self.local: Set[str] = set(values.maybe_local(fn)) - fn.globals_ - fn.nonlocals
+        self.walrus_here = fn.home is None or fn.home.has_walrus  # whether ``walrus`` has anything to find
         self._assign_of: Dict[Tuple[int, str], List[Assignment]] = {}
         for name, assigns in fn.assigns.items():
             for a in assigns:
@@ -338,7 +339,7 @@ class _Reaching:
                                 stack.append(x)
 
     def walrus(self, expr: Optional[cst.CSTNode], env):
-        if env is None or expr is None or not _has_walrus(expr):
+        if env is None or expr is None or not self.walrus_here or not _has_walrus(expr):
             return env
 
         class V(Walker):
@@ -615,8 +616,12 @@ def _pattern_names(pattern) -> Set[str]:
 
 def _bound_elsewhere(fn: Function) -> Set[str]:
     """Local names bound by statements the scope collector does not record as assignments (loop and
-    ``except``/``with`` targets, augmented assignments, imports, walrus, nested ``def``/``class``)."""
+    ``except`` targets, augmented assignments, imports, walrus, nested ``def``/``class``): what the collector
+    noted of them (``Function.bound_other``), and walrus targets, looked for only in a module that may hold
+    one."""
     node = fn.node
+    if fn.home is not None and not fn.home.has_walrus:
+        return set(fn.nested) | fn.bound_other
     v = _BoundElsewhere(node, set(fn.nested))
     if isinstance(node, cst.Module):
         for st in node.body:
@@ -681,26 +686,6 @@ class _BoundElsewhere(Walker):
 
     def visit_GeneratorExp(self, n) -> bool:
         return False
-
-
-def _nonlocals(fn: Function) -> Set[str]:
-    if fn.is_module:
-        return set()
-    v = _Nonlocals(fn.node)
-    v.walk(fn.node)
-    return v.found
-
-
-class _Nonlocals(Walker):
-    def __init__(self, node) -> None:
-        self.node = node
-        self.found: Set[str] = set()
-
-    def visit_Nonlocal(self, n: cst.Nonlocal) -> None:
-        self.found.update(x.name.value for x in n.names)
-
-    def visit_FunctionDef(self, n) -> bool:
-        return n is self.node
 
 
 # -- the service -----------------------------------------------------------------------------------------------
