@@ -62,10 +62,12 @@ class MissingZeroGrad(Rule):
             if event.closure is not None:
                 continue  # the closure runs the backward: its missing zero_grad is LL302's finding
             if any(s.gs in (STALE, USED) and not s.doubt and not s.unseen for s in states):
+                written = optimizer_expression(model, event)  # as the step spells it (``D.optim``, not ``self.optim``)
+                name = " ".join(code_of(written).split()) if written is not None else role.label
                 yield Finding(
                     event.node,
                     f"`{call_text(event)}` applies gradients accumulated since before its previous step: "
-                    f"no `{role.label}.zero_grad()` runs between the two steps, so old gradients are applied again",
+                    f"no `{name}.zero_grad()` runs between the two steps, so old gradients are applied again",
                     _fix(model, event),
                 )
 

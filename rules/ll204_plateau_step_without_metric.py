@@ -3,7 +3,7 @@ from typing import Optional
 import libcst as cst
 
 from looplint.fix import UNSAFE, Fix, code_of, replace, tree_of
-from looplint.model.describe import call_text
+from looplint.model.describe import call_text, target_text
 from looplint.model.schedulers import PLATEAU, has_metric, scheduler_steps
 from looplint.rule import Finding, Rule
 
@@ -57,7 +57,7 @@ class PlateauStepWithoutMetric(Rule):
                     continue
                 yield Finding(
                     event.node,
-                    f"`{call_text(event)}` steps ReduceLROnPlateau `{role.label}` without the metric it "
+                    f"`{call_text(event)}` steps ReduceLROnPlateau `{target_text(event, role.label)}` without the metric it "
                     f"watches: `step()` raises TypeError (missing 'metrics') when it first runs",
                     _fix(model, event),
                 )

@@ -1,4 +1,4 @@
-from looplint.model.describe import call_text
+from looplint.model.describe import call_text, target_text
 from looplint.model.schedulers import gated_within, scheduler_steps
 from looplint.rule import Finding, Rule
 
@@ -60,7 +60,7 @@ class SchedulerSteppedTwice(Rule):
             if earlier:
                 yield Finding(
                     event.node,
-                    f"`{call_text(event)}` steps `{role.label}` a second time with no optimizer step since its "
+                    f"`{call_text(event)}` steps `{target_text(event, role.label)}` a second time with no optimizer step since its "
                     f"previous `step()`: the schedule advances twice per update (or once more per epoch) and "
                     f"runs ahead of its plan",
                 )
@@ -68,7 +68,7 @@ class SchedulerSteppedTwice(Rule):
             test = _window_test(model, windowed)
             yield Finding(
                 event.node,
-                f"`{call_text(event)}` steps `{role.label}` after the loop, which also steps it "
+                f"`{call_text(event)}` steps `{target_text(event, role.label)}` after the loop, which also steps it "
                 f"{f'under `if {test}:`' if test else 'once every few iterations'}: the schedule advances in both "
                 f"places and runs ahead of its plan",
             )

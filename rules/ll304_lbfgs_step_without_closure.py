@@ -1,7 +1,8 @@
 import libcst as cst
 
 from looplint.fix import (
-    INSERT_BEFORE, REMOVE, UNSAFE, Edit, Fix, contains, forward_pass_start, function_events, replace, statement, tree_of,
+    INSERT_BEFORE, REMOVE, UNSAFE, Edit, Fix, code_of, contains, forward_pass_start, function_events, optimizer_expression,
+    replace, statement, tree_of,
 )
 from looplint.model.closures import RE_EVALUATING, scaler_closure_steps
 from looplint.model.describe import call_text
@@ -71,9 +72,10 @@ class LbfgsStepWithoutClosure(Rule):
             if event.call.args and (event.target is None or model.roles.resolve(event.target, next(iter(model.facts.frames[event]))) is role):
                 continue  # some argument we cannot read
             seen.add(event)
+            written = optimizer_expression(model, event)
             yield Finding(
                 event.node,
-                f"`{call_text(event)}` steps LBFGS `{role.label}` without a closure: LBFGS re-evaluates the loss "
+                f"`{call_text(event)}` steps LBFGS `{' '.join(code_of(written).split()) if written is not None else role.label}` without a closure: LBFGS re-evaluates the loss "
                 f"through the closure and raises TypeError without one",
                 _fix(model, event),
             )

@@ -15,3 +15,10 @@ def call_text(event: Event, limit: int = 48) -> str:
     if isinstance(node, cst.Call):
         return " ".join(code(node.func).split()) + "(...)"
     return text[: limit - 3] + "..."
+
+
+def target_text(event: Event, label: str) -> str:
+    """The object a call acts on as the call spells it (``parts["sched"]`` of ``parts["sched"].step()``,
+    ``D.optim`` where the class says ``self.optim``); ``label`` (the role's own name) for a call without a
+    receiver."""
+    return " ".join(code(event.target).split()) if event.target is not None else label
