@@ -184,6 +184,18 @@ class FileModel:
         return frozenset(key for br in self._branches if _gates(br) for key in br.tested)
 
     @cached_property
+    def mode_tests(self) -> FrozenSet[str]:
+        """Tests with an arm that sets a module's train/eval mode (``if cfg.aux: aux.eval()``): they tie the
+        mode analysis's arms together as ``gating_tests`` tie gradient events."""
+        return frozenset(key for br in self._branches
+                         if any(isinstance(i, Event) and i.kind == ev.MODE for arm in br.arms for i in items_below(arm))
+                         for key in br.tested)
+
+    def gates_mode(self, key: str) -> bool:
+        """Whether a test an assumption stands for (``test_keys``) has an arm that sets a module's mode."""
+        return not self.test_keys(key).isdisjoint(self.mode_tests)
+
+    @cached_property
     def periodic_counters(self) -> FrozenSet[str]:
         """Counters some ``if`` tests periodically (``(i + 1) % k``): only their phases are worth tracking."""
         return frozenset(k.split(":")[1] for k in self._tests if k.startswith("mod:"))

@@ -41,7 +41,7 @@ import libcst as cst
 
 from looplint.model import events as ev
 from looplint.model.events import Block, Branch, Event, Jump, Loop, Try
-from looplint.model.roles import OPTIMIZER, SCALER, Frame, Role
+from looplint.model.roles import MODULE, OPTIMIZER, SCALER, Frame, Role
 from looplint.model.scopes import Function, positional_args
 from looplint.model.values import Values, class_of
 
@@ -966,7 +966,24 @@ def bind_arguments(roles, callee: Function, call: Optional[cst.Call], caller: Fr
     for name, v in Values.parameters_bound(callee, call, bound_args).items():
         bindings.append((name, roles.argument(v, caller)))
         keys.append((name, roles.module_key(v, caller) or roles.fresh_module_key(v)))
+    receiver = _module_receiver(roles, callee, call, bound_self)
+    if receiver is not None:
+        key = roles.module_key(receiver, caller)
+        if key is not None:
+            keys.append(("self", key))
     return bindings, keys
+
+
+def _module_receiver(roles, callee: Function, call: Optional[cst.Call], bound_self: bool):
+    """The object a method of a module class is called on (``net`` of ``net.sample(8)``): ``self`` is that
+    module in the method (its ``self.eval()`` sets the caller's ``net``). None for a call through ``self``
+    (the frame keeps the caller's ``self``) or of another kind of class."""
+    if not bound_self or call is None or not isinstance(call.func, cst.Attribute) or callee.cls is None:
+        return None
+    if callee.params[:1] != ["self"] or roles.class_kind(callee.cls)[0] != MODULE:
+        return None
+    receiver = call.func.value
+    return None if isinstance(receiver, cst.Name) and receiver.value == "self" else receiver
 
 
 def handed_names(callee: Function, given: Dict[str, cst.BaseExpression]) -> List[Tuple[str, str]]:

@@ -116,6 +116,11 @@ class _ModeRun(Interp):
     def key(self, expr, frame: Frame) -> Optional[str]:
         return self.roles.module_key(expr, frame) if expr is not None else None
 
+    def gates(self, a) -> bool:
+        """A test with an arm that sets a mode is kept like one that gates gradient events: ``if cfg.two:
+        aux.eval()`` ... ``if cfg.two: aux.train()`` take the same arm however many paths meet between them."""
+        return super().gates(a) or (not a[0].startswith("mod:") and self.m.gates_mode(a[0]))
+
     def on_unseen_call(self, e: Event, states, ctx: Ctx):
         return {s._replace(modes=frozenset()) for s in states}
 
@@ -217,7 +222,7 @@ class _ModeRun(Interp):
         role = self.roles.resolve(e.target, frame)
         if role is not None and role.kind == SCALER and e.call is not None and positional_args(e.call):
             role = self.roles.resolve(positional_args(e.call)[0], frame)
-        return role if role is not None and role.kind == OPTIMIZER else None
+        return self.roles.in_frame(role, frame) if role is not None and role.kind == OPTIMIZER else None
 
     def _targets(self, fn: Function) -> Set[str]:
         got = self._loop_targets.get(fn)

@@ -8,6 +8,7 @@ is returned for the same binding wherever it is looked up, so identity compariso
 """
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Optional, Tuple
@@ -570,8 +571,6 @@ class Roles:
         """The object one call of a factory builds: a copy of the constructor's role whose arguments are
         read in the factory's frame for this call (``make_optimizer(G)`` and ``make_optimizer(D)`` build two
         optimizers, over G's and D's parameters)."""
-        import copy
-
         memo = ("per-call", id(call), id(role))
         if memo in self._memo:
             return self._memo[memo]
@@ -596,6 +595,25 @@ class Roles:
         self._memo[memo] = clone
         self._built_in[id(clone)] = (callee, call, caller)
         return clone
+
+    def in_frame(self, role: Optional[Role], frame: Frame) -> Optional[Role]:
+        """An optimizer built in the function a frame runs, over modules that function is handed
+        (``optimizer = Adam(net.parameters())`` in ``fit(net, ...)``), as one run of it builds it: the modules
+        this frame binds. Statically, with ``fit(first, ...)`` and ``fit(second, ...)`` both called, which
+        module it holds is unknown; each run holds its own. The role itself when nothing is to be read."""
+        if (role is None or role.kind != OPTIMIZER or role.modules is not None or role.ctor is None
+                or role.frame is not None or role.scope is not frame.fn or not frame.keys):
+            return role
+        memo = ("in-frame", id(role), frame)
+        got = self._memo.get(memo)
+        if got is None:
+            modules, own = self.param_module_keys(arg(role.ctor, 0, "params"), frame)
+            got = role
+            if modules is not None:
+                got = copy.copy(role)
+                got.modules, got.own_modules = modules, own
+            self._memo[memo] = got
+        return got
 
     def built_with(self, role: Role, other: Optional[Role]) -> Optional[Role]:
         """``other``, read where ``role`` was built, as the object of the same factory call: in
@@ -678,9 +696,11 @@ class Roles:
             head = head.value
         if parts[0] == "self":
             cls = class_of(frame.fn)
-            if cls is None or len(parts) < 2:
+            if cls is None:
                 return d
             hit, bound = frame.bound_key("self")
+            if len(parts) < 2:
+                return bound if hit and bound is not None else d  # the module a method was called on
             if hit:
                 base = f"{bound}.{parts[1]}" if bound is not None else None
             else:

@@ -904,7 +904,8 @@ class Values:
         if hit is not None and hit[0] is func and hit[1] is fn:
             return hit[2]
         got = self._resolve_callee(func, fn, classes)
-        self._callees[key] = (func, fn, got)
+        if not self._indexing:  # read without the parameters' call sites: asked again once they are known
+            self._callees[key] = (func, fn, got)
         return got
 
     def _resolve_callee(self, func: cst.BaseExpression, fn: Function, classes: bool) -> Tuple[Optional[Function], bool]:
@@ -986,32 +987,49 @@ class Values:
 
     def instance_class(self, expr: cst.BaseExpression, fn: Function, depth: int = 0) -> Optional[ClassInfo]:
         """The class of this module an expression is an instance of, when every binding says so: a name's
-        bindings, or for ``self.attr`` in a method every ``self.attr = ...`` of its class."""
-        if depth > 3:
-            return None
-        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
-            owner = class_of(fn)
-            assigns = self.attribute_assignments(owner, expr.attr.value) if owner is not None else []
-            if not assigns or any(a.index is not None for a in assigns):
-                return None
-            classes = {self.instance_class(a.value, a.scope, depth + 1) for a in assigns}
-            return classes.pop() if len(classes) == 1 else None
+        bindings (a tuple assignment's element), for ``self.attr`` in a method every ``self.attr = ...`` of
+        its class, for a parameter every call site's argument (``_parameter_class``)."""
         if isinstance(expr, cst.Call) and isinstance(expr.func, (cst.Name, cst.Attribute)):
             if isinstance(expr.func, cst.Name):
                 return self.s.lookup_class(expr.func.value, fn) if self.s.lookup_function(expr.func.value, fn) is None else None
             found = self.s.imported(dotted(expr.func) or "", fn)  # ``models.Net()``
             return found if isinstance(found, ClassInfo) else None
+        if depth > 4:  # names and attributes bound from one another, parameters from their call sites
+            return None
+        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
+            owner = class_of(fn)
+            assigns = self.attribute_assignments(owner, expr.attr.value) if owner is not None else []
+            values = [self._element(a.value, a.index, a.size, a.scope) for a in assigns]
+            if not values or any(v is None for v in values):
+                return None
+            classes = {self.instance_class(v, a.scope, depth + 1) for v, a in zip(values, assigns)}
+            return classes.pop() if len(classes) == 1 else None
         if isinstance(expr, cst.Name):
-            _scope, binds = self.bindings(expr.value, fn, expr)
+            scope, binds = self.bindings(expr.value, fn, expr)
+            if len(binds) == 1 and isinstance(binds[0], Def) and binds[0].kind == PARAM:
+                return self._parameter_class(scope, expr.value, depth)
             classes = set()
             for b in binds:
-                if isinstance(b, Assignment) and b.index is None:
-                    classes.add(self.instance_class(b.value, b.scope, depth + 1))
-                else:
-                    return None
+                value = self._element(b.value, b.index, b.size, b.scope) if isinstance(b, Assignment) else None
+                if value is None:
+                    return None  # ``a, b = pair()``, a loop target, a parameter among other bindings
+                classes.add(self.instance_class(value, b.scope, depth + 1))
             if len(classes) == 1:
                 return classes.pop()
         return None
+
+    def _parameter_class(self, fn: Function, name: str, depth: int) -> Optional[ClassInfo]:
+        """The class of this module parameter ``name`` of ``fn`` is an instance of, when every call site of
+        this module hands it an instance of that class (``fit(net, ...)`` after ``net = Net()``) and nothing
+        else can call ``fn`` (it is not handed anywhere). Not while the call sites are being indexed: what a
+        call runs is read there without them."""
+        if self._indexing or fn.is_module or self.referenced(fn):
+            return None
+        args, complete = self.arguments(fn, name, used_default=True)
+        if not complete:
+            return None
+        classes = {self.instance_class(a, where, depth + 1) for a, where in args}
+        return classes.pop() if len(classes) == 1 else None
 
     def made_here(self, value: cst.BaseExpression, fn: Function) -> bool:
         """Whether ``value`` is an object each call of ``fn`` makes: a call, or a local name every binding of
