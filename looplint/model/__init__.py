@@ -597,9 +597,13 @@ class FileModel:
         """``backward()`` calls after ``loop`` (in its block, or in a function of this module called there)
         whose loss derives, through plain assignments and arguments, from the loop's leaked variables: its
         targets and the names its body rebinds. A name the body only adds to (``losses[i] = ...``, ``total
-        += ...``, ``.append``) collects every iteration and is no leak."""
-        leaked = set(loop.target_names) | _rebound(loop.node.body)
+        += ...``, ``.append``) collects every iteration and is no leak, nor is one bound before the loop that
+        the body rebinds from its own value (``stacked = torch.cat([stacked, out])``: a fold over every
+        batch)."""
         fn = loop.fn or self.scopes.module
+        folded = {n for n in _folded(loop.node.body) - set(loop.target_names)
+                  if self.values.bound_before_loop(loop.node, n, fn)}
+        leaked = set(loop.target_names) | (_rebound(loop.node.body) - folded)
         return list(dict.fromkeys(self._leaked_backwards(self.statements_after(loop), leaked, fn, 0)))
 
     def _leaked_backwards(self, statements, tainted, fn: Function, depth: int):
@@ -745,6 +749,28 @@ def _calls(expr):
 
     if expr is not None:
         V().walk(expr)
+    return found
+
+
+def _folded(suite) -> Set[str]:
+    """Names a loop body rebinds from their own value (``acc = torch.cat([acc, out])``, ``total = total +
+    loss``), outside nested functions."""
+    found: Set[str] = set()
+
+    class V(Walker):
+        def visit_Assign(self, n: cst.Assign) -> None:
+            read = names_in(n.value)
+            for t in n.targets:
+                if isinstance(t.target, cst.Name) and t.target.value in read:
+                    found.add(t.target.value)
+
+        def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
+            return False
+
+        def visit_Lambda(self, n: cst.Lambda) -> bool:
+            return False
+
+    V().walk(suite)
     return found
 
 

@@ -753,6 +753,13 @@ class Values:
             got.add(sign * int(v.value.replace("_", ""), 0))
         return got.pop() if len(got) == 1 else None
 
+    def bound_before_loop(self, loop: cst.CSTNode, name: str, fn: Function) -> bool:
+        """Whether some binding of ``fn``'s local ``name`` made before ``loop`` reaches it (``total = 0``
+        before ``for x in loader:``)."""
+        r = self._reaching_of(fn, name)
+        env = r.before_loop.get(id(loop)) if r is not None else None
+        return bool(env and env.get(name))
+
     def reaching_call(self, call: cst.Call, fn: Function, name: str) -> Optional[List[Binding]]:
         """The bindings of ``fn``'s local ``name`` that reach ``call`` (a call ``fn`` makes), in source order;
         None when ``name`` is no local of ``fn`` or the call is not one of its own."""
