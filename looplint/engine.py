@@ -22,7 +22,7 @@ import re
 import tokenize
 import warnings
 from dataclasses import replace
-from typing import Iterable, List, NamedTuple, Optional, Sequence
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import libcst as cst
 
@@ -65,8 +65,8 @@ def _error(path: str, message: str, line: int = 1, column: int = 1) -> Diagnosti
     return Diagnostic(path, line, column, PARSE_ERROR, message, PARSE_ERROR_NAME, line, column)
 
 
-def _syntax_error(path: str, source: str, e: "cst.ParserSyntaxError") -> Diagnostic:
-    """LL000 at the position Python's own parser names (libcst's positions can be a row off)."""
+def _python_error(source: str) -> Optional[Exception]:
+    """What Python's own parser says of ``source``: None when it accepts it, else the error it raises."""
     import ast
     import warnings
 
@@ -74,11 +74,16 @@ def _syntax_error(path: str, source: str, e: "cst.ParserSyntaxError") -> Diagnos
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ast.parse(source)
-    except SyntaxError as se:
-        if se.lineno:
-            return _error(path, f"cannot parse file: {se.msg}", se.lineno, max(se.offset or 1, 1))
-    except (ValueError, RecursionError, MemoryError):
-        pass
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+        return e
+    return None
+
+
+def _syntax_error(path: str, source: str, e: "cst.ParserSyntaxError") -> Diagnostic:
+    """LL000 at the position Python's own parser names (libcst's positions can be a row off)."""
+    se = _python_error(source)
+    if isinstance(se, SyntaxError) and se.lineno:
+        return _error(path, f"cannot parse file: {se.msg}", se.lineno, max(se.offset or 1, 1))
     message = re.sub(r"^(?:parser|tokenizer) error: (?:error at \d+:\d+: )?", "", e.message)
     return _error(path, f"cannot parse file: {message}", e.raw_line, e.raw_column + 1)
 
@@ -309,10 +314,22 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
     ``# noqa`` and the model's ``Project`` (when the rules ran); what the model read of the project is also
     recorded for ``take_depended``."""
     global _depended
+    shifts: Dict[int, Tuple[int, int]] = {}
     try:
         module = parse_module(source)
     except cst.ParserSyntaxError as e:
-        return [_syntax_error(path, source, e)]
+        # Python reads a tab in indentation as a move to the next multiple of 8 (a tab then four spaces is
+        # 12 columns); libcst's tokenizer does not always agree, and refuses code Python runs. The same
+        # indentation written with spaces is the same program.
+        expanded, shifts = _spaces_for_tabs(source)
+        try:
+            if not shifts or _python_error(source) is not None:
+                raise e
+            module = parse_module(expanded)
+        except cst.ParserSyntaxError:
+            return [_syntax_error(path, source, e)]
+        noqa_source = source if noqa_source is None else noqa_source
+        source = expanded
     except (RecursionError, ValueError) as e:  # pathological input
         return [_error(path, f"cannot parse file: {type(e).__name__}")]
     except BaseException as e:  # noqa: BLE001 - a panic in the native parser (pyo3's PanicException)
@@ -335,6 +352,8 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
         # Only pathological code (thousands of nested or concatenated expressions) gets here.
         _depended = project[0].depends() if project and project[0] is not None else None
         return [_error(path, "cannot analyse file: its expressions are nested too deeply")]
+    if shifts:
+        found = [_unshifted(d, shifts) for d in found]
     if diagnostics.MAKE_TEXT_EDITS and any(d.fix is not None and d.fix.edits for d in found):
         from looplint.model.walk import forget
 
@@ -343,6 +362,36 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
         finally:
             forget()  # the walk's memory of this tree
     return found
+
+
+_INDENT = re.compile(r"^[ \t]*\t[ \t]*(?=\S)", re.M)
+
+
+def _spaces_for_tabs(source: str) -> Tuple[str, Dict[int, Tuple[int, int]]]:
+    """``source`` with every indentation that holds a tab written with spaces (a tab reaches the next
+    multiple of 8, as Python reads it), and per row changed (1-based): (the indentation's length as
+    written, as expanded)."""
+    shifts: Dict[int, Tuple[int, int]] = {}
+    rows = source.splitlines(keepends=True)
+    for i, row in enumerate(rows):
+        m = _INDENT.match(row)
+        if m:
+            wide = m.group().expandtabs(8)
+            shifts[i + 1] = (m.end(), len(wide))
+            rows[i] = wide + row[m.end():]
+    return "".join(rows), shifts
+
+
+def _unshifted(d: Diagnostic, shifts: Dict[int, Tuple[int, int]]) -> Diagnostic:
+    """A diagnostic of code whose tabs were written as spaces (``_spaces_for_tabs``), at its columns in the
+    file as written, without a fix (its edits would be made on the spaced rows)."""
+    def column(row: int, col: int) -> int:
+        if row not in shifts:
+            return col
+        written, wide = shifts[row]
+        return col - (wide - written) if col > wide else min(col, written + 1)
+
+    return replace(d, column=column(d.line, d.column), end_column=column(d.end_line, d.end_column), fix=None)
 
 
 def _with_text_edits(found: List[Diagnostic], module: cst.Module, code: str, text: str) -> List[Diagnostic]:
