@@ -76,3 +76,57 @@ def test_the_same_module_trained_again_in_eval_mode(names, build, params):
     frozen model fine-tuned, not reported)."""
     src = program(names, build=build, params=params, helper_eval=True, again=True, train_call=False)
     assert [d.code for d in lint_source(src, "t.py")] == ["LL402"]
+
+
+FACTORY = """import torch
+from torch import nn
+
+
+def {ev}({net}, loader):
+    {net}.eval()
+    for x in loader:
+        {net}(x)
+
+
+def epoch_iteration({net}, {opt}, loader):
+{train_line}    for x in loader:
+        {opt}.zero_grad()
+        {net}(x).sum().backward()
+        {opt}.step()
+
+
+def {fit}({net}, make, loader):
+    {opt} = {build}
+    for epoch in range(3):
+        epoch_iteration({net}, {opt}, loader)
+    {ev}({net}, loader)
+
+
+{a} = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1))
+{b} = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1))
+{a}.train()
+{fit}({a}, lambda params: torch.optim.SGD(params, lr=0.1), [])
+{fit}({second}, lambda params: torch.optim.Adam(params, lr=0.1), [])
+"""
+FACTORY_BUILDS = {"factory": "make({net}.parameters())", "factory_kw": "make(params={net}.parameters())",
+                  "list": "make(list({net}.parameters()))"}
+
+
+@pytest.mark.parametrize("names", NAMES)
+@pytest.mark.parametrize("build", FACTORY_BUILDS)
+@pytest.mark.parametrize("train_call", [True, False])
+def test_an_optimizer_made_by_a_factory_handed_the_parameters(names, build, train_call):
+    """``optimizer = make(net.parameters())``, the factory a lambda each call site hands in, the optimizer
+    handed on to an epoch helper: each run's optimizer holds that run's module."""
+    n = names
+    src = FACTORY.format(**n, build=FACTORY_BUILDS[build].format(net=n["net"]), second=n["b"],
+                         train_line=f"    {n['net']}.train()\n" if train_call else "")
+    assert [d.code for d in lint_source(src, "t.py")] == []
+
+
+@pytest.mark.parametrize("names", NAMES)
+@pytest.mark.parametrize("build", FACTORY_BUILDS)
+def test_a_factory_made_optimizer_training_the_same_module_again(names, build):
+    n = names
+    src = FACTORY.format(**n, build=FACTORY_BUILDS[build].format(net=n["net"]), second=n["a"], train_line="")
+    assert [d.code for d in lint_source(src, "t.py")] == ["LL402"]

@@ -964,7 +964,7 @@ def bind_arguments(roles, callee: Function, call: Optional[cst.Call], caller: Fr
     bindings: List[Tuple[str, Optional[Role]]] = []
     keys: List[Tuple[str, Optional[str]]] = []
     for name, v in Values.parameters_bound(callee, call, bound_args).items():
-        bindings.append((name, roles.argument(v, caller)))
+        bindings.append((name, roles.in_frame(roles.argument(v, caller), caller, v)))
         keys.append((name, roles.module_key(v, caller) or roles.fresh_module_key(v)))
     receiver = _module_receiver(roles, callee, call, bound_self)
     if receiver is not None:

@@ -219,10 +219,12 @@ class _ModeRun(Interp):
             m for m in s.modes if m[0] != key and not m[0].startswith(key + ".") and not key.startswith(m[0] + ".")))
 
     def _optimizer(self, e: Event, frame: Frame):
-        role = self.roles.resolve(e.target, frame)
+        expr = e.target
+        role = self.roles.resolve(expr, frame)
         if role is not None and role.kind == SCALER and e.call is not None and positional_args(e.call):
-            role = self.roles.resolve(positional_args(e.call)[0], frame)
-        return self.roles.in_frame(role, frame) if role is not None and role.kind == OPTIMIZER else None
+            expr = positional_args(e.call)[0]
+            role = self.roles.resolve(expr, frame)
+        return self.roles.in_frame(role, frame, expr) if role is not None and role.kind == OPTIMIZER else None
 
     def _targets(self, fn: Function) -> Set[str]:
         got = self._loop_targets.get(fn)

@@ -15,7 +15,7 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 
 import libcst as cst
 
-from looplint.model.walk import Walker
+from looplint.model.walk import Walker, descendants
 
 from looplint.model.scopes import Assignment, ClassInfo, Function, Scopes, arg, dotted, keyword_arg, last_name, positional_args
 from looplint.model import frameworks
@@ -503,9 +503,34 @@ class Roles:
             # one object per constructor call, however it is reached (a name, a factory's return, an entry)
             return self._memo_role(("call", id(value)), lambda: self._from_ctor(kind, cls_name, value, frame, label))
         if isinstance(value, (cst.Name, cst.Attribute)):
+            if a.index is not None:
+                return self._element_of(value, a.index, frame, label)
             return self.resolve(value, frame)
         if isinstance(value, cst.Subscript):
             return self.resolve(value, frame)
+        return None
+
+    def _element_of(self, container: cst.BaseExpression, index: int, frame: Frame, label: str) -> Optional[Role]:
+        """The object at ``index`` of a container a tuple assignment unpacks (``opt_a, opt_b = optims``):
+        the element of the literal list or tuple that every binding of the container holds (for a
+        parameter, every call site's argument), when they agree; else unknown. The container's own role,
+        read from its name, is no element's: both names would be one object."""
+        sources = None
+        if isinstance(container, cst.Name):
+            scope, binds = self.v.bindings(container.value, frame.fn, container)
+            if scope is not None and len(binds) == 1 and isinstance(binds[0], Def) and binds[0].kind == PARAM:
+                args, complete = self.v.arguments(scope, container.value, used_default=True)
+                sources = args if complete else None
+            else:
+                sources = self.v.assigned_values(container, frame.fn)
+        found = []
+        for v, where in sources or ():
+            elts = v.elements if isinstance(v, (cst.Tuple, cst.List)) else ()
+            if index >= len(elts) or any(isinstance(e, cst.StarredElement) for e in elts[:index + 1]):
+                return None
+            found.append(self._from_value(Assignment(elts[index].value, where), label))
+        if found and all(r is not None and r is found[0] for r in found):
+            return found[0]
         return None
 
     def _unwrapped(self, call: cst.Call, wrap, index: Optional[int], frame: Frame, label: str):
@@ -596,18 +621,34 @@ class Roles:
         self._built_in[id(clone)] = (callee, call, caller)
         return clone
 
-    def in_frame(self, role: Optional[Role], frame: Frame) -> Optional[Role]:
-        """An optimizer built in the function a frame runs, over modules that function is handed
-        (``optimizer = Adam(net.parameters())`` in ``fit(net, ...)``), as one run of it builds it: the modules
-        this frame binds. Statically, with ``fit(first, ...)`` and ``fit(second, ...)`` both called, which
-        module it holds is unknown; each run holds its own. The role itself when nothing is to be read."""
-        if (role is None or role.kind != OPTIMIZER or role.modules is not None or role.ctor is None
-                or role.frame is not None or role.scope is not frame.fn or not frame.keys):
+    def in_frame(self, role: Optional[Role], frame: Frame, expr: Optional[cst.BaseExpression] = None) -> Optional[Role]:
+        """An optimizer built in the function a frame runs, over modules that function is handed, as one run
+        of it builds it: holding the modules this frame binds. ``optimizer = Adam(net.parameters())`` in
+        ``fit(net, ...)`` (the role's constructor is read in the frame), or ``optimizer = make(net.parameters())``
+        (``expr``, the name read, is bound once in the frame to a call handed those parameters and no
+        others: a factory builds the optimizer over what it is handed). Statically, with ``fit(first, ...)``
+        and ``fit(second, ...)`` both called, which module it holds is unknown; each run holds its own. The
+        role itself when nothing is to be read."""
+        if (role is None or role.kind != OPTIMIZER or role.modules is not None or role.frame is not None
+                or not frame.keys or frame.fn is None):
             return role
-        memo = ("in-frame", id(role), frame)
+        params = None
+        if role.ctor is not None and role.scope is frame.fn:
+            params = arg(role.ctor, 0, "params")
+        elif isinstance(expr, cst.Name):
+            made = self.v.assigned_values(expr, frame.fn)
+            if made and len(made) == 1 and made[0][1] is frame.fn and isinstance(made[0][0], cst.Call):
+                call = made[0][0]
+                params = arg(call, 0, "params")
+                others = [a.value for a in call.args if a.value is not params]
+                if any(_hands_parameters(o) for o in others):
+                    params = None  # parameters of several modules handed apart: which it holds is unclear
+        if params is None:
+            return role
+        memo = ("in-frame", id(role), id(params), frame)
         got = self._memo.get(memo)
         if got is None:
-            modules, own = self.param_module_keys(arg(role.ctor, 0, "params"), frame)
+            modules, own = self.param_module_keys(params, frame)
             got = role
             if modules is not None:
                 got = copy.copy(role)
@@ -938,6 +979,12 @@ def covers(opt: Role, module_key: Optional[str]) -> bool:
         if m == module_key or m.startswith(module_key + ".") or module_key.startswith(m + "."):
             return True
     return False
+
+
+def _hands_parameters(expr: cst.BaseExpression) -> bool:
+    """Whether an expression calls ``.parameters()`` / ``.named_parameters()`` of something."""
+    return any(isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute)
+               and n.func.attr.value in ("parameters", "named_parameters") for n in descendants(expr))
 
 
 def _is_reference(e: cst.BaseExpression) -> bool:
