@@ -30,7 +30,7 @@ import libcst as cst
 from looplint.model import events as ev
 from looplint.model.events import Event
 from looplint.model.interp import items_below
-from looplint.model.roles import OPTIMIZER, Frame, Role
+from looplint.model.roles import MODULE, OPTIMIZER, Frame, Role, unwrap_module
 from looplint.model.scopes import Function, dotted, keyword_arg, positional_args
 from looplint.model.walk import children, descendants
 
@@ -263,15 +263,10 @@ class _Block:
         return out
 
     def _builds_module(self, value) -> bool:
-        """A constructor of a torch module class (``nn.Linear(...)``) or of a module class of this file."""
-        if not isinstance(value, cst.Call):
-            return False
-        q = self.m.scopes.qualify(value.func) or ""
-        last = q.rsplit(".", 1)[-1]
-        if q.startswith("torch.nn.") and last[:1].isupper():
-            return True
-        cls = self.m.scopes.classes.get(dotted(value.func) or "")
-        return cls is not None and any(b.endswith("Module") for b in cls.bases)
+        """A module built in place (``nn.Linear(...)``, a module class of the project), also moved or wrapped
+        as it is stored (``nn.Linear(512, 2).to(device)``: the same new module)."""
+        value = unwrap_module(value)
+        return isinstance(value, cst.Call) and self.m.roles.ctor_kind(value, self.fn)[0] == MODULE
 
 
 def _module_path(target) -> Optional[str]:
