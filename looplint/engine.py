@@ -364,7 +364,8 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
     return found
 
 
-_INDENT = re.compile(r"^[ \t]*\t[ \t]*(?=\S)", re.M)
+_INDENT = re.compile(r"^[ \t]*\t[ \t]*(?=\S)")
+_ROWS = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
 
 
 def _spaces_for_tabs(source: str) -> Tuple[str, Dict[int, Tuple[int, int]]]:
@@ -372,7 +373,7 @@ def _spaces_for_tabs(source: str) -> Tuple[str, Dict[int, Tuple[int, int]]]:
     multiple of 8, as Python reads it), and per row changed (1-based): (the indentation's length as
     written, as expanded)."""
     shifts: Dict[int, Tuple[int, int]] = {}
-    rows = source.splitlines(keepends=True)
+    rows = _ROWS.findall(source)  # Python's rows (a form feed or a Unicode line separator ends none)
     for i, row in enumerate(rows):
         m = _INDENT.match(row)
         if m:

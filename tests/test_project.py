@@ -234,6 +234,9 @@ DRIVER = """\
 @pytest.mark.parametrize("imports, ctor, module_of", [
     ("from .stepping import {Cls}, {fn}", "{Cls}", ""),
     ("from pkg.stepping import {Cls}, {fn}", "{Cls}", ""),
+    ("from .stepping import *", "{Cls}", ""),
+    ("from pkg.stepping import *", "{Cls}", ""),
+    ("from pkg.other import *\n    from pkg.stepping import *", "{Cls}", ""),
     ("from pkg import stepping", "stepping.{Cls}", "stepping."),
 ])
 @pytest.mark.parametrize("names", [
@@ -249,7 +252,9 @@ def test_a_finding_in_an_imported_helper_is_reported_at_the_call_that_runs_it(
         return DRIVER.format(imports=imports.format(**names), ctor=ctor.format(**names), stepping=stepping,
                              clears="            self.{attr}.{clear}()\n    ".format(**names) if clears else "", **names)
 
-    write(tmp_path, {"pkg/__init__.py": "", "pkg/stepping.py": STEPPER.format(**names),
+    # a module a star import reads before ``stepping``'s: ``stepping``, imported last, binds the names
+    shadowed = "def {fn}(opt):\n    opt.zero_grad()\n    opt.step()\n".format(**names)
+    write(tmp_path, {"pkg/__init__.py": "", "pkg/stepping.py": STEPPER.format(**names), "pkg/other.py": shadowed,
                      "pkg/train.py": driver(False), "pkg/good.py": driver(True)})
     found = lint_file(str(tmp_path / "pkg" / "train.py"))
     call_row = next(i for i, row in enumerate(textwrap.dedent(driver(False)).splitlines(), 1) if stepping in row)

@@ -166,6 +166,7 @@ class Scopes:
         self.project = project
         self.path = path
         self.imports: Dict[str, str] = {}  # local alias -> qualified name
+        self.star_modules: List[str] = []  # the modules ``from M import *`` reads everything of
         self.classes: Dict[str, ClassInfo] = {}
         self.functions: List[Function] = []
         self.module = Function(name if name == "<module>" else f"<{name}>", module, home=self)
@@ -256,9 +257,17 @@ class Scopes:
         if home is not self or self.project is None:
             return None
         head, _, rest = dotted_name.partition(".")
-        if head not in self.imports:
+        if head in self.imports:
+            return self._lookup(self.imports[head] + ("." + rest if rest else ""))
+        if rest:
             return None
-        q = self.imports[head] + ("." + rest if rest else "")
+        for module in reversed(self.star_modules):  # a name a star import brings (the last one binds it)
+            found = self._lookup(f"{module}.{head}" if not module.endswith(".") else module + head)
+            if found is not None:
+                return found
+        return None
+
+    def _lookup(self, q: str):
         if q not in self._imported:
             self._imported[q] = self.project.lookup(q)
         return self._imported[q]
@@ -320,6 +329,7 @@ class _Collector:
             mod = dotted(small.module) if small.module is not None else ""
             mod = "." * len(small.relative) + (mod or "")
             if isinstance(small.names, cst.ImportStar):
+                self.s.star_modules.append(mod)  # ``from helpers import *``: what it defines, by name
                 return
             for alias in small.names:
                 name = dotted(alias.name) or ""
