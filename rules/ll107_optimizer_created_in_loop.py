@@ -23,7 +23,9 @@ class OptimizerCreatedInLoop(Rule):
     slower or unstable and nothing reports it.
 
     Rebuilding is fine, and not reported, when the model is rebuilt in the same loop (one model and
-    optimizer per cross-validation fold) or when the loop is not the training loop.
+    optimizer per cross-validation fold), when each pass of the loop is a whole training run (a
+    function that builds its optimizer and runs `for it in range(n_iters):` itself, called once per
+    continual-learning task) or when the loop is not the training loop.
 
     ## Example
     ```python
@@ -86,10 +88,17 @@ class OptimizerCreatedInLoop(Rule):
 
 def _whole_runs(construct_stack, step_stacks) -> bool:
     """Whether every step runs inside an epoch loop that the construction is outside of: the optimizer is
-    built once per complete training run (a model refitted on new data each round), not once per epoch."""
+    built once per complete training run (a model refitted on new data each round), not once per epoch.
+    Also when the loops around the construction are epochs only by what they run (``for task in tasks:``
+    around a function that builds an optimizer and runs ``for it in range(n_iters):`` itself): one run per
+    round, each with its own optimizer (continual learning), as long as a loop over the run's steps that
+    the construction is outside of holds every step."""
     inside = set(construct_stack)
-    return bool(step_stacks) and all(
-        any(l.kind == EPOCH and l not in inside for l in stack) for stack in step_stacks)
+    if bool(step_stacks) and all(any(l.kind == EPOCH and l not in inside for l in stack) for stack in step_stacks):
+        return True
+    rounds = [l for l in construct_stack if l.kind == EPOCH]
+    return bool(rounds and step_stacks) and all(l.epoch_by_content for l in rounds) and all(
+        any(l.kind == STEP and l not in inside for l in stack) for stack in step_stacks)
 
 
 def _stateless(role) -> bool:

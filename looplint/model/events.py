@@ -124,6 +124,9 @@ class Loop:
     # ``while True:`` that draws its item first and ends when the iterator runs out: it leaves at its head
     # after a whole iteration, like ``for`` (see _draws_until_exhausted)
     leaves_at_head: bool = False
+    # an epoch loop only by what it runs: a loop whose header says nothing of its own (``for task in
+    # tasks:``) around a data loop that trains or a loop over a run's optimizer steps (loops.classify_all)
+    epoch_by_content: bool = False
 
 
 @dataclass(eq=False)

@@ -183,6 +183,7 @@ def classify_all(builder, roles: Roles, functions) -> None:
             # a pass over data that trains (an evaluation loop in a helper makes no epoch of its caller)
             if any(i.kind == BATCH and _trains(i, builder) for i in inner) or (
                     loop.kind == OTHER and any(i.kind == STEP for i in inner)):
+                loop.epoch_by_content = loop.kind == OTHER
                 loop.kind = EPOCH
 
 
