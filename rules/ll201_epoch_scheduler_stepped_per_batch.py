@@ -74,7 +74,7 @@ class EpochSchedulerSteppedPerBatch(Rule):
                 if batch is None or stack[batch] not in opt_loops or varying_gate(model, event, stack, conds, batch + 1):
                     continue
                 epoch_loop = next(l for l in stack[:batch] if l.kind == EPOCH)
-                if counts_steps(epoch_loop):
+                if counts_steps(epoch_loop, model.values):
                     continue
                 if kind.unit_for(epoch_count(epoch_loop, model.values)) != PER_EPOCH:
                     continue

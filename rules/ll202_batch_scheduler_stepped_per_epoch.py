@@ -63,7 +63,7 @@ class BatchSchedulerSteppedPerEpoch(Rule):
                 continue  # also stepped per batch: this extra step is LL205's finding
             steps = optimizer_steps(model, optimizer_of(role, model.roles))
             for stack, _conds in facts.contexts.get(event, ()):
-                if not stack or stack[-1].kind != EPOCH or counts_steps(stack[-1]):
+                if not stack or stack[-1].kind != EPOCH or counts_steps(stack[-1], model.values):
                     continue
                 epoch = stack[-1]
                 if not any(_inside_batches(s_stack, epoch) for s in steps for s_stack in model.loop_stacks(s)):

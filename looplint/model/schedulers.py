@@ -605,12 +605,17 @@ def varying_gate(model, event, stack, conds, depth: int) -> bool:
     return False
 
 
-def counts_steps(loop: Loop) -> bool:
+def counts_steps(loop: Loop, values=None) -> bool:
     """A loop whose header counts updates (``for step in range(max_steps)``, ``while it < max_iter``), even
-    when the model calls it an epoch loop because it encloses a data loop: it has no epoch unit."""
+    when the model calls it an epoch loop because it encloses a data loop: it has no epoch unit. With the
+    values service, a name the loop iterates is read as what it is bound to (``with trange(n_iters) as
+    bar: for _ in bar:``)."""
     node = loop.node
     if isinstance(node, cst.For):
         names = _idents(node.target) | _idents(node.iter)
+        if values is not None and isinstance(node.iter, cst.Name) and loop.fn is not None:
+            for v, _where in values.assigned_values(node.iter, loop.fn) or ():
+                names |= _idents(v)
     elif isinstance(node, cst.While):
         names = _idents(node.test)
     else:
