@@ -489,6 +489,9 @@ class FileModel:
         if isinstance(value, cst.Name):
             return self._handed_loss(value, fn, depth)
         if isinstance(value, cst.Call):
+            own = value.func.value if isinstance(value.func, cst.Attribute) else value.func
+            if fn.cls is not None and isinstance(own, cst.Name) and fn.params[:1] == [own.value]:
+                return False  # ``self.net(xb)``, ``self.crit(out, y)``, ``self(x)``: what the object computes
             if isinstance(value.func, cst.Attribute) and isinstance(value.func.value, cst.Name) \
                     and self._handed_loss(value.func.value, fn, depth):
                 return True  # ``loss.mean()``
