@@ -701,6 +701,7 @@ class Values:
         self._indexing = False  # ``_index`` is running
         self._argparse: Optional[Dict[str, List[cst.BaseExpression]]] = None
         self._callees: Dict[tuple, tuple] = {}  # resolve_callee's answers
+        self._param_classes: Dict[tuple, Optional[ClassInfo]] = {}  # _parameter_class's answers
 
     # -- definitions -------------------------------------------------------------------------------------
     def reaching(self, name: cst.Name, fn: Function) -> Optional[FrozenSet[Binding]]:
@@ -1014,7 +1015,7 @@ class Values:
         if isinstance(expr, cst.Name):
             scope, binds = self.bindings(expr.value, fn, expr)
             if len(binds) == 1 and isinstance(binds[0], Def) and binds[0].kind == PARAM:
-                return self._parameter_class(scope, expr.value, depth)
+                return self._parameter_class(scope, expr.value)
             classes = set()
             for b in binds:
                 value = self._element(b.value, b.index, b.size, b.scope) if isinstance(b, Assignment) else None
@@ -1025,18 +1026,22 @@ class Values:
                 return classes.pop()
         return None
 
-    def _parameter_class(self, fn: Function, name: str, depth: int) -> Optional[ClassInfo]:
+    def _parameter_class(self, fn: Function, name: str) -> Optional[ClassInfo]:
         """The class of this module parameter ``name`` of ``fn`` is an instance of, when every call site of
         this module hands it an instance of that class (``fit(net, ...)`` after ``net = Net()``) and nothing
         else can call ``fn`` (it is not handed anywhere). Not while the call sites are being indexed: what a
         call runs is read there without them."""
         if self._indexing or fn.is_module or self.referenced(fn):
             return None
+        key = (fn, name)
+        if key in self._param_classes:
+            return self._param_classes[key]  # None too while it is being read (a cycle of calls)
+        self._param_classes[key] = None
         args, complete = self.arguments(fn, name, used_default=True)
-        if not complete:
-            return None
-        classes = {self.instance_class(a, where, depth + 1) for a, where in args}
-        return classes.pop() if len(classes) == 1 else None
+        # read afresh at each call site (the depth of the question does not cut it: the answer is remembered)
+        classes = {self.instance_class(a, where, 1) for a, where in args} if complete else {None}
+        got = self._param_classes[key] = classes.pop() if len(classes) == 1 else None
+        return got
 
     def made_here(self, value: cst.BaseExpression, fn: Function) -> bool:
         """Whether ``value`` is an object each call of ``fn`` makes: a call, or a local name every binding of
