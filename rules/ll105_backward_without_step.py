@@ -17,7 +17,9 @@ class BackwardWithoutStep(Rule):
     A step made in another module, through a call that receives the optimizer, is invisible; looplint
     stays silent in that case, when the loop updates parameters by hand (`p.data.add_(p.grad, ...)`), and
     when it hands the gradient tensors to a call it cannot see (`queue.put([p.grad.clone() for p in ...])`:
-    a worker whose gradients another process applies).
+    a worker whose gradients another process applies), and when the file registers a backward hook
+    (`register_full_backward_hook`, a tensor's `register_hook`): its backward passes then feed the hooks
+    (a Fisher-information pass that only clears the gradients).
 
     ## Example
     ```python
@@ -66,6 +68,8 @@ class BackwardWithoutStep(Rule):
             return
         if any(model.hands_out_gradients(fn) for fn in facts.roots):
             return  # the gradients go to code we cannot see (a queue to the process that steps)
+        if model.registers_gradient_hooks:
+            return  # the backward passes feed hooks that read the gradients (statistics, not training)
         for role in idle:
             # the loop a zeroing belongs to: not the ``for p in M.parameters()`` a ``p.grad = None`` runs in
             zero_loops = {stack[-1] for z in zeroed[role] for stack in model.loop_stacks(z, over_parameters=False) if stack}

@@ -80,6 +80,11 @@ _SAME_TENSOR = SAME_OBJECT | {"clone", "detach", "view", "reshape", "flatten", "
 _JOINED = frozenset({"cat", "stack", "concat", "hstack", "vstack", "parameters_to_vector", "_flatten_dense_tensors"})
 
 
+# registering one of these makes a backward pass run code of the file's (see registers_gradient_hooks)
+GRADIENT_HOOKS = frozenset({"register_full_backward_hook", "register_backward_hook", "register_hook",
+                            "register_post_accumulate_grad_hook", "register_full_backward_pre_hook"})
+
+
 def _gates(br: Branch) -> bool:
     """Whether an arm of ``br`` itself runs a gradient event or a jump (which decides what runs after the
     ``if``): the tests that tie gradient events together (``if need_update: opt.step()`` and
@@ -559,6 +564,16 @@ class FileModel:
                 and any(self.gradient_tensors(a.value, self.function_of(i) or fn) for a in i.call.args)
                 for i in self.walk(fn))
         return got
+
+    @cached_property
+    def registers_gradient_hooks(self) -> bool:
+        """Whether the file's code registers a hook a backward pass runs (``module.register_full_backward_hook``,
+        ``tensor.register_hook``, ``param.register_post_accumulate_grad_hook``): backward passes then feed
+        code that reads the gradients (per-sample statistics, Fisher information), whether or not a step
+        applies them."""
+        return any(isinstance(i, Event) and i.call is not None and isinstance(i.call.func, cst.Attribute)
+                   and i.call.func.attr.value in GRADIENT_HOOKS
+                   for fn in self.scopes.functions for i in items_below(self.builder.body(fn)))
 
     def free_at(self, e: Event, fn: Function) -> tuple:
         """``Frame.free`` entries of a call ``fn`` makes of a function defined inside it: each name ``fn``
