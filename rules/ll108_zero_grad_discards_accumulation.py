@@ -1,9 +1,6 @@
-import re
-
 from looplint.model import BATCH, FRESH, IMPLICIT, MICRO, STEP
 from looplint.model.describe import call_text
-from looplint.model.events import STEP, ZERO, Branch
-from looplint.model.interp import items_below
+from looplint.model.events import STEP, ZERO
 from looplint.rule import Finding, Rule
 
 
@@ -65,35 +62,11 @@ class ZeroGradDiscardsAccumulation(Rule):
             inner = {l for l in innermost if l.kind in (BATCH, STEP, MICRO, IMPLICIT)}
             # discarded gradients of a backward whose gradients this optimizer steps on other iterations
             fed = facts.fed.get(role, set())
-            if _at_window_start(model, event):
-                continue
-            if any(s.gs == FRESH and not s.doubt and not s.skipped and s.carried & inner and s.sources & fed for s in states):
+            if any(s.gs == FRESH and not s.doubt and not s.skipped and s.carried & inner and s.sources & fed
+                   for s in states) and not model.runs_at_counter_start(event):
                 yield Finding(
                     event.node,
                     f"`{call_text(event)}` discards gradients of earlier iterations that no step has applied: "
                     f"the step runs less often than the zeroing, so gradients never accumulate",
                 )
-
-
-def _at_window_start(model, event) -> bool:
-    """Whether the zeroing runs only under a test ``c == <n>`` of its function, ``c`` a counter the file
-    also tests modulo something (``c % k == 0`` around the step): it runs once, when the counter starts a
-    run, not on every micro-batch."""
-    fn = model.function_of(event)
-    if fn is None:
-        return False
-    for br in model.walk(fn):
-        if isinstance(br, Branch) and br.key is not None and len(br.arms) == 2 and _start_of_window(model, br.key):
-            arm = br.arms[0] if br.polarity else br.arms[1]
-            if any(i is event for i in items_below(arm)):
-                return True
-    return False
-
-
-def _start_of_window(model, key: str) -> bool:
-    m = re.fullmatch(r"([\w.]+) == \d+", key)
-    if m is None:
-        return False
-    periodic = re.compile(r"\(?\s*" + re.escape(m.group(1)) + r"\s*(?:[+-]\s*\d+\s*)?\)?\s*%")
-    return any(periodic.search(k) for k in model.branch_info)
 

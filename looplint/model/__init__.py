@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from typing import Dict, FrozenSet, Iterator, List, Optional, Set, Tuple
 
@@ -22,7 +23,7 @@ from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, Gradie
 from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, WALK_DEPTH, classify_all, walk
 from looplint.model.interp import ALL_OF, handed_names, items_below, none_of_keys
 from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
-from looplint.model.scopes import Assignment, Function, Scopes, dotted, has_call, last_name, names_in
+from looplint.model.scopes import Assignment, Function, Scopes, arg, dotted, has_call, last_name, names_in
 from looplint.model.graphs import FACTORIES
 from looplint.model.values import PARAM, SAME_OBJECT, Def, Values, partial_args
 
@@ -34,14 +35,6 @@ __all__ = [
 GRADIENT_KINDS = (ev.STEP, ev.ZERO, ev.BACKWARD, ev.GRAD_CLEAR)
 # torch functions that make a new tensor (from literal arguments, ``_fresh_tensors``), and ``nn.Parameter``
 _TENSOR_MAKERS = FACTORIES | {"eye", "Parameter"}
-
-
-def _params_argument(ctor: cst.Call) -> Optional[cst.BaseExpression]:
-    """The parameters an optimizer constructor is given: its first positional argument or ``params=``."""
-    for i, a in enumerate(ctor.args):
-        if (a.keyword is None and i == 0 and not a.star) or (a.keyword is not None and a.keyword.value == "params"):
-            return a.value
-    return None
 
 
 def _fresh_tensors(expr: Optional[cst.BaseExpression]) -> bool:
@@ -83,6 +76,9 @@ _JOINED = frozenset({"cat", "stack", "concat", "hstack", "vstack", "parameters_t
 # registering one of these makes a backward pass run code of the file's (see registers_gradient_hooks)
 GRADIENT_HOOKS = frozenset({"register_full_backward_hook", "register_backward_hook", "register_hook",
                             "register_post_accumulate_grad_hook", "register_full_backward_pre_hook"})
+
+
+_EQUALS_LITERAL = re.compile(r"([\w.]+) == \d+")  # a test key ``c == 0`` (``runs_at_counter_start``)
 
 
 def _gates(br: Branch) -> bool:
@@ -199,6 +195,27 @@ class FileModel:
     def gates_mode(self, key: str) -> bool:
         """Whether a test an assumption stands for (``test_keys``) has an arm that sets a module's mode."""
         return not self.test_keys(key).isdisjoint(self.mode_tests)
+
+    def runs_at_counter_start(self, event: Event) -> bool:
+        """Whether ``event`` runs only under a test ``c == <n>`` of its function, where ``c`` is a counter
+        some ``if`` of the file tests modulo something (``c % k == 0`` around the step of an accumulation
+        window): it runs once when the counter starts a run (``if i == 0: opt.zero_grad()``), like code
+        before the loop, not on every iteration."""
+        fn = self.function_of(event)
+        if fn is None:
+            return False
+        for br in self.walk(fn):
+            if isinstance(br, Branch) and br.key is not None and len(br.arms) == 2 and self._counter_start_test(br.key):
+                if any(i is event for i in items_below(br.arms[0] if br.polarity else br.arms[1])):
+                    return True
+        return False
+
+    def _counter_start_test(self, key: str) -> bool:
+        m = _EQUALS_LITERAL.fullmatch(key)
+        if m is None:
+            return False
+        periodic = re.compile(r"\(?\s*" + re.escape(m.group(1)) + r"\s*(?:[+-]\s*\d+\s*)?\)?\s*%")
+        return any(periodic.search(k) for k in self.branch_info)
 
     @cached_property
     def periodic_counters(self) -> FrozenSet[str]:
@@ -673,7 +690,7 @@ class FileModel:
     def _fresh_parameters(self, ctor: cst.Call, fn: Optional[Function]) -> bool:
         """The optimizer built by ``ctor`` (in ``fn``) holds only tensors made in place from literals
         (``_fresh_tensors``), given directly or through a local name read nowhere else."""
-        params = _params_argument(ctor)
+        params = arg(ctor, 0, "params")
         if isinstance(params, cst.Name):
             values = self.values.assigned_values(params, fn) if fn is not None else None
             if not values or len(values) != 1 or not _fresh_tensors(values[0][0]):

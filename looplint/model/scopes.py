@@ -7,7 +7,7 @@ is treated as unknown.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Set, Union
+from typing import Dict, Iterator, List, Optional, Set, Tuple, Union
 
 import libcst as cst
 
@@ -303,7 +303,7 @@ class _Collector:
         # compound statements: for targets, with-as, except-as, then nested bodies
         if isinstance(stmt, cst.For):
             self.target(stmt.target, stmt.iter, fn, stmt, loop_target=True)
-            fn.bound_other.update(_target_names(stmt.target))
+            fn.bound_other.update(n for n, _p, _s in target_names(stmt.target))
         if isinstance(stmt, (cst.Try, cst.TryStar)):
             fn.bound_other.update(h.name.name.value for h in stmt.handlers
                                   if h.name is not None and isinstance(h.name.name, cst.Name))
@@ -415,17 +415,19 @@ class _Collector:
                                 info.attrs.setdefault(t.value, []).append(Assignment(small.value, parent, node=small))
 
 
-def _target_names(t) -> Iterator[str]:
-    """The names a ``for`` target binds (``i``, ``(i, (x, y))``, ``a, *rest``)."""
+def target_names(t: cst.BaseExpression, path=()) -> List[Tuple[str, Tuple[int, ...], bool]]:
+    """(name, position path, starred) for every name a target binds (``i``, ``(i, (x, y))``, ``a, *rest``)."""
+    out = []
     if isinstance(t, cst.Name):
-        yield t.value
+        out.append((t.value, path, False))
     elif isinstance(t, (cst.Tuple, cst.List)):
-        for el in t.elements:
+        for i, el in enumerate(t.elements):
             if isinstance(el, cst.StarredElement):
                 if isinstance(el.value, cst.Name):
-                    yield el.value.value
+                    out.append((el.value.value, path + (i,), True))
             else:
-                yield from _target_names(el.value)
+                out.extend(target_names(el.value, path + (i,)))
+    return out
 
 
 def _class_of(fn: Optional[Function]) -> Optional[ClassInfo]:

@@ -30,7 +30,7 @@ import libcst as cst
 
 from looplint.model.walk import Walker, children, descendants
 
-from looplint.model.scopes import Assignment, ClassInfo, Function, Scopes, dotted, last_name, positional_args
+from looplint.model.scopes import Assignment, ClassInfo, Function, Scopes, dotted, last_name, positional_args, target_names
 
 # -- definitions -------------------------------------------------------------------------------------------
 ASSIGN, PARAM, LOOP, AUG, OTHER = "assign", "param", "loop", "aug", "other"
@@ -158,21 +158,6 @@ def _join(a: Optional[Dict[str, FrozenSet]], b: Optional[Dict[str, FrozenSet]]):
     return out
 
 
-def _target_names(t: cst.BaseExpression, path=()) -> List[Tuple[str, Tuple[int, ...], bool]]:
-    """(name, position path, starred) for every name a target binds."""
-    out = []
-    if isinstance(t, cst.Name):
-        out.append((t.value, path, False))
-    elif isinstance(t, (cst.Tuple, cst.List)):
-        for i, el in enumerate(t.elements):
-            if isinstance(el, cst.StarredElement):
-                if isinstance(el.value, cst.Name):
-                    out.append((el.value.value, path + (i,), True))
-            else:
-                out.extend(_target_names(el.value, path + (i,)))
-    return out
-
-
 class _Reaching:
     """Reaching definitions of one function: for every read of a local name, the bindings that reach it."""
 
@@ -219,7 +204,7 @@ class _Reaching:
                 found.setdefault(name, set()).add(d)
 
         def target(t, stmt, kind, value=None):
-            for name, path, _s in _target_names(t):
+            for name, path, _s in target_names(t):
                 if kind == ASSIGN:
                     got = r._assign_of.get((id(stmt), name))
                     for a in got or [r.make(OTHER, name, stmt, value, path)]:
@@ -242,7 +227,7 @@ class _Reaching:
 
             def visit_For(self, n: cst.For) -> None:
                 if not isinstance(n.target, (cst.Attribute, cst.Subscript)):
-                    for name, path, _s in _target_names(n.target):
+                    for name, path, _s in target_names(n.target):
                         add(name, r.make(LOOP, name, n, n.iter, path))
 
             def visit_With(self, n: cst.With) -> None:
@@ -311,7 +296,7 @@ class _Reaching:
             elif t in _COMPREHENSIONS:
                 f = e.for_in
                 while f is not None:
-                    skip |= {n for n, _p, _s in _target_names(f.target)}
+                    skip |= {n for n, _p, _s in target_names(f.target)}
                     stack.append(f.iter)
                     stack.extend(i.test for i in f.ifs)
                     f = f.inner_for_in
@@ -371,7 +356,7 @@ class _Reaching:
                 for el in target.slice:
                     self.loads(el.slice, env)
             return env
-        for name, path, _starred in _target_names(target):
+        for name, path, _starred in target_names(target):
             if name not in self.local:
                 continue
             if kind == ASSIGN:
@@ -504,7 +489,7 @@ class _Reaching:
         env = dict(env)
         if isinstance(st.target, (cst.Attribute, cst.Subscript)):
             return env
-        for name, path, _s in _target_names(st.target):
+        for name, path, _s in target_names(st.target):
             if name in self.local:
                 env[name] = frozenset({self.make(LOOP, name, st, st.iter, path)})
         return env
@@ -637,7 +622,7 @@ class _BoundElsewhere(Walker):
         self.found = found
 
     def visit_For(self, n: cst.For) -> None:
-        self.found.update(x for x, _p, _s in _target_names(n.target))
+        self.found.update(x for x, _p, _s in target_names(n.target))
 
     def visit_AugAssign(self, n: cst.AugAssign) -> None:
         if isinstance(n.target, cst.Name):
