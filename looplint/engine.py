@@ -156,6 +156,39 @@ def nesting_depth(tree: ast.AST) -> int:
     return deepest
 
 
+def trained_imports(tree: ast.Module, source: str, path: str) -> frozenset:
+    """The names the imports of a file (Python's syntax tree ``tree``) bind to code of its project that
+    trains (``looplint.model.project.Project.trained_imports``): a driver script that builds the optimizer
+    and the scheduler, and calls an imported ``train_epoch`` in its epoch loop, mentions no gradient call of
+    its own, and is linted all the same. What the lookup probed and read is recorded for ``take_depended``:
+    the result depends on it, also when it found nothing."""
+    global _depended
+    from looplint.model.project import Project
+
+    project = Project(path)
+    found = project.trained_imports(tree, source)
+    _depended = _together(_depended, project.depends())
+    return found
+
+
+def judges(source: str, path: str) -> bool:
+    """Whether the rules judge anything in ``source`` (a file named ``path``): it mentions training
+    (``may_train``), or calls training code of its project (``trained_imports``)."""
+    if may_train(source):
+        return True
+    found = screen(source, depth=False)
+    return found.tree is not None and bool(trained_imports(found.tree, source, path))
+
+
+def _together(a: Optional[tuple], b: Optional[tuple]) -> Optional[tuple]:
+    """Two records of what lints depended on (``take_depended``) as one; None (unknown) if either is."""
+    if a is None or b is None:
+        return None
+    if not b[0] and not b[1]:
+        return a
+    return {**a[0], **b[0]}, {**a[1], **b[1]}
+
+
 def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[type]] = None,
                 reuse: bool = False) -> List[Diagnostic]:
     """All diagnostics of one Python source text (``# noqa`` applied). ``reuse``: the process lints the same
@@ -170,6 +203,12 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
     found = screen(source, depth=training)
     if found.refused:
         return [_error(path, f"cannot parse file: {found.refused}")]
+    trained = frozenset()
+    if not training and found.tree is not None and rules:
+        trained = trained_imports(found.tree, source, path)
+        if trained:
+            training = True
+            found = found._replace(depth=nesting_depth(found.tree))
     if not training:
         if not found.syntax_error:
             return []
@@ -182,7 +221,7 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
     if found.tree is not None:
         cold = []
         if SKIP_COLD_CODE:
-            relevant = relevance(found.tree, source)
+            relevant = relevance(found.tree, source, trained)
             if not relevant.training:  # only comments and strings mention training: nothing to judge
                 return []
             cold = relevant.cold
@@ -285,7 +324,8 @@ def _lint_in_worker(source: str, path: str, rules: List[type], noqa_source: Opti
     # working directory may be another, the one it was started in)
     where = path if path.startswith("<") else os.path.abspath(path)
     try:
-        found, _depended = _worker.call(_lint_parsed_depending, source, where, rules, noqa_source, starts)
+        found, depended = _worker.call(_lint_parsed_depending, source, where, rules, noqa_source, starts)
+        _depended = _together(_depended, depended)
         return [d if d.path == path else replace(d, path=path) for d in found]
     except WorkerDied as e:
         _depended = None  # a death is no result to keep
@@ -346,11 +386,11 @@ def lint_parsed(source: str, path: str, rules: Sequence[type], noqa_source: Opti
         if kept is not None:
             kept.extend((tuple(found), project[0] if project else None))
         if project and project[0] is not None:
-            _depended = project[0].depends()
+            _depended = _together(_depended, project[0].depends())
         found = apply_noqa(found, source if noqa_source is None else noqa_source)
     except RecursionError:
         # Only pathological code (thousands of nested or concatenated expressions) gets here.
-        _depended = project[0].depends() if project and project[0] is not None else None
+        _depended = _together(_depended, project[0].depends()) if project and project[0] is not None else None
         return [_error(path, "cannot analyse file: its expressions are nested too deeply")]
     if shifts:
         found = [_unshifted(d, shifts) for d in found]
@@ -446,9 +486,9 @@ def lint_for_fixes(source: str, path: str, rules: Sequence[type]):
     """(the parsed module, its diagnostics after ``# noqa``) for the fix loop (``looplint.fix``): the
     diagnostics' fixes edit that module. A source that is parsed only in a worker process (deep, large, or
     refused by this Python) is linted as usual and gets no fixes: (None, diagnostics)."""
-    found = screen(source, depth=may_train(source))
+    found = screen(source)
     if (found.refused or found.syntax_error or found.depth > IN_PROCESS_DEPTH or len(source) > IN_PROCESS_CHARS
-            or not rules or not may_train(source)):
+            or not rules or not (may_train(source) or trained_imports(found.tree, source, path))):
         return None, lint_source(source, path, rules)
     try:
         module = parse_module(source)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import FrozenSet, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 # A file that mentions none of these cannot hold a training loop; it is only checked for syntax (the
 # engine's text pre-filter; the results cache asks it too, without importing the engine).
@@ -123,16 +123,19 @@ def _assigned_attributes(method: ast.AST) -> Set[str]:
             and n.value.id == me}
 
 
-def relevance(tree: ast.Module, source: str) -> Relevance:
+def relevance(tree: ast.Module, source: str, trained: FrozenSet[str] = frozenset()) -> Relevance:
     """Whether ``tree``'s code names training, and which of its definitions cannot matter.
 
-    Whether the file trains is decided on identifiers of the code (its comments and strings do not count).
-    Within a training file the units are top-level functions, the methods of top-level classes and each
-    class's own rows; the links between them are decided on the words of each unit's rows, comments and
-    strings included (a word too many only keeps more code, and costs a fraction of a walk over the tree):
+    Whether the file trains is decided on identifiers of the code (its comments and strings do not count),
+    and on ``trained``: the names its imports bind to code of the project that trains
+    (``looplint.model.project.Project.trained_imports``; a driver script that builds the optimizer and calls
+    an imported ``train_epoch`` names no gradient call of its own). Within a training file the units are
+    top-level functions, the methods of top-level classes and each class's own rows; the links between them
+    are decided on the words of each unit's rows, comments and strings included (a word too many only keeps
+    more code, and costs a fraction of a walk over the tree):
 
-    * seeds: a unit that names training or declares ``global``/``nonlocal`` (it rebinds what other code
-      reads);
+    * seeds: a unit that names training, names one of ``trained``, or declares ``global``/``nonlocal`` (it
+      rebinds what other code reads);
     * callers: a unit that names a seed or a caller (call sites tell the model what arguments are),
       transitively; module-level code is a caller of everything it names;
     * callees: a unit named by module-level code, a caller, or a callee, transitively; a method that binds an
@@ -144,53 +147,13 @@ def relevance(tree: ast.Module, source: str) -> Relevance:
     calls (a decorated handler) and that names nothing kept: the model judges it alone, and alone it holds
     no gradient event. A class with a kept unit keeps its own rows; a class none of whose units is kept is
     cold whole."""
-    if not any(TRAINING_NAMES.search(n) for n in identifiers(tree)):
+    if not trained and not any(TRAINING_NAMES.search(n) for n in identifiers(tree)):
         return Relevance(False, [])
-    rows = _LINES.findall(source)
-
-    def words(first: int, last: int) -> Set[str]:
-        return set(_WORD.findall("".join(rows[first - 1:last])))
-
-    units: List[_Unit] = []
-    classes: List[Tuple[ast.ClassDef, _Unit, List[_Unit]]] = []
-    module_words: Set[str] = set()
-    for statement in tree.body:
-        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            span = (first_row(statement), statement.end_lineno or statement.lineno)
-            units.append(_Unit(statement, statement.name, words(*span), span, None))
-        elif isinstance(statement, ast.ClassDef):
-            first, last = first_row(statement), statement.end_lineno or statement.lineno
-            shell = _Unit(statement, statement.name, set(), (first, last), None)
-            methods: List[_Unit] = []
-            row = first
-            for member in statement.body:
-                if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    span = (first_row(member), member.end_lineno or member.lineno)
-                    shell.words |= words(row, span[0] - 1)
-                    method = _Unit(member, member.name, words(*span), span, shell)
-                    method.assigned = _assigned_attributes(member)
-                    methods.append(method)
-                    row = span[1] + 1
-            shell.words |= words(row, last)
-            classes.append((statement, shell, methods))
-            units.append(shell)
-            units.extend(methods)
-        else:
-            module_words |= words(statement.lineno, statement.end_lineno or statement.lineno)
+    units, classes, module_words = _units(tree, source)
     for unit in units:
-        if names_training(unit.words) or "global" in unit.words or "nonlocal" in unit.words:
-            unit.seed = True
-    # callers: seeds and what names them, transitively
-    up_names: Set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for unit in units:
-            if not unit.up and (unit.seed or unit.words & up_names):
-                unit.up = changed = True
-                up_names.add(unit.name)
-                if unit.cls is not None:
-                    up_names.add(unit.cls.name)  # constructing the class binds what its methods read
+        words = unit.words
+        unit.seed = names_training(words) or "global" in words or "nonlocal" in words or bool(words & trained)
+    _callers(units)
     # callees: what module-level code and kept units name, transitively
     named = set(module_words)
     found = [u for u in units if u.up]
@@ -227,6 +190,80 @@ def relevance(tree: ast.Module, source: str) -> Relevance:
             stubs.append((gone[0].span[0], gone[0].node.col_offset))
     cold.sort()
     return Relevance(True, cold, stubs)
+
+
+def _units(tree: ast.Module, source: str):
+    """The units of a module (``_Unit``), its top-level classes (statement, shell, methods) and the words of
+    its module-level statements that are not definitions."""
+    rows = _LINES.findall(source)
+
+    def words(first: int, last: int) -> Set[str]:
+        return set(_WORD.findall("".join(rows[first - 1:last])))
+
+    units: List[_Unit] = []
+    classes: List[Tuple[ast.ClassDef, _Unit, List[_Unit]]] = []
+    module_words: Set[str] = set()
+    for statement in tree.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            span = (first_row(statement), statement.end_lineno or statement.lineno)
+            units.append(_Unit(statement, statement.name, words(*span), span, None))
+        elif isinstance(statement, ast.ClassDef):
+            first, last = first_row(statement), statement.end_lineno or statement.lineno
+            shell = _Unit(statement, statement.name, set(), (first, last), None)
+            methods: List[_Unit] = []
+            row = first
+            for member in statement.body:
+                if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    span = (first_row(member), member.end_lineno or member.lineno)
+                    shell.words |= words(row, span[0] - 1)
+                    method = _Unit(member, member.name, words(*span), span, shell)
+                    method.assigned = _assigned_attributes(member)
+                    methods.append(method)
+                    row = span[1] + 1
+            shell.words |= words(row, last)
+            classes.append((statement, shell, methods))
+            units.append(shell)
+            units.extend(methods)
+        else:
+            module_words |= words(statement.lineno, statement.end_lineno or statement.lineno)
+    return units, classes, module_words
+
+
+def _callers(units: List[_Unit]) -> Set[str]:
+    """Marks the callers (``up``) among ``units``: the seeds and what names a caller, transitively (see
+    ``relevance``); returns their names (a class is one when one of its methods is)."""
+    up_names: Set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for unit in units:
+            if not unit.up and (unit.seed or unit.words & up_names):
+                unit.up = changed = True
+                up_names.add(unit.name)
+                if unit.cls is not None:
+                    up_names.add(unit.cls.name)  # constructing the class binds what its methods read
+    return up_names
+
+
+# A definition that runs gradient events when called names one of these in its code (not only in a comment,
+# a string or an annotation: ``opt: Optimizer`` runs nothing).
+EVENT_NAMES = re.compile(r"backward$|zero_grad|^step$|^grad$|^closure$")
+
+
+def training_definitions(tree: ast.Module, source: str) -> FrozenSet[str]:
+    """The names of a module's top-level functions and classes that run gradient events when called: a
+    function or method whose code names one (``EVENT_NAMES``), and what names such a definition, linked
+    as ``relevance`` links callers (a method named ``step`` that calls none is a timer's or a scheduler's).
+    What an import of them brings into a file that names no training of its own."""
+    units, _, _ = _units(tree, source)
+    seeded = False
+    for unit in units:
+        if not isinstance(unit.node, ast.ClassDef):
+            unit.seed = any(EVENT_NAMES.search(n) for statement in unit.node.body for n in identifiers(statement))
+            seeded = seeded or unit.seed
+    if not seeded:
+        return frozenset()
+    return frozenset(n for n in _callers(units) if not _DUNDER.match(n))
 
 
 _WORD = re.compile(r"[^\W\d]\w*")

@@ -17,3 +17,15 @@ class {Helper}:
     def {apply}(self, opt):
         opt.step()
 """
+
+
+def write(root, files):
+    """Writes ``files`` ({relative path: text, dedented}) below the folder ``root``."""
+    import os
+    import textwrap
+
+    for name, text in files.items():
+        path = os.path.join(str(root), name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(textwrap.dedent(text))

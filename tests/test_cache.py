@@ -74,7 +74,8 @@ def test_an_edited_file_or_another_selection_is_linted_again(project, run, cache
 
 
 def test_the_same_content_under_another_name_is_a_hit_with_that_name(project, run, cached):
-    library = "import os\n\n\ndef f(x):\n    return os.path.join(x, 'y')  # noqa: LL999\n"
+    # (a file that imports nothing: what a file's imports lead to can make it a driver of training code)
+    library = "def f(x):\n    return x + 'y'  # noqa: LL999\n"
     project({"a.py": BAD_PROGRAM, "c.py": BAD_PROGRAM, "lib.py": library, "b/lib2.py": library, "b/c.py": BAD_PROGRAM})
     first = run("--isolated", "-q", "a.py", "lib.py")
     second = run("--isolated", "-q", "c.py", os.path.join("b", "lib2.py"))

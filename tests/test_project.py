@@ -7,15 +7,7 @@ import libcst as cst
 import pytest
 
 from looplint.engine import lint_file, lint_source
-from shapes import HELPER_CLASS
-
-
-def write(root, files):
-    for name, text in files.items():
-        path = os.path.join(str(root), name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(textwrap.dedent(text))
+from shapes import HELPER_CLASS, write
 
 
 def codes(path):

@@ -90,22 +90,80 @@ def _defined_names(body, found: set) -> None:
                 stack.extend(nested)
 
 
+def _per_module(cache: OrderedDict, real: str, empty, read):
+    """What ``read(real, stamp)`` says of the module at ``real``, remembered in ``cache`` while its stamp
+    holds; ``empty`` for a module that is gone."""
+    stamp = _stamp(real)
+    if stamp is None:
+        return empty
+    hit = _recall(cache, real, stamp)
+    if hit is not None:
+        return hit[0]
+    return _remember(cache, KEEP_NAMES, real, stamp, read(real, stamp))
+
+
 def names(path: str) -> frozenset:
     """Every name a lookup can find in the module at ``path``, read without libcst: the names of its
     functions and classes (at any depth) and the names its imports bind (a re-export). Empty when the module
     cannot be read or parsed. A lookup of any other name finds nothing (``Project.module``)."""
-    real = os.path.realpath(path)
-    stamp = _stamp(real)
-    if stamp is None:
-        return frozenset()
-    hit = _recall(_named, real, stamp)
-    if hit is not None:
-        return hit[0]
-    read = _read_tree(real, stamp)
-    found: set = set()
-    if read is not None:
-        _defined_names(read[1].body, found)
-    return _remember(_named, KEEP_NAMES, real, stamp, frozenset(found))
+    def read_names(real: str, stamp: Stamp) -> frozenset:
+        read = _read_tree(real, stamp)
+        found: set = set()
+        if read is not None:
+            _defined_names(read[1].body, found)
+        return frozenset(found)
+
+    return _per_module(_named, os.path.realpath(path), frozenset(), read_names)
+
+
+# realpath -> (stamp, the names of the module's top-level definitions that train); and -> (stamp, its top-level
+# re-exports ``{bound name: (module, name)}``). Kept like ``_named``.
+_trains: "OrderedDict[str, Tuple[Stamp, frozenset]]" = OrderedDict()
+_reexports: "OrderedDict[str, Tuple[Stamp, dict]]" = OrderedDict()
+
+
+def _read_text(real: str, stamp: Stamp) -> Optional[str]:
+    from looplint.engine import decode
+
+    if stamp[1] > MAX_MODULE_BYTES:
+        return None
+    try:
+        with open(real, "rb") as f:
+            return decode(f.read())
+    except Exception:  # noqa: BLE001 - unreadable, undecodable: unknown
+        return None
+
+
+def trained_definitions(real: str) -> frozenset:
+    """The names of the top-level functions and classes of the module at ``real`` that train or call what
+    trains (``relevance.training_definitions``), read without libcst; a module whose text mentions no
+    training (``may_train``) is not parsed."""
+    from looplint.relevance import may_train, training_definitions
+
+    def read_definitions(real: str, stamp: Stamp) -> frozenset:
+        text = _read_text(real, stamp)
+        if text is None or not may_train(text):
+            return frozenset()
+        read = _read_tree(real, stamp)
+        return training_definitions(read[1], read[0]) if read is not None else frozenset()
+
+    return _per_module(_trains, real, frozenset(), read_definitions)
+
+
+def reexports(real: str) -> dict:
+    """The top-level ``from M import n [as m]`` of the module at ``real``: ``{m: (M, n)}``."""
+    def read_imports(real: str, stamp: Stamp) -> dict:
+        read = _read_tree(real, stamp)
+        found = {}
+        for statement in read[1].body if read is not None else ():
+            if isinstance(statement, ast.ImportFrom):
+                module = "." * statement.level + (statement.module or "")
+                for alias in statement.names:
+                    if alias.name != "*":
+                        found[alias.asname or alias.name] = (module, alias.name)
+        return found
+
+    return _per_module(_reexports, real, {}, read_imports)
 
 
 def _recall(cache: OrderedDict, real: str, stamp: Stamp):
@@ -154,6 +212,51 @@ def _parse(path: str):
     return _remember(_parsed, KEEP_MODULES, real, stamp, scopes)
 
 
+# The statements that hold statements, and the fields that hold them.
+_NESTED = {ast.FunctionDef: ("body",), ast.AsyncFunctionDef: ("body",), ast.ClassDef: ("body",),
+           ast.If: ("body", "orelse"), ast.For: ("body", "orelse"), ast.AsyncFor: ("body", "orelse"),
+           ast.While: ("body", "orelse"), ast.With: ("body",), ast.AsyncWith: ("body",),
+           ast.Try: ("body", "handlers", "orelse", "finalbody"), ast.ExceptHandler: ("body",)}
+if hasattr(ast, "TryStar"):
+    _NESTED[ast.TryStar] = ("body", "handlers", "orelse", "finalbody")
+if hasattr(ast, "Match"):
+    _NESTED[ast.Match] = ("cases",)
+    _NESTED[ast.match_case] = ("body",)
+
+
+def _imports(body) -> list:
+    """The ``import`` statements among ``body`` and the statements nested in it (not in expressions)."""
+    out = []
+    stack = list(body)
+    while stack:
+        n = stack.pop()
+        t = type(n)
+        if t is ast.Import or t is ast.ImportFrom:
+            out.append(n)
+            continue
+        fields = _NESTED.get(t)
+        if fields is not None:
+            for field in fields:
+                stack.extend(getattr(n, field))
+    return out
+
+
+def _called(name: str, source: str) -> bool:
+    """Whether ``source`` calls ``name``, reaches into it or hands it on, as text tells: ``name(``,
+    ``name.``, ``(name``, ``, name``, ``=name`` (a keyword argument)."""
+    return any(spelled in source for spelled in (name + "(", name + ".", "(" + name, ", " + name, "=" + name))
+
+
+def _may_reexport(real: str, name: str) -> bool:
+    """Whether the module at ``real`` may re-export ``name`` rather than define it: its text holds the name
+    and no ``def``/``class`` of that name (a module defining it, as most do, is not parsed to tell)."""
+    stamp = _stamp(real)
+    text = _read_text(real, stamp) if stamp is not None else None
+    if text is None or name not in text:
+        return False
+    return not any(f"{kind} {name}" in text for kind in ("def", "class"))
+
+
 class Project:
     """The modules one linted file reaches through its imports (see the module docstring)."""
 
@@ -163,6 +266,8 @@ class Project:
         self.read: Dict[str, Optional[Stamp]] = {}  # every module file read, with the stamp it had
         self.probed: Dict[str, bool] = {}  # every path asked whether it is a file, with the answer
         self._loaded: Dict[str, object] = {}
+        self._framework: Dict[str, bool] = {}  # real path -> whether a framework's (``_in_framework``)
+        self._modules: Dict[Tuple[str, str], Optional[str]] = {}  # (name, folder) -> ``_real_module``
 
     def module(self, name: str, importer=None, wanted: Optional[str] = None):
         """The ``Scopes`` of module ``name`` imported by ``importer`` (a ``Scopes``; the linted file when
@@ -186,9 +291,91 @@ class Project:
             self._loaded[real] = scopes
         return scopes
 
+    def trained_imports(self, tree: ast.Module, source: str) -> frozenset:
+        """The names the imports of the linted file (Python's syntax tree ``tree``) bind to code of the
+        project that trains: functions and classes of imported modules that train or call what trains
+        (``relevance.training_definitions``), found as ``module`` finds modules (the linted file itself and a
+        framework's modules excluded) and through one re-export, as ``lookup`` does. ``from trainlib import
+        train_epoch as fit`` gives ``fit``; ``import trainlib`` (or ``from . import trainlib``) gives the
+        names ``trainlib.`` reaches. Only names the file's calls call or hand on count (not those a package's
+        ``__init__`` re-exports, or a module binds again). What is probed and read is recorded (``depends``)."""
+        imports = _imports(tree.body)
+        if not imports:
+            return frozenset()
+        def called(name: str) -> bool:  # a name only imported or bound again runs nothing here
+            return _called(name, source)
+
+        found: set = set()
+        for node in imports:
+            if isinstance(node, ast.ImportFrom):
+                base = "." * node.level + (node.module or "")
+                for alias in node.names:
+                    if alias.name == "*":
+                        found |= {n for n in self._trained(base, None) if called(n)}
+                    elif not called(alias.asname or alias.name):
+                        continue
+                    elif self._trained(base, alias.name):
+                        found.add(alias.asname or alias.name)
+                    else:  # ``from pkg import trainlib``: a module of a package
+                        module = base + ("" if base.endswith(".") else ".") + alias.name
+                        found |= {n for n in self._trained_module(module) if called(n)}
+            else:
+                for alias in node.names:
+                    if called(alias.asname or alias.name.partition(".")[0]):
+                        found |= {n for n in self._trained_module(alias.name) if called(n)}
+        return frozenset(found)
+
+    def _real_module(self, name: str, directory: Optional[str] = None) -> Optional[str]:
+        """The real path of module ``name`` of the project as imported from ``directory`` (the linted file's
+        folder when None), recorded as read; None for none, the linted file itself or a framework's."""
+        key = (name, self.directory if directory is None else directory)
+        if key in self._modules:
+            return self._modules[key]
+        real = None
+        path = find_module(name, key[1], self._isfile)
+        if path is not None:
+            real = os.path.realpath(path)
+            if real == self.path or self._in_framework(real):
+                real = None
+            else:
+                self.read[real] = _stamp(real)
+        self._modules[key] = real
+        return real
+
+    def _trained_module(self, name: str) -> frozenset:
+        """The definitions of module ``name`` that train (empty when it is none of the project's)."""
+        if name.endswith("."):
+            return frozenset()
+        real = self._real_module(name)
+        return trained_definitions(real) if real is not None else frozenset()
+
+    def _trained(self, module: str, name: Optional[str]) -> frozenset:
+        """Of ``from module import name``: {name} when that name is a definition of the module that trains,
+        directly or re-exported once; every such definition for ``name`` None (``import *``)."""
+        real = self._real_module(module)  # ``from . import x``: the package's ``__init__``
+        if real is None:
+            return frozenset()
+        defs = trained_definitions(real)
+        if name is None:
+            return defs
+        if name in defs:
+            return frozenset({name})
+        target = reexports(real).get(name) if _may_reexport(real, name) else None
+        if target is not None:
+            inner = self._real_module(target[0], os.path.dirname(real))
+            if inner is not None and target[1] in trained_definitions(inner):
+                return frozenset({name})
+        return frozenset()
+
     def _in_framework(self, real: str) -> bool:
         """Whether the module at ``real`` belongs to a framework's package: its dotted name, from the folder
         holding its outermost package (``search_roots``), starts with one the table names."""
+        found = self._framework.get(real)
+        if found is None:
+            found = self._framework[real] = self._framework_module(real)
+        return found
+
+    def _framework_module(self, real: str) -> bool:
         top = search_roots(os.path.dirname(real), self._isfile)[-1]
         parts = os.path.relpath(os.path.splitext(real)[0], top).split(os.sep)
         if parts[-1] == "__init__":

@@ -21,8 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, TextIO
 
 from looplint.diagnostics import Diagnostic
-from looplint.engine import lint_file
-from looplint.relevance import may_train
+from looplint.engine import judges, lint_file
 from looplint.files import MAX_SOURCE_BYTES, TooLarge, read_regular
 from looplint.rule import PARSE_ERROR, all_rules
 from looplint.runtime.oracles import EXPLAINS_CRASH, ORACLES, Evidence, evaluate
@@ -202,7 +201,7 @@ def _suppressed(ev: Evidence, noqa) -> bool:
 
 def collect(paths: Sequence[str]) -> List[str]:
     """Programs under ``paths``: files named are always taken; directories give their ``*.py`` files that
-    mention a training call (hidden folders, virtualenvs, ``__pycache__`` and build folders skipped)."""
+    mention a training call or call training code of their project (``engine.judges``; hidden folders, virtualenvs, ``__pycache__`` and build folders skipped)."""
     from looplint.config import Resolver
     from looplint.files import discover
 
@@ -226,7 +225,7 @@ def collect(paths: Sequence[str]) -> List[str]:
 
 def _mentions_training(path: str) -> bool:
     try:
-        return may_train(read_regular(path, MAX_SOURCE_BYTES).decode("utf-8", "replace"))
+        return judges(read_regular(path, MAX_SOURCE_BYTES).decode("utf-8", "replace"), path)
     except TooLarge:
         return True  # its lint says it is too large to analyse
     except OSError:
