@@ -267,6 +267,13 @@ class Scopes:
                 return found
         return None
 
+    def lookup_imported(self, qualified: str):
+        """The function or class of another module of the project that an import-qualified name of this
+        module (``.base.Trainer``, as ``qualify`` spells it) denotes, or None."""
+        if self.project is None or not qualified or qualified.split(".")[0] in self.classes:
+            return None
+        return self._lookup(qualified)
+
     def _lookup(self, q: str):
         if q not in self._imported:
             self._imported[q] = self.project.lookup(q)

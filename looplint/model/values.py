@@ -946,18 +946,35 @@ class Values:
         """The module a function belongs to: the linted file's, or an imported module's (project.py)."""
         return fn.home if fn is not None and fn.home is not None else self.s
 
+    def base_classes(self, cls: ClassInfo) -> List[ClassInfo]:
+        """The classes ``cls`` derives from that the model can read, in order: classes of its own module,
+        and, for a class of the linted file, classes of the project it imports (``from .base import
+        Trainer``; project.py). A base of another package, or one no module of the project defines, is not
+        among them."""
+        home = cls.home or self.s
+        out = []
+        for b in cls.bases:
+            if "." not in b:
+                base = home.classes.get(b)
+            elif home is self.s and self.s.project is not None:
+                found = self.s.lookup_imported(b)
+                base = found if isinstance(found, ClassInfo) else None
+            else:
+                base = None
+            if base is not None and base is not cls:
+                out.append(base)
+        return out
+
     def method(self, cls: ClassInfo, name: str, depth: int = 0) -> Optional[Function]:
-        """A method of a class of this module, looked up through its local base classes."""
+        """A method of a class, looked up through the base classes the model reads (``base_classes``)."""
         if name in cls.methods:
             return cls.methods[name]
         if depth > 5:
             return None
-        for b in cls.bases:
-            base = (cls.home or self.s).classes.get(b.rsplit(".", 1)[-1]) if "." not in b else None
-            if base is not None and base is not cls:
-                m = self.method(base, name, depth + 1)
-                if m is not None:
-                    return m
+        for base in self.base_classes(cls):
+            m = self.method(base, name, depth + 1)
+            if m is not None:
+                return m
         return None
 
     def subclasses(self, cls: ClassInfo) -> List[ClassInfo]:
@@ -1187,8 +1204,8 @@ class Values:
         return None
 
     def attribute_assignments(self, cls: ClassInfo, attr: str, depth: int = 0) -> List[Assignment]:
-        """``self.attr = ...`` in any method of the class or its local bases; when none assigns it, in the
-        local subclasses (a base class using what its subclasses set up)."""
+        """``self.attr = ...`` in any method of the class or its bases (``base_classes``); when none assigns
+        it, in the local subclasses (a base class using what its subclasses set up)."""
         got = self._inherited_assignments(cls, attr, depth)
         if not got and depth == 0:
             for sub in self.subclasses(cls):
@@ -1198,10 +1215,8 @@ class Values:
     def _inherited_assignments(self, cls: ClassInfo, attr: str, depth: int) -> List[Assignment]:
         got = list(cls.attrs.get(attr, []))
         if depth < 5:
-            for b in cls.bases:
-                base = (cls.home or self.s).classes.get(b.rsplit(".", 1)[-1]) if "." not in b else None
-                if base is not None and base is not cls:
-                    got.extend(self._inherited_assignments(base, attr, depth + 1))
+            for base in self.base_classes(cls):
+                got.extend(self._inherited_assignments(base, attr, depth + 1))
         return got
 
     def _element(self, value, index, size, scope) -> Optional[cst.BaseExpression]:
