@@ -15,9 +15,15 @@ class EvalModeLeak(Rule):
     silently. The classic shape is a `validate()` that calls `model.eval()` and returns, called from the
     middle of an epoch whose `model.train()` ran only once, at its start.
 
+    An optimizer over one sub-module alone (`SGD(model.head.parameters())`) that is set back with
+    `model.head.train()` after `model.eval()` trains every parameter it updates in train mode: the rest of
+    the model stays in eval mode on purpose (a frozen backbone), and that is not reported.
+
     ## Known problems
     Deliberate eval-mode training (a linear probe that keeps BatchNorm frozen) looks the same; mark it
-    with `# noqa: LL402`. `eval()` on other objects (an EMA copy, a teacher) is not reported.
+    with `# noqa: LL402`. `eval()` on other objects (an EMA copy, a teacher) is not reported. An `eval()`
+    under a test that holds only on the last batch (`if i == len(loader) - 1:`) is read as if a batch could
+    follow it.
 
     ## Example
     ```python

@@ -178,7 +178,7 @@ class _ModeRun(Interp):
                 for key, mode, ev_call, ev_fn, crossed in s.modes:
                     if mode == TRAIN and covers(opt, key):
                         self.trained_by.add((key, id(opt)))
-                    if mode == EVAL and covers(opt, key):
+                    if mode == EVAL and covers(opt, key) and not self._trains_inside(s, opt, key):
                         self.candidates.append((ev_call, key, ev_fn, crossed, e, frame.fn, id(opt)))
             return states
         if k == ev.OPAQUE and e.call is not None:
@@ -247,6 +247,16 @@ class _ModeRun(Interp):
             got = not trains and not _reads_training(fn) and (any(isinstance(i, Loop) for i in items) or bool(EVALUATION_NAME.search(fn.name)))
             self._evaluation[fn] = got
         return got
+
+    @staticmethod
+    def _trains_inside(s: ModeState, opt, key: str) -> bool:
+        """Whether every module of ``opt`` that ``key`` contains was set to train mode after ``key``'s
+        ``eval()`` (``net.eval()`` for validation, then ``net.head.train()`` with an optimizer over the
+        head's parameters alone): the parameters the step updates are trained in train mode, whatever the
+        mode of the rest of ``key``."""
+        inner = [m for m in opt.modules or () if m.startswith(key + ".")]
+        return bool(inner) and len(inner) == len(opt.modules) and all(
+            _mode_of(s, m)[1] == TRAIN for m in inner)  # key's own entry covers each: never None
 
     def judge(self) -> List[EvalLeak]:
         out = []

@@ -1,0 +1,48 @@
+"""LL402 and a sub-module trained alone: ``net.eval()`` for a validation pass, then ``net.head.train()`` before
+the next epoch, with an optimizer over the head's parameters only, trains every parameter it updates in
+train mode (looplint.model.modes: ``_ModeRun._trains_inside``). The rest of ``net`` stays in eval mode on
+purpose (a frozen backbone). An optimizer over more than the module set back to train mode still leaks."""
+import pytest
+
+from looplint.engine import lint_source
+
+PROGRAM = """\
+import torch
+import torch.nn.functional as F
+
+
+def {fn}({net}, loader, epochs):
+    opt = torch.optim.SGD({params}, lr=0.1)
+    for epoch in range(epochs):
+        {train}
+        for x, y in loader:
+            loss = F.cross_entropy({net}(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            {net}.eval()
+            for x, y in loader:
+                print(F.cross_entropy({net}(x), y).item())
+"""
+
+NAMES = [("warm_up", "net", "head"), ("fit_classifier", "model", "classifier"), ("tune", "backbone_and_fc", "fc")]
+
+
+def codes(fn, net, params, train):
+    source = PROGRAM.format(fn=fn, net=net, params=params, train=train)
+    return sorted(d.code for d in lint_source(source, "t.py"))
+
+
+@pytest.mark.parametrize("fn, net, sub", NAMES)
+@pytest.mark.parametrize("params", ["{net}.{sub}.parameters()", "list({net}.{sub}.parameters())"])
+def test_the_trained_sub_module_set_back_to_train_mode(fn, net, sub, params):
+    params = params.format(net=net, sub=sub)
+    assert codes(fn, net, params, f"{net}.{sub}.train()") == []
+    assert codes(fn, net, params, "pass") == ["LL402"]  # the head stays in eval mode after the first epoch
+
+
+@pytest.mark.parametrize("fn, net, sub", NAMES)
+def test_an_optimizer_over_more_than_the_sub_module_still_leaks(fn, net, sub):
+    assert codes(fn, net, f"{net}.parameters()", f"{net}.{sub}.train()") == ["LL402"]
+    assert codes(fn, net, f"{net}.parameters()", f"{net}.train()") == []
