@@ -171,13 +171,25 @@ def trained_imports(tree: ast.Module, source: str, path: str) -> frozenset:
     return found
 
 
+def screen_training(source: str, path: str, judged: bool = True) -> Tuple[Screen, bool, frozenset]:
+    """(``screen`` of ``source``, whether the rules judge anything in it, the names its imports bind to
+    training code of its project): it mentions training (``may_train``), or, when rules are ``judged``,
+    calls training code of its project (``trained_imports``). The nesting depth is measured only for a
+    source that trains (libcst will parse it)."""
+    training = may_train(source)
+    found = screen(source, depth=training)
+    trained: frozenset = frozenset()
+    if not training and judged and found.tree is not None:
+        trained = trained_imports(found.tree, source, path)
+        if trained:
+            training = True
+            found = found._replace(depth=nesting_depth(found.tree))
+    return found, training, trained
+
+
 def judges(source: str, path: str) -> bool:
-    """Whether the rules judge anything in ``source`` (a file named ``path``): it mentions training
-    (``may_train``), or calls training code of its project (``trained_imports``)."""
-    if may_train(source):
-        return True
-    found = screen(source, depth=False)
-    return found.tree is not None and bool(trained_imports(found.tree, source, path))
+    """Whether the rules judge anything in ``source`` (a file named ``path``): ``screen_training``."""
+    return screen_training(source, path)[1]
 
 
 def _together(a: Optional[tuple], b: Optional[tuple]) -> Optional[tuple]:
@@ -199,16 +211,9 @@ def lint_source(source: str, path: str = "<stdin>", rules: Optional[Sequence[typ
     rules = all_rules() if rules is None else list(rules)
     if len(source) > MAX_SOURCE_BYTES:
         return [too_large(path, len(source.encode("utf-8", "surrogatepass")))]
-    training = may_train(source)
-    found = screen(source, depth=training)
+    found, training, trained = screen_training(source, path, judged=bool(rules))
     if found.refused:
         return [_error(path, f"cannot parse file: {found.refused}")]
-    trained = frozenset()
-    if not training and found.tree is not None and rules:
-        trained = trained_imports(found.tree, source, path)
-        if trained:
-            training = True
-            found = found._replace(depth=nesting_depth(found.tree))
     if not training:
         if not found.syntax_error:
             return []
@@ -486,9 +491,9 @@ def lint_for_fixes(source: str, path: str, rules: Sequence[type]):
     """(the parsed module, its diagnostics after ``# noqa``) for the fix loop (``looplint.fix``): the
     diagnostics' fixes edit that module. A source that is parsed only in a worker process (deep, large, or
     refused by this Python) is linted as usual and gets no fixes: (None, diagnostics)."""
-    found = screen(source)
+    found, training, _ = screen_training(source, path, judged=bool(rules))
     if (found.refused or found.syntax_error or found.depth > IN_PROCESS_DEPTH or len(source) > IN_PROCESS_CHARS
-            or not rules or not (may_train(source) or trained_imports(found.tree, source, path))):
+            or not rules or not training):
         return None, lint_source(source, path, rules)
     try:
         module = parse_module(source)

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import threading
 from collections import OrderedDict
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import libcst as cst
 
@@ -53,18 +54,15 @@ def _read_tree(real: str, stamp: Stamp):
     parsed by Python, else None. The last one read is kept: a module whose names a lookup finds is parsed
     with libcst right after (``Project.module``)."""
     global _recent
-    from looplint.engine import decode
-
     key, read = _recent
     if key == (real, stamp):
         return read
+    source = _read_text(real, stamp)
     read = None
-    if stamp[1] <= MAX_MODULE_BYTES:
+    if source is not None:
         try:
-            with open(real, "rb") as f:
-                source = decode(f.read())
             read = source, ast.parse(source)
-        except Exception:  # noqa: BLE001 - unreadable, undecodable, a syntax error: unknown
+        except Exception:  # noqa: BLE001 - a syntax error: unknown
             read = None
     _recent = ((real, stamp), read)
     return read
@@ -73,21 +71,39 @@ def _read_tree(real: str, stamp: Stamp):
 _recent: tuple = (None, None)  # ((realpath, stamp), what _read_tree read there)
 
 
-def _defined_names(body, found: set) -> None:
-    """The names the statements of ``body`` (and the statements nested in them) define or import."""
+# The statements that hold statements, and the fields that hold them.
+_NESTED = {ast.FunctionDef: ("body",), ast.AsyncFunctionDef: ("body",), ast.ClassDef: ("body",),
+           ast.If: ("body", "orelse"), ast.For: ("body", "orelse"), ast.AsyncFor: ("body", "orelse"),
+           ast.While: ("body", "orelse"), ast.With: ("body",), ast.AsyncWith: ("body",),
+           ast.Try: ("body", "handlers", "orelse", "finalbody"), ast.ExceptHandler: ("body",)}
+if hasattr(ast, "TryStar"):
+    _NESTED[ast.TryStar] = ("body", "handlers", "orelse", "finalbody")
+if hasattr(ast, "Match"):
+    _NESTED[ast.Match] = ("cases",)
+    _NESTED[ast.match_case] = ("body",)
+
+
+def _statements(body) -> Iterator[ast.AST]:
+    """The statements of ``body`` and those nested in them (not in expressions), handlers and cases too."""
     stack = list(body)
     while stack:
         n = stack.pop()
+        yield n
+        fields = _NESTED.get(type(n))
+        if fields is not None:
+            for field in fields:
+                stack.extend(getattr(n, field))
+
+
+def _defined_names(body, found: set) -> None:
+    """The names the statements of ``body`` (and the statements nested in them) define or import."""
+    for n in _statements(body):
         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             found.add(n.name)
         elif isinstance(n, (ast.Import, ast.ImportFrom)):
             for alias in n.names:
                 found.add(alias.asname or alias.name)
                 found.add(alias.name.split(".")[0])
-        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
-            nested = getattr(n, field, None)
-            if isinstance(nested, list):
-                stack.extend(nested)
 
 
 def _per_module(cache: OrderedDict, real: str, empty, read):
@@ -123,15 +139,26 @@ _reexports: "OrderedDict[str, Tuple[Stamp, dict]]" = OrderedDict()
 
 
 def _read_text(real: str, stamp: Stamp) -> Optional[str]:
+    """The decoded text of the module at ``real`` when it is small enough and decodable, else None. The
+    last one read is kept: the facts read of a module (``trained_definitions``, ``_spelled_definitions``,
+    ``_read_tree``) are asked of it one after the other."""
+    global _recent_text
     from looplint.engine import decode
 
-    if stamp[1] > MAX_MODULE_BYTES:
-        return None
-    try:
-        with open(real, "rb") as f:
-            return decode(f.read())
-    except Exception:  # noqa: BLE001 - unreadable, undecodable: unknown
-        return None
+    if _recent_text[0] == (real, stamp):
+        return _recent_text[1]
+    text = None
+    if stamp[1] <= MAX_MODULE_BYTES:
+        try:
+            with open(real, "rb") as f:
+                text = decode(f.read())
+        except Exception:  # noqa: BLE001 - unreadable, undecodable: unknown
+            text = None
+    _recent_text = ((real, stamp), text)
+    return text
+
+
+_recent_text: tuple = (None, None)  # ((realpath, stamp), what _read_text read there)
 
 
 def trained_definitions(real: str) -> frozenset:
@@ -212,35 +239,6 @@ def _parse(path: str):
     return _remember(_parsed, KEEP_MODULES, real, stamp, scopes)
 
 
-# The statements that hold statements, and the fields that hold them.
-_NESTED = {ast.FunctionDef: ("body",), ast.AsyncFunctionDef: ("body",), ast.ClassDef: ("body",),
-           ast.If: ("body", "orelse"), ast.For: ("body", "orelse"), ast.AsyncFor: ("body", "orelse"),
-           ast.While: ("body", "orelse"), ast.With: ("body",), ast.AsyncWith: ("body",),
-           ast.Try: ("body", "handlers", "orelse", "finalbody"), ast.ExceptHandler: ("body",)}
-if hasattr(ast, "TryStar"):
-    _NESTED[ast.TryStar] = ("body", "handlers", "orelse", "finalbody")
-if hasattr(ast, "Match"):
-    _NESTED[ast.Match] = ("cases",)
-    _NESTED[ast.match_case] = ("body",)
-
-
-def _imports(body) -> list:
-    """The ``import`` statements among ``body`` and the statements nested in it (not in expressions)."""
-    out = []
-    stack = list(body)
-    while stack:
-        n = stack.pop()
-        t = type(n)
-        if t is ast.Import or t is ast.ImportFrom:
-            out.append(n)
-            continue
-        fields = _NESTED.get(t)
-        if fields is not None:
-            for field in fields:
-                stack.extend(getattr(n, field))
-    return out
-
-
 def _called(name: str, source: str) -> bool:
     """Whether ``source`` calls ``name``, reaches into it or hands it on, as text tells: ``name(``,
     ``name.``, ``(name``, ``, name``, ``=name`` (a keyword argument)."""
@@ -248,13 +246,22 @@ def _called(name: str, source: str) -> bool:
 
 
 def _may_reexport(real: str, name: str) -> bool:
-    """Whether the module at ``real`` may re-export ``name`` rather than define it: its text holds the name
-    and no ``def``/``class`` of that name (a module defining it, as most do, is not parsed to tell)."""
-    stamp = _stamp(real)
-    text = _read_text(real, stamp) if stamp is not None else None
-    if text is None or name not in text:
-        return False
-    return not any(f"{kind} {name}" in text for kind in ("def", "class"))
+    """Whether the module at ``real`` may re-export ``name`` rather than define it: its text holds no
+    ``def``/``class`` of that name (a module defining it, as most do, is not parsed to tell)."""
+    return name not in _spelled_definitions(real)
+
+
+_spelled: "OrderedDict[str, Tuple[Stamp, frozenset]]" = OrderedDict()
+_DEFINITION = re.compile(r"\b(?:def|class)\s+([A-Za-z_]\w*)")
+
+
+def _spelled_definitions(real: str) -> frozenset:
+    """The names the text of the module at ``real`` spells after ``def`` or ``class`` (read once per stamp)."""
+    def read_spelled(real: str, stamp: Stamp) -> frozenset:
+        text = _read_text(real, stamp)
+        return frozenset(_DEFINITION.findall(text)) if text is not None else frozenset()
+
+    return _per_module(_spelled, real, frozenset(), read_spelled)
 
 
 class Project:
@@ -299,15 +306,12 @@ class Project:
         train_epoch as fit`` gives ``fit``; ``import trainlib`` (or ``from . import trainlib``) gives the
         names ``trainlib.`` reaches. Only names the file's calls call or hand on count (not those a package's
         ``__init__`` re-exports, or a module binds again). What is probed and read is recorded (``depends``)."""
-        imports = _imports(tree.body)
-        if not imports:
-            return frozenset()
         def called(name: str) -> bool:  # a name only imported or bound again runs nothing here
             return _called(name, source)
 
         found: set = set()
-        for node in imports:
-            if isinstance(node, ast.ImportFrom):
+        for node in _statements(tree.body):
+            if type(node) is ast.ImportFrom:
                 base = "." * node.level + (node.module or "")
                 for alias in node.names:
                     if alias.name == "*":
@@ -319,7 +323,7 @@ class Project:
                     else:  # ``from pkg import trainlib``: a module of a package
                         module = base + ("" if base.endswith(".") else ".") + alias.name
                         found |= {n for n in self._trained_module(module) if called(n)}
-            else:
+            elif type(node) is ast.Import:
                 for alias in node.names:
                     if called(alias.asname or alias.name.partition(".")[0]):
                         found |= {n for n in self._trained_module(alias.name) if called(n)}
