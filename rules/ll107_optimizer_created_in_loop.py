@@ -131,7 +131,7 @@ def _rebuilt(model, role, loop) -> bool:
     """Whether a module whose parameters the optimizer holds is (re)built on every pass of the loop: assigned
     inside it, or built by the function that builds the optimizer when that function is called from the loop
     (each call makes a new one: ``probe = nn.Linear(...)``, not ``probe = self.probe``), or handed to that
-    function by every call in the loop as a module the call makes (``train(net=copy.deepcopy(g))``)."""
+    function as a module a call in the loop makes (``train(net=copy.deepcopy(g))``, ``fit(Net())``)."""
     called = role.scope is not None and loop.fn is not None and loop.fn is not role.scope
     for key in role.modules:
         if ".self." in key:
@@ -144,6 +144,6 @@ def _rebuilt(model, role, loop) -> bool:
                 return True
             if called and key.split(":", 1)[0] == role.scope.qualname and model.values.made_here(cst.Name(name), role.scope):
                 return True
-            if called and key.split(":", 1)[0] == role.scope.qualname and model.handed_fresh(role.scope, name, loop):
-                return True  # every call in the loop hands a module of its own (a client's copy of the model)
+            if model.built_in(key, loop):
+                return True  # a module a call in the loop makes: a client's copy of the model, a new Net()
     return False

@@ -22,7 +22,7 @@ from looplint.model.effects import Effects
 from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, GradientFlow, OptState, OverBudget, merge_facts
 from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, WALK_DEPTH, classify_all, walk
 from looplint.model.interp import ALL_OF, handed_names, items_below, none_of_keys
-from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles, unwrap_module
+from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
 from looplint.model.scopes import Assignment, Function, Scopes, arg, dotted, has_call, last_name, names_in
 from looplint.model.graphs import FACTORIES
 from looplint.model.values import PARAM, SAME_OBJECT, Def, Values, partial_args
@@ -101,6 +101,8 @@ class FileModel:
         self.values = Values(self.scopes)
         self.roles = Roles(self.scopes, self.values)
         self.builder = EventBuilder(self.scopes, self.roles.ctor_kind, self.values)
+        # the loops of an imported module's function are classified alike, once its body is built
+        self.builder.on_imported = lambda fn: classify_all(self.builder, self.roles, [fn])
         for fn in self.scopes.functions:
             self.builder.body(fn)
         classify_all(self.builder, self.roles, self.scopes.functions)
@@ -196,26 +198,14 @@ class FileModel:
         """Whether a test an assumption stands for (``test_keys``) has an arm that sets a module's mode."""
         return not self.test_keys(key).isdisjoint(self.mode_tests)
 
-    def handed_fresh(self, fn: Function, param: str, loop: Loop) -> bool:
-        """Whether every call of ``fn`` inside ``loop`` hands its parameter ``param`` a module made by that
-        call: built there (``Net()``), or a copy (``copy.deepcopy(global_model).to(device)``, what federated
-        clients train each round). Each pass of the loop then trains a module of its own."""
-        params = [p.name.value for p in (*fn.node.params.posonly_params, *fn.node.params.params)]
-        if param not in params:
+    def built_in(self, key: str, loop: Loop) -> bool:
+        """Whether the module of ``key`` is one a call inside ``loop`` makes (``new@`` keys,
+        ``Roles.fresh_module_key``: ``local_train(copy.deepcopy(global_model).to(dev))``, ``fit(Net())``):
+        each pass of the loop makes another."""
+        if not key.startswith("new@"):
             return False
-        inside = {id(n) for n in descendants(loop.node)}
-        sites = [site for site in self.values.call_sites(fn) if id(site.call) in inside]
-        if not sites:
-            return False
-        for site in sites:
-            index = params.index(param) - (1 if site.bound_self else 0)
-            value = arg(site.call, index, param) if index >= 0 else None
-            value = unwrap_module(value) if value is not None else None
-            if not isinstance(value, cst.Call):
-                return False
-            if last_name(value.func) != "deepcopy" and self.roles.ctor_kind(value, site.caller)[0] != "module":
-                return False
-        return True
+        made = int(key[4:])
+        return any(id(n) == made for n in descendants(loop.node))
 
     def runs_at_counter_start(self, event: Event) -> bool:
         """Whether ``event`` runs only under a test ``c == <n>`` of its function, where ``c`` is a counter

@@ -8,7 +8,7 @@ when the flow analysis resolves ``x`` in its calling context (see ``roles.Frame`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set, Tuple, Union
+from typing import Callable, Dict, List, Optional, Set, Tuple, Union
 
 import libcst as cst
 
@@ -248,6 +248,9 @@ class EventBuilder:
         self._periodic: Dict[tuple, tuple] = {}  # (id(test), fn, polarity) -> (test, its Branch.mod)
         # the bodies of ``with pytest.raises(...)`` blocks: built (their calls are calls), never run
         self.expected_to_raise: List[Block] = []
+        # called with each function of an imported module of the project once its body is built (the model
+        # classifies its loops as it does the module's own: ``FileModel``)
+        self.on_imported: Optional[Callable[[Function], None]] = None
 
     def ctor_kind_of_class(self, cls) -> Optional[str]:
         """The role instances of a class of this module play (optimizer, scheduler, scaler), or None."""
@@ -279,6 +282,8 @@ class EventBuilder:
             stmts = node.body if isinstance(node, cst.Module) else node.body.body
             b = _Build(self, fn).block(stmts)
             self._cache[fn] = b
+            if self.on_imported is not None and fn.home is not None and fn.home is not self.s:
+                self.on_imported(fn)
         return b
 
 

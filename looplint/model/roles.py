@@ -698,12 +698,13 @@ class Roles:
 
     def fresh_module_key(self, expr: cst.BaseExpression) -> Optional[str]:
         """An identity for an object built inline (``train(nn.Linear(2, 2), ...)``, ``fit(Net(), ...)`` with
-        ``Net`` imported): each constructor call is an object of its own. A call of a function of this
-        module is not (what it returns is followed by the roles of its result)."""
+        ``Net`` imported, ``local_train(copy.deepcopy(global_model).to(dev))``): each constructor or copy
+        call is an object of its own (``new@`` the call; ``FileModel.built_in`` says where it runs). A call
+        of a function of this module is not (what it returns is followed by the roles of its result)."""
         expr = unwrap_module(expr)
         if not isinstance(expr, cst.Call):
             return None
-        if self.ctor_kind(expr)[0] == MODULE:
+        if self.ctor_kind(expr)[0] == MODULE or self.v.s.qualify(expr.func) == "copy.deepcopy":
             return f"new@{id(expr)}"
         if isinstance(expr.func, (cst.Name, cst.Attribute)) and self.v.s.qualify(expr.func) != dotted(expr.func):
             return f"new@{id(expr)}"  # a class or factory imported from elsewhere
