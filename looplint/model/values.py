@@ -682,6 +682,7 @@ class Values:
         self._reaching: Dict[Function, Optional[_Reaching]] = {}
         self._maybe_local: Dict[Function, FrozenSet[str]] = {}
         self._sites: Optional[Dict[Function, List[CallSite]]] = None
+        self._home_sites: Dict[int, tuple] = {}  # id(an imported module's Scopes) -> (it, its call sites)
         self._referenced: Optional[Set[Function]] = None
         self._indexing = False  # ``_index`` is running
         self._argparse: Optional[Dict[str, List[cst.BaseExpression]]] = None
@@ -780,10 +781,23 @@ class Values:
     # -- call sites and references ------------------------------------------------------------------------
     def call_sites(self, fn: Function) -> List[CallSite]:
         """The calls of ``fn`` in this module (direct calls by name, ``self.m(...)``, ``obj.m(...)`` on an
-        instance of its class)."""
+        instance of its class); for a function of an imported module of the project, also those of its own
+        module (``helpers.main()`` calling ``helpers.train(args, model)`` says what ``model`` is)."""
         if self._sites is None:
             self._index()
-        return self._sites.get(fn, [])
+        here = self._sites.get(fn, [])
+        home = fn.home
+        if home is None or home is self.s:
+            return here
+        got = self._home_sites.get(id(home))
+        if got is None or got[0] is not home:
+            indexing, self._indexing = self._indexing, True
+            try:
+                got = self._home_sites[id(home)] = (home, self._index_calls(home.functions)[0])
+            finally:
+                self._indexing = indexing
+        there = got[1].get(fn)
+        return here + there if there else here
 
     def referenced(self, fn: Function) -> bool:
         """Whether anything in the module mentions ``fn`` other than by calling it directly: passed as an
@@ -798,16 +812,17 @@ class Values:
     def _index(self) -> None:
         self._indexing = True  # what a call runs is read here without the parameters' call sites
         try:
-            self._index_calls()
+            self._sites, self._referenced = self._index_calls(self.s.functions)
         finally:
             self._indexing = False
 
-    def _index_calls(self) -> None:
+    def _index_calls(self, functions) -> Tuple[Dict[Function, List[CallSite]], Set[Function]]:
+        """The call sites and the references of the functions called or referred to by ``functions``."""
         sites: Dict[Function, List[CallSite]] = {}
         refs: Set[Function] = set()
         values = self
 
-        for fn in self.s.functions:
+        for fn in functions:
             node = fn.node
             body = node.body if isinstance(node, cst.Module) else [node.body]
 
@@ -884,8 +899,7 @@ class Values:
             v = V()
             for st in body:
                 v.walk(st)
-        self._sites = sites
-        self._referenced = refs
+        return sites, refs
 
     def resolve_callee(self, func: cst.BaseExpression, fn: Function, classes: bool = True) -> Tuple[Optional[Function], bool]:
         """The function of this module a call's ``func`` names: a function in scope, ``self.method``,
