@@ -8,7 +8,8 @@ groups of such calls) once, when it is built; ``requires_grad`` is read at every
   ``model.requires_grad_(False)``) that covers every module an optimizer holds, with nothing under those
   modules re-enabled afterwards, leaves the optimizer without a single parameter that receives a gradient
   (a module built and put under a frozen one before the optimizer is built -- a new head,
-  ``model.classifier[6] = nn.Linear(...)`` -- brings parameters that require gradients);
+  ``model.classifier[6] = nn.Linear(...)``, or LoRA layers a function of the project handed the model
+  puts into it with ``setattr`` -- brings parameters that require gradients);
 * **replaced** -- ``model.fc = nn.Linear(...)`` (or ``setattr``/``add_module``) after an optimizer was built
   over ``model.parameters()`` gives the model parameters the optimizer never holds: they receive gradients
   and never change.
@@ -134,6 +135,7 @@ class _Block:
         self.block = list(block)
         self.trainers = trainers
         self.facts = facts
+        self._adds: Dict[Function, bool] = {}  # function -> whether it may add trainable parameters
 
     def run(self) -> None:
         for i, st in enumerate(self.block):
@@ -208,8 +210,10 @@ class _Block:
         if any(op is None for _, op in ops):
             return  # a freezing statement we cannot read
         # a module built and put into the model before the optimizer took its parameters brings parameters
-        # that require gradients (a new head after a frozen backbone); one put in later is not held (LL111)
+        # that require gradients (a new head after a frozen backbone); one put in later is not held (LL111);
+        # so does a function of the project handed the module that puts modules into it (LoRA layers)
         ops += [(j, (path, True, node)) for j in range(i) for node, path in self._new_modules(self.block[j])]
+        ops += [(j, (path, True, node)) for j in range(i) for node, path in self._handed_to_builders(self.block[j])]
         ops.sort(key=lambda o: o[0])
         last: Optional[Tuple[int, cst.CSTNode]] = None
         for path in holds:
@@ -262,11 +266,58 @@ class _Block:
                     out.append((small, f"{dotted(c.func.value)}.{args[0].evaluated_value}"))
         return out
 
-    def _builds_module(self, value) -> bool:
+    def _handed_to_builders(self, st) -> List[Tuple[cst.CSTNode, str]]:
+        """(call, module path) for each call in ``st`` that hands a module (``model``, ``self.net``) to a
+        function of the project that puts modules into what it is handed or switches gradients back on
+        (``replace_linear_with_lora(model, rank=8)``: its ``setattr(module, name, LinearWithLoRA(...))``)."""
+        out = []
+        if isinstance(st, (cst.FunctionDef, cst.ClassDef)):
+            return out
+        for n in descendants(st, prune=_defines):
+            if type(n) is not cst.Call:
+                continue
+            handed = [dotted(a.value) for a in n.args if dotted(a.value) is not None]
+            if not handed:
+                continue
+            callee, _ = self.m.values.resolve_callee(n.func, self.fn)
+            if callee is not None and self._adds_parameters(callee):
+                out.extend((n, path) for path in handed)
+        return out
+
+    def _adds_parameters(self, fn: Function) -> bool:
+        """Whether the body of ``fn`` stores a module it builds (``setattr``, ``add_module``, an attribute
+        assignment) or sets ``requires_grad`` back on: parameters that require gradients may appear."""
+        got = self._adds.get(fn)
+        if got is None:
+            got = self._adds[fn] = self._stores_modules(fn)
+        return got
+
+    def _stores_modules(self, fn: Function) -> bool:
+        for n in descendants(fn.node):
+            if type(n) is cst.Assign:
+                targets = [t.target for t in n.targets]
+                if any(isinstance(t, cst.Attribute) for t in targets) and self._builds_module(n.value, fn):
+                    return True
+                if any(isinstance(t, cst.Attribute) and t.attr.value == "requires_grad" for t in targets) \
+                        and _bool(n.value) is not False:
+                    return True
+            elif type(n) is cst.Call:
+                name = n.func.attr.value if isinstance(n.func, cst.Attribute) else dotted(n.func)
+                args = positional_args(n)
+                if name == "setattr" and len(args) == 3 and self._builds_module(args[2], fn):
+                    return True
+                if name in ("add_module", "register_module") and len(args) == 2 and self._builds_module(args[1], fn):
+                    return True
+                if name == "requires_grad_" and (not n.args or _bool(n.args[0].value) is not False):
+                    return True
+        return False
+
+    def _builds_module(self, value, fn: Optional[Function] = None) -> bool:
         """A module built in place (``nn.Linear(...)``, a module class of the project), also moved or wrapped
-        as it is stored (``nn.Linear(512, 2).to(device)``: the same new module)."""
+        as it is stored (``nn.Linear(512, 2).to(device)``: the same new module); read in ``fn`` (this
+        block's function when None)."""
         value = unwrap_module(value)
-        return isinstance(value, cst.Call) and self.m.roles.ctor_kind(value, self.fn)[0] == MODULE
+        return isinstance(value, cst.Call) and self.m.roles.ctor_kind(value, fn or self.fn)[0] == MODULE
 
 
 def _module_path(target) -> Optional[str]:
