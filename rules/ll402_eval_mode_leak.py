@@ -19,11 +19,13 @@ class EvalModeLeak(Rule):
     `model.head.train()` after `model.eval()` trains every parameter it updates in train mode: the rest of
     the model stays in eval mode on purpose (a frozen backbone), and that is not reported.
 
+    An `eval()` under a test that holds only on the last batch (`if i == len(loader) - 1:`, also through
+    `list(enumerate(...))`, `tqdm` and `range(len(...))`) is followed by no batch of that loop: with
+    `model.train()` at the top of the next epoch it is not reported.
+
     ## Known problems
     Deliberate eval-mode training (a linear probe that keeps BatchNorm frozen) looks the same; mark it
-    with `# noqa: LL402`. `eval()` on other objects (an EMA copy, a teacher) is not reported. An `eval()`
-    under a test that holds only on the last batch (`if i == len(loader) - 1:`) is read as if a batch could
-    follow it.
+    with `# noqa: LL402`. `eval()` on other objects (an EMA copy, a teacher) is not reported.
 
     ## Example
     ```python

@@ -20,7 +20,7 @@ from looplint.model import events as ev
 from looplint.model.events import Branch, Event, EventBuilder, Jump, Loop, code
 from looplint.model.effects import Effects
 from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, GradientFlow, OptState, OverBudget, merge_facts
-from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, WALK_DEPTH, classify_all, walk
+from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, WALK_DEPTH, classify_all, runs_on_last_iteration, walk
 from looplint.model.interp import ALL_OF, handed_names, items_below, none_of_keys
 from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
 from looplint.model.scopes import Assignment, Function, Scopes, arg, dotted, has_call, last_name, names_in
@@ -110,6 +110,7 @@ class FileModel:
         self._branches: List[Branch] = []  # every keyed ``if`` (for ``gating_tests``, asked only when paths are capped)
         self._tests: Dict[str, int] = {}  # how many ``if``s test each key (per counter for periodic tests)
         self._called: Set[Function] = set()
+        self._last: Dict[tuple, bool] = {}  # (id(branch), id(loop)) -> ``last_iteration``
         self._tested_alone: Dict[Function, FrozenSet[str]] = {}  # per callee: the names it tests alone
         # a name a call hands to a callee that tests the parameter alone -> those parameters (``test_keys``)
         self._aliases: Dict[str, Set[str]] = {}
@@ -206,6 +207,18 @@ class FileModel:
             return False
         made = int(key[4:])
         return any(id(n) == made for n in descendants(loop.node))
+
+    def last_iteration(self, br: Branch, loop: Loop) -> bool:
+        """Whether the then arm of ``br`` runs only on the last iteration of ``loop``, the innermost loop
+        around it in its function (``loops.runs_on_last_iteration``): nothing of the loop follows it."""
+        key = (id(br), id(loop))
+        got = self._last.get(key)
+        if got is None:
+            got = self._last[key] = (
+                isinstance(br.node, cst.If) and loop.fn is not None and br.polarity
+                and runs_on_last_iteration(br.node.test, loop, self.values, loop.fn)
+                and _innermost_loop(br.node, loop.node))
+        return got
 
     def runs_at_counter_start(self, event: Event) -> bool:
         """Whether ``event`` runs only under a test ``c == <n>`` of its function, where ``c`` is a counter
@@ -796,6 +809,12 @@ def _calls(expr):
     if expr is not None:
         V().walk(expr)
     return found
+
+
+def _innermost_loop(node: cst.CSTNode, loop_node: cst.CSTNode) -> bool:
+    """Whether ``node`` is in the body of ``loop_node`` and in no loop or definition nested in it."""
+    nested = (cst.For, cst.While, cst.FunctionDef, cst.ClassDef, cst.Lambda)
+    return any(n is node for n in descendants(loop_node, prune=lambda n: isinstance(n, nested)))
 
 
 def _folded(suite) -> Set[str]:

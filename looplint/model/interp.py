@@ -319,6 +319,11 @@ class Interp:
                     _merge(out, self.block(arm, paths, _within(ctx, None, bool(i))))
                 return out
             then_paths, else_paths, then_ctx, else_ctx = self._split(br, paths, ctx)
+            if then_paths and ctx.loops and self.m.last_iteration(br, ctx.loops[-1]):
+                # ``if i == len(loader) - 1:``: the loop ends after this iteration (``_loop1`` takes no back
+                # edge from a path marked so; the mark is forgotten when the path leaves the loop)
+                mark = (_last_mark(ctx.loops[-1]), True)
+                then_paths = {p._replace(assume=p.assume | {mark}) for p in then_paths}
             if then_paths:
                 _merge(out, self.block(br.arms[0], self.on_arm(br, 0, self.cap(then_paths), then_ctx), then_ctx))
             nxt = br.elif_next
@@ -520,7 +525,8 @@ class Interp:
             self.budget -= len(ends)
             if self.budget < 0:
                 raise OverBudget()
-            back = {self._back_edge(q, loop) for q in ends}
+            last = (_last_mark(loop), True)
+            back = {self._back_edge(q, loop) for q in ends if last not in q.assume}
             todo = self.cap(back) - seen
             if rounds > 50:  # the state space is finite; this only guards against surprises
                 break
@@ -831,9 +837,11 @@ class Interp:
         if not p.assume:
             return p
         variant = loop.assigned
+        mine = _last_mark(loop)
         keep = self._keep(("forget", loop, keep_mod), p.assume, lambda a: (
             (a[0].startswith("mod:") and self._mod_kept(a[0].split(":", 2)[1], loop, keep_mod))
-            or (not a[0].startswith("mod:") and not self._is_variant(a[0], variant))))
+            or (a[0].startswith("last:") and a[0] != mine)  # an outer loop's last iteration goes on
+            or (not a[0].startswith(("mod:", "last:")) and not self._is_variant(a[0], variant))))
         return p._replace(assume=keep) if keep is not p.assume else p
 
     @staticmethod
@@ -857,7 +865,7 @@ class Interp:
         p = self._forget(self._advance(p, loop), loop, keep_mod=loop.counters | self._nested_counters(loop))
         # what the iteration assumed about tests that gate no gradient event and no jump stays in it
         if p.assume:
-            keep = self._keep(("gates",), p.assume, lambda a: a[0].startswith("mod:") or self.gates(a))
+            keep = self._keep(("gates",), p.assume, lambda a: a[0].startswith(("mod:", "last:")) or self.gates(a))
             if keep is not p.assume:
                 p = p._replace(assume=keep)
         return p
@@ -1102,6 +1110,11 @@ def _test_key(key: str, names: FrozenSet[str], frame: Frame) -> str:
 def _within(ctx: Ctx, key: Optional[str], value: bool) -> Ctx:
     """The context inside one arm of an ``if`` (key None: a ``match`` case)."""
     return Ctx(ctx.frame, ctx.loops, ctx.stack, ctx.conds + ((key, value, len(ctx.loops)),))
+
+
+def _last_mark(loop: Loop) -> str:
+    """The assumption a path carries through an arm that runs on the last iteration of ``loop`` only."""
+    return f"last:{id(loop)}"
 
 
 def _merge(out: Outcome, o: Outcome) -> None:

@@ -321,3 +321,70 @@ def _direct_loops(block: Block) -> Iterator[Loop]:
         elif isinstance(item, Try):
             for b in (item.body, *item.handlers, item.orelse, item.final):
                 yield from _direct_loops(b)
+
+
+# Calls whose result has as many items as their first argument.
+_SAME_LENGTH = frozenset({"list", "tuple", "tqdm", "iter", "enumerate"})
+
+
+def runs_on_last_iteration(test: cst.BaseExpression, loop: Loop, values, fn: Function) -> bool:
+    """Whether ``test`` holds only on the last iteration of ``loop``: the loop's index compared with the
+    number of its iterations less one (``i == len(batches) - 1``, ``i + 1 == len(loader)``, ``step == n - 1``),
+    the index being an ``enumerate`` count from 0 (``for i, (x, y) in enumerate(loader)``, also through
+    ``list``/``tqdm`` and names bound once: ``steps = list(enumerate(loader))``, ``for i, b in tqdm(steps)``)
+    or the target of ``range(n)``, and the number read from what the loop iterates (``len`` of it or of what
+    it wraps, ``n`` of ``range(n)``)."""
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1 or not isinstance(
+            test.comparisons[0].operator, cst.Equal) or not isinstance(loop.node, cst.For) or loop.iter_expr is None:
+        return False
+    counts: Set[str] = set()
+    indexed = _counted(loop.iter_expr, values, fn, counts, 0)
+    target = loop.node.target
+    if isinstance(target, cst.Name) and indexed == "range":
+        index = target.value
+    elif isinstance(target, cst.Tuple) and indexed == "enumerate" and target.elements and isinstance(
+            target.elements[0].value, cst.Name):
+        index = target.elements[0].value.value
+    else:
+        return False
+    sides = [_flat(test.left), _flat(test.comparisons[0].comparator)]
+    for a, b in (sides, sides[::-1]):
+        if a == index and any(b == f"{c}-1" for c in counts):
+            return True
+        if a == f"{index}+1" and b in counts:
+            return True
+    return False
+
+
+def _flat(node: cst.CSTNode) -> str:
+    return "".join(code(node).split())
+
+
+def _counted(expr: cst.BaseExpression, values, fn: Function, counts: Set[str], depth: int) -> Optional[str]:
+    """Adds to ``counts`` the spellings of the number of items ``expr`` yields (``len(expr)``, and through
+    calls that keep the number and names bound once); returns "enumerate" when its items are
+    ``enumerate`` pairs counted from 0, "range" for ``range(n)``, else None."""
+    counts.add(f"len({_flat(expr)})")
+    if depth > 4:
+        return None
+    if isinstance(expr, cst.Name) and values is not None:
+        bound = values.assigned_values(expr, fn)
+        if bound is not None and len(bound) == 1 and bound[0][1] is fn:
+            return _counted(bound[0][0], values, fn, counts, depth + 1)
+        return None
+    if not isinstance(expr, cst.Call) or not expr.args or expr.args[0].keyword is not None or expr.args[0].star:
+        return None
+    name = last_name(expr.func)
+    first = expr.args[0].value
+    if name == "range" and len(expr.args) == 1:
+        counts.add(_flat(first))
+        return "range"
+    if name not in _SAME_LENGTH:
+        return None
+    if name == "enumerate":
+        start = expr.args[1].value if len(expr.args) > 1 else None
+        if start is not None and not (isinstance(start, cst.Integer) and start.value == "0"):
+            return None
+        _counted(first, values, fn, counts, depth + 1)
+        return "enumerate"
+    return _counted(first, values, fn, counts, depth + 1)
