@@ -23,7 +23,8 @@ class SchedulerStepBeforeOptimizerStep(Rule):
 
     ## Known problems
     Calls that pass the epoch explicitly (`scheduler.step(epoch)`) set the rate in closed form and are not
-    reported, nor are steps under a condition on the loop (`if epoch > 0:`), `ReduceLROnPlateau`, or
+    reported, nor are steps under a condition that may change within the loop (`if epoch > 0:`; a setting
+    such as `if args.use_lr_decay:` takes the same arm on every epoch and is reported), `ReduceLROnPlateau`, or
     schedulers of unknown kind (built from configuration or in another module).
 
     ## Example
@@ -68,7 +69,7 @@ class SchedulerStepBeforeOptimizerStep(Rule):
             # within the loop iteration that runs it, the step is unconditional, or its conditions also
             # guard the optimizer step it precedes (``if phase == "train":`` around both)
             contexts = facts.contexts.get(event, ())
-            if not contexts or not all(_same_guards(facts, conds, len(stack), facts.sched_before_step[event])
+            if not contexts or not all(_same_guards(model, conds, stack, facts.sched_before_step[event])
                                        for stack, conds in contexts if stack):
                 continue
             first = sorted(call_text(e) for e in facts.sched_before_step[event])[0]
@@ -80,10 +81,14 @@ class SchedulerStepBeforeOptimizerStep(Rule):
             )
 
 
-def _same_guards(facts, conds, depth, optimizer_steps) -> bool:
+def _same_guards(model, conds, stack, optimizer_steps) -> bool:
     """Whether every condition guarding the scheduler step inside its loop also guards one of the optimizer
-    steps it precedes, in every context of that step (so it cannot skip the first iteration alone)."""
-    gates = {(c[0], c[1]) for c in conds if c[2] >= depth and not presence_test(c[0], c[1])}
+    steps it precedes, in every context of that step (so it cannot skip the first iteration alone). A test
+    of whether there is a scheduler, or of a setting none of the loops around it changes
+    (``FileModel.varies_in``), takes the same arm on every iteration: when the step runs, it runs first."""
+    facts, depth = model.facts, len(stack)
+    gates = {(c[0], c[1]) for c in conds if c[2] >= depth and not presence_test(c[0], c[1])
+             and any(model.varies_in(c[0], loop) for loop in stack)}
     if not gates:
         return True
     if any(key is None for key, _ in gates):

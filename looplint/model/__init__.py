@@ -258,6 +258,16 @@ class FileModel:
         code) and it is no plain name (a plain name reads itself)."""
         return self._test_fact(key)[1]
 
+    def varies_in(self, key: Optional[str], loop: Loop) -> bool:
+        """Whether the test of an assumption key may take another value in another iteration of ``loop``:
+        it calls something, reads a name the loop assigns or iterates, or is unknown. A test of a setting
+        (``if args.use_lr_decay:``) takes the same arm on every iteration."""
+        info = self.test_reads(key) if key is not None else None
+        if info is None:
+            return True
+        names, volatile = info
+        return volatile or bool(names & (loop.assigned | loop.target_names))
+
     def gates(self, key: str) -> bool:
         """Whether a test an assumption stands for (``test_keys``) has an arm that runs a gradient event or
         a jump (``gating_tests``)."""
