@@ -118,7 +118,11 @@ class FileModel:
         self._periodic_keys: Optional[Dict[str, Tuple[str, bool]]] = None  # test key -> ``periodic_test``
         self._hands_out: Dict[Function, bool] = {}  # ``hands_out_gradients``
         self._free_at: Dict[int, tuple] = {}  # ``free_at``, by call event
-        for fn in self.scopes.functions:
+        # the tests of the file's functions, and of the imported modules' functions they call (transitively):
+        # how many ``if``s test a key, what it reads, whether it gates an event, for their code as for ours
+        todo = list(self.scopes.functions)
+        registered = set(todo)
+        for fn in todo:  # grows while it is read
             # each function's own items once (a depth at the walk's limit enters no callee)
             for item in walk(self.builder.body(fn), self.builder, depth=99):
                 if isinstance(item, Branch) and item.key is not None:
@@ -135,6 +139,10 @@ class FileModel:
                     if item.kind == ev.CALL and item.callee is not fn:
                         self._called.add(item.callee)
                         self._count_handed_tests(item, fn)
+                        callee = item.callee
+                        if callee not in registered and callee.home is not None and callee.home is not self.scopes:
+                            registered.add(callee)
+                            todo.append(callee)
                     if isinstance(item.closure, Function):
                         self._called.add(item.closure)
         for block in self.builder.expected_to_raise:  # what runs only where it must raise is not judged alone
