@@ -1,7 +1,8 @@
 """LL402 and a sub-module trained alone: ``net.eval()`` for a validation pass, then ``net.head.train()`` before
 the next epoch, with an optimizer over the head's parameters only, trains every parameter it updates in
 train mode (looplint.model.modes: ``_ModeRun._trains_inside``). The rest of ``net`` stays in eval mode on
-purpose (a frozen backbone). An optimizer over more than the module set back to train mode still leaks."""
+purpose (a frozen backbone); also for a child at a literal index (``model.heads[-1]``, ``vgg.classifier[6]``,
+``Roles.module_key``). An optimizer over more than the module set back to train mode still leaks."""
 import pytest
 
 from looplint.engine import lint_source
@@ -26,7 +27,8 @@ def {fn}({net}, loader, epochs):
                 print(F.cross_entropy({net}(x), y).item())
 """
 
-NAMES = [("warm_up", "net", "head"), ("fit_classifier", "model", "classifier"), ("tune", "backbone_and_fc", "fc")]
+NAMES = [("warm_up", "net", "head"), ("fit_classifier", "model", "classifier"), ("tune", "backbone_and_fc", "fc"),
+         ("warm_up_head", "model", "heads[-1]"), ("fit_last", "vgg", "classifier[6]")]  # children at an index
 
 
 def codes(fn, net, params, train):

@@ -720,7 +720,13 @@ class Roles:
         expr = unwrap_module(expr)
         if isinstance(expr, cst.Subscript):  # ``parts["model"]``: what the entry holds
             stored = self.v.entries(expr, frame.fn)
-            if not stored or len(stored) != 1:
+            if not stored:
+                # a child of a module container at a literal index (``model.heads[-1]``,
+                # ``net.classifier[6]``): a part of the container, as ``model.head`` is of ``model``
+                index = _literal_index(expr)
+                base = self._module_key(expr.value, frame, depth + 1) if index is not None else None
+                return f"{base}[{index}]" if base is not None else None
+            if len(stored) != 1:
                 return None
             v, where = stored[0]
             v = unwrap_module(v)
@@ -964,6 +970,19 @@ def _within(scope: Optional[Function], fn: Function) -> bool:
 
 def _is_literal_name(e) -> bool:
     return isinstance(e, cst.Name) and e.value in ("None", "True", "False")
+
+
+def _literal_index(expr: cst.Subscript) -> Optional[int]:
+    """The index of ``x[3]`` / ``x[-1]`` when it is a single integer literal, else None."""
+    if len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index):
+        return None
+    value = expr.slice[0].slice.value
+    negative = isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus)
+    if negative:
+        value = value.expression
+    if not isinstance(value, cst.Integer):
+        return None
+    return -int(value.value) if negative else int(value.value)
 
 
 def _join_key(base: Optional[str], rest) -> Optional[str]:
