@@ -48,3 +48,11 @@ def test_the_trained_sub_module_set_back_to_train_mode(fn, net, sub, params):
 def test_an_optimizer_over_more_than_the_sub_module_still_leaks(fn, net, sub):
     assert codes(fn, net, f"{net}.parameters()", f"{net}.{sub}.train()") == ["LL402"]
     assert codes(fn, net, f"{net}.parameters()", f"{net}.train()") == []
+
+
+@pytest.mark.parametrize("fn, net, parent, child", [("fit_last", "vgg", "classifier", "classifier[6]"),
+                                                    ("warm_up_head", "model", "heads", "heads[-1]")])
+def test_the_container_of_the_trained_child_set_back_to_train_mode(fn, net, parent, child):
+    """``vgg.classifier.train()`` puts ``vgg.classifier[6]`` in train mode too (``roles.part_of``)."""
+    assert codes(fn, net, f"{net}.{child}.parameters()", f"{net}.{parent}.train()") == []
+    assert codes(fn, net, f"{net}.{child}.parameters()", "pass") == ["LL402"]

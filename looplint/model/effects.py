@@ -39,7 +39,7 @@ from looplint.model.walk import descendants
 from looplint.model import events as ev
 from looplint.model.events import Event
 from looplint.model.frameworks import KEEPS, OPTIMIZER_METHODS
-from looplint.model.roles import ENGINE, MODULE, OPTIMIZER, SCALER, Frame, Role
+from looplint.model.roles import ENGINE, MODULE, OPTIMIZER, SCALER, Frame, Role, overlaps
 from looplint.model.scopes import Function, dotted, last_name
 
 _SAYS_GRADIENTS = re.compile(r"zero|clear|reset|step|update|backward|optimi[sz]e|apply_grad", re.I)
@@ -184,7 +184,7 @@ class Effects:
             return True
         key = self.roles.module_key(expr, frame)
         return key is not None and any(o.modules is not None and any(
-            m == key or m.startswith(key + ".") or key.startswith(m + ".") for m in o.modules) for o in tracked)
+            overlaps(m, key) for m in o.modules) for o in tracked)
 
     def _holds_module(self, expr: cst.BaseExpression, frame: Frame, tracked: Sequence[Role]) -> bool:
         """Whether an object was built from a module an optimizer trains (``Loss(G=G, D=D)``, also through

@@ -25,7 +25,7 @@ from looplint.model.walk import Walker
 from looplint.model import events as ev
 from looplint.model.events import Event, Loop, code
 from looplint.model.interp import Ctx, Interp, OverBudget, items_below
-from looplint.model.roles import OPTIMIZER, SCALER, Frame, covers
+from looplint.model.roles import OPTIMIZER, SCALER, Frame, covers, overlaps, part_of
 from looplint.model.scopes import Function, positional_args
 
 TRAIN, EVAL = "train", "eval"
@@ -63,7 +63,7 @@ def _mode_of(s: ModeState, key: str):
     """The entry that sets the mode of module ``key`` (its own, or one of a module that contains it)."""
     best = None
     for m in s.modes:
-        if m[0] == key or key.startswith(m[0] + "."):
+        if part_of(key, m[0]):
             if best is None or len(m[0]) > len(best[0]):
                 best = m
     return best
@@ -203,20 +203,20 @@ class _ModeRun(Interp):
     # -- helpers -----------------------------------------------------------------------------------------------
     @staticmethod
     def _set(s: ModeState, key: str, entry: tuple) -> ModeState:
-        keep = frozenset(m for m in s.modes if m[0] != key and not m[0].startswith(key + "."))
+        keep = frozenset(m for m in s.modes if not part_of(m[0], key))
         return s._replace(modes=keep | {entry})
 
     @staticmethod
     def _built(s: ModeState, key: str) -> ModeState:
         """The state without entries for ``key`` and its submodules (those of modules holding it stay)."""
-        if not any(m[0] == key or m[0].startswith(key + ".") for m in s.modes):
+        if not any(part_of(m[0], key) for m in s.modes):
             return s
-        return s._replace(modes=frozenset(m for m in s.modes if m[0] != key and not m[0].startswith(key + ".")))
+        return s._replace(modes=frozenset(m for m in s.modes if not part_of(m[0], key)))
 
     @staticmethod
     def _drop(s: ModeState, key: str) -> ModeState:
         return s._replace(modes=frozenset(
-            m for m in s.modes if m[0] != key and not m[0].startswith(key + ".") and not key.startswith(m[0] + ".")))
+            m for m in s.modes if not overlaps(m[0], key)))
 
     def _optimizer(self, e: Event, frame: Frame):
         expr = e.target
@@ -254,7 +254,7 @@ class _ModeRun(Interp):
         ``eval()`` (``net.eval()`` for validation, then ``net.head.train()`` with an optimizer over the
         head's parameters alone): the parameters the step updates are trained in train mode, whatever the
         mode of the rest of ``key``."""
-        inner = [m for m in opt.modules or () if m.startswith(key + ".")]
+        inner = [m for m in opt.modules or () if m != key and part_of(m, key)]
         return bool(inner) and len(inner) == len(opt.modules) and all(
             _mode_of(s, m)[1] == TRAIN for m in inner)  # key's own entry covers each: never None
 
@@ -263,8 +263,7 @@ class _ModeRun(Interp):
         for ev_call, key, ev_fn, crossed, backward, bw_fn, opt in self.candidates:
             # the module is trained by this optimizer: some step of it ran with the module in train mode (a
             # discriminator kept in eval mode for the generator's step is trained by its own optimizer)
-            if (key, opt) not in self.trained_by and not any(k2 == key or key.startswith(k2 + ".") or k2.startswith(key + ".")
-                                                             for k2, o2 in self.trained_by if o2 == opt):
+            if (key, opt) not in self.trained_by and not any(overlaps(k2, key) for k2, o2 in self.trained_by if o2 == opt):
                 continue
             if ev_fn is not None and _reads_training(ev_fn):
                 continue  # it remembers the mode it found (``was = m.training``) to restore it

@@ -991,14 +991,22 @@ def _join_key(base: Optional[str], rest) -> Optional[str]:
     return ".".join([base, *rest])
 
 
+def part_of(key: str, whole: str) -> bool:
+    """Whether the module of ``key`` is the module of ``whole`` or one of its children, at any depth
+    (``model.head``, ``model.heads[-1]`` of ``model``)."""
+    return key == whole or (key.startswith(whole) and key[len(whole):len(whole) + 1] in (".", "["))
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether one of two module keys is part of the other."""
+    return part_of(a, b) or part_of(b, a)
+
+
 def covers(opt: Role, module_key: Optional[str]) -> bool:
     """Whether zeroing the module's gradients may zero the optimizer's (doubt says yes)."""
     if module_key is None or opt.modules is None:
         return True
-    for m in opt.modules:
-        if m == module_key or m.startswith(module_key + ".") or module_key.startswith(m + "."):
-            return True
-    return False
+    return any(overlaps(m, module_key) for m in opt.modules)
 
 
 def _hands_parameters(expr: cst.BaseExpression) -> bool:
