@@ -97,7 +97,7 @@ class Cache:
         self._prepared = False
         self.writable = True
         self._seen = _Seen()  # the paths entries depend on, stated once per run
-        self._stored: Dict[str, tuple] = {}  # path -> (key, depends) of the entry it was read from or put in
+        self._stored: Dict[str, tuple] = {}  # path -> (key, whether it has depends) of the entry it was read from or put in
         self._index: Optional[Dict[str, list]] = None  # see ``indexed``
         self._index_changed = False
 
@@ -189,7 +189,7 @@ class Cache:
             return None
         if refreshed:
             self.put(key, hit, path, depends)  # the same bytes under new stamps: store those
-        self._stored[path] = (key, depends)
+        self._stored[path] = (key, bool(depends))
         return hit
 
     def recorded(self, depended: Optional[tuple]) -> Optional[Dict[str, object]]:
@@ -256,7 +256,7 @@ class Cache:
             return
         rows = [[getattr(d, f) for f in _FIELDS] + _fix_row(d.fix) for d in diagnostics]
         if path is not None:
-            self._stored[path] = (key, depends)
+            self._stored[path] = (key, bool(depends))  # not what they are: a run of many files would hold them all
         if depends:
             folder = _folder(path)
             self._write(key, [FOLDER, None, None])
@@ -271,8 +271,8 @@ class Cache:
         stored = self._stored.get(path)
         if stored is None:
             return
-        key, depends = stored
-        entry = self._read(_folder_key(key, _folder(path)) if depends else key)
+        key, in_folder = stored
+        entry = self._read(_folder_key(key, _folder(path)) if in_folder else key)
         try:
             rows = entry[2]
             edits = {(d.code, d.cell, d.line, d.column): d.fix.text_edits for d in diagnostics}
@@ -285,7 +285,7 @@ class Cache:
         except (TypeError, IndexError, AttributeError, KeyError):
             return
         if changed:
-            self._write(_folder_key(key, _folder(path)) if depends else key, entry)
+            self._write(_folder_key(key, _folder(path)) if in_folder else key, entry)
 
     def _write(self, key: str, entry) -> None:
         if not self.writable:

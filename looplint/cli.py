@@ -20,7 +20,7 @@ import sys
 import time
 import traceback
 from collections import Counter
-from typing import Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import looplint
 from looplint.config import ConfigError, Overrides, Resolver, Selection, Settings, normalize_selectors
@@ -350,9 +350,10 @@ def _output_format(ns: argparse.Namespace) -> str:
     return value
 
 
-def _lint_task(path: str, codes: Tuple[str, ...]) -> Tuple[List[Diagnostic], Optional[Tuple[str, str]], Optional[tuple]]:
+def _lint_task(path: str, codes: Tuple[str, ...], depends: bool = True) -> Tuple[List[Diagnostic], Optional[Tuple[str, str]], Optional[tuple]]:
     """Lints one file with the rules ``codes`` (runs in a worker process), with what the result depends on
-    besides the file (``engine.take_depended``: None when unknown). Never raises: an exception is returned
+    besides the file (``engine.take_depended``: None when unknown, or when not ``depends``: a run without a
+    cache has no use for it, and the parent need not receive it). Never raises: an exception is returned
     as (summary, traceback) so that one broken file cannot stop the others."""
     try:
         from looplint.engine import take_depended
@@ -362,7 +363,8 @@ def _lint_task(path: str, codes: Tuple[str, ...]) -> Tuple[List[Diagnostic], Opt
         rules = [r for r in (rule_by_code(c) for c in codes) if r is not None]
         take_depended()  # nothing left from an earlier task
         found = lint_any(path, rules)
-        return found, None, take_depended()
+        depended = take_depended()
+        return found, None, depended if depends else None
     except Exception as e:  # noqa: BLE001
         summary, trace = getattr(e, "summary", None), getattr(e, "trace", None)  # raised in a worker
         if summary is None:
@@ -373,36 +375,43 @@ def _lint_task(path: str, codes: Tuple[str, ...]) -> Tuple[List[Diagnostic], Opt
 TaskResult = Tuple[List[Diagnostic], Optional[Tuple[str, str]]]  # diagnostics, or an internal error
 
 
-def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on_done=None) -> List[Tuple[TaskResult, bool, Optional[tuple]]]:
+def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on_done=None, settle=None) -> List[Any]:
     """``_lint_task`` for every task, in worker processes when there are many. A worker that dies (the
     parser crashed, or ran out of memory) costs the file it held an LL000; the others are still linted.
     ``on_done(index, seconds)`` is called as each task ends (progress, ``-v`` timing). Each result comes
-    with whether it is the file's own (not a death or an internal error: worth caching) and what it
-    depends on besides the file (``_lint_task``)."""
+    with whether it is the file's own (not a death or an internal error: worth caching); with ``settle``,
+    also with what it depends on besides the file (``_lint_task``), and ``settle(index, result, own,
+    depended)`` is called as the task ends and what it returns is kept in place of (result, own): the
+    parent holds no task's dependencies until the last task ends (tens of objects a file: 20 MB on 3,000
+    files, which every worker forked later would count as its own)."""
     jobs = jobs or default_jobs()
+    depends = settle is not None
+
+    def settled(index: int, result: TaskResult, own: bool, depended: Optional[tuple]) -> Any:
+        return settle(index, result, own, depended) if depends else (result, own)
+
     if jobs > 1 and len(tasks) >= PARALLEL_THRESHOLD:
         from looplint.engine import warm_up, worker_died
         from looplint.worker import WorkerDied, WorkerError, return_free_memory, run_tasks
 
         warm_up()  # before the workers start: forked ones inherit it
         return_free_memory()  # nor what finding and hashing the files left free (each fork's RSS counts it)
+
+        def arrived(index: int, outcome) -> Any:
+            path = tasks[index][0]
+            if isinstance(outcome, WorkerDied):
+                return settled(index, ([worker_died(path, outcome)], None), False, None)
+            if isinstance(outcome, WorkerError):
+                return settled(index, ([], (outcome.summary, outcome.trace)), False, None)
+            return settled(index, outcome[:2], outcome[1] is None, outcome[2])
+
         try:
             sizes = _sizes(tasks)
             heavy = [i for i, size in enumerate(sizes) if size >= HEAVY_BYTES]
-            outcomes = run_tasks(_lint_task, tasks, jobs, on_done=on_done, order=_order(tasks, sizes, heavy),
-                                 heavy=heavy)
+            return run_tasks(_lint_task, [(path, codes, depends) for path, codes in tasks], jobs,
+                             on_done=on_done, order=_order(tasks, sizes, heavy), heavy=heavy, settle=arrived)
         except (OSError, NotImplementedError):
-            outcomes = None  # no worker processes on this machine: lint here instead
-        if outcomes is not None:
-            results = []
-            for (path, _), outcome in zip(tasks, outcomes):
-                if isinstance(outcome, WorkerDied):
-                    results.append((([worker_died(path, outcome)], None), False, None))
-                elif isinstance(outcome, WorkerError):
-                    results.append((([], (outcome.summary, outcome.trace)), False, None))
-                else:
-                    results.append((outcome[:2], outcome[1] is None, outcome[2]))
-            return results
+            pass  # no worker processes on this machine: lint here instead
     if tasks:
         from looplint.engine import linting_process
 
@@ -410,8 +419,8 @@ def _run_tasks(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], on
     results = []
     for index, (path, codes) in enumerate(tasks):
         started = time.monotonic()
-        result = _lint_task(path, codes)
-        results.append((result[:2], result[1] is None, result[2]))
+        result = _lint_task(path, codes, depends)
+        results.append(settled(index, result[:2], result[1] is None, result[2]))
         if on_done is not None:
             on_done(index, time.monotonic() - started)
     return results
@@ -458,7 +467,7 @@ def _lint_cached(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], 
     others from it (``on_done`` is called for them too, with 0 seconds). A file that changed while it was
     linted is not stored."""
     if cache is None:
-        return [r for r, _own, _depends in _run_tasks(tasks, jobs, on_done)]
+        return [result for result, _own in _run_tasks(tasks, jobs, on_done)]
     from looplint.files import MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES, is_notebook, read_regular
 
     results: List[Optional[TaskResult]] = [None] * len(tasks)
@@ -489,14 +498,17 @@ def _lint_cached(tasks: List[Tuple[str, Tuple[str, ...]]], jobs: Optional[int], 
         if on_done is not None:
             on_done(missing[i][0], seconds)
 
-    linted = _run_tasks([tasks[i] for i, _, _ in missing], jobs, done)
-    for (index, key, seen), (result, own, depended) in zip(missing, linted):
+    def store(i: int, result: TaskResult, own: bool, depended: Optional[tuple]) -> None:
+        """Stores a result as it arrives (while the file is as it was when read and linted)."""
+        index, key, seen = missing[i]
         results[index] = result
         path = tasks[index][0]
         depends = cache.recorded(depended) if own and key is not None else None
         if depends is not None and _unchanged(path, seen[0]) and cache.still(depends, path):
             cache.put(key, result[0], path, depends)
             cache.note(path, seen[0], tasks[index][1], is_notebook(path), key, seen[1])
+
+    _run_tasks([tasks[i] for i, _, _ in missing], jobs, done, store)
     cache.save_index()
     return results  # type: ignore[return-value]
 

@@ -208,15 +208,18 @@ def run_tasks(
     on_done: Optional[Callable[[int, float], None]] = None,
     order: Optional[Sequence[int]] = None,
     heavy: Collection[int] = (),
+    settle: Optional[Callable[[int, Outcome], Any]] = None,
     **worker_options: Any,
-) -> List[Outcome]:
+) -> List[Any]:
     """``fn(*task)`` for every task, ``jobs`` workers at a time; in task order, the value or the
     ``WorkerDied`` / ``WorkerError`` in its place. ``on_done(index, seconds)`` is called as each task ends
     (in the order they end), with the time it took. ``order``: the task indices in the order workers take
     them (default: task order); the longest first keeps one long task from ending the run alone.
     ``heavy``: indices of tasks that need much memory (large files): one runs at a time, the other
     workers take the next light tasks meanwhile (or wait), so that their peaks do not add up; and each starts
-    in a fresh worker, so that its peak is not added to what earlier tasks left behind."""
+    in a fresh worker, so that its peak is not added to what earlier tasks left behind. ``settle(index,
+    outcome)``: called as each task ends; what it returns is kept in the outcome's place (a caller that
+    stores or drops part of an outcome need not hold every one until the last task ends)."""
     tasks = [tuple(t) for t in tasks]
     outcomes: List[Outcome] = [None] * len(tasks)
     workers = [Worker(**worker_options) for _ in range(max(1, min(jobs, len(tasks))))]
@@ -249,9 +252,10 @@ def run_tasks(
                 worker = by_connection[ready]
                 index = holding.pop(worker)
                 try:
-                    outcomes[index] = worker.result()
+                    outcome = worker.result()
                 except (WorkerDied, WorkerError) as e:
-                    outcomes[index] = e
+                    outcome = e
+                outcomes[index] = settle(index, outcome) if settle is not None else outcome
                 if on_done is not None:
                     on_done(index, time.monotonic() - started[index])
                 for idle in [w for w in workers if w not in holding]:  # one that waited may go on now

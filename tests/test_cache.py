@@ -29,9 +29,9 @@ def cached(monkeypatch):
     linted = []
     real = cli._run_tasks
 
-    def recording(tasks, jobs, on_done=None):
+    def recording(tasks, jobs, on_done=None, settle=None):
         linted.append([path for path, _ in tasks])
-        return real(tasks, jobs, on_done)
+        return real(tasks, jobs, on_done, settle)
 
     monkeypatch.setattr(cli, "_run_tasks", recording)
     return linted
@@ -121,6 +121,28 @@ def test_an_entry_follows_the_modules_its_file_imports(project, run, cached):
     assert "LL104" in _relint(run, cached, "train.py", True)
     os.remove(root / "tools" / "__init__.py")  # deleted
     _relint(run, cached, "train.py", True)
+
+
+def test_entries_made_in_worker_processes_follow_the_modules_their_files_import(project, run, cached):
+    """Results from ``--jobs`` workers are stored with what their lint read as each arrives."""
+    names = [f"train_{i:02d}.py" for i in range(cli.PARALLEL_THRESHOLD + 2)]
+    root = project({**{name: TRAIN for name in names}, "tools.py": PRINTS})
+    args = ("--isolated", "-q", "--jobs", "2", ".")
+    assert run(*args).out.count("LL104") == len(names)
+    assert sorted(os.path.basename(p) for p in cached[-1]) == sorted(names + ["tools.py"])
+    assert run(*args).out.count("LL104") == len(names) and cached[-1] == []  # all hits
+    (root / "tools.py").write_text(BACKWARD)
+    assert "LL104" not in run(*args).out
+    assert sorted(os.path.basename(p) for p in cached[-1]) == sorted(names + ["tools.py"])  # each knew it read tools.py
+    assert run("--isolated", "-q", "--no-cache", "--jobs", "2", ".").out == run(*args).out
+
+
+def test_a_run_without_a_cache_does_not_carry_what_results_depend_on():
+    """The workers of a run without a cache send no dependencies: the parent would hold them all."""
+    train = str(sorted((FIXTURES / "ll104").glob("bad_*.py"))[0])
+    codes = ("LL104",)
+    assert cli._lint_task(train, codes, False)[2] is None
+    assert cli._lint_task(train, codes)[2] is not None
 
 
 def test_an_entry_follows_a_reexport_and_the_packages_around_its_file(project, run, cached):

@@ -114,6 +114,20 @@ def test_run_tasks_gives_tasks_in_the_order_asked_and_returns_them_in_task_order
     assert started == [3, 1, 0, 2]  # one worker: tasks end in the order they were given
 
 
+def test_run_tasks_settles_each_outcome_as_its_task_ends_and_keeps_what_settle_returns():
+    settled, ended = [], []
+
+    def settle(index, outcome):
+        settled.append(index)
+        assert index not in ended  # before the task is reported done: nothing held until the last ends
+        return ("kept", index, type(outcome).__name__)
+
+    outcomes = worker.run_tasks(_task, [(1,), ("die",), (3,)], jobs=1, settle=settle,
+                                on_done=lambda index, _seconds: ended.append(index))
+    assert outcomes == [("kept", 0, "int"), ("kept", 1, "WorkerDied"), ("kept", 2, "int")]
+    assert settled == ended == [0, 1, 2]
+
+
 def test_run_tasks_never_runs_two_heavy_tasks_at_once(tmp_path):
     marker = str(tmp_path / "heavy-running")
     tasks = [(marker, True, i) for i in range(3)] + [(marker, False, i) for i in range(3, 6)]
