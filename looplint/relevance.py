@@ -111,16 +111,48 @@ _DUNDER = re.compile(r"^__\w+__$")
 _IMPLICIT = re.compile(r"^__\w+__$|^forward$")
 
 
+# The statements that bind targets, and where their targets are.
+_TARGETS = {ast.Assign: lambda s: s.targets, ast.AugAssign: lambda s: (s.target,),
+            ast.AnnAssign: lambda s: (s.target,), ast.For: lambda s: (s.target,),
+            ast.AsyncFor: lambda s: (s.target,), ast.Delete: lambda s: s.targets,
+            ast.With: lambda s: [i.optional_vars for i in s.items if i.optional_vars is not None],
+            ast.AsyncWith: lambda s: [i.optional_vars for i in s.items if i.optional_vars is not None]}
+# The fields of statements that hold statements (nested definitions included: their code binds too).
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
 def _assigned_attributes(method: ast.AST) -> Set[str]:
-    """The attributes a method binds on its first parameter (``self.opt = ...``, ``cls.registry = ...``)."""
+    """The attributes a method binds on its first parameter (``self.opt = ...``, ``cls.registry = ...``,
+    ``for self.i in ...``, ``with ... as self.f``, ``del self.x``), in its code and the code it nests. Only
+    statements are visited: a binding of an attribute is a statement's target (an expression's ``:=``
+    cannot bind one), and the expressions are most of a method's nodes."""
     args = getattr(method, "args", None)
     first = (args.posonlyargs + args.args)[:1] if args is not None else []
     if not first:
         return set()
     me = first[0].arg
-    return {n.attr for n in ast.walk(method)
-            if type(n) is ast.Attribute and type(n.ctx) is not ast.Load and type(n.value) is ast.Name
-            and n.value.id == me}
+    found: Set[str] = set()
+    stack = list(method.body)
+    while stack:
+        statement = stack.pop()
+        targets = _TARGETS.get(type(statement))
+        if targets is not None:
+            pending = list(targets(statement))
+            while pending:
+                target = pending.pop()
+                t = type(target)
+                if t is ast.Attribute:
+                    if type(target.value) is ast.Name and target.value.id == me:
+                        found.add(target.attr)
+                elif t is ast.Tuple or t is ast.List:
+                    pending.extend(target.elts)
+                elif t is ast.Starred:
+                    pending.append(target.value)
+        for field in _BODIES:
+            nested = getattr(statement, field, None)
+            if nested:
+                stack.extend(nested)
+    return found
 
 
 def relevance(tree: ast.Module, source: str, trained: FrozenSet[str] = frozenset()) -> Relevance:

@@ -374,3 +374,56 @@ def test_the_quick_text_test_says_what_the_pattern_says_on_every_fixture():
     texts = [p.read_text(encoding="utf-8") for p in FIXTURES.rglob("*.py")]
     assert [may_train(t) for t in texts] == [TRAINING_TOKENS.search(t) is not None for t in texts]
     assert sum(may_train(t) for t in texts) > 50
+
+
+# Every statement that binds ``self.opt`` in the method ``prepare`` (which nothing names), wherever it nests:
+# fit reads self.opt, so prepare can set what fit steps and must be kept.
+_BINDINGS = {
+    "assign": "self.opt = make()",
+    "annotated": "self.opt: object = make()",
+    "augmented": "self.opt += make()",
+    "unpacked": "self.n, self.opt = 1, make()",
+    "starred": "[*self.opt] = [make()]",
+    "for target": "for self.opt in [make()]:\n    pass",
+    "with target": "with make() as self.opt:\n    pass",
+    "deleted": "del self.opt",
+    "in if and try": "if self.n:\n    try:\n        pass\n    except ValueError:\n        self.opt = make()",
+    "in a nested def": "def later():\n    self.opt = make()\nlater()",
+    "in a match case": "match self.n:\n    case 1:\n        self.opt = make()",
+}
+# ... and statements that bind something else: prepare stays cold.
+_NOT_BINDINGS = {
+    "another object's": "other = make()\nother.opt = make()",
+    "read only": "print(self.opt)",
+}
+
+
+def _prepare_is_kept(statement: str) -> bool:
+    source = textwrap.dedent('''\
+        import torch
+
+
+        def make():
+            return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
+        class Runner:
+            def prepare(self):
+        {body}
+
+            def fit(self):
+                self.opt.step()
+        ''').format(body=textwrap.indent(statement, " " * 8))
+    tree = ast.parse(source)
+    prepare = tree.body[2].body[0]
+    return not any(first <= prepare.lineno <= last for first, last in relevance(tree, source).cold)
+
+
+@pytest.mark.parametrize("statement", _BINDINGS.values(), ids=list(_BINDINGS))
+def test_a_method_that_binds_an_attribute_that_training_code_reads_is_kept(statement):
+    assert _prepare_is_kept(statement)
+
+
+@pytest.mark.parametrize("statement", _NOT_BINDINGS.values(), ids=list(_NOT_BINDINGS))
+def test_a_method_that_binds_no_attribute_training_code_reads_is_cold(statement):
+    assert not _prepare_is_kept(statement)
