@@ -14,7 +14,8 @@ that runs something other than Python (``%%bash``, ``%%html``, ``%%writefile``, 
 ``%%time``, ``%%timeit``, ``%%capture``, ``%%prun``, ``%%debug`` and friends keep their cell. A cell whose
 first line is indented loses that indentation on every line that starts with it, as IPython runs it.
 
-Every diagnostic is then mapped back to its cell: ``cell`` counts *all* cells from 1 (markdown included) and
+A cell Python cannot parse on its own is one ``LL000`` (Jupyter runs each cell alone: it fails, the others
+run), and the other cells are linted without it. Every diagnostic is then mapped back to its cell: ``cell`` counts *all* cells from 1 (markdown included) and
 ``line``/``end_line``/``noqa_row`` become relative to that cell. A notebook that is not valid JSON or not
 shaped like a notebook is one ``LL000`` diagnostic. Notebooks whose kernel language is not Python are skipped.
 
@@ -22,11 +23,13 @@ shaped like a notebook is one ``LL000`` diagnostic. Notebooks whose kernel langu
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import re
+import warnings
 from dataclasses import dataclass
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 
 from looplint.diagnostics import Diagnostic
 from looplint.engine import lint_file, lint_source, too_large
@@ -272,18 +275,67 @@ def _mask_cell(lines: Sequence[str]) -> List[Tuple[str, int]]:
     return out
 
 
-def to_python(notebook: Notebook) -> Tuple[str, List[Row]]:
-    """The joined Python text and, for each of its rows (index row - 1), where it comes from."""
+def to_python(notebook: Notebook, left_out: FrozenSet[int] = frozenset()) -> Tuple[str, List[Row]]:
+    """The joined Python text and, for each of its rows (index row - 1), where it comes from. The cells
+    numbered in ``left_out`` keep their rows, empty."""
     parts: List[str] = []
     rows: List[Row] = []
     for cell in notebook.cells:
         if not is_python_cell(cell):
             continue
-        lines, moved = _dedent_cell(cell.lines)
-        for n, ((line, shift), left) in enumerate(zip(_mask_cell(lines), moved), start=1):
-            parts.append(line)
-            rows.append(Row(cell.number, n, shift + left))
+        lines, cell_rows = _python_lines(cell)
+        parts.extend("" if cell.number in left_out else line for line in lines)
+        rows.extend(cell_rows)
     return "".join(p + "\n" for p in parts), rows
+
+
+def python_text(notebook: Notebook, path: str) -> Tuple[str, List[Row], List[Diagnostic]]:
+    """``to_python`` of the notebook, and the ``LL000`` of each code cell Python cannot parse on its own.
+    Jupyter runs each cell alone: such a cell (an exercise's blank, ``elbo = # your code``) fails, and the
+    others run. So when the joined text does not parse, those cells' rows are left empty in it and the
+    other cells are linted (and fixed) without them."""
+    source, rows = to_python(notebook)
+    if _parses(source):
+        return source, rows, []
+    broken = _unparsable_cells(notebook, path)
+    if not broken:
+        return source, rows, []  # it fails for another reason: the engine reports it
+    source, rows = to_python(notebook, frozenset(broken))
+    return source, rows, [d for number in sorted(broken) for d in broken[number]]
+
+
+def _parses(source: str) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def _python_lines(cell: Cell) -> Tuple[List[str], List[Row]]:
+    """A code cell's rows as Python (dedented and masked), and where each comes from."""
+    lines, moved = _dedent_cell(cell.lines)
+    out: List[str] = []
+    rows: List[Row] = []
+    for n, ((line, shift), left) in enumerate(zip(_mask_cell(lines), moved), start=1):
+        out.append(line)
+        rows.append(Row(cell.number, n, shift + left))
+    return out, rows
+
+
+def _unparsable_cells(notebook: Notebook, path: str) -> Dict[int, List[Diagnostic]]:
+    """The code cells Python cannot parse on their own, with the ``LL000`` of each (rows of the cell)."""
+    found: Dict[int, List[Diagnostic]] = {}
+    for cell in notebook.cells:
+        if not is_python_cell(cell):
+            continue
+        lines, rows = _python_lines(cell)
+        errors = [d for d in lint_source("".join(line + "\n" for line in lines), path, ()) if d.code == PARSE_ERROR]
+        if errors:
+            found[cell.number] = map_to_cells(errors, rows)
+    return found
 
 
 def _dedent_cell(lines: Sequence[str]) -> Tuple[List[str], List[int]]:
@@ -358,8 +410,8 @@ def lint_notebook_text(text: str, path: str, rules: Optional[Sequence[type]] = N
         return [_error(path, f"cannot read notebook: {e}")]
     if not notebook.is_python:
         return []
-    source, rows = to_python(notebook)
-    return map_to_cells(lint_source(source, path, rules), rows)
+    source, rows, broken = python_text(notebook, path)
+    return broken + map_to_cells(lint_source(source, path, rules), rows)
 
 
 def lint_notebook(path: str, rules: Optional[Sequence[type]] = None) -> List[Diagnostic]:

@@ -131,7 +131,7 @@ _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 def fix_notebook_text(text: str, path: str, rules: Sequence[type], unsafe: bool) -> FileFix:
     from looplint.fix import fix_source
-    from looplint.notebook import NotebookError, lint_notebook_text, map_to_cells, parse_notebook, to_python
+    from looplint.notebook import NotebookError, lint_notebook_text, map_to_cells, parse_notebook, python_text
 
     out = FileFix(path, text, text)
     try:
@@ -142,7 +142,7 @@ def fix_notebook_text(text: str, path: str, rules: Sequence[type], unsafe: bool)
         return out
     if not notebook.is_python:
         return out
-    joined, rows = to_python(notebook)
+    joined, rows, _broken = python_text(notebook, path)  # a cell that does not parse stays as it is
     result = fix_source(joined, path, rules, unsafe=unsafe)
     if not (result.fixed and _into_cells(out, data, joined, result.source, rows, notebook)):
         out.remaining = lint_notebook_text(text, path, rules)
@@ -166,8 +166,8 @@ def _into_cells(out: FileFix, data, joined: str, new_joined: str, rows, notebook
     diffs = []
     for number, new_text in sorted(cells.items()):
         raw = data["cells"][number - 1]
+        diffs.append(unified_diff(old_text(number), new_text, f"{out.path}:cell {number}"))  # before it changes
         raw["source"] = new_text.splitlines(True) if isinstance(raw.get("source", ""), list) else new_text
-        diffs.append(unified_diff(old_text(number), new_text, f"{out.path}:cell {number}"))
     out.after = _dump_like(data, out.before)
     out.diff = "".join(diffs)
     return True
@@ -241,7 +241,7 @@ def fix_edits(text: str, path: str, diagnostic: Diagnostic) -> List[TextEdit]:
     replacement between what the fixed text shares with the original at both ends. Empty when the fix no
     longer applies or (in a notebook) would change more than the diagnostic's cell."""
     from looplint.fix import fixed_text
-    from looplint.notebook import NotebookError, is_notebook, parse_notebook, to_python
+    from looplint.notebook import NotebookError, is_notebook, parse_notebook, python_text
     from looplint.rule import rule_by_code
 
     rule = rule_by_code(diagnostic.code)
@@ -254,7 +254,7 @@ def fix_edits(text: str, path: str, diagnostic: Diagnostic) -> List[TextEdit]:
             notebook = parse_notebook(text)
         except (NotebookError, ValueError, RecursionError):
             return []
-        text, rows = to_python(notebook)
+        text, rows, _broken = python_text(notebook, path)
         at = next((i for i, r in enumerate(rows) if (r.cell, r.line) == (diagnostic.cell, diagnostic.line)), None)
         if at is None:
             return []

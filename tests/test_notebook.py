@@ -130,9 +130,10 @@ def test_syntax_error_is_ll000_in_its_cell():
 
 
 @pytest.mark.parametrize("cells,where,said", [
-    # Python names the row of a definition left without a body, and the row a string runs to
+    # Python names the row of a definition left without a body (Jupyter parses the cell alone: the error
+    # is at its end, not in the next cell), and the row a string runs to
     ((("code", "a = 1\nb = 2\n"), ("code", "def reward(s):\n    # <YOUR CODE>\n"), ("code", "agent = 1\n")),
-     (4, 1), "after function definition on line 1 of cell 3"),
+     (3, 2), "after function definition on line 1 of cell 3"),
     ((("code", "a = 1\nb = 2\n"), ("code", "x = 0\nentropy = <YOUR CODE: don't forget the sign!>\n")),
      (3, 2), "(detected at line 2 of cell 3)"),
 ])
@@ -294,3 +295,49 @@ def test_noqa_in_a_notebook_cell(project, run):
     text = _split_bad_program().replace("opt.step()", "opt.step()  # noqa: LL101")
     project({"train.ipynb": text})
     assert run("train.ipynb").code == 0
+
+
+# ---------------------------------------------------------------------------------------- cells that do not parse
+
+LOOP_CELLS = (
+    ("code", "import torch\nimport torch.nn as nn\nnet = nn.Linear(2, 1)\nopt = torch.optim.SGD(net.parameters(), lr=0.1)\n"),
+    ("code", "for x in [torch.randn(4, 2)] * 3:\n    loss = net(x).sum()\n    loss.backward()\n    opt.step()\n"),
+)
+# exercises' blanks, as course notebooks leave them
+BLANKS = ["elbo = # your code\n", "shape = (?, ?)\n", "word_to_idx[w] =\n", "def reward(s):\n    # <YOUR CODE>\n",
+          "x = 0\nentropy = <YOUR CODE: don't forget the sign!>\n", "loss = (net(x) - y\n"]
+
+
+@requires_ll101
+@pytest.mark.parametrize("blank", BLANKS)
+@pytest.mark.parametrize("where", [0, 1, 2])
+def test_a_cell_that_does_not_parse_is_ll000_and_the_other_cells_are_linted(blank, where):
+    # Jupyter runs each cell alone: the broken one fails, the others run (and train without zero_grad)
+    cells = list(LOOP_CELLS)
+    cells.insert(where, ("code", blank))
+    found = lint_notebook_text(make_notebook(("markdown", "# Exercise"), *cells), "nb.ipynb")
+    broken = where + 2  # the markdown cell is cell 1
+    loop = 3 if where == 2 else 4
+    assert [(d.code, d.cell) for d in found] == [("LL000", broken), ("LL101", loop)]
+    assert found[1].line == 4  # the step, on its cell's row
+
+
+@requires_ll101
+def test_each_cell_that_does_not_parse_is_reported_and_a_clean_notebook_is_as_before():
+    cells = [("code", BLANKS[0]), LOOP_CELLS[0], ("code", BLANKS[1]), LOOP_CELLS[1]]
+    found = lint_notebook_text(make_notebook(*cells), "nb.ipynb")
+    assert [(d.code, d.cell) for d in found] == [("LL000", 1), ("LL000", 3), ("LL101", 4)]
+    assert [(d.code, d.cell) for d in lint_notebook_text(make_notebook(*LOOP_CELLS), "nb.ipynb")] == [("LL101", 2)]
+
+
+@requires_ll101
+def test_fix_and_diff_leave_a_cell_that_does_not_parse_as_it_is(project, run):
+    text = make_notebook(LOOP_CELLS[0], ("code", BLANKS[0]), LOOP_CELLS[1])
+    root = project({"train.ipynb": text})
+    diff = run("--diff", "train.ipynb")
+    assert "--- train.ipynb:cell 3" in diff.out and "+    opt.zero_grad()" in diff.out, diff.out + diff.err
+    assert (root / "train.ipynb").read_text() == text
+    run("--fix", "train.ipynb")
+    cells = json.loads((root / "train.ipynb").read_text())["cells"]
+    assert "".join(cells[1]["source"]) == BLANKS[0]
+    assert "opt.zero_grad()" in "".join(cells[2]["source"])
