@@ -23,9 +23,11 @@ class OptimizerCreatedInLoop(Rule):
     slower or unstable and nothing reports it.
 
     Rebuilding is fine, and not reported, when the model is rebuilt in the same loop (one model and
-    optimizer per cross-validation fold), when each pass of the loop is a whole training run (a
-    function that builds its optimizer and runs `for it in range(n_iters):` itself, called once per
-    continual-learning task) or when the loop is not the training loop.
+    optimizer per cross-validation fold), when only a few chosen iterations rebuild it (`if epoch == 0:`,
+    `elif epoch in milestones:`: a learning-rate schedule written as new optimizers), when each pass of
+    the loop is a whole training run (a function that builds its optimizer and runs
+    `for it in range(n_iters):` itself, called once per continual-learning task) or when the loop is not
+    the training loop.
 
     ## Example
     ```python
@@ -66,7 +68,8 @@ class OptimizerCreatedInLoop(Rule):
                 for stack in model.loop_stacks(event):
                     if _whole_runs(stack, step_stacks):
                         continue  # each optimizer serves a complete multi-epoch fit (refitting per round)
-                    hit = [l for l in stack if l.kind in TRAINING_LOOPS and l in step_loops and not _rebuilt(model, role, l)]
+                    hit = [l for l in stack if l.kind in TRAINING_LOOPS and l in step_loops and not _rebuilt(model, role, l)
+                           and not model.runs_on_few_iterations(event, l)]
                     if hit:
                         yield Finding(
                             event.node,

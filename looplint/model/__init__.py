@@ -20,7 +20,7 @@ from looplint.model import events as ev
 from looplint.model.events import Branch, Event, EventBuilder, Jump, Loop, code
 from looplint.model.effects import Effects
 from looplint.model.flow import FRESH, NONE, STALE, UNKNOWN, USED, Facts, GradientFlow, OptState, OverBudget, merge_facts
-from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, WALK_DEPTH, classify_all, runs_on_last_iteration, walk
+from looplint.model.loops import BATCH, EPOCH, IMPLICIT, MICRO, OTHER, STEP, WALK_DEPTH, classify_all, runs_on_last_iteration, runs_on_few_iterations, walk
 from looplint.model.interp import ALL_OF, handed_names, items_below, none_of_keys
 from looplint.model.roles import OPTIMIZER, SCHEDULER, Frame, Role, Roles
 from looplint.model.scopes import Assignment, Function, Scopes, arg, dotted, has_call, last_name, names_in
@@ -227,6 +227,22 @@ class FileModel:
                 and runs_on_last_iteration(br.node.test, loop, self.values, loop.fn)
                 and _innermost_loop(br.node, loop.node))
         return got
+
+    def runs_on_few_iterations(self, event: Event, loop: Loop) -> bool:
+        """Whether ``event`` runs on a few iterations of ``loop`` only, the same ones on every run: it is in
+        the then arm of an ``if`` inside the loop, in the loop's own function, whose test picks iterations
+        by the loop's index (``loops.runs_on_few_iterations``: ``if epoch == 0:``, ``elif epoch in (30,
+        60):``)."""
+        fn = self.function_of(event)
+        if fn is None or loop.fn is not fn:
+            return False
+        for br in self.walk(fn):
+            if isinstance(br, Branch) and isinstance(br.node, cst.If) and len(br.arms) == 2 \
+                    and runs_on_few_iterations(br.node.test, loop, self.values, fn) \
+                    and any(i is event for i in items_below(br.arms[0] if br.polarity else br.arms[1])) \
+                    and any(n is br.node for n in descendants(loop.node)):
+                return True
+        return False
 
     def runs_at_counter_start(self, event: Event) -> bool:
         """Whether ``event`` runs only under a test ``c == <n>`` of its function, where ``c`` is a counter

@@ -338,14 +338,8 @@ def runs_on_last_iteration(test: cst.BaseExpression, loop: Loop, values, fn: Fun
             test.comparisons[0].operator, cst.Equal) or not isinstance(loop.node, cst.For) or loop.iter_expr is None:
         return False
     counts: Set[str] = set()
-    indexed = _counted(loop.iter_expr, values, fn, counts, 0)
-    target = loop.node.target
-    if isinstance(target, cst.Name) and indexed == "range":
-        index = target.value
-    elif isinstance(target, cst.Tuple) and indexed == "enumerate" and target.elements and isinstance(
-            target.elements[0].value, cst.Name):
-        index = target.elements[0].value.value
-    else:
+    index = _loop_index(loop, values, fn, counts)
+    if index is None:
         return False
     sides = [_flat(test.left), _flat(test.comparisons[0].comparator)]
     for a, b in (sides, sides[::-1]):
@@ -354,6 +348,57 @@ def runs_on_last_iteration(test: cst.BaseExpression, loop: Loop, values, fn: Fun
         if a == f"{index}+1" and b in counts:
             return True
     return False
+
+
+def runs_on_few_iterations(test: cst.BaseExpression, loop: Loop, values, fn: Function) -> bool:
+    """Whether ``test`` holds on a few iterations of ``loop`` only, the same ones whatever the loop runs:
+    the loop's index compared for equality with a value the loop does not change (``epoch == 0``,
+    ``epoch == args.epochs // 2``) or tested for membership in such a collection (``epoch in (30, 60)``),
+    the index being the target of ``range(...)`` or an ``enumerate`` count (as ``runs_on_last_iteration``
+    reads them): each value of it comes once."""
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1 or not isinstance(loop.node, cst.For) \
+            or loop.iter_expr is None:
+        return False
+    operator = test.comparisons[0].operator
+    if not isinstance(operator, (cst.Equal, cst.In)):
+        return False
+    index = _loop_index(loop, values, fn, set(), any_range=True)
+    if index is None:
+        return False
+    left, right = test.left, test.comparisons[0].comparator
+    sides = [(left, right)] if isinstance(operator, cst.In) else [(left, right), (right, left)]
+    return any(isinstance(a, cst.Name) and a.value == index and _fixed_in(b, loop) for a, b in sides)
+
+
+def _loop_index(loop: Loop, values, fn: Function, counts: Set[str], any_range: bool = False) -> Optional[str]:
+    """The name of a ``for`` loop's index: the target of ``range(n)`` (of any ``range(...)`` when
+    ``any_range``), or the count of an ``enumerate`` from 0 (``_counted``, which adds the spellings of
+    the number of iterations to ``counts``); None for another loop."""
+    counted = _counted(loop.iter_expr, values, fn, counts, 0)
+    target = loop.node.target
+    if isinstance(target, cst.Name) and (counted == "range" or (any_range and _is_range(loop.iter_expr))):
+        return target.value
+    if isinstance(target, cst.Tuple) and counted == "enumerate" and target.elements and isinstance(
+            target.elements[0].value, cst.Name):
+        return target.elements[0].value.value
+    return None
+
+
+def _is_range(expr: cst.BaseExpression) -> bool:
+    """``range(...)`` with any arguments (its values are distinct)."""
+    return isinstance(expr, cst.Call) and last_name(expr.func) == "range" and not any(a.star for a in expr.args)
+
+
+def _fixed_in(expr: cst.BaseExpression, loop: Loop) -> bool:
+    """Whether ``expr`` takes the same value on every iteration of ``loop``: literals, and names and
+    attributes the loop neither assigns nor iterates, combined by operators, subscripts, ``len()`` and
+    ``int()``; no other call."""
+    for n in descendants(expr):
+        if isinstance(n, cst.Call) and last_name(n.func) not in ("len", "int"):
+            return False
+        if isinstance(n, cst.Name) and (n.value in loop.assigned or n.value in loop.target_names):
+            return False
+    return True
 
 
 def _flat(node: cst.CSTNode) -> str:
