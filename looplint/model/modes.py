@@ -148,16 +148,18 @@ class _ModeRun(Interp):
             if key is None:
                 return states
             mode = TRAIN if method == "train" else EVAL
+            # the module, and what it was handed when built (``Pair(teacher, student)``: its children too)
+            keys = [key] + [k for k in self.roles.handed_parts(e.target, frame) if not part_of(k, key)]
             args = positional_args(e.call) or [a.value for a in e.call.args if a.keyword is not None and a.keyword.value == "mode"]
             if method == "train" and args:
                 a = args[0]
                 if isinstance(a, cst.Name) and a.value in ("True", "False"):
                     mode = TRAIN if a.value == "True" else EVAL
                 else:
-                    return {self._drop(s, key) for s in states}
+                    return {self._drop_all(s, keys) for s in states}
             if mode == TRAIN:
-                return {self._set(s, key, (key, TRAIN, None, None, False)) for s in states}
-            return {self._set(s, key, (key, EVAL, e, frame.fn, False)) for s in states}
+                return {self._set_all(s, keys, lambda k: (k, TRAIN, None, None, False)) for s in states}
+            return {self._set_all(s, keys, lambda k: (k, EVAL, e, frame.fn, False)) for s in states}
         if k == ev.CONSTRUCT and e.call is not None and self.roles.ctor_kind(e.call, frame.fn)[0] == "module":
             # a module just built is in train mode (``model = Net()`` in a helper each run calls): what was
             # recorded of the object the name held before is forgotten, as for a module never set (no entry is
@@ -205,6 +207,18 @@ class _ModeRun(Interp):
     def _set(s: ModeState, key: str, entry: tuple) -> ModeState:
         keep = frozenset(m for m in s.modes if not part_of(m[0], key))
         return s._replace(modes=keep | {entry})
+
+    @classmethod
+    def _set_all(cls, s: ModeState, keys: List[str], entry) -> ModeState:
+        for key in keys:
+            s = cls._set(s, key, entry(key))
+        return s
+
+    @classmethod
+    def _drop_all(cls, s: ModeState, keys: List[str]) -> ModeState:
+        for key in keys:
+            s = cls._drop(s, key)
+        return s
 
     @staticmethod
     def _built(s: ModeState, key: str) -> ModeState:

@@ -860,6 +860,28 @@ class Roles:
         self._keys[memo] = got
         return got
 
+    def handed_parts(self, expr: Optional[cst.BaseExpression], frame: Frame) -> List[str]:
+        """The module keys of the objects an object holds because it was handed them when built:
+        ``pair = Pair(teacher, student)`` with ``self.student = student`` in ``Pair.__init__`` holds
+        ``student``, and ``pair.train()`` sets its mode too (``nn.Module.train`` sets every child's). What
+        the class builds itself is a child under the object's own key already (``part_of``)."""
+        head = unwrap_module(expr) if expr is not None else None
+        if not isinstance(head, cst.Name) or self.v is None:
+            return []
+        cls = self.v.instance_class(head, frame.fn)
+        init = self.v.method(cls, "__init__") if cls is not None else None
+        if init is None:
+            return []
+        out = []
+        for attr in sorted(cls.attrs):
+            assigns = self.v.attribute_assignments(cls, attr)
+            if assigns and all(a.scope is init and isinstance(a.value, cst.Name) and a.value.value in init.params
+                               and a.index is None for a in assigns):
+                key = self._attr_key(cls, attr, 0)
+                if key is not None:
+                    out.append(key)
+        return out
+
     def _owner_path_keys(self, expr: cst.BaseExpression, frame: Frame) -> List[str]:
         """``net.head`` of an instance ``net`` of a class of this module is keyed as the class's attribute
         (``Net.self.head``); it is also a submodule of ``net`` (``main:net.head``), which ``net.zero_grad()``
