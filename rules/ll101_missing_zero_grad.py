@@ -23,6 +23,12 @@ class MissingZeroGrad(Rule):
     (`if (i + 1) % k == 0: step(); zero_grad()`) and GANs whose optimizers are zeroed before their own
     backward pass are not reported.
 
+    ## Known problems
+    A call looplint cannot see into that can reach the optimizer may clear its gradients, and the step
+    after it is not reported: a helper handed the optimizer (or `self`, which holds it), and a method the
+    class inherits from code looplint cannot read (a base class of a module it cannot find, or of another
+    package), however its result is used (`loss = self.standard_loss(x, y)`).
+
     ## Example
     ```python
     for x, y in loader:

@@ -266,9 +266,13 @@ def test_a_call_that_may_run_backward_never_hides_gradients_left_from_the_last_s
     "loss = self.criterion_from_base(x, y)",
 ])
 def test_an_inherited_method_used_as_a_value_or_context_has_no_gradient_effect(use):
+    # the model reads every class Trainer derives from (a method inherited from code it cannot read may
+    # clear the gradients however it is used: test_unseen_bases.py)
     src = textwrap.dedent("""\
     import torch
-    from base import BaseTrainer
+    import torch.nn as nn
+    class BaseTrainer(nn.Module):
+        pass
     class Trainer(BaseTrainer):
         def __init__(self, net):
             self.net = net

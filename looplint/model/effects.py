@@ -41,6 +41,7 @@ from looplint.model.events import Event
 from looplint.model.frameworks import KEEPS, OPTIMIZER_METHODS
 from looplint.model.roles import ENGINE, MODULE, OPTIMIZER, SCALER, Frame, Role, overlaps
 from looplint.model.scopes import Function, dotted, last_name
+from looplint.model.values import class_of
 
 _SAYS_GRADIENTS = re.compile(r"zero|clear|reset|step|update|backward|optimi[sz]e|apply_grad", re.I)
 # Methods of ``torch.nn.Module`` that set a module up and never run it (no forward, so no backward; no
@@ -147,8 +148,12 @@ class Effects:
                 held = [o for o in tracked if ".self." in (o.key or "")]
                 if is_receiver:
                     # an inherited method: used as a value it touches nothing; as a statement it may run
-                    # backward, and may clear or step when its name says so
+                    # backward, and may clear or step when its name says so. Inherited from code the model
+                    # cannot read (``loss = self.standard_loss(x, y)`` of a base of a module it cannot find),
+                    # it may clear or step what ``self`` holds however it is used.
                     if statement and method and _SAYS_GRADIENTS.search(method):
+                        opts.update(held)
+                    elif method and self.m.values.unseen_ancestry(class_of(frame.fn)):
                         opts.update(held)
                     receives_self = statement
                 else:

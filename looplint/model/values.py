@@ -23,6 +23,7 @@ sizing, closures, mixed precision, train/eval modes), so none keeps a lookup of 
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, Union
 
@@ -30,7 +31,14 @@ import libcst as cst
 
 from looplint.model.walk import Walker, children, descendants
 
+from looplint.model.frameworks import framework_of
 from looplint.model.scopes import Assignment, ClassInfo, Function, Scopes, dotted, last_name, positional_args, target_names
+
+# Packages whose classes' methods the model knows by name (``Values.unseen_ancestry``): torch's, and the
+# standard library's (Python 3.9 has no list of it: the modules classes are most often derived from).
+_KNOWN_PACKAGES = frozenset({"torch", "torchvision", "torchaudio", "torchtext"}) | frozenset(getattr(
+    sys, "stdlib_module_names", ("abc", "argparse", "collections", "contextlib", "dataclasses", "enum",
+                                 "functools", "json", "logging", "threading", "typing", "unittest")))
 
 # -- definitions -------------------------------------------------------------------------------------------
 ASSIGN, PARAM, LOOP, AUG, OTHER = "assign", "param", "loop", "aug", "other"
@@ -978,6 +986,28 @@ class Values:
             if base is not None and base is not cls:
                 out.append(base)
         return out
+
+    def unseen_ancestry(self, cls: Optional[ClassInfo], depth: int = 0) -> bool:
+        """Whether ``cls`` inherits code the model cannot read: a base that is not among ``base_classes``
+        (a module of the project it cannot find or read, another package's class), directly or through a
+        base it reads. A builtin (``object``, ``Exception``), a class of the standard library, of torch or of
+        a framework the table knows (``frameworks.py``) is no such base: what their methods do is known."""
+        if cls is None or depth > 5:
+            return False
+        read = self.base_classes(cls)
+        names = {id(b): b for b in read}
+        home = cls.home or self.s
+        for b in cls.bases:
+            if not b:
+                continue  # ``Generic[T]``, a call: no class statement's name
+            local = "." not in b and b in home.classes
+            if local or any(c.name == b.rsplit(".", 1)[-1] for c in names.values()):
+                continue
+            root = b.lstrip(".").split(".")[0]
+            if not b.startswith(".") and ("." not in b or root in _KNOWN_PACKAGES or framework_of(b) is not None):
+                continue  # a builtin, or a class whose methods the model knows by name
+            return True
+        return any(self.unseen_ancestry(base, depth + 1) for base in read)
 
     def method(self, cls: ClassInfo, name: str, depth: int = 0) -> Optional[Function]:
         """A method of a class, looked up through the base classes the model reads (``base_classes``)."""
