@@ -136,6 +136,41 @@ def test_ll401_silent_when_the_step_helper_returns_a_number():
     assert findings(src, {"LL401"}) == []
 
 
+# A loss rebound, before it is added, to what is read from a detached tensor: the total holds no graph
+DETACHED_READS = ["{loss}.data[0]", "{loss}.data.cpu()[0]", "{loss}.data.cpu().numpy()[0]", "{loss}.detach().cpu()",
+                  "{loss}.detach()[0]", "{loss}.item()", "float({loss})"]
+# ... and what is read from the tensor itself: the graph comes along
+GRAPH_READS = ["{loss}[0]", "{loss}.mean()", "{loss}.view(1)[0]", "{loss} * 2"]
+
+
+def _rebound(value: str, loss: str, total: str) -> str:
+    return f"""\
+    import torch
+    def fit(net, opt, batches):
+        {total} = 0
+        for a, b in batches:
+            opt.zero_grad()
+            {loss} = ((net(a) - b) ** 2).mean().view(1)
+            {loss}.backward()
+            opt.step()
+            {loss} = {value.format(loss=loss)}
+            {total} += {loss}
+    """
+
+
+@pytest.mark.parametrize("value", DETACHED_READS)
+@pytest.mark.parametrize("loss, total", [("loss", "running"), ("cls_loss", "epoch_total")])
+def test_ll401_silent_when_the_loss_is_rebound_to_a_read_of_a_detached_tensor(value, loss, total):
+    assert findings(_rebound(value, loss, total), {"LL401"}) == []
+
+
+@pytest.mark.parametrize("value", GRAPH_READS)
+@pytest.mark.parametrize("loss, total", [("loss", "running"), ("cls_loss", "epoch_total")])
+def test_ll401_when_the_loss_is_rebound_to_a_read_of_the_tensor_with_its_graph(value, loss, total):
+    src = _rebound(value, loss, total)
+    assert findings(src, {"LL401"}) == [("LL401", line_of(src, f"{total} += {loss}"))]
+
+
 # -- LL403: a clip between this iteration's zeroing and its backward ---------------------------------------
 
 ZEROINGS = {

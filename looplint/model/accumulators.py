@@ -225,17 +225,27 @@ def _plain_names(t) -> Set[str]:
 
 
 def _detaching(value: cst.BaseExpression) -> bool:
-    """``x.item()``, ``float(x)``, ``x.detach()``, ``x.data``... anywhere at the top of the value."""
+    """``x.item()``, ``float(x)``, ``x.detach()``, ``x.data``... at the top of the value, or anywhere down
+    the chain it is read from (``x.data[0]``, the PyTorch 0.3 spelling of ``x.item()``;
+    ``x.detach().cpu()``, ``x.data.cpu().numpy()[0]``): what is read from a detached tensor is detached."""
     e = value
-    if isinstance(e, cst.Call):
-        name = last_name(e.func)
-        if name in DETACHING:
-            return True
-    if isinstance(e, cst.Attribute) and e.attr.value == "data":
-        return True
     if isinstance(e, (cst.Integer, cst.Float)):
         return True
-    return False
+    while True:
+        if isinstance(e, cst.Call):
+            if last_name(e.func) in DETACHING:
+                return True
+            if not isinstance(e.func, cst.Attribute):
+                return False
+            e = e.func.value  # a method of what the chain read so far
+        elif isinstance(e, cst.Attribute):
+            if e.attr.value == "data":
+                return True
+            e = e.value
+        elif isinstance(e, cst.Subscript):
+            e = e.value
+        else:
+            return False
 
 
 def _loss_names(value: cst.BaseExpression) -> List[str]:
