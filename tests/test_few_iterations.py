@@ -32,7 +32,7 @@ for {header}:
 # (the loop header, its index)
 HEADERS = [("{i} in range(n_epochs)", "{i}"), ("{i} in range(1, n_epochs + 1)", "{i}"),
            ("{i}, _ in enumerate(range(n_epochs))", "{i}")]
-FEW = ["{i} == 0", "0 == {i}", "{i} == n_epochs // 2", "{i} == len(data) - 1", "{i} in (3, 6)", "{i} in milestones"]
+FEW = ["{i} == 0", "0 == {i}", "{i} is 0", "{i} == n_epochs // 2", "{i} == len(data) - 1", "{i} in (3, 6)", "{i} in milestones"]
 EVERY = ["{i} % 2 == 0", "n_epochs > 4", "{i} >= 0", "{i} == later"]
 NAMES = [("epoch", "model", "optimizer"), ("ep", "net", "opt")]
 

@@ -353,14 +353,14 @@ def runs_on_last_iteration(test: cst.BaseExpression, loop: Loop, values, fn: Fun
 def runs_on_few_iterations(test: cst.BaseExpression, loop: Loop, values, fn: Function) -> bool:
     """Whether ``test`` holds on a few iterations of ``loop`` only, the same ones whatever the loop runs:
     the loop's index compared for equality with a value the loop does not change (``epoch == 0``,
-    ``epoch == args.epochs // 2``) or tested for membership in such a collection (``epoch in (30, 60)``),
+    ``epoch is 0``, ``epoch == args.epochs // 2``) or tested for membership in such a collection (``epoch in (30, 60)``),
     the index being the target of ``range(...)`` or an ``enumerate`` count (as ``runs_on_last_iteration``
     reads them): each value of it comes once."""
     if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1 or not isinstance(loop.node, cst.For) \
             or loop.iter_expr is None:
         return False
     operator = test.comparisons[0].operator
-    if not isinstance(operator, (cst.Equal, cst.In)):
+    if not isinstance(operator, (cst.Equal, cst.Is, cst.In)):  # ``epoch is 0`` holds where ``==`` does (small ints)
         return False
     index = _loop_index(loop, values, fn, set(), any_range=True)
     if index is None:
