@@ -559,8 +559,9 @@ class Roles:
         return None
 
     def _factory_result(self, call: cst.Call, index: Optional[int], frame: Frame):
-        """What a same-module factory returns (``model, opt = build(cfg)``), when every return agrees;
-        the same object for every caller (the factory runs once per call, but its roles are one)."""
+        """What a same-module factory returns (``model, opt = build(cfg)``), when every return agrees (a
+        ``return None`` aside: what is used as that object is not None); the same object for every caller
+        (the factory runs once per call, but its roles are one)."""
         callee, _b = self.v.resolve_callee(call.func, frame.fn)
         if callee is None or callee.is_module or callee.cls is not None and callee.name == "__init__":
             return None
@@ -579,7 +580,9 @@ class Roles:
                 if v is None:
                     return None
                 got = self._from_value(Assignment(v, callee), self._label_of(v))
-                if got is None or got is _NONE or got.kind == UNKNOWN:
+                if got is _NONE:
+                    continue  # ``return None`` on one path (``make_sched`` for a constant rate): no object there
+                if got is None or got.kind == UNKNOWN:
                     return None
                 found.append(got)
                 made = made and self.v.made_here(v, callee)
@@ -599,19 +602,8 @@ class Roles:
         memo = ("per-call", id(call), id(role))
         if memo in self._memo:
             return self._memo[memo]
-        keys = []
-        params = list(callee.params)
-        if params[:1] in (["self"], ["cls"]) and callee.cls is not None:
-            params = params[1:]
-        i = 0
-        for a in call.args:
-            if a.star:
-                break
-            name = a.keyword.value if a.keyword is not None else (params[i] if i < len(params) else None)
-            if a.keyword is None:
-                i += 1
-            if name is not None:
-                keys.append((name, self.module_key(a.value, caller) or self.fresh_module_key(a.value)))
+        keys = [(name, self.module_key(value, caller) or self.fresh_module_key(value))
+                for name, value in _call_arguments(callee, call)]
         site = Frame(callee, (), tuple(keys))
         clone = copy.copy(role)
         clone.frame = site
@@ -667,6 +659,19 @@ class Roles:
         if other.evidence != "constructor" or not _within(other.scope, callee):
             return other
         return self._per_call(other, callee, call, caller)
+
+    def handed_argument(self, role: Role, expr: Optional[cst.BaseExpression]):
+        """For an object one call of a factory built (``_per_call``) and ``expr``, a parameter of the factory
+        that its constructor reads (``StepLR(optimizer, ...)`` in ``make_sched(optimizer, cfg)``): the
+        argument that call hands it and the caller's frame, where it can be resolved (``self.gen_opt`` in
+        ``self.gen_sched = make_sched(self.gen_opt, cfg)``); None otherwise."""
+        site = self._built_in.get(id(role))
+        if site is None or not isinstance(expr, cst.Name):
+            return None
+        callee, call, caller = site
+        if expr.value not in callee.params or expr.value in callee.assigns:
+            return None
+        return next(((value, caller) for name, value in _call_arguments(callee, call) if name == expr.value), None)
 
     @staticmethod
     def _label_of(v) -> str:
@@ -1011,6 +1016,25 @@ def _join_key(base: Optional[str], rest) -> Optional[str]:
     if base is None:
         return None
     return ".".join([base, *rest])
+
+
+def _call_arguments(callee: Function, call: cst.Call) -> List[Tuple[str, cst.BaseExpression]]:
+    """The parameters of ``callee`` that ``call`` binds, with the argument each receives (positional ones in
+    order, ``self``/``cls`` of a method aside, then keywords), up to the first ``*args``/``**kwargs``."""
+    params = list(callee.params)
+    if params[:1] in (["self"], ["cls"]) and callee.cls is not None:
+        params = params[1:]
+    out = []
+    i = 0
+    for a in call.args:
+        if a.star:
+            break
+        name = a.keyword.value if a.keyword is not None else (params[i] if i < len(params) else None)
+        if a.keyword is None:
+            i += 1
+        if name is not None:
+            out.append((name, a.value))
+    return out
 
 
 def part_of(key: str, whole: str) -> bool:

@@ -136,6 +136,11 @@ def optimizer_of(role: Optional[Role], roles: Roles, _depth: int = 0) -> Optiona
         expr = arg(call, 0, "optimizer")
     if expr is None:
         return None
+    handed = roles.handed_argument(role, expr)
+    if handed is not None:  # a factory's parameter: the optimizer the call that built this scheduler hands it
+        got = roles.resolve(handed[0], handed[1])
+        if got is not None and got.kind == OPTIMIZER:
+            return got
     got = roles.built_with(role, roles.resolve(expr, frame))
     return got if got is not None and got.kind == OPTIMIZER else None
 
