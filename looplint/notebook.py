@@ -15,9 +15,10 @@ that runs something other than Python (``%%bash``, ``%%html``, ``%%writefile``, 
 first line is indented loses that indentation on every line that starts with it, as IPython runs it.
 
 A cell Python cannot parse on its own is one ``LL000`` (Jupyter runs each cell alone: it fails, the others
-run), and the other cells are linted without it. Every diagnostic is then mapped back to its cell: ``cell`` counts *all* cells from 1 (markdown included) and
-``line``/``end_line``/``noqa_row`` become relative to that cell. A notebook that is not valid JSON or not
-shaped like a notebook is one ``LL000`` diagnostic. Notebooks whose kernel language is not Python are skipped.
+run), and the other cells are linted without it. Every diagnostic is then mapped back to its cell: ``cell``
+counts *all* cells from 1 (markdown included) and ``line``/``end_line``/``noqa_row`` become relative to that
+cell. A notebook that is not valid JSON or not shaped like a notebook is one ``LL000`` diagnostic.
+Notebooks whose kernel language is not Python are skipped.
 
 ``lint_any(path, rules)`` is the one entry point the command line uses for any file.
 """
@@ -332,9 +333,9 @@ def _unparsable_cells(notebook: Notebook, path: str) -> Dict[int, List[Diagnosti
         if not is_python_cell(cell):
             continue
         lines, rows = _python_lines(cell)
-        errors = [d for d in lint_source("".join(line + "\n" for line in lines), path, ()) if d.code == PARSE_ERROR]
-        if errors:
-            found[cell.number] = map_to_cells(errors, rows)
+        text = "".join(line + "\n" for line in lines)
+        if not _parses(text):  # the engine's LL000 says why (the cells that parse are not linted here)
+            found[cell.number] = map_to_cells([d for d in lint_source(text, path, ()) if d.code == PARSE_ERROR], rows)
     return found
 
 

@@ -995,16 +995,12 @@ class Values:
         if cls is None or depth > 5:
             return False
         read = self.base_classes(cls)
-        names = {id(b): b for b in read}
+        read_names = {base.name for base in read}
         home = cls.home or self.s
         for b in cls.bases:
-            if not b:
-                continue  # ``Generic[T]``, a call: no class statement's name
-            local = "." not in b and b in home.classes
-            if local or any(c.name == b.rsplit(".", 1)[-1] for c in names.values()):
-                continue
-            root = b.lstrip(".").split(".")[0]
-            if not b.startswith(".") and ("." not in b or root in _KNOWN_PACKAGES or framework_of(b) is not None):
+            if not b or b in home.classes or b.rsplit(".", 1)[-1] in read_names:
+                continue  # ``Generic[T]`` or a call (no class's name), or a base the model reads
+            if not b.startswith(".") and ("." not in b or b.split(".")[0] in _KNOWN_PACKAGES or framework_of(b) is not None):
                 continue  # a builtin, or a class whose methods the model knows by name
             return True
         return any(self.unseen_ancestry(base, depth + 1) for base in read)
