@@ -1,6 +1,9 @@
+import libcst as cst
+
 from looplint.model.describe import call_text
 from looplint.model.events import BACKWARD, GRAD_CLEAR, MANUAL_UPDATE, STEP, ZERO
 from looplint.model.roles import OPTIMIZER
+from looplint.model.scopes import arg, dotted
 from looplint.rule import Finding, Rule
 
 
@@ -15,7 +18,9 @@ class BackwardWithoutStep(Rule):
 
     ## Known problems
     A step made in another module, through a call that receives the optimizer, is invisible; looplint
-    stays silent in that case, when the loop updates parameters by hand (`p.data.add_(p.grad, ...)`), and
+    stays silent in that case, when the loop updates parameters by hand (`p.data.add_(p.grad, ...)`), when
+    it reads the gradient of a tensor the optimizer was built over (a PGD attack's
+    `x = (x.data + eps * x.grad.sign()).requires_grad_()`, with an optimizer used only to zero it), and
     when it hands the gradient tensors to a call it cannot see (`queue.put([p.grad.clone() for p in ...])`:
     a worker whose gradients another process applies), and when the file registers a backward hook
     (`register_full_backward_hook`, a tensor's `register_hook`): its backward passes then feed the hooks
@@ -71,6 +76,8 @@ class BackwardWithoutStep(Rule):
         if model.registers_gradient_hooks:
             return  # the backward passes feed hooks that read the gradients (statistics, not training)
         for role in idle:
+            if any(model.reads_gradients_of(fn, _handed_tensors(role)) for fn in facts.roots):
+                continue  # the gradients are read (``x = x.data + eps * x.grad.sign()``): applied by hand
             # the loop a zeroing belongs to: not the ``for p in M.parameters()`` a ``p.grad = None`` runs in
             zero_loops = {stack[-1] for z in zeroed[role] for stack in model.loop_stacks(z, over_parameters=False) if stack}
             for event in (e for e in facts.loops if e.kind == BACKWARD and not e.dist):
@@ -81,6 +88,14 @@ class BackwardWithoutStep(Rule):
                         f"`{call_text(event)}` computes gradients that are never applied: `{role.label}` is "
                         f"zeroed in this loop but never stepped, so the parameters do not change",
                     )
+
+
+def _handed_tensors(role) -> frozenset:
+    """The tensors an optimizer was built over by name (``SGD([x_adv], lr=...)``, ``Adam((mu, logvar))``)."""
+    params = arg(role.ctor, 0, "params") if role.ctor is not None else None
+    if not isinstance(params, (cst.List, cst.Tuple)):
+        return frozenset()
+    return frozenset(d for d in (dotted(e.value) for e in params.elements) if d is not None)
 
 
 def _clears_exactly(model, event, frame, role, optimizers) -> bool:

@@ -640,6 +640,23 @@ class FileModel:
                 for i in self.walk(fn))
         return got
 
+    def reads_gradients_of(self, fn: Function, tensors: FrozenSet[str]) -> bool:
+        """Whether the code of ``fn`` reads the gradient of one of ``tensors`` (dotted names) for a value:
+        ``x.grad.sign()``, ``eta = step * x.grad`` (a hand-made update that rebinds ``x``), not ``x.grad =
+        None`` or ``x.grad.zero_()``, which clear it."""
+        written: Set[int] = set()
+        read = []
+        for n in descendants(fn.node):
+            if isinstance(n, cst.Assign):
+                written.update(id(t.target) for t in n.targets)
+            elif isinstance(n, (cst.AugAssign, cst.AnnAssign)):
+                written.add(id(n.target))
+            elif isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value in _GRAD_RESETS:
+                written.add(id(n.func.value))
+            elif isinstance(n, cst.Attribute) and n.attr.value == "grad" and dotted(n.value) in tensors:
+                read.append(n)
+        return any(id(n) not in written for n in read)
+
     @cached_property
     def registers_gradient_hooks(self) -> bool:
         """Whether the file's code registers a hook a backward pass runs (``module.register_full_backward_hook``,
@@ -843,6 +860,10 @@ def _calls(expr):
     if expr is not None:
         V().walk(expr)
     return found
+
+
+# Calls on a tensor's ``.grad`` that clear or overwrite it (``FileModel.reads_gradients_of``)
+_GRAD_RESETS = frozenset({"zero_", "fill_", "copy_", "detach_", "requires_grad_", "normal_", "uniform_"})
 
 
 def _innermost_loop(node: cst.CSTNode, loop_node: cst.CSTNode) -> bool:
