@@ -296,8 +296,11 @@ def python_text(notebook: Notebook, path: str) -> Tuple[str, List[Row], List[Dia
     others run. So when the joined text does not parse, those cells' rows are left empty in it and the
     other cells are linted (and fixed) without them."""
     source, rows = to_python(notebook)
-    if _parses(source):
-        return source, rows, []
+    return (source, rows, []) if _parses(source) else _without_broken_cells(notebook, path, source, rows)
+
+
+def _without_broken_cells(notebook: Notebook, path: str, source: str, rows: List[Row]) -> Tuple[str, List[Row], List[Diagnostic]]:
+    """``python_text`` of a notebook whose joined text (``source``, ``rows``) does not parse."""
     broken = _unparsable_cells(notebook, path)
     if not broken:
         return source, rows, []  # it fails for another reason: the engine reports it
@@ -411,8 +414,14 @@ def lint_notebook_text(text: str, path: str, rules: Optional[Sequence[type]] = N
         return [_error(path, f"cannot read notebook: {e}")]
     if not notebook.is_python:
         return []
-    source, rows, broken = python_text(notebook, path)
-    return broken + map_to_cells(lint_source(source, path, rules), rows)
+    source, rows = to_python(notebook)
+    found = lint_source(source, path, rules)
+    if not any(d.code == PARSE_ERROR for d in found):
+        return map_to_cells(found, rows)  # the common case: the joined text is parsed once, by the engine
+    fixed, fixed_rows, broken = _without_broken_cells(notebook, path, source, rows)
+    if not broken:
+        return map_to_cells(found, rows)
+    return broken + map_to_cells(lint_source(fixed, path, rules), fixed_rows)
 
 
 def lint_notebook(path: str, rules: Optional[Sequence[type]] = None) -> List[Diagnostic]:

@@ -746,19 +746,7 @@ class FileModel:
             return
         callee = target.target
         made = target.forwarded(call) if target.forward is not None else call.with_changes(args=partial_args(target.bound_args, call.args))
-        params = list(callee.params)
-        if params[:1] in (["self"], ["cls"]) and callee.cls is not None:
-            params = params[1:]
-        hit = set()
-        i = 0
-        for a in made.args:
-            if a.star:
-                break
-            name = a.keyword.value if a.keyword is not None else (params[i] if i < len(params) else None)
-            if a.keyword is None:
-                i += 1
-            if name is not None and names_in(a.value) & tainted:
-                hit.add(name)
+        hit = {name for name, value in self.values.parameters_bound(callee, made).items() if names_in(value) & tainted}
         if hit and isinstance(callee.node, cst.FunctionDef):
             yield from self._leaked_backwards(callee.node.body.body, hit, callee, depth + 1)
 

@@ -603,7 +603,7 @@ class Roles:
         if memo in self._memo:
             return self._memo[memo]
         keys = [(name, self.module_key(value, caller) or self.fresh_module_key(value))
-                for name, value in _call_arguments(callee, call)]
+                for name, value in self.v.parameters_bound(callee, call).items()]
         site = Frame(callee, (), tuple(keys))
         clone = copy.copy(role)
         clone.frame = site
@@ -671,7 +671,8 @@ class Roles:
         callee, call, caller = site
         if expr.value not in callee.params or expr.value in callee.assigns:
             return None
-        return next(((value, caller) for name, value in _call_arguments(callee, call) if name == expr.value), None)
+        value = self.v.parameters_bound(callee, call).get(expr.value)
+        return (value, caller) if value is not None else None
 
     @staticmethod
     def _label_of(v) -> str:
@@ -873,6 +874,12 @@ class Roles:
         head = unwrap_module(expr) if expr is not None else None
         if not isinstance(head, cst.Name) or self.v is None:
             return []
+        memo = ("handed", id(head), frame)  # asked at every mode event the paths of a root pass
+        if memo not in self._memo:
+            self._memo[memo] = self._handed_parts(head, frame)
+        return self._memo[memo]
+
+    def _handed_parts(self, head: cst.Name, frame: Frame) -> List[str]:
         cls = self.v.instance_class(head, frame.fn)
         init = self.v.method(cls, "__init__") if cls is not None else None
         if init is None:
@@ -1016,25 +1023,6 @@ def _join_key(base: Optional[str], rest) -> Optional[str]:
     if base is None:
         return None
     return ".".join([base, *rest])
-
-
-def _call_arguments(callee: Function, call: cst.Call) -> List[Tuple[str, cst.BaseExpression]]:
-    """The parameters of ``callee`` that ``call`` binds, with the argument each receives (positional ones in
-    order, ``self``/``cls`` of a method aside, then keywords), up to the first ``*args``/``**kwargs``."""
-    params = list(callee.params)
-    if params[:1] in (["self"], ["cls"]) and callee.cls is not None:
-        params = params[1:]
-    out = []
-    i = 0
-    for a in call.args:
-        if a.star:
-            break
-        name = a.keyword.value if a.keyword is not None else (params[i] if i < len(params) else None)
-        if a.keyword is None:
-            i += 1
-        if name is not None:
-            out.append((name, a.value))
-    return out
 
 
 def part_of(key: str, whole: str) -> bool:
